@@ -1,0 +1,31 @@
+"""The scalelab command line. Parses, calls, formats: the work lives in the package modules.
+
+Commands are registered from scalelab/commands/*, each importing its heavy dependencies lazily.
+"""
+import typer
+
+from scalelab.commands import bench, data, fit, inspect, plan, plot, run, status
+
+app = typer.Typer(
+    name="scalelab",
+    help=(
+        "Scaling-law lab for structured transformers.\n\n"
+        "Pipeline: run a grid (runs/*.parquet) -> fit scaling laws (fits/*.json) -> plan a compute "
+        "budget -> plot figures (figures/)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("run")(run.run)
+app.command("fit")(fit.fit)
+app.command("plan")(plan.plan)
+app.command("plot")(plot.plot)
+app.command("inspect")(inspect.inspect)
+app.command("status")(status.status)
+app.add_typer(bench.app, name="bench")
+app.add_typer(data.app, name="data")
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,9 @@
+"""`scalelab status`."""
+import typer
+
+from scalelab.commands._common import not_yet
+
+
+def status() -> None:
+    """Not yet available."""
+    not_yet("status")
