@@ -1,0 +1,1 @@
+"""Models (torch): structured linear layers, the GPT, self-guided training."""

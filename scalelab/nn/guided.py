@@ -1,0 +1,95 @@
+"""Self-guided training (Wei et al., arXiv 2406.16450): a dense guide path that fades out.
+
+Each structured linear also holds a dense W (M x N) initialised to the product of its factors:
+
+    out = a W x + (1 - a) structured(x) + bias,   a = (1 + cos(pi t / T_g)) / 2,  T_g = fraction x steps
+
+so training starts as the dense network and ends as the structured one. With `reduce_flop` each layer
+runs the dense path only with probability a per training step (expected guide cost halved over the
+window); once a = 0 the dense path costs nothing (it is skipped).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def guide_alpha(step: int, total_steps: int, fraction: float) -> float:
+    """Cosine from 1 at step 0 to 0 at step fraction x total_steps; 0 after."""
+    t_g = fraction * total_steps
+    if t_g <= 0 or step >= t_g:
+        return 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * max(step, 0) / t_g))
+
+
+class GuidedLinear(nn.Module):
+    """Wrap a structured linear (anything with `structured_forward`, `materialize`, `bias`)."""
+
+    def __init__(self, inner: nn.Module, reduce_flop: bool = False):
+        super().__init__()
+        self.inner = inner
+        self.in_features, self.out_features = inner.in_features, inner.out_features
+        self.reduce_flop = reduce_flop
+        self.guide_weight = nn.Parameter(torch.empty(inner.out_features, inner.in_features))
+        # alpha lives in a 0-dim buffer (changing it does not recompile under torch.compile); `active`
+        # (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
+        self.register_buffer("alpha_t", torch.ones(()), persistent=False)
+        self.active = True
+        self.dense_calls = 0  # forward calls that ran the dense path (for FLOP accounting and tests)
+        self.reset_guide()
+
+    @torch.no_grad()
+    def reset_guide(self) -> None:
+        """Set W to the structured layer's dense equivalent."""
+        if self.guide_weight.device.type != "meta":
+            self.guide_weight.copy_(self.inner.materialize().to(self.guide_weight))
+
+    @property
+    def bias(self):
+        return self.inner.bias
+
+    @property
+    def alpha(self) -> float:
+        return float(self.alpha_t) if self.active else 0.0
+
+    def set_alpha(self, alpha: float) -> None:
+        alpha = float(min(max(alpha, 0.0), 1.0))
+        self.alpha_t.fill_(alpha)
+        self.active = alpha > 0.0
+
+    def materialize(self) -> torch.Tensor:
+        """The effective dense weight at the current alpha (bias excluded)."""
+        a = self.alpha
+        return a * self.guide_weight + (1.0 - a) * self.inner.materialize()
+
+    def _use_dense(self) -> bool:
+        if not self.active:
+            return False
+        if self.reduce_flop and self.training:
+            return bool(torch.rand(()) < self.alpha_t.cpu())
+        return True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner.structured_forward(x)
+        if self._use_dense():
+            if not torch.compiler.is_compiling():
+                self.dense_calls += 1
+            a = self.alpha_t.to(y.dtype)
+            y = a * F.linear(x, self.guide_weight) + (1.0 - a) * y
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:.4f}, reduce_flop={self.reduce_flop}"
+
+
+def guided_layers(model: nn.Module) -> list[GuidedLinear]:
+    return [m for m in model.modules() if isinstance(m, GuidedLinear)]
+
+
+def set_guide_alpha(model: nn.Module, alpha: float) -> None:
+    """Set alpha on every guided layer of the model (call once per optimizer step)."""
+    for m in guided_layers(model):
+        m.set_alpha(alpha)
