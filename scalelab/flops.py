@@ -151,3 +151,20 @@ def _default_guide():
     from scalelab.config import GuideConfig
 
     return GuideConfig()
+
+
+def guide_train_flops(cfg: ModelConfig, tokens: float) -> float:
+    """Expected extra FLOPs of the self-guided dense path over a run of `tokens` tokens.
+
+    The dense path runs over the first guide.fraction of the steps; with reduce_flop it runs with
+    probability alpha, and the cosine alpha averages 1/2 over that window.
+    """
+    if cfg.guide is None:
+        return 0.0
+    share = cfg.guide.fraction * (0.5 if cfg.guide.reduce_flop else 1.0)
+    return guide_flops_per_token(cfg) * share * float(tokens)
+
+
+def train_flops(cfg: ModelConfig, tokens: float) -> float:
+    """Training FLOPs of a run of `tokens` tokens: flops_per_token x tokens + the guide overhead."""
+    return flops_per_token(cfg) * float(tokens) + guide_train_flops(cfg, tokens)

@@ -1,9 +1,165 @@
-"""`scalelab inspect`."""
+"""`scalelab inspect`: params and FLOPs of one model config (no torch, nothing built)."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
 import typer
 
-from scalelab.commands._common import not_yet
+from scalelab.commands._common import user_errors
 
 
-def inspect() -> None:
-    """Not yet available."""
-    not_yet("inspect")
+def _parse_tokens(text: str) -> float:
+    from scalelab.errors import ScalelabError
+
+    t = text.strip().replace("_", "")
+    mult = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}.get(t[-1:].lower(), None)
+    try:
+        v = float(t[:-1]) * mult if mult else float(t)
+    except ValueError:
+        raise ScalelabError(f"--tokens {text!r} is not a number: write e.g. 25.5e9 or 25.5B") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise ScalelabError(f"--tokens must be a positive number, got {text!r}")
+    return v
+
+
+def build_config(preset: str, ffn: Optional[str] = None, rank: Optional[int] = None,
+                 blocks: Optional[int] = None, ffn_fraction: Optional[float] = None,
+                 attn: Optional[str] = None, kv_heads: Optional[int] = None,
+                 attn_rank: Optional[int] = None, d_attn: Optional[int] = None, d_ff: Optional[int] = None,
+                 guided: bool = False, guide_fraction: float = 0.5, reduce_flop: bool = False):
+    """The ModelConfig the inspect options describe (ScalelabError for any bad combination)."""
+    from scalelab.config import ATTENTIONS, STRUCTURES, GuideConfig, StructureConfig
+    from scalelab.errors import ScalelabError
+    from scalelab.presets import get_preset, structure_for_fraction
+
+    cfg = get_preset(preset)
+    changes: dict = {}
+    if d_ff is not None:
+        changes["d_ff"] = d_ff
+    if d_attn is not None:
+        changes["d_attn"] = d_attn
+    cfg = cfg.replace(**changes)
+
+    # FFN structure
+    kind = ffn if ffn is not None else cfg.ffn.kind
+    if kind not in STRUCTURES:
+        raise ScalelabError(f"--ffn {kind!r} is unknown: use one of {', '.join(STRUCTURES)}")
+    if ffn_fraction is not None:
+        if rank is not None or blocks is not None:
+            raise ScalelabError("give either --ffn-fraction or --rank/--blocks, not both")
+        if kind == "dense":
+            raise ScalelabError("--ffn-fraction needs a structured --ffn (lowrank, blockdense or blockshuffle)")
+        frac = ffn_fraction / 100.0 if ffn_fraction > 1 else ffn_fraction
+        struct = structure_for_fraction(kind, cfg.d_model, cfg.ffn_width, frac)
+    else:
+        if kind == "dense" and (rank is not None or blocks is not None):
+            raise ScalelabError("--rank/--blocks need a structured --ffn (lowrank, blockdense or blockshuffle)")
+        if kind == "lowrank" and blocks is not None:
+            raise ScalelabError("lowrank takes --rank, not --blocks")
+        if kind == "blockshuffle" and rank is not None:
+            raise ScalelabError("blockshuffle takes --blocks, not --rank")
+        if kind != "dense" and rank is None and blocks is None:
+            raise ScalelabError(f"--ffn {kind} needs its size: --rank/--blocks, or --ffn-fraction 63|32")
+        struct = StructureConfig(kind, rank=rank, blocks=blocks) if kind != "dense" else StructureConfig()
+    cfg = cfg.replace(ffn=struct)
+
+    # attention
+    a = attn if attn is not None else ("gqa" if kv_heads is not None and kv_heads != cfg.n_heads else cfg.attn)
+    if a not in ATTENTIONS:
+        raise ScalelabError(f"--attn {a!r} is unknown: use one of {', '.join(ATTENTIONS)}")
+    if a == "mha" and kv_heads is not None and kv_heads != cfg.n_heads:
+        raise ScalelabError(f"--attn mha uses n_kv_heads = n_heads = {cfg.n_heads}: use --attn gqa for --kv-heads {kv_heads}")
+    if a != "lpa" and attn_rank is not None:
+        raise ScalelabError("--attn-rank is LPA's rank: use it with --attn lpa")
+    cfg = cfg.replace(attn=a, n_kv_heads=kv_heads if kv_heads is not None else cfg.n_kv_heads,
+                      attn_rank=attn_rank if a == "lpa" else None)
+    if guided:
+        cfg = cfg.replace(guide=GuideConfig(fraction=guide_fraction, reduce_flop=reduce_flop))
+    return cfg.validate()
+
+
+@user_errors
+def inspect(
+    preset: str = typer.Option("small", "--preset", "-p", help="Model shape: seed-s, seed-m, seed-l, seed-xl, tiny, small, medium."),
+    ffn: Optional[str] = typer.Option(None, "--ffn", help="FFN structure: dense, lowrank, blockdense or blockshuffle (default: the preset's)."),
+    rank: Optional[int] = typer.Option(None, "--rank", help="Rank R of lowrank / blockdense FFN linears."),
+    blocks: Optional[int] = typer.Option(None, "--blocks", help="Block count B of blockdense / blockshuffle FFN linears."),
+    ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Pick rank/blocks to keep this share of the FFN params: 63 or 32 (the seeds' settings; any percent works)."),
+    attn: Optional[str] = typer.Option(None, "--attn", help="Attention: mha, gqa (fewer KV heads) or lpa (Q, K, V, O as d -> r -> d)."),
+    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", help="Key/value heads for gqa (divides the query heads)."),
+    attn_rank: Optional[int] = typer.Option(None, "--attn-rank", help="LPA rank r."),
+    d_attn: Optional[int] = typer.Option(None, "--d-attn", help="Attention width n_heads x head_dim (default d_model)."),
+    d_ff: Optional[int] = typer.Option(None, "--d-ff", help="FFN width (default: the preset's)."),
+    guided: bool = typer.Option(False, "--guided", help="Self-guided training: count the dense guide path's FLOPs."),
+    guide_fraction: float = typer.Option(0.5, "--guide-fraction", help="Share of the steps over which the guide fades out."),
+    reduce_flop: bool = typer.Option(False, "--reduce-flop", help="Self-guided reduce_flop: the guide path runs with probability alpha."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 25.5e9 (default: the seeds' budget for seed presets, else 20 per parameter)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Params and training FLOPs of one model config (seeds' FLOP convention and 6N)."""
+    from scalelab import flops as F
+    from scalelab.presets import SEED_TOKENS, ffn_fraction as kept_share
+
+    cfg = build_config(preset, ffn, rank, blocks, ffn_fraction, attn, kv_heads, attn_rank, d_attn, d_ff,
+                       guided, guide_fraction, reduce_flop)
+    pc = F.param_counts(cfg)
+    if tokens is not None:
+        n_tokens, token_src = _parse_tokens(tokens), "--tokens"
+    elif preset in SEED_TOKENS:
+        n_tokens, token_src = SEED_TOKENS[preset], f"{preset} published budget"
+    else:
+        n_tokens, token_src = 20.0 * pc.params, "20 x params"
+    out = {
+        "preset": preset,
+        "variant": cfg.variant,
+        "params": pc.params,
+        "params_nonembed": pc.params_nonembed,
+        "ffn_params": pc.ffn_params,
+        "attn_params": pc.attn_params,
+        "embed_params": pc.embed_params,
+        "ffn_kept_share": kept_share(cfg.ffn, cfg.d_model, cfg.ffn_width),
+        "flops_per_token": F.flops_per_token(cfg),
+        "forward_flops_per_token": F.forward_flops_per_token(cfg),
+        "flops_6n_per_token": F.flops_6n_per_token(cfg),
+        "tokens": n_tokens,
+        "train_flops": F.train_flops(cfg, n_tokens),
+        "train_flops_6nd": F.flops_6n_per_token(cfg) * n_tokens,
+    }
+    if cfg.guide is not None:
+        out.update(guide_params=pc.guide_params, guide_flops_per_token=F.guide_flops_per_token(cfg),
+                   guide_train_flops=F.guide_train_flops(cfg, n_tokens),
+                   equal_flops_ratio=F.equal_flops_ratio(cfg))
+    out["model"] = cfg.to_dict()
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{preset}: {cfg.variant}", show_header=True)
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("note")
+    rows = [
+        ("params", f"{pc.params:,}", f"tied embedding once, padded vocab {cfg.padded_vocab}"),
+        ("params_nonembed", f"{pc.params_nonembed:,}", "params minus the token embedding"),
+        ("ffn_params", f"{pc.ffn_params:,}", f"FFN weights+biases, all blocks; kept share {out['ffn_kept_share']:.1%} of dense"),
+        ("attn_params", f"{pc.attn_params:,}", cfg.attn),
+        ("flops_per_token", f"{out['flops_per_token']:.4g}", "3 x forward (seeds' convention)"),
+        ("flops_6n_per_token", f"{out['flops_6n_per_token']:.4g}", "6 x params_nonembed"),
+        ("tokens", f"{n_tokens:.4g}", token_src),
+        ("train_flops", f"{out['train_flops']:.4g}", "flops_per_token x tokens" + (" + guide" if cfg.guide else "")),
+        ("train_flops_6nd", f"{out['train_flops_6nd']:.4g}", "6 N D"),
+    ]
+    if cfg.guide is not None:
+        rows += [
+            ("guide_params", f"{pc.guide_params:,}", "dense guide matrices (training only, not in params)"),
+            ("guide_flops_per_token", f"{out['guide_flops_per_token']:.4g}", "while the guide path runs (x alpha under reduce_flop)"),
+            ("guide_train_flops", f"{out['guide_train_flops']:.4g}", f"over the first {cfg.guide.fraction:.0%} of steps"),
+            ("equal_flops_ratio", f"{out['equal_flops_ratio']:.3f}", "r: C_struct (1 + r) + 0.5 r C_guide = C_dense"),
+        ]
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
