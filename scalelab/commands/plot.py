@@ -1,9 +1,54 @@
-"""`scalelab plot`."""
+"""`scalelab plot`: publication figures from run files, a fit file and bench files."""
+from __future__ import annotations
+
+import glob
+from typing import List, Optional
+
 import typer
 
-from scalelab.commands._common import not_yet
+from scalelab.commands._common import user_errors
 
 
-def plot() -> None:
-    """Not yet available."""
-    not_yet("plot")
+@user_errors
+def plot(
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Run files (runs/*.parquet), folders of them, bench/*.json files, or a fit JSON. "
+                   "Default: runs/*.parquet in the current folder."),
+    fit: Optional[str] = typer.Option(
+        None, "--fit", help="Fit file (fits/NAME.json, with NAME.samples.parquet beside it) for fitted "
+                            "laws, bands, allocations, exponents and diagnostics."),
+    out: str = typer.Option("figures", "--out", help="Folder for the figures and index.md."),
+    format: str = typer.Option("pdf,png", "--format",
+                               help="Comma list of pdf, png, svg (PDF with TrueType fonts; PNG at 300 dpi)."),
+    style: str = typer.Option("paper", "--style", help="paper (small type) or slides (larger type, thicker lines)."),
+    width: str = typer.Option("double", "--width", help="single (3.5 in) or double (7 in) journal column."),
+) -> None:
+    """Draw every figure the inputs support; skip the others with a note; list them in OUT/index.md.
+
+    Figures: loss vs FLOPs with fitted frontier; loss vs params per budget with the law; compute-optimal
+    N and D vs budget; exponent forest plot; fit diagnostics; throughput vs width.
+    """
+    from scalelab.errors import ScalelabError
+    from scalelab.plotting.index import make_figures
+    from scalelab.plotting.inputs import load_inputs
+
+    paths = list(inputs or [])
+    if not paths and fit is None:
+        paths = sorted(glob.glob("runs/*.parquet"))
+        if not paths:
+            raise ScalelabError("nothing to plot: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
+    formats = [f.strip().lower() for f in format.split(",") if f.strip()]
+    if not formats:
+        raise ScalelabError("--format is empty: use a comma list of pdf, png, svg")
+    data = load_inputs(paths, fit_path=fit)
+    drawn = make_figures(data, out_dir=out, formats=formats, width=width.lower(), style_name=style.lower())
+    for d in drawn:
+        if d.files:
+            exts = ",".join(f.rsplit(".", 1)[1] for f in d.files)
+            typer.echo(f"wrote   {d.files[0].rsplit('.', 1)[0]}.{{{exts}}}")
+            for n in d.notes:
+                typer.echo(f"        note: {n}")
+        else:
+            typer.echo(f"skipped {d.name}: {d.skipped}")
+    n = sum(bool(d.files) for d in drawn)
+    typer.echo(f"{n} of {len(drawn)} figures in {out}/ (see {out}/index.md)")

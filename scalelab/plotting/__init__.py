@@ -1,0 +1,1 @@
+"""Publication figures for scalelab (see scalelab/plots.py for the entry points)."""
