@@ -1,9 +1,113 @@
-"""`scalelab run`."""
+"""`scalelab run --grid demo|PATH`: train a grid and record loss vs FLOPs to runs/*.parquet."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
 import typer
 
-from scalelab.commands._common import not_yet
+from scalelab.commands._common import user_errors
+
+# A rough training efficiency (achieved / peak FLOP/s) for --dry-run's time estimate; measured on the
+# demo grid on a 2-core CPU (tiny models reach a small share of the matmul peak).
+CPU_EFFICIENCY = 0.12
+GPU_EFFICIENCY = 0.3
 
 
-def run() -> None:
-    """Not yet available."""
-    not_yet("run")
+@user_errors
+def run(
+    grid: str = typer.Option(..., "--grid", "-g", help="A built-in grid name (demo, seed-paper) or a path to a grid TOML file."),
+    out: str = typer.Option("runs", "--out", "-o", help="Folder for the run files (one Parquet per run); checkpoints and locks go to OUT/.ckpt and OUT/.locks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs with params, tokens, FLOPs and an estimated time; train nothing."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice, one per core)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every N optimizer steps (default: every --checkpoint-seconds)."),
+    checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", help="Checkpoint at most this many seconds apart when --checkpoint-every is not given."),
+    tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also log curves to this TensorBoard folder (needs the tensorboard package; skipped if absent)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes; only the summary table."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (or the dry-run plan) as JSON."),
+) -> None:
+    """Train every run of a grid (skipping finished ones) and write one Parquet file per run.
+
+    Runs are resumable: kill and re-run the same command, and each unfinished run continues from its
+    last checkpoint. Two processes on the same grid share the work (a lock per run).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from scalelab.config import Grid
+
+    g = Grid.load(grid)
+    console = Console()
+    if dry_run:
+        _dry_run(g, device, as_json, console)
+        return
+
+    import torch
+
+    from scalelab.grid import run_grid
+
+    if threads:
+        torch.set_num_threads(threads)
+    if tensorboard:
+        try:
+            import tensorboard as _tb  # noqa: F401
+        except ImportError:
+            Console(stderr=True).print("note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)")
+            tensorboard = None
+    sums = run_grid(g, out, device=device, quiet=quiet, checkpoint_every=checkpoint_every,
+                    checkpoint_seconds=checkpoint_seconds, tensorboard=tensorboard)
+    if as_json:
+        typer.echo(json.dumps([dict(run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model,
+                                    state=s.state, path=s.path, final_val_loss=s.final_val, wall_s=s.wall_s,
+                                    tokens=s.tokens) for s in sums], indent=1))
+        return
+    t = Table(title=f"grid {g.name}: {len(sums)} runs -> {out}/")
+    for c in ("run", "variant", "d", "budgets", "tokens", "best final val", "wall s", "state"):
+        t.add_column(c, justify="right" if c not in ("run", "variant", "state") else "left")
+    for s in sums:
+        t.add_row(s.run.run_id, s.run.variant, str(s.run.model.d_model), ", ".join(f"{b:.3g}" for b in s.run.train.budgets),
+                  f"{s.tokens:,}", "-" if s.final_val is None else f"{s.final_val:.4f}", f"{s.wall_s:.1f}", s.state)
+    console.print(t)
+
+
+def _dry_run(g, device: str, as_json: bool, console) -> None:
+    from rich.table import Table
+
+    from scalelab.grid import describe, estimate_seconds
+
+    rows = describe(g)
+    use_cuda = False
+    if device != "cpu":
+        try:
+            import torch
+
+            use_cuda = torch.cuda.is_available() and device != "cpu"
+        except ImportError:
+            pass
+    if use_cuda:
+        from scalelab.train import peak_flops, pick_device
+
+        peak, eff = peak_flops(pick_device(device)), GPU_EFFICIENCY
+    else:
+        from scalelab.train import peak_flops
+        import torch
+
+        peak, eff = peak_flops(torch.device("cpu")), CPU_EFFICIENCY
+    for r in rows:
+        r["est_s"] = estimate_seconds(r["flops"], peak, eff)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    t = Table(title=f"grid {g.name}: {len(rows)} runs (dry run; nothing trained)")
+    for c in ("run_id", "variant", "d", "L", "params", "non-emb", "budgets (tokens)", "sched", "seed", "lr", "tokens", "FLOPs", "est. s"):
+        t.add_column(c, justify="left" if c in ("run_id", "variant", "sched") else "right")
+    for r in rows:
+        t.add_row(r["run_id"], r["variant"], str(r["d_model"]), str(r["n_layers"]), f"{r['params']:,}",
+                  f"{r['params_nonembed']:,}", ", ".join(f"{b:.3g}" for b in r["budgets"]), r["schedule"],
+                  str(r["seed"]), f"{r['lr']:.3g}", f"{r['tokens']:,}", f"{r['flops']:.3g}", f"{r['est_s']:.0f}")
+    console.print(t)
+    tot = sum(r["est_s"] for r in rows)
+    console.print(f"total: {sum(r['tokens'] for r in rows):,} tokens, {sum(r['flops'] for r in rows):.3g} FLOPs, "
+                  f"about {tot / 60:.1f} min at {eff:.0%} of {peak / 1e9:.0f} GFLOP/s "
+                  f"({'CUDA' if use_cuda else 'this CPU'})")
