@@ -332,6 +332,26 @@ def _expected_flops_per_token(cfg: ModelConfig, convention: str) -> float:
     return float(F.train_flops(cfg, 1.0))  # incl. the expected self-guided overhead
 
 
+def _candidate(cfg: ModelConfig, n_key: str, convention: str) -> Candidate:
+    """Exact params and FLOPs per token of cfg, from flops.py at <= 3 layers.
+
+    Every block after the first is identical, so both counts are affine in n_layers from 2 layers on:
+    count(L) = count(2) + (L - 2) (count(3) - count(2)). Deep candidates (thousands of layers at the
+    widths the family table spans) then cost three small evaluations instead of a loop over layers.
+    """
+    from scalelab import flops as F
+
+    def counts(c):
+        return float(getattr(F.param_counts(c), n_key)), _expected_flops_per_token(c, convention)
+
+    if cfg.n_layers <= 3:
+        return Candidate(cfg, *counts(cfg))
+    n2, f2 = counts(cfg.replace(n_layers=2))
+    n3, f3 = counts(cfg.replace(n_layers=3))
+    k = cfg.n_layers - 2
+    return Candidate(cfg, n2 + k * (n3 - n2), f2 + k * (f3 - f2))
+
+
 class ShapeFamily:
     """FLOPs per token as a function of N along the variant's family of shapes (scalelab runs)."""
 
@@ -349,8 +369,7 @@ class ShapeFamily:
                 cfg = rule.make(int(d))
             except ScalelabError:
                 continue
-            cands.append(Candidate(cfg, float(getattr(F.param_counts(cfg), n_key)),
-                                   _expected_flops_per_token(cfg, convention)))
+            cands.append(_candidate(cfg, n_key, convention))
         if len(cands) < 2:
             raise ScalelabError(f"cannot build models of the {rule.template.variant} family at any width: check the fit's run configs")
         cands.sort(key=lambda c: c.N)
@@ -390,8 +409,7 @@ class ShapeFamily:
                     cfg = r.make(d, L)
                 except ScalelabError:
                     continue
-                out.append(Candidate(cfg, float(getattr(F.param_counts(cfg), self.n_key)),
-                                     _expected_flops_per_token(cfg, self.convention)))
+                out.append(_candidate(cfg, self.n_key, self.convention))
         return out
 
 
@@ -482,7 +500,7 @@ class Shape:
     flops_at_D_opt: float  # this shape trained on the ideal D_opt
     n_rel: float  # params / N_opt - 1
     d_rel: float  # tokens / D_opt - 1
-    flops_at_D_opt_rel: float  # flops_at_D_opt / C - 1
+    flops_at_D_opt_rel: float  # FLOPs at D_opt (plus inference) / C - 1
     loss: float  # point prediction at (params, tokens)
     loss_int: tuple[float, float]
     ffn_fraction: Optional[float]  # structured / dense params of the replaced FFN layers
@@ -775,7 +793,7 @@ class Planner:
             D = plan.C / c.flops_per_token - inference_tokens / 3.0
             if D <= 0:
                 continue
-            miss = abs(c.flops_per_token * plan.D_opt / plan.C - 1)
+            miss = abs(c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1)  # lifetime FLOPs
             loss = float(chinchilla_loss(point, c.N, D)) if point else abs(math.log(c.N / plan.N_opt))
             scored.append((loss, miss, c, D))
         if not scored:
@@ -801,7 +819,8 @@ class Planner:
             loss, loss_int = plan.L_opt, plan.L_int
         return Shape(config=c.cfg, params=c.N, params_total=float(counts.params), flops_per_token=c.flops_per_token,
                      tokens=float(D), flops_at_D_opt=c.flops_per_token * plan.D_opt, n_rel=c.N / plan.N_opt - 1,
-                     d_rel=D / plan.D_opt - 1, flops_at_D_opt_rel=c.flops_per_token * plan.D_opt / plan.C - 1,
+                     d_rel=D / plan.D_opt - 1,
+                     flops_at_D_opt_rel=c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1,
                      loss=float(loss), loss_int=loss_int, ffn_fraction=ffn_fraction(c.cfg))
 
     # ---- wall clock ----------------------------------------------------------------------------

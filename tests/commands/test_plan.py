@@ -1,0 +1,120 @@
+"""`scalelab plan` end to end through the CLI: tables, --json, --sweep, and one-line errors (exit 2)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scalelab.cli import app
+
+EPOCH = dict(E=1.817, A=482.0, B=2085.0, alpha=0.348, beta=0.366)
+
+
+def closed_form(p, C):
+    E, A, B, a, b = p["E"], p["A"], p["B"], p["alpha"], p["beta"]
+    G = (a * A / (b * B)) ** (1 / (a + b))
+    return G * (C / 6) ** (b / (a + b)), (C / 6) ** (a / (a + b)) / G
+
+
+def write_fit(folder: Path, name: str = "fit", samples: bool = True, groups=("chinchilla",)) -> Path:
+    """A 6ND fit file in the documented format, with draws around EPOCH's point estimate."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    n = 200
+    doc = {"format": "scalelab-fit/1", "flop_convention": "6ND", "by": ["variant"], "approach": 3,
+           "bootstrap": {"n": n, "seed": 0, "level": 0.95, "unit": "row"}, "samples": f"{name}.samples.parquet",
+           "groups": {}, "comparisons": []}
+    frames = []
+    for i, g in enumerate(groups):
+        point = dict(EPOCH, E=EPOCH["E"] + 0.01 * i)
+        doc["groups"][g] = {"key": {"variant": g}, "form": "chinchilla", "params": point, "residual_sd": 0.01,
+                            "range": {"N": [5.7e7, 1.6e10], "D": [1e9, 5e11], "C": [1.4e18, 1.3e22]}, "runs": []}
+        frames.append(pd.DataFrame(dict(group=g, sample=np.arange(n),
+                                        E=point["E"] + 0.02 * rng.standard_normal(n),
+                                        A=point["A"] * np.exp(0.05 * rng.standard_normal(n)),
+                                        B=point["B"] * np.exp(0.05 * rng.standard_normal(n)),
+                                        alpha=point["alpha"] + 0.005 * rng.standard_normal(n),
+                                        beta=point["beta"] + 0.005 * rng.standard_normal(n), K=np.nan, gamma=np.nan)))
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    if samples:
+        pd.concat(frames).to_parquet(folder / f"{name}.samples.parquet")
+    return path
+
+
+runner = CliRunner()
+
+
+def invoke(args, cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, args)
+    finally:
+        os.chdir(old)
+
+
+def test_plan_table_defaults_to_newest_fit(tmp_path):
+    write_fit(tmp_path / "fits", "old")
+    new = write_fit(tmp_path / "fits", "new", groups=("dense", "lowrank-63"))
+    os.utime(tmp_path / "fits" / "old.json", (1, 1))
+    r = invoke(["plan", "--flops", "3.2e20"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "new.json" in r.output and "dense" in r.output and "lowrank-63" in r.output
+    assert "P(dense beats lowrank-63)" in r.output
+
+
+def test_plan_json_matches_closed_form(tmp_path):
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "--flops", "1e21", "--fit", str(path), "--json"], tmp_path)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    p = doc["plans"][0]
+    N, D = closed_form(EPOCH, 1e21)
+    assert p["N_opt"] == pytest.approx(N, rel=1e-10) and p["D_opt"] == pytest.approx(D, rel=1e-10)
+    assert 6 * p["N_opt"] * p["D_opt"] == pytest.approx(1e21, rel=1e-10)
+    assert p["N_int"][0] < p["N_opt"] < p["N_int"][1]
+    assert p["L_pred_int"][0] < p["L_int"][0] < p["L_int"][1] < p["L_pred_int"][1]
+
+
+def test_plan_sweep_json(tmp_path):
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "--fit", str(path), "--sweep", "1e19:1e23", "--sweep-points", "5", "--json"], tmp_path)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]
+    assert [row["C"] for row in rows] == pytest.approx(list(np.geomspace(1e19, 1e23, 5)))
+    for row in rows:
+        assert row["N_opt"] == pytest.approx(closed_form(EPOCH, row["C"])[0], rel=1e-10)
+    r = invoke(["plan", "--fit", str(path), "--sweep", "1e19:1e23", "--sweep-points", "3"], tmp_path)
+    assert r.exit_code == 0 and "chinchilla" in r.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--flops", "1e15"], "below the smallest fitted run"),
+    (["--flops", "1e21", "--variant", "nope"], "not in fit"),
+    (["--flops", "abc"], "not a number"),
+    (["--flops", "-1e21"], "positive"),
+    ([], "give a budget"),
+    (["--flops", "1e21", "--gpu", "tpu"], "unknown --gpu"),
+    (["--sweep", "1e19"], "C_MIN:C_MAX"),
+])
+def test_user_errors_one_line_exit_2(tmp_path, args, needle):
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "--fit", str(path), *args], tmp_path)
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.output
+
+
+def test_missing_samples_and_missing_fit(tmp_path):
+    path = write_fit(tmp_path, samples=False)
+    r = invoke(["plan", "--fit", str(path), "--flops", "1e21"], tmp_path)
+    assert r.exit_code == 2 and "no bootstrap samples" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = invoke(["plan", "--flops", "1e21"], tmp_path)  # no fits/ folder
+    assert r.exit_code == 2 and "no fit files" in r.stderr
