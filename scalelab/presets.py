@@ -105,20 +105,20 @@ def structure_for_fraction(kind: str, d_model: int, d_ff: int, fraction: float) 
         return StructureConfig("lowrank", rank=rank, fraction=fr)
     if kind == "blockshuffle":
         best = None
-        b = 1
+        b = 2
         while d % b == 0 and f % b == 0 and b <= min(d, f):
             err = abs(math.log(((d + f) / (b * f)) / fraction))
             if best is None or err < best[0]:
                 best = (err, b)
             b *= 2
+        if best is None:
+            raise ScalelabError(f"blockshuffle needs a block count dividing d_model={d} and d_ff={f}; none >= 2 does: choose an even d_ff")
         return StructureConfig("blockshuffle", blocks=best[1], fraction=fr)
     # blockdense
     b = 4 if (d >= 1024 and d & (d - 1) == 0) else 2
-    while b > 1 and d % b:
+    while b > 1 and (d % b or f % b):
         b //= 2
     rank = _round_to_grain(fraction * 2 * d * f / ((d + f) * (1 + 1 / b)), lim, multiple_of=b)
-    while b > 1 and (f % b or rank % b):
-        b //= 2
     return StructureConfig("blockdense", rank=rank, blocks=b, fraction=fr)
 
 
