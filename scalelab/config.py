@@ -180,6 +180,8 @@ class ModelConfig:
                 bad("attn=lpa needs attn_rank (e.g. --attn-rank 64)")
             if self.attn_rank > min(self.d_model, self.attn_width):
                 bad(f"LPA rank {self.attn_rank} exceeds min(d_model, d_attn)={min(self.d_model, self.attn_width)}")
+            if self.attn_rank > self.kv_heads * self.head_dim:
+                bad(f"LPA rank {self.attn_rank} exceeds the key/value width {self.kv_heads * self.head_dim}: lower --attn-rank or raise n_kv_heads")
         self.ffn.validate()
         if self.ffn.kind != "dense":
             self.ffn.check_shape(self.d_model, self.ffn_width, "FFN up (d_model -> d_ff)")
