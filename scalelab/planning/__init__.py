@@ -1,0 +1,1 @@
+"""Building blocks of scalelab.plan: fit files, FLOPs families, the optimum, results."""

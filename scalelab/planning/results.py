@@ -1,0 +1,150 @@
+"""Results of a plan: Shape, VariantPlan, PlanResult (to_dict / to_frame / summary)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from scalelab.config import ModelConfig
+
+
+@dataclass
+class Shape:
+    """A concrete model for the budget: exact params and FLOPs, and how far from the ideal."""
+
+    config: ModelConfig
+    params: float  # N as the fit counts it
+    params_total: float
+    flops_per_token: float
+    tokens: float  # D that spends the budget exactly with this shape
+    flops_at_D_opt: float  # this shape trained on the ideal D_opt
+    n_rel: float  # params / N_opt - 1
+    d_rel: float  # tokens / D_opt - 1
+    flops_at_D_opt_rel: float  # FLOPs at D_opt (plus inference) / C - 1
+    loss: float  # point prediction at (params, tokens)
+    loss_int: tuple[float, float]
+    ffn_fraction: Optional[float]  # structured / dense params of the replaced FFN layers
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["config"] = self.config.to_dict()
+        d["variant"] = self.config.variant
+        return d
+
+
+@dataclass
+class VariantPlan:
+    variant: str
+    group: str
+    form: str
+    C: float
+    N_opt: float
+    N_int: tuple[float, float]
+    D_opt: float
+    D_int: tuple[float, float]
+    tokens_per_param: float
+    tpp_int: tuple[float, float]
+    L_opt: float
+    L_int: tuple[float, float]  # interval of the mean law
+    L_pred_int: tuple[float, float]  # prediction interval for one new run (adds residual noise)
+    identified: bool = True  # False for frontier fits: N, D come from the runs' tokens per param
+    shape: Optional[Shape] = None
+    gpu_hours: Optional[float] = None
+    throughput: Optional[float] = None  # FLOP/s used for the wall-clock plan
+    throughput_source: str = ""
+    inference: Optional[dict] = None
+    target: Optional[dict] = None
+    extrapolated: bool = False
+    notes: list[str] = field(default_factory=list)
+    L_samples: Optional[np.ndarray] = field(default=None, repr=False)
+    sample_ids: Optional[np.ndarray] = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("L_samples", "sample_ids", "shape")}
+        d["shape"] = self.shape.to_dict() if self.shape else None
+        return _jsonable(d)
+
+
+@dataclass
+class PlanResult:
+    """plan_budget's answer: one VariantPlan per variant, ranked, with the decision's confidence."""
+
+    C: Optional[float]
+    plans: list[VariantPlan]  # best predicted loss first
+    p_beats: Optional[float]  # P(winner's loss < runner-up's) over bootstrap samples
+    paired: bool
+    level: float
+    convention: str
+    fit_path: Optional[str]
+    fitted_range: dict[str, dict]
+    warnings: list[str]
+    gpu: Optional[str] = None
+    gpu_hours: Optional[float] = None
+    inference_tokens: float = 0.0
+    target_loss: Optional[float] = None
+
+    @property
+    def winner(self) -> Optional[VariantPlan]:
+        return self.plans[0] if self.plans else None
+
+    def __getitem__(self, variant: str) -> VariantPlan:
+        for p in self.plans:
+            if p.variant == variant or p.group == variant:
+                return p
+        raise KeyError(variant)
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "plans"}
+        d["plans"] = [p.to_dict() for p in self.plans]
+        return _jsonable(d)
+
+    def to_frame(self):
+        import pandas as pd
+
+        rows = []
+        for p in self.plans:
+            rows.append(dict(variant=p.variant, C=p.C, N_opt=p.N_opt, N_lo=p.N_int[0], N_hi=p.N_int[1],
+                             D_opt=p.D_opt, D_lo=p.D_int[0], D_hi=p.D_int[1], L_opt=p.L_opt,
+                             L_lo=p.L_int[0], L_hi=p.L_int[1], extrapolated=p.extrapolated))
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        lines = [f"Compute-optimal plan ({self.convention} FLOPs, {self.level:.0%} intervals)"]
+        for p in self.plans:
+            lines.append(f"  {p.variant:<20} C={p.C:.3g} N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] "
+                         f"D={p.D_opt:.3g} [{p.D_int[0]:.3g}, {p.D_int[1]:.3g}] L={p.L_opt:.4f} "
+                         f"[{p.L_int[0]:.4f}, {p.L_int[1]:.4f}]")
+        if self.p_beats is not None and len(self.plans) > 1:
+            lines.append(f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3f}"
+                         f" ({'paired' if self.paired else 'independent'} samples)")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_jsonable(v) for v in x.tolist()]
+    if isinstance(x, (np.floating, float)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _interval(x: np.ndarray, level: float) -> tuple[float, float]:
+    x = np.asarray(x, float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return (float("nan"), float("nan"))
+    q = (1 - level) / 2 * 100
+    lo, hi = np.percentile(x, [q, 100 - q])
+    return (float(lo), float(hi))
