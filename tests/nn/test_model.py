@@ -216,3 +216,43 @@ def test_tiny_model_trains_on_a_fixed_batch(kind):
         opt.step()
     assert first > 5.0  # about ln 256 at init
     assert loss.item() < 0.6 * first
+
+
+TRACE = {k: v for k, v in _variants(SMALL.replace(seq_len=16)).items()
+         if k in ("dense", "blockdense", "blockshuffle", "gqa", "lpa+lowrank", "d_attn+swiglu", "guided-lowrank")}
+
+
+@pytest.mark.parametrize("name,cfg", list(TRACE.items()))
+def test_bf16_autocast_and_dynamo_single_graph(name, cfg):
+    """Every structure runs forward and backward under bf16 autocast (CPU here) and traces into one
+    torch.compile graph with no graph breaks (backend "eager": tracing only, no codegen)."""
+    import torch._dynamo as dynamo
+
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    idx = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(idx, idx)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.dtype == torch.float32
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    dynamo.reset()
+    explained = dynamo.explain(model)(idx, idx)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, name
+
+
+def test_guided_alpha_changes_do_not_recompile():
+    import torch._dynamo as dynamo
+    from torch._dynamo.testing import CompileCounter
+
+    from scalelab.nn.guided import set_guide_alpha
+
+    dynamo.reset()
+    model = GPT(TRACE["guided-lowrank"])
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter)
+    idx = torch.randint(0, 100, (2, 16))
+    for a in (1.0, 0.9, 0.5, 0.1, 0.0, 0.0):
+        set_guide_alpha(model, a)
+        compiled(idx, idx)
+    assert counter.frame_count == 2  # one graph with the guide path, one without (alpha = 0)
