@@ -392,3 +392,87 @@ def test_below_smallest_model_errors(tmp_path):
     path, _ = structured_fit(tmp_path)
     with pytest.raises(ScalelabError, match="below"):
         P.plan_budget(path, 1e9)
+
+
+# ------------------------------------------------------------------------------------------------
+# End to end with the fitter on the real Chinchilla data
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chinchilla_fit(tmp_path_factory):
+    fitmod = pytest.importorskip("scalelab.fit")
+    df = pd.read_csv(CSV)
+    df = df[df["loss"] < df["loss"].nlargest(5).min()]  # the replication's 240 rows
+    res = fitmod.fit_laws(df, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss",
+                          form="chinchilla", bootstrap=200, seed=0, flop_convention="6ND")
+    return res.to_json(tmp_path_factory.mktemp("fits") / "chinchilla.json")
+
+
+def test_plan_from_fitted_chinchilla_csv(chinchilla_fit):
+    doc = json.loads(chinchilla_fit.read_text())
+    (name, g), = doc["groups"].items()
+    pt = g["params"]
+    # the fitter reproduces the replication (REFERENCE.md section 3) closely enough to plan from
+    assert pt["E"] == pytest.approx(EPOCH["E"], abs=0.01) and pt["alpha"] == pytest.approx(EPOCH["alpha"], abs=0.005)
+    C = 1e21
+    p = P.plan_budget(chinchilla_fit, C)[name]
+    N, D, L = closed_form(pt, C)
+    assert (p.N_opt, p.D_opt, p.L_opt) == pytest.approx((N, D, L), rel=1e-10)
+    assert 6 * p.N_opt * p.D_opt == pytest.approx(C, rel=1e-10)
+    assert N == pytest.approx(closed_form(EPOCH, C)[0], rel=0.05)  # and the published law's plan
+    # every bootstrap draw pushed through
+    s = pd.read_parquet(chinchilla_fit.parent / doc["samples"])
+    Ns = closed_form({k: s[k].to_numpy() for k in EPOCH}, C)[0]
+    np.testing.assert_allclose(p.N_int, np.percentile(Ns, [2.5, 97.5]), rtol=1e-9)
+    assert p.N_int[0] < p.N_opt < p.N_int[1] and p.L_pred_int[0] < p.L_int[0]
+
+
+def test_fitted_intervals_widen_away_from_the_data(chinchilla_fit):
+    """The data's runs sit at 1.4e18..1.3e22 FLOPs, most below 1e20: intervals grow both ways."""
+    def w(C):
+        p = P.plan_budget(chinchilla_fit, C).plans[0]
+        return math.log(p.N_int[1] / p.N_int[0]), p.L_int[1] - p.L_int[0]
+
+    up = [w(C) for C in (1e20, 1e22, 1e24, 1e25)]
+    for (n0, l0), (n1, l1) in zip(up, up[1:]):
+        assert n1 > n0 and l1 > l0
+    lo, mid = w(1.5e18), w(1e19)
+    assert lo[0] > mid[0] and lo[1] > mid[1]
+
+
+def test_plan_from_fitted_scalelab_runs(tmp_path):
+    """Runs -> fit_laws (real FLOPs convention, run configs) -> plan: shapes of the run's family."""
+    fitmod = pytest.importorskip("scalelab.fit")
+    rng = np.random.default_rng(0)
+    rows = []
+    for v, kind, frac in (("dense", "dense", None), ("lowrank-63", "lowrank", 0.63)):
+        for d in (64, 96, 128, 160, 192, 256):
+            cfg = tiny(d, max(2, d // 32), kind, frac)
+            pc = F.param_counts(cfg)
+            for tpp in (5, 10, 20, 40):
+                D = tpp * pc.params
+                loss = (SMALL["E"] + SMALL["A"] * pc.params ** -SMALL["alpha"] + SMALL["B"] * D ** -SMALL["beta"]) \
+                    * math.exp(0.003 * rng.standard_normal())
+                rows.append(dict(run_id=f"{v}-{d}-{tpp}", variant=v, params=pc.params, params_nonembed=pc.params_nonembed,
+                                 tokens=D, flops=F.train_flops(cfg, D), loss=loss, tokens_per_s=1e5, mfu=np.nan,
+                                 device="cpu", config=json.dumps({"model": cfg.to_dict()})))
+    df = pd.DataFrame(rows)
+    res = fitmod.fit_laws(df, n_col="params", d_col="tokens", c_col="flops", loss_col="loss", run_col="run_id",
+                          by=["variant"], form="chinchilla", bootstrap=100, seed=0, flop_convention="flops")
+    path = res.to_json(tmp_path / "runs.json")
+    C = 3e16
+    r = P.plan_budget(path, C, multiple=32)
+    assert {p.variant for p in r.plans} == {"dense", "lowrank-63"}
+    assert r.convention == "flops"
+    p = r["lowrank-63"]
+    cfg = p.shape.config
+    assert cfg.variant == "lowrank-63" and cfg.d_model % 32 == 0
+    assert cfg.ffn.rank * (cfg.d_model + cfg.ffn_width) / (cfg.d_model * cfg.ffn_width) == pytest.approx(0.63, abs=0.07)
+    assert F.param_counts(cfg).params == pytest.approx(p.N_opt, rel=0.15)
+    assert F.train_flops(cfg, p.shape.tokens) == pytest.approx(C, rel=1e-9)
+    assert p.N_int[0] < p.N_opt < p.N_int[1]
+    # the same through a FitResults object
+    assert P.plan_budget(res, C, multiple=32)["lowrank-63"].N_opt == pytest.approx(p.N_opt, rel=1e-12)
+    # extrapolating 1000x past the largest run warns
+    big = 1000 * max(df.flops)
+    assert any("extrapolation" in w for w in P.plan_budget(path, big, shape=False).warnings)

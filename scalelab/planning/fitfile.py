@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +82,16 @@ def load(fit: Any, samples: Any = None) -> Fit:
     elif isinstance(fit, dict):
         meta = fit
         base = Path(meta["_path"]).parent if meta.get("_path") else Path.cwd()
-    else:  # a FitResults-like object from scalelab.fit
-        d = fit.to_dict() if hasattr(fit, "to_dict") else fit.to_json()
-        meta = json.loads(d) if isinstance(d, str) else d
+    elif hasattr(fit, "to_dict"):  # scalelab.fit.FitResults (fit_laws / load_fit)
+        meta = fit.to_dict()
         p = getattr(fit, "path", None)
         base = Path(p).parent if p else Path.cwd()
-        if samples is None and getattr(fit, "samples", None) is not None and not isinstance(fit.samples, str):
-            samples = fit.samples
+        if samples is None and hasattr(fit, "samples_frame"):
+            samples = fit.samples_frame()
+            if len(samples) == 0:
+                raise ScalelabError("this fit has no bootstrap samples: refit with bootstrap (e.g. `--bootstrap 1000`)")
+    else:
+        raise ScalelabError(f"cannot plan from a {type(fit).__name__}: pass a fit file path, its JSON dict or FitResults")
     meta = dict(meta)
     meta.setdefault("_path", str(path) if path else "")
     if not isinstance(meta.get("groups"), dict) or not meta["groups"]:
@@ -117,14 +121,24 @@ def load(fit: Any, samples: Any = None) -> Fit:
             point={k: float(v) for k, v in (g.get("params") or {}).items() if v is not None},
             samples={c: sub[c].to_numpy(float) for c in cols},
             sample_ids=sub["sample"].to_numpy() if "sample" in sub.columns else np.arange(len(sub)),
-            residual_sd=float(g.get("residual_sd") or 0.0),
+            residual_sd=_finite_or_zero(g.get("residual_sd")),
             range=dict(g.get("range") or {}),
             runs=list(g.get("runs") or []),
             warnings=list(g.get("warnings") or []),
         )
-    joint = bool(meta.get("joint", False)) or _shares_samples(groups)
+    # paired comparisons: a joint fit (shared E), or groups bootstrapped over the same resampled runs
+    joint = bool(meta.get("joint") or meta.get("share_e") or boot.get("paired")) or _shares_samples(groups)
     return Fit(path=meta["_path"] or None, convention=str(meta.get("flop_convention", "6ND")),
                level=float(boot.get("level", 0.95)), joint=joint, groups=groups)
+
+
+def _finite_or_zero(x) -> float:
+    """residual_sd may be null or NaN in a fit (e.g. too few points): no noise to add then."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return x if math.isfinite(x) else 0.0
 
 
 def _shares_samples(groups: dict[str, Group]) -> bool:
