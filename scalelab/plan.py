@@ -93,7 +93,9 @@ class Planner:
         if not self.groups:
             raise ScalelabError(f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
                                 "fit with the (N, D) law (default form)")
-        self.families: dict[str, Any] = {}
+        self.notes: dict[str, list[str]] = {}
+        self.families: dict[str, Any] = {}  # FLOPs per token along N, per group
+        self.shape_families: dict[str, ShapeFamily] = {}  # where shapes are chosen from
         self.rules: dict[str, Optional[ShapeRule]] = {}
         for g in self.groups:
             cfgs = _run_models(g) if self.fit.convention in ("flops", "flops_6nd") else []
@@ -101,15 +103,29 @@ class Planner:
             if cfgs and not (self.fit.convention == "flops_6nd" and key == "params_nonembed"):
                 rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
                 self.rules[g.name] = rule
-                self.families[g.name] = ShapeFamily(rule, self.fit.convention, key)
+                self.families[g.name] = self.shape_families[g.name] = ShapeFamily(rule, self.fit.convention, key)
             elif cfgs:  # C = 6 N_nonembed D exactly: closed form, shapes still from the runs
                 rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
                 self.rules[g.name] = rule
                 self.families[g.name] = SixND()
-                self._shape_family = ShapeFamily(rule, self.fit.convention, key)
+                self.shape_families[g.name] = ShapeFamily(rule, self.fit.convention, key)
             else:
                 self.rules[g.name] = None
-                self.families[g.name] = SixND()
+                self.families[g.name] = SixND(self._flops_per_param_token(g))
+
+    def _flops_per_param_token(self, g: Group) -> float:
+        """k in C = k N D: 6 for 6ND fits; otherwise the runs' median C / (N D) (no configs to do better)."""
+        if self.fit.convention == "6ND":
+            return 6.0
+        ks = [float(r["flops"]) / (float(r["params"]) * float(r["tokens"])) for r in g.runs
+              if r.get("flops") and r.get("params") and r.get("tokens")]
+        if not ks:
+            return 6.0
+        k = float(np.median(ks))
+        if abs(k / 6 - 1) > 1e-6:
+            self.notes.setdefault(g.name, []).append(
+                f"no model configs in the fit's runs: C = {k:.3g} N D with k the runs' median C/(N D)")
+        return k
 
     # ---- helpers -------------------------------------------------------------------------------
     def fitted_range(self) -> dict[str, dict]:
@@ -133,7 +149,7 @@ class Planner:
         if check_low and math.isfinite(cmin) and C < cmin:
             raise ScalelabError(f"budget {C:.3g} FLOPs is below the smallest fitted run of {g.variant} "
                                 f"({cmin:.3g} FLOPs): the fit says nothing there; plan for C >= {cmin:.3g}")
-        notes: list[str] = []
+        notes: list[str] = list(self.notes.get(g.name, []))
         extrapolated = math.isfinite(cmax) and C > EXTRAPOLATION_FACTOR * cmax
         if g.form == "frontier":
             return self._allocate_frontier(g, C, fam, cmax, extrapolated)
@@ -190,8 +206,7 @@ class Planner:
 
     # ---- shape ---------------------------------------------------------------------------------
     def choose_shape(self, g: Group, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
-        fam = self.families[g.name]
-        fam = fam if isinstance(fam, ShapeFamily) else getattr(self, "_shape_family", None)
+        fam = self.shape_families.get(g.name)
         if fam is None or not math.isfinite(plan.N_opt):
             return None
         point = {k: g.point[k] for k in CHINCHILLA} if g.form == "chinchilla" else None
@@ -289,18 +304,30 @@ class Planner:
                 G = np.power(a * p["A"] / (b * p["B"]), 1 / (a + b))
                 k = p["A"] * G ** -a + p["B"] * G ** b
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    C = 6 * np.power((target - p["E"]) / k, -(a + b) / (a * b))
+                    C = fam.k * np.power((target - p["E"]) / k, -(a + b) / (a * b))
                 return np.where(target > p["E"], C, np.inf)
-            # bisection in log C, all samples at once: L_opt(C) decreases in C
-            S = len(p["E"])
-            lo, hi = np.full(S, math.log(1e6)), np.full(S, math.log(1e40))
-            for _ in range(50):
-                mid = (lo + hi) / 2
-                _, _, L, _ = optimum(p, fam, np.exp(mid))
-                above = L > target
-                lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-            C = np.exp(hi)
-            return np.where(target > p["E"], C, np.inf)
+            # secant in log C on log(L_opt(C) - E), all samples at once: nearly linear in log C
+            # (exactly so for C = k N D), so a handful of steps reach machine precision
+            reach = target > p["E"]
+            gap = np.log(np.where(reach, target - p["E"], 1.0))
+            lo, hi = math.log(1e6), math.log(1e40)
+
+            def y(x):
+                L = optimum(p, fam, np.exp(x))[2]
+                return np.log(np.maximum(L - p["E"], 1e-300)) - gap
+
+            x0, x1 = np.full(len(gap), math.log(1e15)), np.full(len(gap), math.log(1e21))
+            y0, y1 = y(x0), y(x1)
+            for _ in range(40):
+                dx = x1 - x0
+                slope = np.where(np.abs(dx) > 1e-14, (y1 - y0) / np.where(dx == 0, 1, dx), -1.0)
+                slope = np.where(slope < 0, slope, -1e-2)  # L_opt falls with C
+                x2 = np.clip(x1 - y1 / slope, lo, hi)
+                x0, y0, x1 = x1, y1, x2
+                y1 = y(x1)
+                if np.all(np.abs(y1[reach]) < 1e-12):
+                    break
+            return np.where(reach, np.exp(x1), np.inf)
 
         names = CHINCHILLA if g.form == "chinchilla" else FRONTIER
         C0 = float(solve({k: g.point[k] for k in names})[0])

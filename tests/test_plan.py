@@ -476,3 +476,38 @@ def test_plan_from_fitted_scalelab_runs(tmp_path):
     # extrapolating 1000x past the largest run warns
     big = 1000 * max(df.flops)
     assert any("extrapolation" in w for w in P.plan_budget(path, big, shape=False).warnings)
+
+
+def test_other_convention_without_configs_uses_runs_k(tmp_path):
+    """C counted another way (here 8 N D) and no model configs: C = k N D with k from the runs."""
+    runs = [dict(run_id=str(i), params=1e8 * 2 ** i, tokens=2e9 * 2 ** i, flops=8 * 1e8 * 2e9 * 4 ** i, model=None)
+            for i in range(4)]
+    path = write_fit(tmp_path, {"g": {"point": EPOCH, "samples": pinned_samples(EPOCH), "runs": runs}},
+                     convention="flops")
+    p = P.plan_budget(path, 1e21)["g"]
+    N, D, _ = closed_form(EPOCH, 1e21 * 6 / 8)  # C/8 = (C * 6/8)/6
+    assert p.N_opt == pytest.approx(N, rel=1e-10) and 8 * p.N_opt * p.D_opt == pytest.approx(1e21, rel=1e-10)
+    assert any("median C/(N D)" in n for n in p.notes)
+
+
+def test_target_loss_along_real_flops_family(tmp_path):
+    path, _ = structured_fit(tmp_path)
+    r = P.plan_budget(path, target_loss=2.4)
+    for p in r.plans:
+        C = p.target["C"]
+        assert P.plan_budget(path, C, shape=False)[p.variant].L_opt == pytest.approx(2.4, abs=1e-6)
+        lo, hi = p.target["C_int"]
+        assert lo < C < hi
+
+
+def test_gpu_hours_cpu_measured_runs_scaled_to_gpu(tmp_path):
+    """Runs timed on a CPU: dense gets the assumed MFU on the GPU, others keep their speed ratio to dense."""
+    path, cfgs = structured_fit(tmp_path, device="cpu")
+    r = P.plan_budget(path, 3e16, gpu="a100")
+    rate_d = 2e5 * F.train_flops(cfgs["dense"][-1], 1.0)
+    rate_l = 3e5 * F.train_flops(cfgs["lowrank-63"][-1], 1.0)
+    assert r["dense"].throughput == pytest.approx(0.4 * 312e12)
+    assert r["lowrank-63"].throughput == pytest.approx(0.4 * 312e12 * rate_l / rate_d)
+    # --gpu cpu: the measured rates as they are
+    r = P.plan_budget(path, 3e16, gpu="cpu")
+    assert r["dense"].gpu_hours == pytest.approx(3e16 / rate_d / 3600)

@@ -14,13 +14,20 @@ from scalelab.errors import ScalelabError
 
 
 class SixND:
-    """C = 6 N D: the plain convention of CSV fits (and flops_6nd when N excludes embeddings)."""
+    """C = k N D, k = 6: the plain convention of CSV fits (and flops_6nd when N excludes embeddings).
 
-    name = "6ND"
+    Other k: fits whose C is some other count but whose runs carry no model configs; k is then the
+    runs' median C / (N D), so the closed form still applies.
+    """
+
     log_n_bounds = (math.log(1e2), math.log(1e17))
 
+    def __init__(self, k: float = 6.0):
+        self.k = float(k)
+        self.name = "6ND" if self.k == 6.0 else f"C = {self.k:.3g} N D"
+
     def log_flops_per_token(self, logN):
-        return math.log(6.0) + logN
+        return math.log(self.k) + logN
 
 
 @dataclass

@@ -19,12 +19,15 @@ def chinchilla_loss(p: dict, N, D):
     return p["E"] + p["A"] * np.power(N, -p["alpha"]) + p["B"] * np.power(D, -p["beta"])
 
 
-def closed_form_6nd(p: dict, C):
-    """Hoffmann et al.'s optimum for C = 6 N D (REFERENCE.md section 3) -> N_opt, D_opt, L_opt."""
+def closed_form_6nd(p: dict, C, k: float = 6.0):
+    """Hoffmann et al.'s optimum for C = 6 N D (REFERENCE.md section 3) -> N_opt, D_opt, L_opt.
+
+    k: FLOPs per parameter per token (6; another constant where the fit's C counts differently).
+    """
     a, b = p["alpha"], p["beta"]
     G = np.power(a * p["A"] / (b * p["B"]), 1.0 / (a + b))
-    N = G * np.power(C / 6.0, b / (a + b))
-    D = np.power(C / 6.0, a / (a + b)) / G
+    N = G * np.power(C / k, b / (a + b))
+    D = np.power(C / k, a / (a + b)) / G
     return N, D, chinchilla_loss(p, N, D)
 
 
@@ -70,7 +73,7 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
     S = len(np.atleast_1d(p["E"]))
     C = np.broadcast_to(np.asarray(C, float), (S,)).copy()
     if isinstance(family, SixND) and inference_tokens == 0:
-        N, D, L = closed_form_6nd({k: np.asarray(v, float) for k, v in p.items()}, C)
+        N, D, L = closed_form_6nd({k: np.asarray(v, float) for k, v in p.items()}, C, family.k)
         return np.atleast_1d(N), np.atleast_1d(D), np.atleast_1d(L), np.zeros(S, bool)
     q = _col(p, CHINCHILLA)
     logC = np.log(C).reshape(-1, 1)
