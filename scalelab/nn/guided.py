@@ -38,7 +38,10 @@ class GuidedLinear(nn.Module):
         # (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
         self.register_buffer("alpha_t", torch.ones(()), persistent=False)
         self.active = True
-        self.dense_calls = 0  # forward calls that ran the dense path (for FLOP accounting and tests)
+        self._alpha_f = 1.0
+        # forward calls that ran the dense path (guide FLOP accounting): a buffer, so that counting also
+        # works inside a torch.compile graph without guards on a Python int
+        self.register_buffer("_dense_calls", torch.zeros((), dtype=torch.long), persistent=False)
         self.reset_guide()
 
     @torch.no_grad()
@@ -55,9 +58,18 @@ class GuidedLinear(nn.Module):
     def alpha(self) -> float:
         return float(self.alpha_t) if self.active else 0.0
 
+    @property
+    def dense_calls(self) -> int:
+        return int(self._dense_calls)
+
+    @dense_calls.setter
+    def dense_calls(self, value: int) -> None:
+        self._dense_calls.fill_(int(value))
+
     def set_alpha(self, alpha: float) -> None:
         alpha = float(min(max(alpha, 0.0), 1.0))
         self.alpha_t.fill_(alpha)
+        self._alpha_f = alpha
         self.active = alpha > 0.0
 
     def materialize(self) -> torch.Tensor:
@@ -69,14 +81,18 @@ class GuidedLinear(nn.Module):
         if not self.active:
             return False
         if self.reduce_flop and self.training:
-            return bool(torch.rand(()) < self.alpha_t.cpu())
+            return self._coin()
         return True
+
+    @torch.compiler.disable
+    def _coin(self) -> bool:
+        """Heads with probability alpha (a host-side decision: a graph break under torch.compile)."""
+        return float(torch.rand(())) < self._alpha_f  # CPU generator, host float: no device sync
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inner.structured_forward(x)
         if self._use_dense():
-            if not torch.compiler.is_compiling():
-                self.dense_calls += 1
+            self._dense_calls.add_(1)
             a = self.alpha_t.to(y.dtype)
             y = a * F.linear(x, self.guide_weight) + (1.0 - a) * y
         return y if self.bias is None else y + self.bias

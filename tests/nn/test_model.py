@@ -252,7 +252,11 @@ def test_guided_alpha_changes_do_not_recompile():
     counter = CompileCounter()
     compiled = torch.compile(model, backend=counter)
     idx = torch.randint(0, 100, (2, 16))
+    from scalelab.nn.guided import guided_layers
+
+    layer = guided_layers(model)[0]
     for a in (1.0, 0.9, 0.5, 0.1, 0.0, 0.0):
         set_guide_alpha(model, a)
         compiled(idx, idx)
     assert counter.frame_count == 2  # one graph with the guide path, one without (alpha = 0)
+    assert layer.dense_calls == 4  # counted inside the compiled graph too (FLOP accounting)
