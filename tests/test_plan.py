@@ -511,3 +511,40 @@ def test_gpu_hours_cpu_measured_runs_scaled_to_gpu(tmp_path):
     # --gpu cpu: the measured rates as they are
     r = P.plan_budget(path, 3e16, gpu="cpu")
     assert r["dense"].gpu_hours == pytest.approx(3e16 / rate_d / 3600)
+
+
+@pytest.mark.parametrize("name", ["gqa", "lpa", "lowrank+sg", "wide", "swiglu"])
+def test_shape_rule_keeps_each_family(name):
+    """The family of a grid's runs at a new width: heads of the same size, kv-head ratio, LPA rank
+    ratio, guide, d_ff ratio, the FFN fraction; depth from the runs' aspect rule."""
+    from scalelab.config import GuideConfig
+    from scalelab.presets import structure_for_fraction as sff
+
+    make = {
+        "gqa": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, n_kv_heads=d // 64, attn="gqa"),
+        "lpa": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, attn="lpa", attn_rank=d // 4),
+        "lowrank+sg": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, ffn=sff("lowrank", d, 4 * d, 0.32),
+                                               guide=GuideConfig(reduce_flop=True)),
+        "wide": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 64, d_attn=d // 2, n_kv_heads=d // 128,
+                                         attn="gqa", d_ff=d * 19 // 4, ffn=sff("lowrank", d, d * 19 // 4, 0.32)),
+        "swiglu": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, d_ff=d * 8 // 3, activation="swiglu"),
+    }[name]
+    runs = [make(d, L).validate() for d, L in ((128, 2), (256, 4), (512, 8))]  # n_layers = d / 64
+    rule = P.ShapeRule.from_runs(runs)
+    t = runs[-1]
+    for d in (1024, 2048):
+        c = rule.make(d)
+        assert c.d_model == d and c.n_layers == d // 64
+        assert c.head_dim == t.head_dim and c.n_heads // c.kv_heads == t.n_heads // t.kv_heads
+        assert c.attn == t.attn and c.activation == t.activation and c.guide == t.guide
+        assert c.attn_width / d == pytest.approx(t.attn_width / t.d_model)
+        assert c.ffn_width / d == pytest.approx(t.ffn_width / t.d_model, rel=0.02) and c.ffn_width % 32 == 0
+        if t.attn == "lpa":
+            assert c.attn_rank / d == pytest.approx(t.attn_rank / t.d_model)
+        if t.ffn.kind != "dense":
+            assert c.ffn.kind == t.ffn.kind and P.ffn_fraction(c) == pytest.approx(0.32, abs=0.03)
+        # the family's counts (affine in depth past 2 layers) match flops.py on the full config
+        cand = P.Candidate(c, F.param_counts(c).params, F.train_flops(c, 1.0))
+        from scalelab.planning.families import _candidate
+        fast = _candidate(c, "params", "flops")
+        assert (fast.N, fast.flops_per_token) == pytest.approx((cand.N, cand.flops_per_token), rel=1e-12)

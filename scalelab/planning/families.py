@@ -98,11 +98,11 @@ class ShapeRule:
         n_kv = n_heads // self.kv_ratio if n_heads % self.kv_ratio == 0 and n_heads >= self.kv_ratio else None
         if self.kv_ratio > 1 and n_kv is None:
             n_kv = max(k for k in range(1, n_heads + 1) if n_heads % k == 0 and k <= max(1, n_heads // self.kv_ratio))
-        r = t.ffn_width / t.d_model
-        d_ff = int(round(self.ff_ratio * d_model)) if abs(r * d_model - round(r * d_model)) < 1e-9 else \
-            max(32, int(round(self.ff_ratio * d_model / 32)) * 32)
+        # d_ff: an integer ratio exactly (4 d); otherwise (8/3 d, 4.75 d) rounded to a multiple of 32
+        r = self.ff_ratio
+        d_ff = int(round(r)) * d_model if abs(r - round(r)) < 1e-9 else max(32, int(round(r * d_model / 32)) * 32)
         changes: dict[str, Any] = dict(d_model=d_model, n_layers=L, n_heads=n_heads, d_ff=d_ff, d_attn=d_attn,
-                                       n_kv_heads=(n_kv if self.kv_ratio > 1 else t.n_kv_heads and None))
+                                       n_kv_heads=n_kv if self.kv_ratio > 1 else None)
         if self.attn_rank_ratio is not None:
             changes["attn_rank"] = max(2, int(round(self.attn_rank_ratio * d_model / 8)) * 8)
         if t.ffn.kind != "dense":
@@ -197,7 +197,7 @@ class ShapeFamily:
         self.log_n_bounds = (float(self._logN[0]), float(self._logN[-1]))
 
     def log_flops_per_token(self, logN):
-        # piecewise linear in log-log between buildable shapes, linear extrapolation beyond
+        # piecewise linear in log-log between buildable shapes (the minimiser stays within their range)
         return np.interp(logN, self._logN, self._logF)
 
     def d_model_for(self, N: float) -> float:
