@@ -56,7 +56,7 @@ class GuidedLinear(nn.Module):
 
     @property
     def alpha(self) -> float:
-        return float(self.alpha_t) if self.active else 0.0
+        return self._alpha_f if self.active else 0.0
 
     @property
     def dense_calls(self) -> int:
