@@ -1,0 +1,75 @@
+"""Cluster bootstrap by run, percentile intervals, and group comparisons.
+
+Checkpoints of one run are correlated, so the resampling unit is the run (rows when the input has no
+run id). A resample is a vector of counts per unit; the fitter turns counts into per-row weights, so
+every resample is fitted from its own starts on the same design (see estimate.fit_batch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def unit_counts(units: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw `n_boot` resamples of the distinct units (with replacement, as many as there are).
+
+    units[n]: the unit (run id) of each row. Returns counts per row [n_boot, n]: how many times the
+    row's unit was drawn."""
+    uniq, inv = np.unique(units, return_inverse=True)
+    R = uniq.size
+    draws = rng.integers(0, R, size=(n_boot, R))
+    flat = (draws + np.arange(n_boot)[:, None] * R).ravel()
+    per_unit = np.bincount(flat, minlength=n_boot * R).reshape(n_boot, R)
+    return per_unit[:, inv].astype(float)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite samples (NaN when there are none)."""
+    s = np.asarray(samples, float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return (float("nan"), float("nan"))
+    q = 100 * (1 - level) / 2
+    lo, hi = np.percentile(s, [q, 100 - q])
+    return (float(lo), float(hi))
+
+
+# (parameter, plain-words direction when b - a > 0, when < 0)
+_VERDICT = {
+    "alpha": ("scales more steeply than {a} in N", "scales less steeply than {a} in N"),
+    "beta": ("scales more steeply than {a} in D", "scales less steeply than {a} in D"),
+    "a": ("puts more of extra compute into parameters than {a}", "puts less of extra compute into parameters than {a}"),
+    "gamma": ("scales more steeply than {a} in compute", "scales less steeply than {a} in compute"),
+}
+
+
+def compare(name_a: str, samples_a: dict, point_a: dict, name_b: str, samples_b: dict, point_b: dict,
+            level: float = 0.95, paired: bool = False) -> dict:
+    """Bootstrap distribution of b - a for alpha, beta, a (or gamma for frontier fits).
+
+    samples_*: {param: array[K]} (same K; sample k of each group comes from independent resamples, or
+    from the same resample of shared runs when `paired`). Returns the fit-file record with
+    [estimate, lo, hi] per difference and a plain-words verdict."""
+    out = {"a": name_a, "b": name_b, "level": level, "paired": paired}
+    words = []
+    for p in ("alpha", "beta", "a", "gamma"):
+        if p not in samples_a or p not in samples_b:
+            continue
+        sa, sb = np.asarray(samples_a[p], float), np.asarray(samples_b[p], float)
+        if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
+            continue
+        k = min(sa.size, sb.size)
+        d = sb[:k] - sa[:k]
+        est = float(point_b[p] - point_a[p])
+        lo, hi = percentile_interval(d, level)
+        out[f"d_{p}"] = [est, lo, hi]
+        sym = {"alpha": "d_alpha", "beta": "d_beta", "a": "d_a", "gamma": "d_gamma"}[p]
+        if lo > 0 or hi < 0:
+            words.append(f"{name_b} {_VERDICT[p][0 if lo > 0 else 1].format(a=name_a)}: "
+                         f"{sym} = {est:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    if words:
+        out["verdict"] = "; ".join(words)
+    else:
+        shown = [f"{k} = {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in out.items() if k.startswith("d_")]
+        out["verdict"] = (f"no detectable difference between {name_b} and {name_a} at {level:.0%} "
+                          f"({', '.join(shown)})")
+    return out

@@ -1,0 +1,109 @@
+"""Reading fit inputs: the run store (runs/*.parquet, DESIGN.md schema) or a CSV of anyone's results.
+
+Errors name the file and the column, in one line (ScalelabError).
+
+Run store rules:
+- only runs whose rows all have status == "ok" (a run with any diverged row is dropped whole);
+- by default only `final` rows (end of a schedule or of a cooldown branch: valid (N, D) points);
+- `all_checkpoints=True` also uses the curve points of each run, dropping the early ones: a checkpoint
+  is kept when its tokens are at least CHECKPOINT_MIN_FRACTION (20%) of that run's final tokens
+  (warm-up and the initial transient are not on the law; Choshen et al. 2024 drop early checkpoints).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalelab.errors import ScalelabError
+
+CHECKPOINT_MIN_FRACTION = 0.2
+# columns of the run store the fitter needs (DESIGN.md)
+RUN_COLUMNS = ("run_id", "status", "final", "params", "tokens", "flops")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_positive(df: pd.DataFrame, path, cols) -> None:
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(v) | (v <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ScalelabError(f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
+                                f"value(s) (first: {df[c].iloc[i]!r}); N, D, FLOPs and loss must be positive numbers")
+
+
+def read_runs(paths, loss_col: str = "val_loss", n_col: str = "params", by=("variant",),
+              all_checkpoints: bool = False) -> pd.DataFrame:
+    """Read run-store Parquet files into one frame of fit points (see module docstring)."""
+    frames = []
+    for p in map(Path, paths):
+        try:
+            df = pd.read_parquet(p)
+        except FileNotFoundError:
+            raise ScalelabError(f"{p}: no such file") from None
+        except Exception as e:  # pyarrow raises several types for corrupt or non-Parquet files
+            raise ScalelabError(f"{p}: not a readable Parquet file ({type(e).__name__}): check the path "
+                                "or re-run `scalelab run`") from None
+        need = list(dict.fromkeys([*RUN_COLUMNS, n_col, loss_col, *by]))
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise ScalelabError(f"{p}: missing column(s) {', '.join(map(repr, missing))} "
+                                "(not a scalelab run-store file, or a different --loss-col/--n-col/--by)")
+        df = df.copy()
+        df["_file"] = str(p)
+        frames.append(df)
+    if not frames:
+        raise ScalelabError("no input files given")
+    df = pd.concat(frames, ignore_index=True)
+    ok = df.groupby("run_id")["status"].transform(lambda s: bool((s.astype(str) == "ok").all()))
+    df = df[ok.astype(bool)]
+    if all_checkpoints:
+        final_tokens = df.groupby("run_id")["tokens"].transform("max")
+        df = df[df["tokens"] >= CHECKPOINT_MIN_FRACTION * final_tokens]
+        df = df[df["tokens"] > 0]
+    else:
+        df = df[df["final"].astype(bool)]
+    if df.empty:
+        raise ScalelabError(f"{', '.join(map(str, paths))}: no usable rows (need status == 'ok' runs with "
+                            "final rows; use --all-checkpoints for runs without a final row)")
+    for f, sub in df.groupby("_file"):
+        _check_positive(sub, f, [n_col, "tokens", "flops", loss_col])
+    return df.reset_index(drop=True)
+
+
+def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
+    """Read CSV files (same columns) into one frame, checking that `numeric_cols` (N, D, FLOPs, loss)
+    are present and positive and `other_cols` (group, run) present, file by file."""
+    frames = []
+    for p in map(Path, paths):
+        try:
+            df = pd.read_csv(p)
+        except FileNotFoundError:
+            raise ScalelabError(f"{p}: no such file") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+            raise ScalelabError(f"{p}: not a readable CSV file ({type(e).__name__})") from None
+        missing = [c for c in [*numeric_cols, *other_cols] if c not in df.columns]
+        if missing:
+            raise ScalelabError(f"{p}: missing column(s) {', '.join(map(repr, missing))}; columns present: "
+                                f"{', '.join(map(str, df.columns))} (choose them with --n-col, --d-col, "
+                                "--loss-col, --flops-col, --group-col, --run-col)")
+        _check_positive(df, p, numeric_cols)
+        df["_file"] = str(p)
+        frames.append(df)
+    if not frames:
+        raise ScalelabError("no input files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def provenance(paths) -> list[dict]:
+    return [{"path": str(p), "sha256": sha256(Path(p))} for p in paths]
