@@ -102,8 +102,12 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
         ctx._alloc_cache[key] = _planner_sweep(ctx, c_min, c_max, n)
     planned = ctx._alloc_cache[key]
     v = ctx.fit.variant_of(group)
+    rng = ctx.fit.groups[group].get("range", {}).get("C")
     if planned is not None and (planned["variant"].astype(str) == v).any():
-        return planned[planned["variant"].astype(str) == v].sort_values("C").reset_index(drop=True)
+        a = planned[planned["variant"].astype(str) == v].sort_values("C").reset_index(drop=True)
+        if rng:  # dashed = anywhere outside the fitted runs' FLOPs (the planner flags only > 10x)
+            a["extrapolated"] = a["extrapolated"].astype(bool) | (a["C"] > rng[1] * 1.0001) | (a["C"] < rng[0] / 1.0001)
+        return a
 
     C = np.logspace(np.log10(c_min), np.log10(c_max), n)
     k, how = laws.flops_per_param_token(ctx.fit, group)
@@ -117,20 +121,18 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
             out[f"{q}_lo"], out[f"{q}_hi"] = laws.band(laws.optimal(draws, C, k)[q], ctx.fit.level)
         else:
             out[f"{q}_lo"] = out[f"{q}_hi"] = np.full_like(C, np.nan)
-    rng = ctx.fit.groups[group].get("range", {}).get("C")
     out["extrapolated"] = (C > rng[1] * 1.0001) | (C < rng[0] / 1.0001) if rng else np.zeros_like(C, bool)
     return pd.DataFrame(out)
 
 
 def _planner_sweep(ctx: Context, c_min, c_max, n):
     try:
-        from scalelab.fit import load_fit
         from scalelab.plan import sweep
     except ImportError:
         ctx.allocation_source = "closed form (REFERENCE.md section 3): scalelab.plan not available"
         return None
     try:
-        df = sweep(load_fit(ctx.fit.path), c_min, c_max, n)
+        df = sweep(ctx.fit.path, c_min, c_max, n)
         need = {"variant", "C", "N_opt", "N_lo", "N_hi", "D_opt", "D_lo", "D_hi", "L_opt", "L_lo", "L_hi"}
         if not need <= set(df.columns):
             raise ValueError(f"sweep columns {sorted(df.columns)}")
@@ -251,6 +253,8 @@ def loss_vs_flops(ctx: Context):
         ctx.note("no fit given: curves and final points only (add --fit for L*(C))")
     if drawn:
         handles += _legend_extras(_band_label(ctx))
+        if ctx.allocation_source:
+            ctx.note(f"L*(C) of L(N, D) fits: compute-optimal loss from {ctx.allocation_source}")
     ax.set_ylim(*ylim)
     ax.set_xlim(*xlim)
     style.log_axis(ax, "x")
