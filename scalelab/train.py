@@ -89,7 +89,7 @@ def lr_at(run: RunConfig, plan: Plan, step: int, branch_steps: Optional[int] = N
     if step < plan.warmup:
         return t.lr * (step + 1) / plan.warmup
     if t.schedule == "cosine":
-        span = max(1, plan.total - plan.warmup)
+        span = max(1, plan.total - 1 - plan.warmup)  # the last step runs at min_lr_ratio x peak
         prog = min(1.0, (step - plan.warmup) / span)
         return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog)))
     s_b = branch_steps if branch_steps is not None else plan.total

@@ -20,7 +20,7 @@ def run(
     out: str = typer.Option("runs", "--out", "-o", help="Folder for the run files (one Parquet per run); checkpoints and locks go to OUT/.ckpt and OUT/.locks."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs with params, tokens, FLOPs and an estimated time; train nothing."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice, one per core)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per process for torch (default on CPU: 1, since small models gain little from more and OpenMP threads thrash on a shared CPU; raise it on an idle many-core machine)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every N optimizer steps (default: every --checkpoint-seconds)."),
     checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", help="Checkpoint at most this many seconds apart when --checkpoint-every is not given."),
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also log curves to this TensorBoard folder (needs the tensorboard package; skipped if absent)."),
@@ -49,6 +49,8 @@ def run(
 
     if threads:
         torch.set_num_threads(threads)
+    elif device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        torch.set_num_threads(1)
     if tensorboard:
         try:
             import tensorboard as _tb  # noqa: F401
