@@ -688,7 +688,7 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScalelabError(f"{source}: column {col!r} has {int(bad.sum())} missing, non-numeric or "
-                                f"non-positive value(s) (first at row {i}: {df[col].iloc[i]!r}); "
+                                f"non-positive value(s) (first at row {i}: {_py(df[col].iloc[i])!r}); "
                                 "every N, D, FLOPs and loss must be a positive number")
         arr[name] = v
     if "D" not in arr:

@@ -39,7 +39,7 @@ def _check_positive(df: pd.DataFrame, path, cols) -> None:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ScalelabError(f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
-                                f"value(s) (first: {df[c].iloc[i]!r}); N, D, FLOPs and loss must be positive numbers")
+                                f"value(s) (first: {_show(df[c].iloc[i])}); N, D, FLOPs and loss must be positive numbers")
 
 
 def read_runs(paths, loss_col: str = "val_loss", n_col: str = "params", by=("variant",),
@@ -107,3 +107,8 @@ def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
 
 def provenance(paths) -> list[dict]:
     return [{"path": str(p), "sha256": sha256(Path(p))} for p in paths]
+
+
+def _show(v) -> str:
+    v = v.item() if hasattr(v, "item") else v
+    return repr(v)
