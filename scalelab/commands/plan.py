@@ -39,7 +39,7 @@ def _console():
     from rich.console import Console
 
     c = Console()
-    return Console(width=max(c.width, 150)) if not c.is_terminal else c
+    return Console(width=200) if not c.is_terminal else c  # pipes and files: no wrapping
 
 
 @user_errors
@@ -61,9 +61,9 @@ def plan(
 ) -> None:
     """Compute-optimal N, D, shape and predicted loss per variant at a FLOPs budget, with bootstrap intervals.
 
-    Every bootstrap sample of the fit is pushed through the optimisation, so intervals are percentiles
-    of the optimum, not the plug-in point. Fits of scalelab runs use each variant's real FLOPs per token
-    (attention, logits, structure, self-guided overhead); plain (N, D) fits use C = 6 N D.
+    Every bootstrap sample is pushed through the optimisation: intervals are percentiles of the optimum, not the plug-in point. Fits of scalelab runs use each variant's real FLOPs per token (attention, logits, structure, self-guided overhead); plain (N, D) fits use C = 6 N D.
+
+    Examples: scalelab plan --flops 1e21 | scalelab plan --gpu-hours 1000 --gpu h100 | scalelab plan --sweep 1e19:1e23 --json
     """
     from scalelab import plan as P
     from scalelab.errors import ScalelabError
@@ -105,8 +105,8 @@ def _print_plan(r, fit_path) -> None:
               else f"target loss {r.target_loss:g}")
     t = Table(title=f"Compute-optimal plan at {budget} ({r.convention} convention; {r.level:.0%} intervals) - fit {fit_path}")
     for col in ("#", "variant", "d_model x layers", "rank/blocks", "params [N_opt int.]", "tokens [D_opt int.]", "tokens/param",
-                "loss [mean-law interval]", "one-run interval", "FLOPs", f"{(r.gpu or 'GPU')}-hours"):
-        t.add_column(col, justify="left" if col in ("variant", "loss [mean-law interval]") else "right")
+                "loss [interval]", "one-run interval", "FLOPs", f"{(r.gpu or 'GPU')}-hours"):
+        t.add_column(col, justify="left" if col in ("variant", "loss [interval]") else "right")
     for i, p in enumerate(r.plans, 1):
         sh = p.shape
         if sh is not None:
