@@ -424,6 +424,10 @@ def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[S
         if rate:
             pl.throughput, pl.throughput_source = rate, source
             pl.gpu_hours = pl.C / rate / 3600
+            peak = PEAK_FLOPS.get((gpu or "h100").lower())
+            if peak and rate > peak:
+                warnings.append(f"{g.variant}: throughput {rate:.3g} FLOP/s exceeds the {gpu or 'h100'} peak {peak:.3g} "
+                                "(MFU > 100%): check the runs' tokens_per_s and device")
         if inference_tokens and g.form == "chinchilla":
             co = planner.allocate(g, C, 0.0, shape=False, check_low=False)
             fam = planner.families[g.name]

@@ -118,3 +118,21 @@ def test_missing_samples_and_missing_fit(tmp_path):
     assert r.exit_code == 2 and "no bootstrap samples" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = invoke(["plan", "--flops", "1e21"], tmp_path)  # no fits/ folder
     assert r.exit_code == 2 and "no fit files" in r.stderr
+
+
+def test_gpu_hours_and_target_loss_json(tmp_path):
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "--fit", str(path), "--gpu-hours", "1000", "--gpu", "a100", "--mfu", "0.5", "--json"], tmp_path)
+    assert r.exit_code == 0, r.output
+    p = json.loads(r.stdout)["plans"][0]
+    C = 1000 * 3600 * 312e12 * 0.5
+    assert p["C"] == pytest.approx(C) and p["gpu_hours"] == pytest.approx(1000)
+    assert p["N_opt"] == pytest.approx(closed_form(EPOCH, C)[0], rel=1e-10)
+    r = invoke(["plan", "--fit", str(path), "--target-loss", "2.1", "--json"], tmp_path)
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)["plans"][0]["target"]
+    # L_opt(C) = E + (A G^-alpha + B G^beta) (C/6)^(-alpha beta/(alpha+beta)) = 2.1, solved by hand
+    E, A, B, a, b = (EPOCH[k] for k in ("E", "A", "B", "alpha", "beta"))
+    G = (a * A / (b * B)) ** (1 / (a + b))
+    C = 6 * ((2.1 - E) / (A * G ** -a + B * G ** b)) ** (-(a + b) / (a * b))
+    assert t["C"] == pytest.approx(C, rel=1e-9) and t["C_int"][0] < C < t["C_int"][1]
