@@ -115,8 +115,9 @@ def _heads_for(width: int, head_dim: int) -> int:
     if width % head_dim == 0:
         return width // head_dim
     target = width / head_dim
-    ok = [h for h in range(1, width + 1) if width % h == 0 and (width // h) % 2 == 0]
-    return min(ok, key=lambda h: abs(h - target))
+    divisors = {x for h in range(1, math.isqrt(width) + 1) if width % h == 0 for x in (h, width // h)}
+    ok = [h for h in divisors if (width // h) % 2 == 0]  # RoPE needs an even head size
+    return min(ok, key=lambda h: (abs(h - target), h))
 
 
 def _structure_for(t: ModelConfig, d_model: int, d_ff: int):

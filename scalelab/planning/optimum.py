@@ -36,19 +36,21 @@ def _col(p: dict, names: Sequence[str]) -> dict:
     return {k: np.asarray(p[k], float).reshape(-1, 1) for k in names}
 
 
-def _minimise_logN(f, lo: float, hi: float, S: int, n_grid: int = 400, iters: int = 64):
+def _minimise_logN(f, lo, hi, n_grid: int, iters: int = 64):
     """argmin over x in [lo, hi] of f(x) for S independent problems; f maps (S, G) -> (S, G).
 
-    Grid search, then golden section inside the bracket around the best grid point. L(N, D(N)) is
-    unimodal in log N for these laws, so the bracket holds the minimum.
+    lo, hi: (S, 1) brackets. Grid search, then golden section between the best grid point's
+    neighbours. L(N, D(N)) is unimodal in log N for these laws, so that bracket holds the minimum.
+    Returns x (S,) and at_edge (S,): the best grid point was an end of [lo, hi].
     """
-    grid = np.linspace(lo, hi, n_grid)
-    vals = f(np.broadcast_to(grid, (S, n_grid)).copy())
+    grid = lo + (hi - lo) * np.linspace(0.0, 1.0, n_grid)  # (S, G)
+    vals = f(grid)
     vals = np.where(np.isfinite(vals), vals, np.inf)
     i = np.argmin(vals, axis=1)
+    rows = np.arange(grid.shape[0])
     at_edge = (i == 0) | (i == n_grid - 1)
-    a = grid[np.maximum(i - 1, 0)].reshape(-1, 1)
-    b = grid[np.minimum(i + 1, n_grid - 1)].reshape(-1, 1)
+    a = grid[rows, np.maximum(i - 1, 0)].reshape(-1, 1)
+    b = grid[rows, np.minimum(i + 1, n_grid - 1)].reshape(-1, 1)
     g = (math.sqrt(5) - 1) / 2
     c, d = b - g * (b - a), a + g * (b - a)
     fc, fd = f(c), f(d)
@@ -68,7 +70,8 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
     """(N, D, L, at_edge) arrays at budget C (scalar or per sample) for Chinchilla-form params p.
 
     Training budget C = F(N) D; with T inference tokens the lifetime budget is C = F(N) (D + T/3),
-    since a forward pass is a third of training's 3 x forward.
+    since a forward pass is a third of training's 3 x forward. at_edge: the optimum lies at the end
+    of the family's range of buildable sizes.
     """
     S = len(np.atleast_1d(p["E"]))
     C = np.broadcast_to(np.asarray(C, float), (S,)).copy()
@@ -79,13 +82,40 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
     logC = np.log(C).reshape(-1, 1)
     T3 = inference_tokens / 3.0
 
-    def loss_of(logN):
-        D = np.exp(logC - family.log_flops_per_token(logN)) - T3
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(D > 0, chinchilla_loss(q, np.exp(logN), np.maximum(D, 1e-300)), np.inf)
+    def loss_fn(idx):
+        qi, lc = {k: v[idx] for k, v in q.items()}, logC[idx]
+
+        def f(logN):
+            D = np.exp(lc - family.log_flops_per_token(logN)) - T3
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                return np.where(D > 0, chinchilla_loss(qi, np.exp(logN), np.maximum(D, 1e-300)), np.inf)
+        return f
 
     lo, hi = family.log_n_bounds
-    x, at_edge = _minimise_logN(loss_of, lo, hi, S)
+    x = np.full(S, np.nan)
+    at_edge = np.zeros(S, bool)
+    todo = np.ones(S, bool)
+    if T3 == 0:
+        # fast path: start from the closed form with the family's FLOPs per param-token at the 6N guess,
+        # search +-2 e-folds around it; samples whose optimum lands on that bracket's edge go below
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            x6 = np.log(closed_form_6nd({k: v.ravel() for k, v in q.items()}, C, 6.0)[0])
+            k = np.exp(family.log_flops_per_token(np.clip(x6, lo, hi)) - np.clip(x6, lo, hi))
+            x0 = np.log(closed_form_6nd({k_: v.ravel() for k_, v in q.items()}, C, k)[0])
+        ok = np.isfinite(x0)
+        if ok.any():
+            idx = np.flatnonzero(ok)
+            a = np.clip(x0[idx] - 2.0, lo, hi).reshape(-1, 1)
+            b = np.clip(x0[idx] + 2.0, lo, hi).reshape(-1, 1)
+            xi, edge = _minimise_logN(loss_fn(idx), a, b, n_grid=41, iters=44)
+            good = ~edge
+            x[idx[good]] = xi[good]
+            todo[idx[good]] = False
+    if todo.any():  # the whole range of buildable sizes
+        idx = np.flatnonzero(todo)
+        a, b = np.full((len(idx), 1), lo), np.full((len(idx), 1), hi)
+        xi, edge = _minimise_logN(loss_fn(idx), a, b, n_grid=400)
+        x[idx], at_edge[idx] = xi, edge
     N = np.exp(x)
     D = np.exp(np.log(C) - family.log_flops_per_token(x)) - T3
     return N, D, chinchilla_loss({k: v.ravel() for k, v in q.items()}, N, D), at_edge
