@@ -96,8 +96,6 @@ def write_fit(folder, variants=("dense", "lowrank-25"), comparisons=True, hold_o
         draws = {k: p[k] * np.exp(0.015 * rng.standard_normal(n_samples)) for k in p}
         runs = []
         for d in WIDTHS:
-            if hold_out_largest and d == max(WIDTHS):
-                continue  # the largest size is held out: present in the run files, not in the fit
             for r in RATIOS:
                 f = run_rows(v, d, r).iloc[-1]
                 runs.append({k: (f[k].item() if hasattr(f[k], "item") else f[k]) for k in
@@ -117,6 +115,9 @@ def write_fit(folder, variants=("dense", "lowrank-25"), comparisons=True, hold_o
             "range": {"N": [min(N), max(N)], "D": [min(Dt), max(Dt)], "C": [min(C), max(C)]},
             "diagnostics": {}, "warnings": [], "runs": runs,
         }
+        if hold_out_largest:  # scalelab fit --holdout largest: a refit without the largest size
+            groups[v]["holdout"] = {"rule": "largest N", "value": float(max(N)), "n_points": len(RATIOS),
+                                    "mean_rel_error": 0.01, "params": {**p, "A": p["A"] * 1.05}}
         samples.append(pd.DataFrame({"group": v, "sample": np.arange(n_samples), **draws,
                                      "K": np.nan, "gamma": np.nan}))
     comps = []
@@ -132,7 +133,8 @@ def write_fit(folder, variants=("dense", "lowrank-25"), comparisons=True, hold_o
            "inputs": [], "flop_convention": "flops", "by": ["variant"], "approach": 3,
            "loss": {"kind": "huber", "delta": 1e-3},
            "bootstrap": {"n": n_samples, "seed": 0, "level": 0.95, "unit": "run"},
-           "samples": f"{name}.samples.parquet", "groups": groups, "comparisons": comps}
+           "samples": f"{name}.samples.parquet", "groups": groups, "comparisons": comps,
+           "columns": {"N": "params", "D": "tokens", "loss": "val_loss", "C": "flops", "run": "run_id"}}
     path = os.path.join(folder, f"{name}.json")
     with open(path, "w") as f:
         json.dump(fit, f)
@@ -332,7 +334,7 @@ def test_differences_oriented_as_variant_minus_dense(synth):
     assert est == pytest.approx(want) and lo < est < hi
 
 
-def test_held_out_points_are_the_runs_missing_from_the_fit(synth):
+def test_held_out_points_drawn_at_the_refit_prediction(synth):
     import matplotlib.pyplot as plt
 
     from scalelab import plots
@@ -340,6 +342,45 @@ def test_held_out_points_are_the_runs_missing_from_the_fit(synth):
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
     for name, _, fig, _, notes in plots.build(inputs, only=["fig5_fit_diagnostics"]):
-        # largest width (96) x 3 ratios x 2 variants are in the run files but not in the fit
-        assert any(n.startswith("6 held-out") for n in notes), notes
+        # the largest width x 3 ratios per variant were held out by the fit's holdout refit
+        assert any(n.startswith("dense: 3 held-out") for n in notes), notes
+        ax1 = fig.axes[0]
+        hollow = [c for c in ax1.collections if len(c.get_offsets()) and
+                  np.allclose(c.get_facecolor()[0][:3], 1.0)]
+        assert sum(len(c.get_offsets()) for c in hollow) == 6
+        # x of a hollow point = the refit's prediction (A 5% larger), not the main fit's
+        p = dict(LAWS["dense"], A=LAWS["dense"]["A"] * 1.05)
+        big = [run_rows("dense", max(WIDTHS), r).iloc[-1] for r in RATIOS]
+        want = sorted(law(p, b["params"], b["tokens"]) for b in big)
+        dense_hollow = [c for c in hollow if c.get_edgecolor()[0][:3].sum() == 0]
+        got = sorted(dense_hollow[0].get_offsets()[:, 0])
+        np.testing.assert_allclose(got, want, rtol=1e-9)
         plt.close(fig)
+
+
+def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
+    """WSD runs store a trunk (largest budget) and cooldown branches that keep only their final row."""
+    from scalelab.plotting import figures
+
+    p = LAWS["dense"]
+    N = 20000
+    budgets = [80000, 160000, 320000]
+    trunk_tokens = np.geomspace(4000, budgets[-1], 8).astype(int)
+    rows = [dict(step=t // 1024, tokens=t, flops=6.0 * N * t, val_loss=law(p, N, t) + 0.05 * (t < budgets[-1]),
+                 final=t == budgets[-1], budget=budgets[-1]) for t in trunk_tokens]
+    rows += [dict(step=b // 1024, tokens=b, flops=6.0 * N * b, val_loss=law(p, N, b), final=True, budget=b)
+             for b in budgets[:-1]]
+    r = pd.DataFrame(rows)
+    r["config"] = json.dumps({"train": {"cooldown": 0.2}})
+    curves = figures._curves(r, r, "flops")
+    assert len(curves) == 3
+    trunk_x, trunk_y = curves[0]
+    assert np.all(np.diff(trunk_x) > 0) and len(trunk_x) == len(trunk_tokens)
+    for (x, y), b in zip(curves[1:], budgets[:-1]):
+        assert np.all(np.diff(x) > 0)
+        assert x[-1] == pytest.approx(6.0 * N * b) and y[-1] == pytest.approx(law(p, N, b))
+        assert x[0] == pytest.approx(0.8 * 6.0 * N * b)  # forked a cooldown (20%) before its end
+        # the fork lies on the trunk (log-x interpolation between trunk evaluations)
+        assert y[0] == pytest.approx(np.interp(np.log(x[0]), np.log(trunk_x), trunk_y))
+    # without a budget column: a single curve in step order
+    assert len(figures._curves(r.drop(columns="budget"), r, "flops")) == 1

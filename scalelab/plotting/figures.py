@@ -206,6 +206,7 @@ def loss_vs_flops(ctx: Context):
     if ccol not in runs.columns or runs[ccol].isna().all():
         ctx.note(f"run files lack column {ccol!r}: x is the 'flops' column instead")
         ccol = "flops"
+    all_rows = runs
     runs = runs[runs["val_loss"].notna() & (runs[ccol] > 0)]
     if runs.empty:
         raise Skip("the run files hold no validation losses")
@@ -216,10 +217,10 @@ def loss_vs_flops(ctx: Context):
         rv = runs[runs["variant"] == v]
         sizes = sorted(rv["params"].unique())
         for rid, r in rv.groupby("run_id", sort=True):
-            r = r.sort_values(["tokens", "step"])
             t = sizes.index(r["params"].iloc[0]) / max(len(sizes) - 1, 1)
             c = style.shade(ctx.colors[v], t)
-            ax.plot(r[ccol], r["val_loss"], color=c, lw=0.5, alpha=0.9, zorder=2)
+            for x, y in _curves(r, all_rows[all_rows["run_id"] == rid], ccol):
+                ax.plot(x, y, color=c, lw=0.5, alpha=0.9, zorder=2)
             fin = r[r["final"]]
             ax.scatter(fin[ccol], fin["val_loss"], marker=ctx.markers[v], s=14, facecolor=c,
                        edgecolor=ctx.colors[v], linewidths=0.5, zorder=4)
@@ -268,6 +269,49 @@ def loss_vs_flops(ctx: Context):
                           label="runs (lighter = smaller), final points"))
     _finish_legend(fig, handles)
     return fig
+
+
+def _curves(r, rows, ccol: str):
+    """A run's validation curve(s): the trunk, and one short segment per cooldown branch.
+
+    WSD runs (DESIGN.md, `budget` column) hold a trunk (the largest budget) and cooldown branches
+    forked from it; each branch is drawn from the trunk's loss where it forked to its final point, so
+    that trunk and branches never zigzag into one line. Without a `budget` column: one curve by step.
+    """
+    if "budget" not in r.columns or r["budget"].nunique() <= 1:
+        r = r.sort_values(["step", "tokens"])
+        return [(r[ccol].to_numpy(), r["val_loss"].to_numpy())]
+    trunk_b = r["budget"].max()
+    trunk = r[r["budget"] == trunk_b].sort_values(["step", "tokens"])
+    out = [(trunk[ccol].to_numpy(), trunk["val_loss"].to_numpy())]
+    if len(trunk) < 2:
+        return out
+    lx, ly = np.log(trunk[ccol].to_numpy(float)), trunk["val_loss"].to_numpy(float)
+    cooldown = _cooldown_fraction(r)
+    for b, br in r[r["budget"] != trunk_b].groupby("budget"):
+        every = rows[rows["budget"] == b]
+        end = br.sort_values("step").iloc[-1]
+        x0 = float(every[ccol].min()) if len(every) else float(end[ccol])
+        if x0 >= end[ccol] and cooldown:  # only the final row stored: the branch forked cooldown earlier
+            x0 = float(end[ccol]) * (1 - cooldown)
+        if x0 >= end[ccol] or not (lx[0] <= np.log(x0) <= lx[-1]):
+            continue
+        y0 = float(np.interp(np.log(x0), lx, ly))
+        out.append((np.array([x0, end[ccol]]), np.array([y0, end["val_loss"]])))
+    return out
+
+
+def _cooldown_fraction(r) -> float:
+    """The run's cooldown share of each budget, from its config JSON (0 when unknown)."""
+    import json
+
+    if "config" not in r.columns:
+        return 0.0
+    try:
+        c = float(json.loads(r["config"].iloc[0])["train"]["cooldown"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+    return c if 0 < c < 1 else 0.0
 
 
 # ---------------------------------------------------------------------------------------------- 2
@@ -558,33 +602,55 @@ def exponents(ctx: Context):
 
 # ---------------------------------------------------------------------------------------------- 5
 
-def _held_out_ids(ctx: Context, g: str) -> set:
-    grp = ctx.fit.groups[g]
-    ids = set()
-    for key in ("held_out", "holdout"):
-        h = grp.get(key)
-        if isinstance(h, dict):
-            h = h.get("run_ids") or h.get("runs") or []
-        for x in h or []:
-            ids.add(x.get("run_id") if isinstance(x, dict) else x)
-    return ids
-
-
-def _predict(ctx: Context, g: str, df):
-    grp = ctx.fit.groups[g]
-    p = grp["params"]
-    ncol = laws.n_column(ctx.fit, g)
-    if grp["form"] == "chinchilla":
-        return laws.loss_nd({k: p[k] for k in laws.CHINCHILLA}, df[ncol].to_numpy(float), df["tokens"].to_numpy(float))
-    if grp["form"] == "frontier":
-        return laws.loss_c({k: p[k] for k in ("E", "K", "gamma")}, df["flops"].to_numpy(float))
-    if grp["form"] == "data":
-        return laws.loss_d({k: p[k] for k in ("E", "B", "beta")}, df["tokens"].to_numpy(float))
+def _predict(form: str, p: dict, N, D, C):
+    """Point prediction of a fitted form (docs/interfaces.md 'Fit file'); None for an unknown form."""
+    try:
+        if form == "chinchilla":
+            return laws.loss_nd({k: p[k] for k in laws.CHINCHILLA}, N, D)
+        if form == "frontier":
+            return laws.loss_c({k: p[k] for k in ("E", "K", "gamma")}, C)
+        if form == "data":
+            return laws.loss_d({k: p[k] for k in ("E", "B", "beta")}, D)
+        if form == "size":
+            return laws.loss_n({k: p[k] for k in ("E", "A", "alpha")}, N)
+        if form == "power":
+            return laws.loss_c({"E": 0.0, "K": p["K"], "gamma": p["gamma"]}, C)
+    except KeyError:
+        return None
     return None
 
 
+def _group_points(ctx: Context, g: str, runs):
+    """A group's (N, D, C, loss) points: the run files' final rows of the group's key when given
+    (every WSD branch), else the fit file's runs list (one point per run)."""
+    import pandas as pd
+
+    grp = ctx.fit.groups[g]
+    ncol = laws.n_column(ctx.fit, g)
+    ccol = laws.flops_column(ctx.fit)
+    if runs is not None:
+        key = grp.get("key") or {"variant": ctx.fit.variant_of(g)}
+        m = runs["final"] & runs["val_loss"].notna()
+        for col, val in key.items():
+            if col in runs.columns:
+                m &= runs[col].astype(str) == str(val)
+        r = runs[m]
+        if len(r) and {ncol, "tokens", ccol} <= set(r.columns):
+            return pd.DataFrame({"N": r[ncol].to_numpy(float), "D": r["tokens"].to_numpy(float),
+                                 "C": r[ccol].to_numpy(float), "loss": r["val_loss"].to_numpy(float),
+                                 "run_id": r["run_id"].astype(str).to_numpy()})
+    f = laws.group_runs(ctx.fit, g)
+    if f.empty or "loss" not in f.columns:
+        return None
+    return pd.DataFrame({"N": f["params"].astype(float), "D": f["tokens"].astype(float),
+                         "C": f["flops"].astype(float) if "flops" in f else np.nan,
+                         "loss": f["loss"].astype(float),
+                         "run_id": f["run_id"].astype(str) if "run_id" in f else ""})
+
+
 def diagnostics(ctx: Context):
-    """Observed vs predicted loss, and relative residual vs size; held-out points hollow."""
+    """Observed vs predicted loss, and relative residual vs size. Held-out points (the fit's
+    `--holdout largest` check) drawn hollow at the prediction of the refit that did not see them."""
     import pandas as pd
 
     if ctx.fit is None:
@@ -592,36 +658,30 @@ def diagnostics(ctx: Context):
     runs = ctx.ok_runs()
     frames = []
     for g in ctx.groups():
-        v = ctx.fit.variant_of(g)
-        fitted = laws.group_runs(ctx.fit, g)
-        if fitted.empty or "loss" not in fitted.columns:
-            ctx.note(f"group {g}: the fit file lists no fitted points")
+        grp = ctx.fit.groups[g]
+        pts = _group_points(ctx, g, runs)
+        if pts is None or pts.empty:
+            ctx.note(f"group {g}: no points to compare with")
             continue
-        held = _held_out_ids(ctx, g)
-        fitted["held_out"] = fitted.get("held_out", pd.Series(False, index=fitted.index)).fillna(False).astype(bool)
-        if "run_id" in fitted.columns:
-            fitted.loc[fitted["run_id"].isin(held), "held_out"] = True
-        extra = []
-        if runs is not None and "run_id" in fitted.columns:
-            key = ctx.fit.groups[g].get("key") or {"variant": v}
-            m = runs["final"] & runs["val_loss"].notna()
-            for col, val in key.items():
-                if col in runs.columns:
-                    m &= runs[col].astype(str) == str(val)
-            r = runs[m & ~runs["run_id"].isin(fitted["run_id"])].copy()
-            if len(r):
-                r["loss"], r["held_out"] = r["val_loss"], True
-                extra.append(r)
-        df = pd.concat([fitted] + extra, ignore_index=True)
-        pred = _predict(ctx, g, df)
+        pred = _predict(grp["form"], grp["params"], pts["N"].to_numpy(), pts["D"].to_numpy(), pts["C"].to_numpy())
         if pred is None:
-            ctx.note(f"group {g}: form {ctx.fit.groups[g]['form']!r} has no point predictor")
+            ctx.note(f"group {g}: form {grp['form']!r} has no point predictor here")
             continue
-        df["pred"], df["variant"], df["group"] = pred, v, g
-        df["N"] = df[laws.n_column(ctx.fit, g)]
-        frames.append(df)
+        pts = pts.assign(pred=pred, variant=ctx.fit.variant_of(g), held_out=False)
+        frames.append(pts)
+        h = grp.get("holdout")
+        if isinstance(h, dict) and h.get("params") and h.get("value") is not None:
+            what = str(h.get("rule", "largest N")).split()[-1]
+            col = {"N": "N", "D": "D", "C": "C"}.get(what, "N")
+            held = pts[pts[col] >= float(h["value"]) * (1 - 1e-6)]
+            hp = _predict(grp["form"], h["params"], held["N"].to_numpy(), held["D"].to_numpy(), held["C"].to_numpy())
+            if len(held) and hp is not None:
+                frames.append(held.assign(pred=hp, held_out=True))
+                err = h.get("mean_rel_error")
+                ctx.note(f"{g}: {len(held)} held-out point(s) ({h.get('rule')}) predicted by the refit without them"
+                         + (f", mean |rel err| {100 * err:.2f}%" if err is not None else ""))
     if not frames:
-        raise Skip("the fit file lists no fitted points (groups[*].runs) to compare with")
+        raise Skip("no fitted points to compare with (give the run files, or a fit file listing its runs)")
     d = pd.concat(frames, ignore_index=True)
     d["rel"] = 100 * (d["loss"] - d["pred"]) / d["pred"]
     single = ctx.single()
@@ -635,7 +695,7 @@ def diagnostics(ctx: Context):
     for v in variants:
         dv = d[d["variant"] == v]
         for held, sub in dv.groupby("held_out"):
-            kw = dict(marker=ctx.markers[v], s=22 if held else 14, linewidths=0.9 if held else 0.4,
+            kw = dict(marker=ctx.markers[v], s=24 if held else 14, linewidths=0.9 if held else 0.4,
                       edgecolor=ctx.colors[v], facecolor="white" if held else ctx.colors[v], zorder=4 if held else 3)
             ax1.scatter(sub["pred"], sub["loss"], **kw)
             ax2.scatter(sub["N"], sub["rel"], **kw)
@@ -654,8 +714,9 @@ def diagnostics(ctx: Context):
     handles.append(Line2D([], [], ls="", marker="o", color="0.3", markersize=4, label="fitted point"))
     if d["held_out"].any():
         handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="white", markeredgecolor="0.3",
-                              markersize=4.5, label="held out / not in fit"))
-        ctx.note(f"{int(d['held_out'].sum())} held-out point(s) drawn hollow")
+                              markersize=4.5, label="held out (refit without them)"))
+    else:
+        ctx.note("no held-out check in the fit (refit with `scalelab fit --holdout largest` to draw one)")
     _finish_legend(fig, handles)
     return fig
 

@@ -43,6 +43,12 @@ def loss_c(p: dict, C):
     return E + K * np.asarray(C, float) ** -ga
 
 
+def loss_n(p: dict, N):
+    """L(N) = E + A / N^alpha (form `size`: one fixed D per group)."""
+    E, A, al = (np.asarray(p[k], float)[..., None] if np.ndim(p[k]) else float(p[k]) for k in ("E", "A", "alpha"))
+    return E + A * np.asarray(N, float) ** -al
+
+
 def loss_d(p: dict, D):
     E, B, be = (np.asarray(p[k], float)[..., None] if np.ndim(p[k]) else float(p[k]) for k in ("E", "B", "beta"))
     return E + B * np.asarray(D, float) ** -be
@@ -77,10 +83,9 @@ def group_runs(fit: Fit, group: str):
 def n_column(fit: Fit, group: str) -> str:
     """Which run-store column the fit's N is: the one whose span matches the group's range.N."""
     g = fit.groups[group]
-    for key in ("n_col", "N_col"):
-        col = g.get(key) or fit.data.get(key)
-        if col:
-            return str(col)
+    col = (fit.data.get("columns") or {}).get("N")  # written by scalelab.fit
+    if col:
+        return str(col)
     rng = (g.get("range") or {}).get("N")
     runs = group_runs(fit, group)
     if rng and len(runs):
@@ -98,6 +103,9 @@ def flops_column(fit: Fit | None) -> str:
     """Run-store column holding C in the fit's FLOP convention."""
     if fit is None:
         return "flops"
+    col = (fit.data.get("columns") or {}).get("C")
+    if col in ("flops", "flops_6nd"):
+        return col
     return "flops_6nd" if fit.convention.lower() in ("flops_6nd", "6nd") else "flops"
 
 
