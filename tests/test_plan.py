@@ -548,3 +548,47 @@ def test_shape_rule_keeps_each_family(name):
         from scalelab.planning.families import _candidate
         fast = _candidate(c, "params", "flops")
         assert (fast.N, fast.flops_per_token) == pytest.approx((cand.N, cand.flops_per_token), rel=1e-12)
+
+
+def test_budget_too_small_for_the_smallest_buildable_model(tmp_path):
+    """C inside the fitted range but below what the smallest shape of the family (d_model = --multiple)
+    can use: one clear error, not a plan at the edge of the search."""
+    path, _ = structured_fit(tmp_path)
+    cmin = json.loads(path.read_text())["groups"]["dense"]["range"]["C"][0]
+    assert P.plan_budget(path, 2 * cmin, variants=["dense"], multiple=32).plans  # fine with small widths allowed
+    with pytest.raises(ScalelabError, match="smallest dense model"):
+        P.plan_budget(path, 2 * cmin, variants=["dense"], multiple=1024)
+
+
+def test_numeric_fallback_when_the_guess_is_far_off(monkeypatch):
+    """A family whose FLOPs per param-token change steeply with N: the closed-form start is far from the
+    optimum, the local bracket misses, and the full-range search must still find it (vs scipy)."""
+
+    class Steep:
+        log_n_bounds = (math.log(1e4), math.log(1e14))
+
+        def log_flops_per_token(self, logN):  # F = 6 N (N / 1e6)^2: FLOPs per param grow fast with N
+            return math.log(6.0) + logN + 2.0 * (logN - math.log(1e6))
+
+    from scalelab.planning import optimum as O
+
+    s = pinned_samples(EPOCH, n=20)
+    p = {k: s[k].to_numpy() for k in EPOCH}
+    C = 1e21
+    calls = []
+    orig = O._minimise_logN
+
+    def spy(f, lo, hi, n_grid, iters=64):
+        x, e = orig(f, lo, hi, n_grid, iters)
+        calls.append((n_grid, int(e.sum())))
+        return x, e
+
+    monkeypatch.setattr(O, "_minimise_logN", spy)
+    N, D, L, edge = P.optimum(p, Steep(), C)
+    assert calls == [(41, 20), (400, 0)]  # every local bracket missed; the full search found them all
+    for i in range(3):
+        f = lambda x: (p["E"][i] + p["A"][i] * math.exp(-p["alpha"][i] * x)
+                       + p["B"][i] * (C / math.exp(Steep().log_flops_per_token(x))) ** -p["beta"][i])
+        x = minimize_scalar(f, bounds=Steep.log_n_bounds, method="bounded", options={"xatol": 1e-10}).x
+        assert N[i] == pytest.approx(math.exp(x), rel=1e-4)
+    assert not edge.any()
