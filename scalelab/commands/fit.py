@@ -129,7 +129,7 @@ def fit(
                                     run_col=run_col, by=by_cols, form=form, bootstrap=bootstrap, seed=seed,
                                     level=level, loss=loss, delta=delta, weights=weights,
                                     overestimate_penalty=overestimate_penalty, share_e=share_e, holdout=holdout,
-                                    compare_pairs=pairs, c_ref=at_flops, flop_convention=convention,
+                                    compare=pairs, c_ref=at_flops, flop_convention=convention,
                                     n_starts=starts, inputs=io.provenance(inputs), source=source,
                                     progress=progress)
     finally:
@@ -157,16 +157,22 @@ def _csv_columns(path: Path) -> list[str]:
         return []   # io.read_csv reports the problem with the file's name
 
 
+def _long(v) -> str:
+    from scalelab.fit.results import _fmt
+
+    return _fmt(v)
+
+
 def _table(res) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from scalelab.fit.results import _fmt
+    def _fmt(v):
+        return "nan" if v is None or v != v else f"{float(v):.3g}"
 
     lvl = int(round(res.level * 100))
     t = Table(title=f"scaling-law fits ({lvl}% bootstrap intervals, {res.meta.get('bootstrap', {}).get('n', 0)} resamples)")
-    for c in ("group", "form", "E", "A (K)", f"alpha (gamma) [{lvl}%]", "B", f"beta [{lvl}%]", f"a [{lvl}%]",
-              "points", "runs", "warnings"):
+    for c in ("group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs", "warnings"):
         t.add_column(c, overflow="fold")
 
     def ci(g, p, src="params"):
@@ -174,7 +180,7 @@ def _table(res) -> None:
         if v is None:
             return "-"
         c = (g.conf_int if src == "params" else g.derived_conf_int).get(p)
-        return f"{_fmt(v)} [{_fmt(c[0])}, {_fmt(c[1])}]" if c else _fmt(v)
+        return f"{_fmt(v)}\n[{_fmt(c[0])}, {_fmt(c[1])}]" if c else _fmt(v)
 
     for g in res:
         p = g.params
@@ -184,6 +190,7 @@ def _table(res) -> None:
                   "; ".join(g.warnings) or "-")
     con = Console()
     con.print(t)
+    _fmt = _long
     for g in res:
         if "tokens_per_param" in g.derived:
             c = g.derived_conf_int.get("tokens_per_param")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
-from scalelab.fit.bootstrap import compare, percentile_interval, unit_counts
+from scalelab.fit.bootstrap import compare as compare_groups, percentile_interval, unit_counts
 from scalelab.fit.laws import FORMS, Form
 
 # Coarse exponent grid: dense near the usual 0.1-0.8, sparse out to 2.5.
@@ -645,7 +645,7 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
              form: str = "auto", bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
              loss: str = "huber", delta: float = 1e-3, weights: str | None = None,
              overestimate_penalty: float = 1.0, share_e: bool = False, holdout: str | None = None,
-             compare_pairs: list[tuple[str, str]] | None = None, c_ref: float | None = None,
+             compare: list[tuple[str, str]] | None = None, c_ref: float | None = None,
              flop_convention: str | None = None, n_starts: int = 2, inputs: list | None = None,
              source: str = "data frame", progress=None):
     """Fit a scaling law per group of `df` with run-level bootstrap intervals.
@@ -653,7 +653,10 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
     df: one row per (N, D) point. n_col: parameters N; d_col: tokens D (None: D = C/(6N) from c_col);
     loss_col: the loss; c_col: training FLOPs C (None: C = 6 N D); run_col: the run id, the bootstrap
     unit (None: rows); by: grouping columns (None: one group "all"). form: auto | chinchilla | data |
-    size | frontier | power. Returns FitResults (results.py). `source` names the input in errors."""
+    size | frontier | power. compare: [(a, b), ...] groups to compare (default: every group vs dense).
+    weights: None | "compute" (sqrt(C)). holdout: None | "largest". c_ref: FLOPs for the
+    compute-optimal N, D, tokens/param (default: largest C of each group). n_starts: polished starts
+    per resample. Returns FitResults (results.py). `source` names the input in errors."""
     from scalelab import __version__
     from scalelab.fit.results import FitResults, now_iso
 
@@ -751,7 +754,7 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
 
     comparisons = []
     byname = {f.name: f for f in fits}
-    pairs = compare_pairs
+    pairs = compare
     if pairs is None:
         dense = [f.name for f in fits if f.key.get("variant") == "dense" or f.name == "dense"]
         pairs = [(dense[0], f.name) for f in fits if dense and f.name != dense[0]]
@@ -764,7 +767,7 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
             continue
         pa = {**fa.params, **fa.derived}
         pb = {**fb.params, **fb.derived}
-        comparisons.append(compare(a, {k: fa.samples[k] for k in fa.samples}, pa,
+        comparisons.append(compare_groups(a, {k: fa.samples[k] for k in fa.samples}, pa,
                                    b, {k: fb.samples[k] for k in fb.samples}, pb, level, paired=shared_runs))
     meta = {"scalelab_version": __version__, "created": now_iso(), "inputs": inputs or [],
             "flop_convention": convention, "by": by, "approach": 3,

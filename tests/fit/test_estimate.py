@@ -136,7 +136,7 @@ def test_comparison_tells_different_alpha_apart_and_same_not():
     same = synthetic(alpha=0.30, seed=4, group="same", **base)
     df = __import__("pandas").concat([dense, steep, same])
     fit = fit_laws(df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", bootstrap=300,
-                   compare_pairs=[("dense", "steep"), ("dense", "same")])
+                   compare=[("dense", "steep"), ("dense", "same")])
     c_steep, c_same = fit.comparisons
     assert c_steep["d_alpha"][1] > 0 and "more steeply than dense in N" in c_steep["verdict"]
     assert c_same["d_alpha"][1] < 0 < c_same["d_alpha"][2]
