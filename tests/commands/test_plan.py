@@ -160,3 +160,15 @@ def test_fit_then_plan_end_to_end(tmp_path):
     assert p["N_opt"] == pytest.approx(N, rel=1e-10) and p["D_opt"] == pytest.approx(D, rel=1e-10)
     assert p["N_opt"] == pytest.approx(closed_form(EPOCH, 1e21)[0], rel=0.05)  # the replication's law
     assert p["N_int"][0] < p["N_opt"] < p["N_int"][1]
+
+
+def test_fit_without_bootstrap_is_refused(tmp_path):
+    r = invoke(["fit", str(CSV), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--bootstrap", "0",
+                "--out", "fits/nob.json"], tmp_path)
+    if r.exit_code == 2 and "not yet available" in r.stderr:
+        pytest.skip("scalelab fit is not available in this checkout")
+    assert r.exit_code == 0, r.output
+    r = invoke(["plan", "--flops", "1e21"], tmp_path)
+    assert r.exit_code == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert "no usable bootstrap samples" in line or "no bootstrap samples" in line
