@@ -393,6 +393,8 @@ def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[S
     planner = fit if isinstance(fit, Planner) else Planner(fit, variants, multiple, depth, samples, seed)
     if flops is None and gpu_hours is None and target_loss is None:
         raise ScalelabError("give a budget: --flops C, --gpu-hours H, or --target-loss L")
+    if flops is not None and gpu_hours is not None:
+        raise ScalelabError("give either --flops or --gpu-hours, not both: the GPU-hours column is reported with --flops")
     if flops is not None and not (flops > 0 and math.isfinite(flops)):
         raise ScalelabError(f"--flops {flops} must be a positive number of FLOPs, e.g. 1e21")
     if gpu_hours is not None and not gpu_hours > 0:

@@ -103,6 +103,7 @@ def test_plan_sweep_json(tmp_path):
     ([], "give a budget"),
     (["--flops", "1e21", "--gpu", "tpu"], "unknown --gpu"),
     (["--sweep", "1e19"], "C_MIN:C_MAX"),
+    (["--flops", "1e21", "--gpu-hours", "10"], "not both"),
 ])
 def test_user_errors_one_line_exit_2(tmp_path, args, needle):
     path = write_fit(tmp_path)
