@@ -13,7 +13,7 @@ def test_tiny_grid_expands_to_the_cartesian_product():
     runs = g.runs()
     # 2 widths x 2 variants x 1 seed; WSD: both budgets in one run
     assert [(r.model.d_model, r.variant) for r in runs] == [(16, "dense"), (16, "lowrank-31"), (32, "dense"), (32, "lowrank-31")]
-    assert all(r.train.budgets == (12800, 25600) and r.train.schedule == "wsd" for r in runs)
+    assert all(r.train.budgets == (6400, 12800) and r.train.schedule == "wsd" for r in runs)
     # rank_ratio 0.25 -> rank d/4; lowrank keeps 5 r / (4 d) = 31% of a d -> 4d -> d FFN
     assert [r.model.ffn.rank for r in runs if r.model.ffn.kind == "lowrank"] == [4, 8]
     assert len({r.run_id for r in runs}) == 4

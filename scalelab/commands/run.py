@@ -26,6 +26,12 @@ def run(
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also log curves to this TensorBoard folder (needs the tensorboard package; skipped if absent)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes; only the summary table."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (or the dry-run plan) as JSON."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Train this many runs at once in worker processes (CPU: the cores are shared out between them)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to fan runs out over, e.g. 0,1,2,3 (one worker per GPU)."),
+    nproc_per_run: int = typer.Option(1, "--nproc-per-run", help="Processes per run (torchrun; DDP, or FSDP2 with --shard)."),
+    shard: bool = typer.Option(False, "--shard", help="Shard each run's model over its processes (FSDP2)."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine), slurm (a job array via submitit) or submitit-local."),
+    wait: bool = typer.Option(False, "--wait", help="With slurm: wait for the jobs and report how they ended."),
 ) -> None:
     """Train every run of a grid (skipping finished ones) and write one Parquet file per run.
 
@@ -39,18 +45,38 @@ def run(
 
     g = Grid.load(grid)
     console = Console()
-    if dry_run:
-        _dry_run(g, device, as_json, console)
-        return
-
+    if not console.is_terminal:
+        console = Console(width=160)  # piped output: do not squeeze the tables into 80 columns
     import torch
-
-    from scalelab.grid import run_grid
 
     if threads:
         torch.set_num_threads(threads)
     elif device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         torch.set_num_threads(1)
+    if dry_run:
+        _dry_run(g, device, as_json, console)
+        return
+
+    from scalelab import dispatch
+
+    if dispatch.wants_dispatch(workers, devices, nproc_per_run, shard, executor):
+        res = dispatch.run_grid(g, out, workers=workers, devices=devices, nproc_per_run=nproc_per_run, shard=shard,
+                                executor=executor, device=None if device == "auto" else device, wait=wait,
+                                checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                                console=None if quiet else Console(stderr=True))
+        if as_json:
+            typer.echo(json.dumps(res, indent=1))
+            return
+        t = Table(title=f"grid {g.name}: {len(res)} runs -> {out}/")
+        for c in ("run", "variant", "d", "state", "detail"):
+            t.add_column(c)
+        for r in res:
+            t.add_row(r["run_id"], r["variant"], str(r["d_model"]), r["state"], r.get("detail", ""))
+        console.print(t)
+        return
+
+    from scalelab.grid import run_grid
+
     if tensorboard:
         try:
             import tensorboard as _tb  # noqa: F401

@@ -1,0 +1,139 @@
+"""`scalelab run`: end to end through the CLI, SIGKILL + resume in a real subprocess, dry run, and
+one-line errors (exit 2, no traceback, nothing written) for bad input."""
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from grids import CORPUS, write_grid
+from scalelab.cli import app
+from scalelab.store import COLUMNS
+
+TIMING = {"wall_s", "tokens_per_s", "mfu", "git_sha"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path / "cache"))
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def _scalelab(*args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "scalelab.cli", *args], env=env, **kw)
+
+
+BAD = {
+    "malformed": lambda d: _raw(d, "name = 'x'\n[model\n"),
+    "variant": lambda d: write_grid(d, variants='[[variants]]\nstructure = "monarchy"\n'),
+    "shape": lambda d: write_grid(d, variants='[[variants]]\nstructure = "blockshuffle"\nblocks = 3\n'),
+    "data": lambda d: write_grid(d, data='[data]\nsource = "no/such/folder"\n'),
+    "bin": lambda d: write_grid(d, data=f'[data]\nsource = "{_odd_bin(d)}"\n'),
+}
+
+
+def _raw(d, text):
+    p = os.path.join(str(d), "bad.toml")
+    open(p, "w").write(text)
+    return p
+
+
+def _odd_bin(d):
+    b = os.path.join(str(d), "tok")
+    os.makedirs(b, exist_ok=True)
+    open(os.path.join(b, "train.bin"), "wb").write(b"\x00\x01\x02")
+    open(os.path.join(b, "val.bin"), "wb").write(b"\x00\x01")
+    return b
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
+    grid = BAD[case](tmp_path)
+    out = tmp_path / "out"
+    r = _cli("run", "--grid", grid, "--out", str(out))
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.output
+    assert not out.exists()
+
+
+def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
+    grid = write_grid(tmp_path, model="[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n")
+    r = _cli("run", "--grid", grid, "--out", str(tmp_path / "out"), "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    rows = json.loads(r.stdout)
+    assert [x["d_model"] for x in rows] == [16, 32] and all(x["tokens"] == 12800 and x["est_s"] > 0 for x in rows)
+    assert not (tmp_path / "out").exists()
+    assert _cli("run", "--grid", "demo", "--dry-run").exit_code == 0
+
+
+def _rows(path):
+    df = pd.read_parquet(path)
+    return df.drop(columns=[c for c in TIMING if c in df.columns])
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_rows(tmp_path):
+    # one WSD run, 200 steps of d 16: long enough to be killed after its first checkpoints
+    grid = write_grid(tmp_path, budgets="[budgets]\ntokens = [25600, 51200]\n",
+                      schedule='[schedule]\nkind = "wsd"\nwarmup = 0.05\ncooldown = 0.2\n')
+    ref_out, out = tmp_path / "ref", tmp_path / "killed"
+    common = ["run", "--grid", grid, "--quiet", "--device", "cpu", "--threads", "1", "--checkpoint-every", "20"]
+    ref = _scalelab(*common, "--out", str(ref_out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = _scalelab(*common, "--out", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out / ".ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not (ck.exists() and any(f.suffix == ".pt" for f in ck.iterdir())):
+        time.sleep(0.02)
+    assert p.poll() is None, "the run finished before it could be killed"
+    time.sleep(0.3)  # let it train a little past the checkpoint
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not list(out.glob("*.parquet"))  # nothing half-written
+    r = _scalelab(*common, "--out", str(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, _ = r.communicate(timeout=300)
+    assert r.returncode == 0
+    assert ref.wait(timeout=300) == 0
+    (a,), (b,) = list(ref_out.glob("*.parquet")), list(out.glob("*.parquet"))
+    assert a.name == b.name
+    ra, rb = _rows(a), _rows(b)
+    assert list(ra.columns) == list(rb.columns) and len(ra) == len(rb) == len(rb.drop_duplicates(["step", "budget", "final"]))
+    for c in ra.columns:
+        if ra[c].dtype.kind == "f":
+            assert ((ra[c] - rb[c]).abs().fillna(0) <= 1e-6).all(), c
+        else:
+            assert ra[c].tolist() == rb[c].tolist(), c
+    assert ra["final"].sum() == 2
+
+
+def test_cli_end_to_end_parquet_loads_in_pandas(tmp_path):
+    from scalelab import flops as flopslib
+    from scalelab.config import ModelConfig
+    import json
+
+    grid = write_grid(tmp_path, budgets="[budgets]\ntokens = [3200, 6400]\n",
+                      schedule='[schedule]\nkind = "wsd"\n',
+                      variants='[[variants]]\nstructure = "dense"\n[[variants]]\nstructure = "blockshuffle"\nblocks = 2\n')
+    r = _cli("run", "--grid", grid, "--out", str(tmp_path / "runs"), "--quiet", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    files = sorted((tmp_path / "runs").glob("*.parquet"))
+    assert len(files) == 2 and all(f.name.startswith("t__") for f in files)
+    for f in files:
+        df = pd.read_parquet(f)
+        assert set(COLUMNS) <= set(df.columns)
+        cfg = ModelConfig.from_dict(json.loads(df["config"].iloc[0])["model"])
+        assert (df["flops"] == flopslib.flops_per_token(cfg) * df["tokens"]).all()
+        assert df["final"].sum() == 2 and df["val_loss"].between(0, 6).all()
+        assert df["corpus"].iloc[0] == CORPUS and len(df["corpus_sha"].iloc[0]) == 64
+        assert df["torch_version"].iloc[0] and df["scalelab_version"].iloc[0] == "0.1.0"
+    assert "trained" in r.stdout
