@@ -147,3 +147,21 @@ def test_bad_inputs_one_line_errors(tmp_path):
     line = _err(runner.invoke(app, ["fit", *map(str, files), "--out", str(tmp_path / "x.json")]))
     assert files[0].name in line and "'flops'" in line
     assert not (tmp_path / "x.json").exists()
+
+
+def test_fit_cli_options_paths(tmp_path):
+    files = write_runs(tmp_path)
+    out = tmp_path / "o.json"
+    r = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "30", "--share-e", "--weights", "compute",
+                            "--compare", "lowrank-32,dense", "--loss", "lsq", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(out.read_text())
+    assert d["share_e"] and d["loss"] == {"kind": "lsq", "delta": 1e-3, "overestimate_penalty": 1.0, "weights": "compute"}
+    assert d["groups"]["dense"]["params"]["E"] == d["groups"]["lowrank-32"]["params"]["E"]
+    assert [(c["a"], c["b"]) for c in d["comparisons"]] == [("lowrank-32", "dense")]
+    r = runner.invoke(app, ["fit", *map(str, files), "--approach", "1", "--all-checkpoints", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    g = json.loads(out.read_text())["groups"]["dense"]
+    assert g["form"] == "allocation" and set(g["params"]) == {"a", "b", "kN", "kD"}
+    line = _err(runner.invoke(app, ["fit", *map(str, files), "--compare", "dense,nope", "--out", str(out)]))
+    assert "nope" in line
