@@ -453,3 +453,24 @@ def _state_after(out_dir: str, run, returncode: int, log: str) -> tuple[str, str
     if returncode == 0:
         return "busy", "another process holds its lock"
     return "failed", log
+
+
+def print_summary(rows: list[dict], grid_name: str, out_dir: str, as_json: bool = False, console=None) -> None:
+    """The end-of-grid table of `scalelab run` for dispatched grids (or JSON)."""
+    import json
+
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"grid {grid_name}: {len(rows)} runs -> {out_dir}/")
+    for c in ("run", "variant", "d", "state", "detail"):
+        t.add_column(c, justify="right" if c == "d" else "left")
+    for r in rows:
+        t.add_row(r["run_id"], r["variant"], str(r["d_model"]), r["state"], r["detail"])
+    console.print(t)
+    if any(r["state"] == "submitted" for r in rows):
+        console.print(f"follow with: scalelab status {out_dir} --grid {grid_name}")

@@ -182,6 +182,26 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, shard: bool = False,
     return DDP(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
+def clone_model(model: torch.nn.Module, env: DistEnv, shard: bool, build: Any,
+                find_unused_parameters: bool = False) -> torch.nn.Module:
+    """An independent copy with the same weights and the same wrapping (e.g. a WSD cooldown branch).
+
+    build(): a fresh unwrapped model on env.device (used under FSDP2, whose sharded modules are not
+    deep-copied; the full weights are gathered and loaded into a freshly sharded model)."""
+    import copy
+
+    if not env.distributed:
+        return copy.deepcopy(model)
+    if not shard:
+        return wrap_model(copy.deepcopy(unwrap(model)), env, find_unused_parameters=find_unused_parameters)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, set_model_state_dict
+
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    new = wrap_model(build(), env, shard=True)
+    set_model_state_dict(new, full, options=StateDictOptions(full_state_dict=True))
+    return new
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The user's module under a DDP wrapper (FSDP2 modifies the module in place, nothing to unwrap)."""
     return model.module if hasattr(model, "module") and isinstance(getattr(model, "module"), torch.nn.Module) else model
@@ -288,11 +308,22 @@ def clear_stop() -> None:
     _STOP.clear()
 
 
+def stop_pending() -> bool:
+    """This process got a stop request (not yet agreed with the other ranks: see any_rank)."""
+    return _STOP.is_set()
+
+
 def stop_requested(env: DistEnv) -> bool:
     """True on every rank as soon as any rank got a stop request, so all ranks stop at the same step."""
-    flag = _STOP.is_set()
+    return any_rank([stop_pending()], env)[0]
+
+
+def any_rank(flags: list, env: DistEnv) -> list[bool]:
+    """Element-wise OR of boolean flags over ranks, in one small all-reduce: decisions that lead to a
+    collective (checkpoint now? stop now?) must be the same on every rank, even when they come from
+    a local clock or a signal that reached one process."""
     if not env.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=env.device)
+        return [bool(f) for f in flags]
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=env.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return [bool(v > 0) for v in t.tolist()]

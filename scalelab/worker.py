@@ -92,14 +92,13 @@ def train_one(grid: str, run_id: str, out_dir: str = "runs", *, shard: bool = Fa
         from scalelab.train import train_run
 
         corpus = load_corpus(run.data, base_dir=os.path.dirname(g.path) if g.path else None)
-        kw = {}
-        if env.distributed or shard:
-            kw = dict(dist_env=env, shard=shard)
+        # dist_env always: the trainer then also honours a stop request (Slurm preemption, via dispatch.RunJob)
+        kw = dict(dist_env=env, shard=shard)
         t0 = time.time()
         progress = _progress_printer(log, run_id) if env.is_main else None
         try:
             res = train_run(run, corpus, out_path=path if env.is_main else None,
-                            device=env.device if env.distributed else (device or "auto"),
+                            device=env.device,
                             ckpt_path=ckpt_path(out_dir, run), checkpoint_every=checkpoint_every,
                             checkpoint_seconds=checkpoint_seconds, progress=progress, **kw)
         except (D.Preempted, SystemExit, KeyboardInterrupt):  # SystemExit: submitit requeues
