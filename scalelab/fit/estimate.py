@@ -17,6 +17,7 @@ Approaches 1 and 2 (envelope, IsoFLOP parabolas) use statsmodels; see `approach1
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ from scalelab.fit.laws import FORMS, Form
 CURV_OUT = 0.1
 DEBUG = False
 CHUNK = 128
+THREADS = min(4, os.cpu_count() or 1)
 # Coarse grid for resamples (each resample searches it all); the point fit uses the finer one.
 COARSE_GRID = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.3, 1.7, 2.2])
 EXPONENT_GRID = np.unique(np.concatenate([np.arange(0.02, 1.0, 0.04), np.arange(1.0, 2.51, 0.125)]))
@@ -143,8 +145,15 @@ def polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int = 60, tol
            chunk: int | None = None):
     """Polish in chunks of starts small enough for the working arrays to stay in cache."""
     chunk = chunk or CHUNK
-    outs = [_polish(prob, theta[i:i + chunk], W[i:i + chunk], iters, tol)
-            for i in range(0, theta.shape[0], chunk)]
+    jobs = [(theta[i:i + chunk], W[i:i + chunk]) for i in range(0, theta.shape[0], chunk)]
+    if len(jobs) > 1 and THREADS > 1:
+        # numpy releases the GIL inside its loops: chunks run in parallel on the machine's cores
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(THREADS) as ex:
+            outs = list(ex.map(lambda j: _polish(prob, j[0], j[1], iters, tol), jobs))
+    else:
+        outs = [_polish(prob, t, w, iters, tol) for t, w in jobs]
     return tuple(np.concatenate(o) for o in zip(*outs))
 
 
