@@ -207,9 +207,17 @@ def test_every_axes_has_labels_and_colours_match_across_figures(synth):
     seen = 0
     for name, _, fig, skip, _ in plots.build(inputs, width="single"):
         assert fig is not None, (name, skip)
+        fig.canvas.draw()
         for ax in fig.axes:
             if ax.axison:  # a spare panel may hold only the legend
                 assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), (name, ax)
+                # every log axis shows at least two labelled ticks inside its range
+                for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+                    if axis.get_scale() == "log":
+                        lo, hi = sorted(lim)
+                        shown = [t for t in axis.get_major_ticks() if t.label1.get_visible()
+                                 and t.label1.get_text() and lo <= t.get_loc() <= hi]
+                        assert len(shown) >= 2, (name, [t.label1.get_text() for t in axis.get_major_ticks()])
         # legend entries for variants carry the variant's colour and marker
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
         assert len(legends) == 1, name
@@ -275,7 +283,7 @@ def test_frontier_band_contains_point_and_follows_samples(synth):
     ctx = figures.Context(inputs=inputs, colors=plots.variant_colors(inputs.variants()),
                           markers=plots.variant_markers(inputs.variants()))
     C = np.logspace(9, 13, 20)
-    x, y, lo, hi = figures.frontier(ctx, "dense", C)
+    x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
     s = pd.read_parquet(fit.replace(".json", ".samples.parquet"))
     s = s[s["group"] == "dense"]
     k = K_FLOPS  # synthetic runs have C = 7 N D exactly
@@ -384,3 +392,32 @@ def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
         assert y[0] == pytest.approx(np.interp(np.log(x[0]), np.log(trunk_x), trunk_y))
     # without a budget column: a single curve in step order
     assert len(figures._curves(r.drop(columns="budget"), r, "flops")) == 1
+
+
+def test_log_axis_over_less_than_a_decade_still_has_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scalelab.plotting import style
+
+    for lo, hi in ((2.6e4, 4.4e4), (3.1e4, 3.4e4), (1e3, 1e6)):
+        fig, ax = plt.subplots()
+        ax.plot([lo, hi], [lo, hi])
+        style.log_axis(ax, "y")
+        ax.set_ylim(lo, hi)
+        style.ensure_decade_labels(ax, "y")
+        fig.canvas.draw()
+        shown = [t.label1.get_text() for t in ax.yaxis.get_major_ticks()
+                 if t.label1.get_text() and lo <= t.get_loc() <= hi]
+        assert len(shown) >= 2, (lo, hi, shown)
+        plt.close(fig)
+
+
+def test_budgets_rounded_to_whole_batches_fall_in_one_slice():
+    from scalelab.plotting import figures
+
+    centres, idx = figures._cluster(np.array([4.0, 3.98, 8.1, 7.9, 8.0, 16.0, 15.7, 4.02]))
+    assert len(centres) == 3 and list(idx) == [0, 0, 1, 1, 1, 2, 2, 0]
+    np.testing.assert_allclose(centres, [4.0, 8.0, 15.85], rtol=0.01)

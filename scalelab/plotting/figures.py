@@ -102,11 +102,9 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
         ctx._alloc_cache[key] = _planner_sweep(ctx, c_min, c_max, n)
     planned = ctx._alloc_cache[key]
     v = ctx.fit.variant_of(group)
-    rng = ctx.fit.groups[group].get("range", {}).get("C")
     if planned is not None and (planned["variant"].astype(str) == v).any():
         a = planned[planned["variant"].astype(str) == v].sort_values("C").reset_index(drop=True)
-        if rng:  # dashed = anywhere outside the fitted runs' FLOPs (the planner flags only > 10x)
-            a["extrapolated"] = a["extrapolated"].astype(bool) | (a["C"] > rng[1] * 1.0001) | (a["C"] < rng[0] / 1.0001)
+        a["extrapolated"] = a["extrapolated"].astype(bool) | _outside(ctx, group, a)
         return a
 
     C = np.logspace(np.log10(c_min), np.log10(c_max), n)
@@ -121,8 +119,22 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
             out[f"{q}_lo"], out[f"{q}_hi"] = laws.band(laws.optimal(draws, C, k)[q], ctx.fit.level)
         else:
             out[f"{q}_lo"] = out[f"{q}_hi"] = np.full_like(C, np.nan)
-    out["extrapolated"] = (C > rng[1] * 1.0001) | (C < rng[0] / 1.0001) if rng else np.zeros_like(C, bool)
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    out["extrapolated"] = _outside(ctx, group, out)
+    return out
+
+
+def _outside(ctx: Context, group: str, a) -> np.ndarray:
+    """Budgets where the allocation leaves the data: C, N_opt or D_opt outside the fitted runs' range
+    (the planner itself flags only C > 10x the largest run). Drawn dashed."""
+    rng = ctx.fit.groups[group].get("range") or {}
+    out = np.zeros(len(a), bool)
+    for col, key in (("C", "C"), ("N_opt", "N"), ("D_opt", "D")):
+        r = rng.get(key)
+        if r and len(r) == 2:
+            x = a[col].to_numpy(float)
+            out |= (x > r[1] * 1.02) | (x < r[0] / 1.02)
+    return out
 
 
 def _planner_sweep(ctx: Context, c_min, c_max, n):
@@ -137,7 +149,7 @@ def _planner_sweep(ctx: Context, c_min, c_max, n):
         if not need <= set(df.columns):
             raise ValueError(f"sweep columns {sorted(df.columns)}")
     except Exception as e:  # a planner that cannot handle this fit should not stop the figures
-        ctx.note(f"planner sweep failed ({type(e).__name__}: {str(e)[:120]}); used the closed form")
+        ctx.note(f"planner sweep failed ({type(e).__name__}: {str(e)[:200]}); used the closed form")
         return None
     if "extrapolated" not in df.columns:
         df["extrapolated"] = False
@@ -150,13 +162,15 @@ def frontier(ctx: Context, group: str, C: np.ndarray):
     g = ctx.fit.groups[group]
     if g["form"] == "chinchilla":
         a = allocation(ctx, group, float(C.min()), float(C.max()), len(C))
-        return a["C"].to_numpy(), a["L_opt"].to_numpy(), a["L_lo"].to_numpy(), a["L_hi"].to_numpy()
+        return (a["C"].to_numpy(), a["L_opt"].to_numpy(), a["L_lo"].to_numpy(), a["L_hi"].to_numpy(),
+                a["extrapolated"].to_numpy(bool))
     if g["form"] == "frontier":
         point, draws = laws.param_arrays(ctx.fit, group, ("E", "K", "gamma"))
         lo = hi = np.full_like(C, np.nan)
         if draws is not None:
             lo, hi = laws.band(laws.loss_c(draws, C), ctx.fit.level)
-        return C, laws.loss_c(point, C), lo, hi
+        rng = (g.get("range") or {}).get("C") or [C.min(), C.max()]
+        return C, laws.loss_c(point, C), lo, hi, (C > rng[1] * 1.02) | (C < rng[0] / 1.02)
     return None
 
 
@@ -235,15 +249,15 @@ def loss_vs_flops(ctx: Context):
     handles = [variant_handle(ctx, v) for v in variants]
     drawn = False
     if ctx.fit is not None:
-        C = np.logspace(np.log10(xlim[0]), np.log10(xlim[1]), 80)
         for g in ctx.groups(("chinchilla", "frontier")):
             v = ctx.fit.variant_of(g)
+            # from a little below the group's fitted FLOPs range: further left is early-checkpoint land
+            c0 = (ctx.fit.groups[g].get("range") or {}).get("C", [xlim[0]])[0] / 3
+            C = np.logspace(np.log10(max(xlim[0], c0)), np.log10(xlim[1]), 80)
             fr = frontier(ctx, g, C)
             if fr is None:
                 continue
-            x, y, lo, hi = fr
-            rng = ctx.fit.groups[g].get("range", {}).get("C") or [x.min(), x.max()]
-            extrap = (x > rng[1] * 1.0001) | (x < rng[0] / 1.0001)
+            x, y, lo, hi, extrap = fr
             _split_extrapolated(ax, x, y, lo, hi, extrap, ctx.colors[v], gid=f"variant:{v}", lw=1.3)
             drawn = True
             if v not in variants:
@@ -339,25 +353,59 @@ def _final_points(ctx: Context):
     raise Skip("needs final points: run files with `final` rows, or a fit file listing its runs")
 
 
-def _slices(pts, ncol: str):
-    """Group points into fixed tokens-per-parameter budgets, or IsoFLOP slices (C fixed), whichever
-    the grid was built on. Returns (kind, [(label, mask, value)])."""
-    r = pts["tokens"] / pts[ncol]
-    rr = r.map(lambda x: float(f"{x:.2g}"))
-    c = pts["flops"].map(lambda x: float(f"{x:.2g}")) if "flops" in pts else None
-    if rr.nunique() <= 6:
-        return "ratio", [(f"D/N = {x:g}", rr == x, x) for x in sorted(rr.unique())]
-    if c is not None and c.nunique() <= 6:
-        return "iso", [(f"C = {x:.1e}", c == x, x) for x in sorted(c.unique())]
-    # Neither: bin the tokens-per-parameter ratio into at most 4 log-spaced bins.
-    edges = np.quantile(np.log(r), np.linspace(0, 1, 5))
-    idx = np.clip(np.searchsorted(edges, np.log(r), side="right") - 1, 0, 3)
-    out = []
+@dataclass
+class Slices:
+    """How final points split into slices: fixed tokens per parameter (D = r N', with N' the
+    parameter count the grid's budgets were set in) or IsoFLOP (C fixed)."""
+
+    kind: str  # ratio | iso
+    rcol: str  # ratio: the parameter column of the budget rule
+    values: list  # slice values (ratio r or budget C), ascending
+    labels: list
+    index: object  # pd.Series: slice number of each point (-1: none)
+
+
+def _slices(pts, ncol: str) -> Slices:
+    """One slicing for all variants (one shared legend), chosen to match how the grid was built."""
+    import pandas as pd
+
+    for col in dict.fromkeys([ncol, "params_nonembed", "params"]):
+        if col in pts.columns and pts[col].notna().all():
+            vals, idx = _cluster((pts["tokens"] / pts[col]).to_numpy(float))
+            if len(vals) <= 6:
+                what = "D/N" + (" (non-embedding)" if col == "params_nonembed" and ncol != col else "")
+                return Slices("ratio", col, vals, [f"{what} = {x:.2g}" for x in vals], pd.Series(idx, index=pts.index))
+    if "flops" in pts.columns:
+        vals, idx = _cluster(pts["flops"].to_numpy(float))
+        if len(vals) <= 6:
+            return Slices("iso", ncol, vals, [f"C = {x:.1e} FLOPs" for x in vals], pd.Series(idx, index=pts.index))
+    # Neither: at most 4 log-spaced bins of the tokens-per-parameter ratio.
+    lr = np.log(pts["tokens"] / pts[ncol])
+    edges = np.quantile(lr, np.linspace(0, 1, 5))
+    idx = np.clip(np.searchsorted(edges, lr, side="right") - 1, 0, 3)
+    vals, labels, index = [], [], np.full(len(pts), -1)
     for i in sorted(set(idx)):
         m = idx == i
-        gm = float(np.exp(np.log(r[m]).mean()))
-        out.append((f"D/N ~ {gm:.2g}", m, gm))
-    return "ratio", out
+        vals.append(float(np.exp(lr[m].mean())))
+        labels.append(f"D/N ~ {vals[-1]:.2g}")
+        index[m] = len(vals) - 1
+    return Slices("ratio", ncol, vals, labels, pd.Series(index, index=pts.index))
+
+
+def _cluster(x: np.ndarray, tol: float = 1.1):
+    """Group values within `tol` (ratio) of their neighbour: budgets rounded to whole batches differ by
+    a few percent across sizes. Returns (cluster centres (geometric means), cluster index per value)."""
+    order = np.argsort(x)
+    idx = np.empty(len(x), int)
+    k, start = 0, None
+    for i in order:
+        if start is not None and x[i] > start * tol:
+            k += 1
+            start = x[i]
+        start = x[i] if start is None else start
+        idx[i] = k
+    centres = [float(np.exp(np.log(x[idx == j]).mean())) for j in range(k + 1)]
+    return centres, idx
 
 
 def loss_vs_params(ctx: Context):
@@ -367,7 +415,7 @@ def loss_vs_params(ctx: Context):
     pts, src = _final_points(ctx)
     variants = style.sort_variants(pts["variant"])
     nrows, ncols = _panel_grid(len(variants), ctx.single())
-    aspect = (0.8 if ctx.single() else 0.42) * nrows / (1 if ctx.single() or ncols > 1 else 1)
+    aspect = (0.8 if ctx.single() else 0.42) * nrows
     if ncols == 1 and not ctx.single():
         aspect = 0.5
     fig, axs = style.new_figure(ctx.width, aspect, nrows, ncols, sharey=True)
@@ -375,30 +423,35 @@ def loss_vs_params(ctx: Context):
     if ctx.fit is not None:
         for g in ctx.groups(("chinchilla", "frontier")):
             group_of.setdefault(ctx.fit.variant_of(g), g)
-    slice_handles = {}
+    ncol_all = laws.n_column(ctx.fit, next(iter(group_of.values()))) if group_of else "params"
+    if ncol_all not in pts.columns:
+        ncol_all = "params"
+    sl = _slices(pts, ncol_all)
+    nsl = len(sl.values)
     law_drawn = False
     for i, v in enumerate(variants):
         ax = axs[i // ncols, i % ncols]
         pv = pts[pts["variant"] == v]
         g = group_of.get(v)
-        ncol = laws.n_column(ctx.fit, g) if g else "params"
-        if ncol not in pv.columns:
-            ncol = "params"
-        kind, sl = _slices(pv, ncol)
-        nmin, nmax = float(pv[ncol].min()), float(pv[ncol].max())
+        nmin, nmax = float(pv[ncol_all].min()), float(pv[ncol_all].max())
         Ngrid = np.logspace(np.log10(nmin / 1.3), np.log10(nmax * 1.3), 50)
-        for j, (label, mask, val) in enumerate(sl):
-            t = j / max(len(sl) - 1, 1)
+        for j, (label, val) in enumerate(zip(sl.labels, sl.values)):
+            p = pv[sl.index[pv.index] == j]
+            if p.empty:
+                continue
+            t = j / max(nsl - 1, 1)
             c = style.shade(ctx.colors[v], 0.25 + 0.75 * t, lightest=0.7)
             ls = style.LINESTYLES[j % len(style.LINESTYLES)]
-            p = pv[mask]
-            ax.scatter(p[ncol], p["loss"], marker=ctx.markers[v], s=16, facecolor=c,
+            ax.scatter(p[ncol_all], p["loss"], marker=ctx.markers[v], s=16, facecolor=c,
                        edgecolor=ctx.colors[v], linewidths=0.5, zorder=4)
-            grey = style.shade("#000000", 0.25 + 0.75 * t, lightest=0.7)
-            slice_handles.setdefault(label, Line2D([], [], color=grey, ls=ls, lw=1.0, label=label))
             if g is None:
                 continue
-            curve = _law_along(ctx, g, Ngrid, kind, val)
+            # D along the slice as a function of the plotted N
+            if sl.kind == "ratio":
+                D = val * _param_map(pv, ncol_all, sl.rcol)(Ngrid)
+            else:
+                D = val / (laws.flops_per_param_token(ctx.fit, g)[0] * Ngrid)
+            curve = _law_along(ctx, g, Ngrid, D)
             if curve is None:
                 continue
             y, lo, hi = curve
@@ -410,7 +463,7 @@ def loss_vs_params(ctx: Context):
         style.log_axis(ax, "x")
         ax.set_xlim(Ngrid[0], Ngrid[-1])
         style.ensure_decade_labels(ax, "x")
-        ax.set_xlabel("parameters N" + (" (non-embedding)" if ncol == "params_nonembed" else ""))
+        ax.set_xlabel("parameters N" + (" (non-embedding)" if ncol_all == "params_nonembed" else ""))
         ax.set_ylabel(LOSS_LABEL)
         ax.tick_params(labelleft=True)
     spare = [axs[j // ncols, j % ncols] for j in range(len(variants), nrows * ncols)]
@@ -418,7 +471,11 @@ def loss_vs_params(ctx: Context):
         ax.axis("off")  # the first spare panel holds the legend; the rest stay blank
     if ctx.fit is None:
         ctx.note("no fit given: points only, no law overlaid")
-    handles = [variant_handle(ctx, v) for v in variants] + list(slice_handles.values())
+    handles = [variant_handle(ctx, v) for v in variants]
+    for j, label in enumerate(sl.labels):
+        grey = style.shade("#000000", 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
+        handles.append(Line2D([], [], color=grey, ls=style.LINESTYLES[j % len(style.LINESTYLES)], lw=1.0,
+                              marker="o", markersize=3, label=label))
     if law_drawn:
         from matplotlib.patches import Patch
 
@@ -427,21 +484,32 @@ def loss_vs_params(ctx: Context):
         spare[0].legend(handles, [h.get_label() for h in handles], loc="center", frameon=True)
     else:
         _finish_legend(fig, handles)
-    ctx.note(f"points from the {src}; lines: the fitted law at each slice")
+    kind = "fixed tokens-per-parameter budgets" if sl.kind == "ratio" else "IsoFLOP slices"
+    ctx.note(f"points from the {src}, in {kind}; lines: the fitted law along each slice")
     return fig
 
 
-def _law_along(ctx: Context, g: str, N: np.ndarray, kind: str, val: float):
-    """The fitted law along a slice: D = r N (ratio) or D = C / (k N) (IsoFLOP)."""
+def _param_map(pv, xcol: str, ycol: str):
+    """N' as a function of N within one variant (log-log line through its runs), for D = r N'."""
+    if xcol == ycol:
+        return lambda n: n
+    x, y = np.log(pv[xcol].to_numpy(float)), np.log(pv[ycol].to_numpy(float))
+    if np.ptp(x) == 0:
+        return lambda n: n * float(np.exp(y.mean() - x.mean()))
+    slope, icpt = np.polyfit(x, y, 1)
+    return lambda n: np.exp(icpt + slope * np.log(n))
+
+
+def _law_along(ctx: Context, g: str, N: np.ndarray, D: np.ndarray):
+    """The fitted law along a slice, (point, lo, hi); None for forms without an (N, D) reading."""
     form = ctx.fit.groups[g]["form"]
-    k, _ = laws.flops_per_param_token(ctx.fit, g)
-    D = val * N if kind == "ratio" else val / (k * N)
     if form == "chinchilla":
         point, draws = laws.param_arrays(ctx.fit, g, laws.CHINCHILLA)
-        f = lambda p: laws.loss_nd(p, N, D)
-    elif form == "frontier" and kind == "ratio":
+        f = lambda p: laws.loss_nd(p, N, D)  # noqa: E731
+    elif form == "frontier":
+        k, _ = laws.flops_per_param_token(ctx.fit, g)
         point, draws = laws.param_arrays(ctx.fit, g, ("E", "K", "gamma"))
-        f = lambda p: laws.loss_c(p, k * N * D)
+        f = lambda p: laws.loss_c(p, k * N * D)  # noqa: E731
     else:
         return None
     y = f(point)
@@ -791,13 +859,14 @@ def throughput(ctx: Context):
 FIGURES = [
     ("fig1_loss_vs_flops", loss_vs_flops,
      "Validation loss against training FLOPs: every run's curve (lighter = smaller model), final points "
-     "as markers, each variant's fitted compute frontier L*(C) with its bootstrap band."),
+     "as markers, each variant's fitted compute frontier L*(C) with its bootstrap band (for L(N, D) fits the "
+     "law's compute-optimal loss, dashed where C, N_opt or D_opt leave the fitted runs' range)."),
     ("fig2_loss_vs_params", loss_vs_params,
      "Final loss against parameters at fixed tokens-per-parameter budgets (or IsoFLOP slices), one panel "
      "per variant, with the fitted law overlaid along each slice."),
     ("fig3_compute_optimal", compute_optimal,
      "Compute-optimal N_opt(C) and D_opt(C) per variant with bootstrap bands; the fitted runs' FLOPs "
-     "range shaded, extrapolation dashed."),
+     "range shaded, dashed where C, N_opt or D_opt leave the fitted runs' range (extrapolation)."),
     ("fig4_exponents", exponents,
      "Forest plot of alpha, beta and a = beta/(alpha+beta) per variant with bootstrap intervals, and the "
      "differences against dense where the fit compared them."),

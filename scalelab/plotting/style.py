@@ -118,9 +118,17 @@ def ensure_decade_labels(ax, which: str = "x") -> None:
     lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
     if lo <= 0 or math.floor(math.log10(hi)) - math.ceil(math.log10(lo)) >= 1:
         return
-    # Fewer than two powers of ten visible: label 1, 2, 5 x 10^k instead.
-    ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-             for m in (1, 2, 5) if lo <= m * 10.0 ** k <= hi]
+    # Fewer than two powers of ten visible: label 1, 2, 5 x 10^k, or every m x 10^k, or linear ticks.
+    ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    ticks = []
+    for ms in ((1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0 ** k for k in ks for m in ms if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) >= 2:
+            break
+    if len(ticks) < 2:
+        from matplotlib.ticker import MaxNLocator
+
+        ticks = [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
     axis = ax.xaxis if which == "x" else ax.yaxis
     axis.set_major_locator(FixedLocator(ticks))
     axis.set_major_formatter(FuncFormatter(_sci_label))
@@ -136,7 +144,7 @@ def _sci_label(x: float, _pos=None) -> str:
     m = x / 10.0 ** k
     if abs(m - 1) < 1e-6:
         return rf"$\mathdefault{{10^{{{k}}}}}$"
-    return rf"$\mathdefault{{{m:.0f}\times10^{{{k}}}}}$"
+    return rf"$\mathdefault{{{m:.2g}\times10^{{{k}}}}}$"
 
 
 def figure_legend(fig, handles: Sequence, labels: Sequence[str]):
