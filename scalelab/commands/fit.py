@@ -192,6 +192,14 @@ def _table(res) -> None:
     con.print(t)
     _fmt = _long
     for g in res:
+        d = g.diagnostics
+        if "objective" in d:
+            b = d.get("bootstrap")
+            boot = (f"; bootstrap: {b['n_starts']} starts per resample, all at the best value in "
+                    f"{1 - b['frac_one_start_at_best']:.0%} of resamples, {b['frac_at_bound']:.0%} at a bound") if b else ""
+            con.print(f"{g.name}: objective {d['objective']:.6g}, |grad| {d['grad_norm']:.1e}, "
+                      f"{d['n_starts_at_best']}/{d['n_starts']} starts at the best value, "
+                      f"at bound: {', '.join(d['at_bound']) or 'none'}{boot}")
         if "tokens_per_param" in g.derived:
             c = g.derived_conf_int.get("tokens_per_param")
             extra = f" [{_fmt(c[0])}, {_fmt(c[1])}]" if c else ""

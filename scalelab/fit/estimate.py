@@ -524,6 +524,9 @@ def fit_group(g: GroupData, opt: Options, counts: np.ndarray | None, progress=No
         warnings.append(f"only {n_sizes} distinct model sizes (fewer than 5): the N exponent is poorly constrained")
     if form_name == "data" and distinct(g.D) < 5:
         warnings.append(f"only {distinct(g.D)} distinct token counts (fewer than 5): beta is poorly constrained")
+    n_units = np.unique(g.unit).size
+    if counts is not None and n_units < 5:
+        warnings.append(f"only {n_units} runs to resample: bootstrap intervals are unreliable")
     if pt.at_bound[0]:
         warnings.append(f"parameter(s) at a bound of the search box: {', '.join(pt.at_bound[0])}")
     diag = {"objective": float(pt.f[0]), "grad_norm": float(pt.grad_norm[0]),
