@@ -262,18 +262,21 @@ def barrier(env: DistEnv) -> None:
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
-def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """(model, optimizer) state dicts in the plain single-process layout, on CPU, whatever the wrapping.
+def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               all_ranks: bool = False) -> tuple[dict, dict]:
+    """(model, optimizer) state dicts with full (unsharded) tensors, keyed by the unwrapped model's names.
 
-    Collective under DDP/FSDP2: every rank calls it, rank 0 saves the result. The layout is that of the
-    unwrapped model, so a checkpoint written by a K-process run resumes a 1-process run and back.
+    Collective under DDP/FSDP2: every rank calls it. By default (for checkpoints) only rank 0 receives
+    the dicts, on CPU, and the other ranks get empty dicts: rank 0 saves. all_ranks=True gives every
+    rank the full dicts on its device (to copy the training state, e.g. a WSD cooldown branch; under
+    FSDP2 that gathers the whole model and optimizer state on every GPU).
     """
     inner = unwrap(model)
     if not (dist.is_available() and dist.is_initialized()):
         return inner.state_dict(), optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks)
     return get_state_dict(inner, optimizer, options=opts)
 
 

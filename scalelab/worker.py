@@ -111,7 +111,7 @@ def train_one(grid: str, run_id: str, out_dir: str = "runs", *, shard: bool = Fa
             raise
         state = "trained" if res.status == "ok" else "diverged"
         if env.is_main:
-            write_status(out_dir, run, "done" if state == "trained" else "diverged",
+            write_status(out_dir, run, "done" if state == "trained" else "diverged", world_size=env.world_size,
                          seconds=time.time() - t0, resumed_from=res.resumed_from)
         _say(log, env, f"run {run_id}: {state} in {time.time() - t0:.1f} s"
              + (f" (resumed from step {res.resumed_from})" if res.resumed_from else ""))
