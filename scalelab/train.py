@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import scalelab
+from scalelab import distributed as D
 from scalelab import flops as flopslib
 from scalelab import store
 from scalelab.config import RunConfig
@@ -182,11 +183,18 @@ class Trainer:
     def __init__(self, run: RunConfig, corpus: Corpus, *, device: str = "auto", ckpt_path: Optional[str] = None,
                  checkpoint_every: Optional[int] = None, checkpoint_seconds: float = 60.0,
                  progress: Optional[Callable[[dict], None]] = None, tb_dir: Optional[str] = None,
-                 should_stop: Optional[Callable[[], bool]] = None):
+                 should_stop: Optional[Callable[[], bool]] = None, dist_env=None, shard: bool = False):
         self.run, self.corpus = run, corpus
         self.should_stop = should_stop  # polled every step: True -> checkpoint and return "interrupted"
         self.cfg, self.t = run.model, run.train
-        self.dev = pick_device(device)
+        # dist_env (scalelab.distributed.DistEnv, from torchrun/submitit): DDP, or FSDP2 under `shard`;
+        # every rank draws the same global batch and keeps its slice, so K processes = 1 process.
+        self.env, self.shard = dist_env, shard
+        self.dist = dist_env is not None and (dist_env.distributed or shard)
+        self.is_main = dist_env is None or dist_env.is_main
+        self.dev = torch.device(dist_env.device) if dist_env is not None else pick_device(device)
+        world = dist_env.world_size if dist_env is not None else 1
+        self.bplan = D.plan_batch(self.t.batch_size, self.t.micro, world)
         self.plan = make_plan(run)
         self.ckpt_path = ckpt_path
         self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
@@ -214,10 +222,19 @@ class Trainer:
     def _build(self):
         torch.manual_seed(self.run.seed)
         model = GPT(self.cfg).to(self.dev)
-        fused = self.dev.type == "cuda"
-        opt = torch.optim.AdamW(model.param_groups(self.t.weight_decay), lr=self.t.lr,
-                                betas=(self.t.beta1, self.t.beta2), fused=fused or None)
-        return model, opt
+        if self.dist:
+            model = D.wrap_model(model, self.env, self.shard, find_unused_parameters=self._unused_ok)
+        return model, self._new_opt(model)
+
+    @property
+    def _unused_ok(self) -> bool:
+        g = self.cfg.guide
+        return g is not None and g.reduce_flop
+
+    def _new_opt(self, model):
+        fused = self.dev.type == "cuda" and not self.shard
+        return torch.optim.AdamW(D.unwrap(model).param_groups(self.t.weight_decay), lr=self.t.lr,
+                                 betas=(self.t.beta1, self.t.beta2), fused=fused or None)
 
     def _fwd(self, model):
         if self.t.compile and self.dev.type == "cuda":
@@ -251,18 +268,27 @@ class Trainer:
             set_guide_alpha(model, self._alpha(step))
         calls0 = [m.dense_calls for m in layers]
         fwd = self._fwd(model)
-        micro, accum, T = self.t.micro, self.t.accum, self.cfg.seq_len
-        total = 0.0
+        T = self.cfg.seq_len
         dstep = self._data_step(step)
+        # the global batch: the single-process micro-batches' rows, in order; this rank keeps its slice
+        offs = np.concatenate([batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro)
+                               for i in range(self.t.accum)])
+        if self.env is not None and self.env.distributed:
+            k = self.bplan.rows_per_rank
+            offs = offs[self.env.rank * k:(self.env.rank + 1) * k]
+        micro, accum = self.bplan.micro_rows, self.bplan.accum_steps
+        total = 0.0
         for i in range(accum):
-            off = batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, micro)
-            x, y = get_batch(self.corpus.train, off, T)
+            x, y = get_batch(self.corpus.train, offs[i * micro:(i + 1) * micro], T)
             x = torch.from_numpy(x).to(self.dev, non_blocking=True)
             y = torch.from_numpy(y).to(self.dev, non_blocking=True)
-            with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
-                _, loss = fwd(x, y)
-            (loss / accum).backward()
+            with D.grad_sync(model, sync=(i == accum - 1)):
+                with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    _, loss = fwd(x, y)
+                (loss / accum).backward()
             total += loss.item() / accum
+        if self.dist:
+            total = D.mean(total, self.env)
         if self.t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.t.grad_clip)
         opt.step()
@@ -271,6 +297,8 @@ class Trainer:
         gf = 0.0
         for m, c0 in zip(layers, calls0):
             gf += 6.0 * m.in_features * m.out_features * (m.dense_calls - c0) * micro * T
+        if self.dist and layers:
+            gf = float(D.sum_(torch.tensor([gf], dtype=torch.float64), self.env)[0])
         return total, gf
 
     @torch.no_grad()
@@ -314,8 +342,11 @@ class Trainer:
     def _save(self, model, opt, st: _State) -> None:
         if not self.ckpt_path:
             return
+        ms, os_ = D.full_state(model, opt) if self.dist else (model.state_dict(), opt.state_dict())
+        if not self.is_main:
+            return
         os.makedirs(os.path.dirname(self.ckpt_path), exist_ok=True)
-        payload = {"run_id": self.run.run_id, "model": model.state_dict(), "opt": opt.state_dict(),
+        payload = {"run_id": self.run.run_id, "model": ms, "opt": os_,
                    "rng": torch.get_rng_state(), "state": st.__dict__}
         if self.dev.type == "cuda":
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.dev)
@@ -335,8 +366,11 @@ class Trainer:
             return None  # a torn or foreign checkpoint: start over rather than fail
         if payload.get("run_id") != self.run.run_id:
             return None
-        model.load_state_dict(payload["model"])
-        opt.load_state_dict(payload["opt"])
+        if self.dist:
+            D.load_full_state(model, opt, payload["model"], payload["opt"])
+        else:
+            model.load_state_dict(payload["model"])
+            opt.load_state_dict(payload["opt"])
         torch.set_rng_state(payload["rng"])
         if "cuda_rng" in payload and self.dev.type == "cuda":
             torch.cuda.set_rng_state(payload["cuda_rng"], self.dev)
@@ -399,13 +433,17 @@ class Trainer:
                                    loss=loss, tokens_per_s=st.step * plan.tokens_per_step / max(st.train_s, 1e-9)))
             if self.tb is not None:
                 self.tb.add_scalar("train_loss", loss, st.step * plan.tokens_per_step)
-            due = (self.checkpoint_every and st.step % self.checkpoint_every == 0) or \
-                  (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds)
-            if due and st.step < plan.total:
+            due = bool((self.checkpoint_every and st.step % self.checkpoint_every == 0) or
+                       (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds))
+            stop = self.should_stop is not None and self.should_stop()
+            if self.env is not None:  # the same decision on every rank (clocks and signals are local)
+                due, stop = D.any_rank([due, stop or D.stop_pending()], self.env)
+            if (due or stop) and st.step < plan.total:
                 self._save(model, opt, st)
                 last_ckpt_t = time.perf_counter()
-            if self.should_stop is not None and st.step < plan.total and self.should_stop():
-                self._save(model, opt, st)
+            if stop and st.step < plan.total:
+                if self.env is not None:
+                    raise D.Preempted(f"checkpointed at step {st.step}")
                 status = "interrupted"
                 break
         if status == "diverged":
@@ -421,8 +459,16 @@ class Trainer:
 
     def _branch(self, model, opt, st: _State, budget: int, s_b: int, t_start: float) -> str:
         """Cool a copy of the trunk down to budget's end; append its final row. Trunk untouched."""
-        bmodel = copy.deepcopy(model)
-        _, bopt = self._build_opt_like(bmodel, opt)
+        if self.dist:
+            bmodel = D.clone_model(model, self.env, self.shard, build=lambda: GPT(self.cfg).to(self.dev),
+                                   find_unused_parameters=self._unused_ok)
+            bopt = self._new_opt(bmodel)
+            ms, os_ = D.full_state(model, opt)
+            D.load_full_state(bmodel, bopt, ms, copy.deepcopy(os_))
+        else:
+            bmodel = copy.deepcopy(model)
+            bopt = self._new_opt(bmodel)
+            bopt.load_state_dict(copy.deepcopy(opt.state_dict()))  # a copy: the trunk's moments stay put
         window = list(st.window)
         train_s, gflops = st.train_s, st.guide_flops
         rng = torch.get_rng_state()
@@ -444,17 +490,13 @@ class Trainer:
         torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
         return "ok"
 
-    def _build_opt_like(self, model, opt):
-        fused = self.dev.type == "cuda"
-        new = torch.optim.AdamW(model.param_groups(self.t.weight_decay), lr=self.t.lr,
-                                betas=(self.t.beta1, self.t.beta2), fused=fused or None)
-        new.load_state_dict(copy.deepcopy(opt.state_dict()))
-        return model, new
-
 
 def train_run(run: RunConfig, corpus: Corpus, out_path: Optional[str] = None, **kw) -> RunResult:
     """Train one run (resuming from kw['ckpt_path'] if present) and write its rows to out_path."""
     res = Trainer(run, corpus, **kw).train()
+    env = kw.get("dist_env")
+    if env is not None and not env.is_main:
+        return res  # rank 0 writes
     if out_path and res.status != "interrupted":
         store.write_run(out_path, res.rows)
         ck = kw.get("ckpt_path")
