@@ -99,7 +99,8 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
 
     key = (c_min, c_max, n)
     if key not in ctx._alloc_cache:
-        ctx._alloc_cache[key] = _planner_sweep(ctx, c_min, c_max, n)
+        # one failed planner call is enough: the rest of the figures use the closed form too
+        ctx._alloc_cache[key] = None if ctx._alloc_cache.get("failed") else _planner_sweep(ctx, c_min, c_max, n)
     planned = ctx._alloc_cache[key]
     v = ctx.fit.variant_of(group)
     if planned is not None and (planned["variant"].astype(str) == v).any():
@@ -109,7 +110,9 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
 
     C = np.logspace(np.log10(c_min), np.log10(c_max), n)
     k, how = laws.flops_per_param_token(ctx.fit, group)
-    ctx.allocation_source = f"closed form (REFERENCE.md section 3), {how}"
+    why = ctx._alloc_cache.get("failed")
+    ctx.allocation_source = f"closed form (REFERENCE.md section 3), {how}" + (
+        f"; the planner's sweep was tried and refused ({why})" if why else "")
     point, draws = laws.param_arrays(ctx.fit, group, laws.CHINCHILLA)
     p = laws.optimal(point, C, k)
     out = {"variant": v, "C": C}
@@ -141,7 +144,7 @@ def _planner_sweep(ctx: Context, c_min, c_max, n):
     try:
         from scalelab.plan import sweep
     except ImportError:
-        ctx.allocation_source = "closed form (REFERENCE.md section 3): scalelab.plan not available"
+        ctx._alloc_cache["failed"] = "scalelab.plan not importable"
         return None
     try:
         df = sweep(ctx.fit.path, c_min, c_max, n)
@@ -149,7 +152,7 @@ def _planner_sweep(ctx: Context, c_min, c_max, n):
         if not need <= set(df.columns):
             raise ValueError(f"sweep columns {sorted(df.columns)}")
     except Exception as e:  # a planner that cannot handle this fit should not stop the figures
-        ctx.note(f"planner sweep failed ({type(e).__name__}: {str(e)[:200]}); used the closed form")
+        ctx._alloc_cache["failed"] = f"{type(e).__name__}: {str(e)[:200]}"
         return None
     if "extrapolated" not in df.columns:
         df["extrapolated"] = False
@@ -871,8 +874,8 @@ FIGURES = [
      "Forest plot of alpha, beta and a = beta/(alpha+beta) per variant with bootstrap intervals, and the "
      "differences against dense where the fit compared them."),
     ("fig5_fit_diagnostics", diagnostics,
-     "Fit diagnostics: observed vs predicted loss and relative residual vs size; held-out points (not used "
-     "in the fit) hollow."),
+     "Fit diagnostics: observed vs predicted loss and relative residual vs size; held-out points (the "
+     "fit's `--holdout largest` check) hollow, at the prediction of the refit that did not see them."),
     ("fig6_throughput", throughput,
      "Training throughput (tokens/s, and MFU where recorded) per variant against width."),
 ]

@@ -176,7 +176,7 @@ def _samples_path(fit_path: str, data: dict) -> str:
     if not name:
         stem = fit_path[:-5] if fit_path.endswith(".json") else fit_path
         return stem + ".samples.parquet"
-    return name if os.path.isabs(name) else os.path.join(os.path.dirname(os.path.abspath(fit_path)), name)
+    return name if os.path.isabs(name) else os.path.join(os.path.dirname(fit_path), name)
 
 
 def read_fit(path: str) -> Fit:

@@ -126,4 +126,4 @@ def convention_label(convention: str) -> str:
     c = convention.lower()
     if c in ("flops_6nd", "6nd"):
         return "training compute C = 6ND (FLOPs)"
-    return "training compute C (FLOPs, 3x forward incl. attention)"
+    return "training compute C (FLOPs, 3 x forward)"

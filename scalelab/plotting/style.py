@@ -61,7 +61,7 @@ def rc_params(style: str = "paper") -> dict:
     if style not in STYLES:
         raise ValueError(style)
     paper = style == "paper"
-    base = 7.0 if paper else 10.0
+    base = 7.0 if paper else 9.0
     return {
         "pdf.fonttype": 42,
         "ps.fonttype": 42,
@@ -94,6 +94,8 @@ def new_figure(width: str, aspect: float, nrows: int = 1, ncols: int = 1, **kw):
     import matplotlib.pyplot as plt
 
     w = WIDTHS_IN[width]
+    if plt.rcParams["font.size"] > 8:  # slides: larger type needs taller panels
+        aspect *= 1.2
     fig, axes = plt.subplots(nrows, ncols, figsize=(w, w * aspect), layout="constrained",
                              squeeze=False, **kw)
     return fig, axes
