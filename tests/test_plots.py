@@ -461,3 +461,45 @@ def test_no_text_outside_the_figure_or_overlapping_at_single_width(synth, style_
             for tb, b in boxes[i + 1:]:
                 assert not a.overlaps(b), (name, ta, tb)
         plt.close(fig)
+
+
+def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
+    """A fit whose groups are L(C) frontiers (one tokens-per-param ratio): L*(C) is E + K C^-gamma,
+    N_opt/D_opt are not identified (figure 3 skipped with a note); bench JSON feeds figure 6."""
+    import matplotlib.pyplot as plt
+
+    from scalelab import plots
+    from scalelab.plotting import figures
+
+    runs = write_runs(str(tmp_path / "runs"), ratios=(20,))
+    path = write_fit(str(tmp_path / "fits"), comparisons=False, hold_out_largest=False)
+    d = json.load(open(path))
+    fr = {"dense": dict(E=1.0, K=60.0, gamma=0.12), "lowrank-25": dict(E=1.0, K=55.0, gamma=0.115)}
+    s = []
+    for v, g in d["groups"].items():
+        g["form"], g["params"], g["conf_int"] = "frontier", fr[v], {}
+        s.append(pd.DataFrame({"group": v, "sample": np.arange(50), "E": fr[v]["E"], "A": np.nan, "B": np.nan,
+                               "alpha": np.nan, "beta": np.nan, "K": fr[v]["K"] * np.linspace(0.98, 1.02, 50),
+                               "gamma": fr[v]["gamma"]}))
+    json.dump(d, open(path, "w"))
+    pd.concat(s).to_parquet(path.replace(".json", ".samples.parquet"))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"rows": [{"variant": "dense", "d_model": 1024, "tokens_per_s": 4e5, "mfu": 0.41},
+                                          {"variant": "lowrank-25", "d_model": 1024, "tokens_per_s": 5e5},
+                                          {"variant": "dense", "d_model": 2048, "tokens_per_s": 1.5e5, "mfu": 0.45}]}))
+    inputs = plots.load_inputs([*runs, path, str(bench)])  # the fit found among the positional inputs
+    assert inputs.fit is not None and inputs.bench is not None
+    ctx = figures.Context(inputs=inputs)
+    C = np.logspace(10, 13, 7)
+    x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
+    np.testing.assert_allclose(y, 1.0 + 60.0 * C ** -0.12, rtol=1e-12)
+    assert np.all(lo <= y) and np.all(y <= hi)
+    by = {}
+    for name, _, fig, skip, notes in plots.build(inputs, width="single"):
+        by[name] = (fig, skip, notes)
+        if fig is not None:
+            plt.close(fig)
+    assert by["fig1_loss_vs_flops"][0] is not None
+    assert by["fig3_compute_optimal"][0] is None and "N_opt and D_opt are not identified" in by["fig3_compute_optimal"][1]
+    assert by["fig4_exponents"][0] is None
+    assert by["fig6_throughput"][0] is not None and any("bench files" in n for n in by["fig6_throughput"][2])
