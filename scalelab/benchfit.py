@@ -155,5 +155,37 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
               f"within 0.002: {meta['agree_within_0.002']} (max |diff| {meta['max_abs_diff_E_alpha_beta']:.2e}); "
               f"load average during the run {meta['load_avg']}. 95% intervals vs 8 starts per resample (same "
               f"resamples): max |endpoint diff| {meta['max_ci_endpoint_diff_vs_8_starts']:.2e}.")
+    if "synthetic_coverage" in meta:
+        c = meta["synthetic_coverage"]
+        md.append("")
+        md.append(f"Coverage of {c['level']:.0%} intervals on {c['n_sets']} synthetic 30-run data sets "
+                  f"(noise sd {c['noise_sd']}, {c['n_boot']} resamples): " +
+                  ", ".join(f"{k} {v:.0%}" for k, v in c["coverage"].items()) +
+                  f"; median alpha interval width {c['median_alpha_width']:.3f}.")
     _atomic_write(mp, lambda f: f.write(("\n".join(md) + "\n").encode()))
     return jp, mp
+
+
+def coverage(n_sets: int = 50, n_boot: int = 500, sd: float = 0.01, level: float = 0.95, seed: int = 100) -> dict:
+    """Frequentist check of the intervals: fraction of synthetic data sets (6 sizes x 5 token ratios, one
+    run each, log-normal noise `sd`, from L = 1.8 + 400/N^0.34 + 2000/D^0.37) whose interval covers the
+    true E, alpha, beta."""
+    from scalelab.fit import fit_laws
+
+    truth = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37}
+    hits = {k: 0 for k in ("E", "alpha", "beta")}
+    widths = []
+    for s in range(n_sets):
+        rng = np.random.default_rng(seed + s)
+        rows = [{"N": N, "D": N * t, "run": f"{N:g}-{t}",
+                 "loss": (truth["E"] + truth["A"] / N ** truth["alpha"] + truth["B"] / (N * t) ** truth["beta"])
+                 * np.exp(sd * rng.standard_normal())}
+                for N in (2e7, 5e7, 1e8, 2e8, 5e8, 1e9) for t in (5, 10, 20, 40, 80)]
+        g = fit_laws(pd.DataFrame(rows), n_col="N", d_col="D", loss_col="loss", run_col="run",
+                     bootstrap=n_boot, seed=s, level=level)["all"]
+        for k in hits:
+            lo, hi = g.conf_int[k]
+            hits[k] += lo <= truth[k] <= hi
+        widths.append(g.conf_int["alpha"][1] - g.conf_int["alpha"][0])
+    return {"n_sets": n_sets, "n_boot": n_boot, "noise_sd": sd, "level": level,
+            "coverage": {k: v / n_sets for k, v in hits.items()}, "median_alpha_width": float(np.median(widths))}
