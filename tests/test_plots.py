@@ -503,3 +503,16 @@ def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
     assert by["fig3_compute_optimal"][0] is None and "N_opt and D_opt are not identified" in by["fig3_compute_optimal"][1]
     assert by["fig4_exponents"][0] is None
     assert by["fig6_throughput"][0] is not None and any("bench files" in n for n in by["fig6_throughput"][2])
+
+
+def test_plotting_never_imports_torch(synth):
+    import subprocess
+    import sys
+
+    runs, fit, tmp = synth
+    code = ("import sys; from scalelab import plots; "
+            f"inp = plots.load_inputs({runs[:6]!r}, {fit!r}); "
+            "[f for f in plots.build(inp, only=['fig1_loss_vs_flops', 'fig3_compute_optimal'])]; "
+            "import scalelab.commands.plot; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
