@@ -462,13 +462,12 @@ class Trainer:
         if self.dist:
             bmodel = D.clone_model(model, self.env, self.shard, build=lambda: GPT(self.cfg).to(self.dev),
                                    find_unused_parameters=self._unused_ok)
-            bopt = self._new_opt(bmodel)
-            ms, os_ = D.full_state(model, opt)
-            D.load_full_state(bmodel, bopt, ms, copy.deepcopy(os_))
         else:
             bmodel = copy.deepcopy(model)
-            bopt = self._new_opt(bmodel)
-            bopt.load_state_dict(copy.deepcopy(opt.state_dict()))  # a copy: the trunk's moments stay put
+        bopt = self._new_opt(bmodel)
+        # this rank's optimizer state (a replica under DDP, a shard under FSDP2 with the same layout in
+        # the clone), copied: the trunk's moments stay put
+        bopt.load_state_dict(copy.deepcopy(opt.state_dict()))
         window = list(st.window)
         train_s, gflops = st.train_s, st.guide_flops
         rng = torch.get_rng_state()
