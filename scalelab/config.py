@@ -498,6 +498,8 @@ class Grid:
             h = heads[wi] if isinstance(heads, list) else heads
             for vi, v in enumerate(variants):
                 mc = self._variant_model(v, base, h, head_dim, vi)
+                if kind == "wsd" and mc.guide is not None and mc.guide.equal_flops:
+                    raise ScalelabError(f"grid: variants #{vi + 1}: the equal-FLOPs guide mode replays data at the end of one schedule; use [schedule] kind = \"cosine\"")
                 for lr_seed in seeds:
                     tokens = self._budgets(b, basis, mc)
                     for bud in ([tokens] if kind == "wsd" else [[t] for t in tokens]):
