@@ -26,7 +26,7 @@ def fit(
     holdout: Optional[str] = typer.Option(None, "--holdout", help="largest: refit without the largest-size runs and report the relative error predicting them."),
     compare: Optional[List[str]] = typer.Option(None, "--compare", help="Two groups 'A,B' to compare (repeatable): bootstrap interval of B - A in alpha, beta, a. Default: every group against dense when a dense group exists."),
     at_flops: Optional[float] = typer.Option(None, "--at-flops", help="FLOPs C at which to report compute-optimal N, D and tokens per parameter (C = 6ND allocation). Default: the largest C in the group."),
-    all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Run store: also use curve points, dropping checkpoints before 20%% of each run's final tokens. Default: final rows only."),
+    all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Run store: also use curve points, dropping checkpoints before 20% of each run's final tokens. Default: final rows only."),
     drop_top_loss: int = typer.Option(0, "--drop-top-loss", help="Drop the K highest-loss points first (the Chinchilla replication drops 5)."),
     n_col: Optional[str] = typer.Option(None, "--n-col", help="Column of parameters N. Default: params (run store), N (CSV)."),
     d_col: Optional[str] = typer.Option(None, "--d-col", help="Column of tokens D. Default: tokens (run store), D (CSV; when absent and --flops-col is given, D = C/(6N))."),
