@@ -207,7 +207,7 @@ def test_every_axes_has_labels_and_colours_match_across_figures(synth):
     seen = 0
     for name, _, fig, skip, _ in plots.build(inputs, width="single"):
         assert fig is not None, (name, skip)
-        fig.canvas.draw()
+        assert_text_inside_and_apart(name, fig)  # draws the figure
         for ax in fig.axes:
             if ax.axison:  # a spare panel may hold only the legend
                 assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), (name, ax)
@@ -423,43 +423,47 @@ def test_budgets_rounded_to_whole_batches_fall_in_one_slice():
     np.testing.assert_allclose(centres, [4.0, 8.0, 15.85], rtol=0.01)
 
 
-@pytest.mark.parametrize("style_name", ["paper", "slides"])
-def test_no_text_outside_the_figure_or_overlapping_at_single_width(synth, style_name):
-    """Constrained layout must keep every label, tick label, title and legend inside the figure,
-    and the axis labels of different panels must not overlap (the tightest case: 3.5 in wide)."""
+def assert_text_inside_and_apart(name, fig):
+    """Every drawn label, tick label, title and legend inside the figure; axis labels, titles and
+    the legend of different panels do not overlap."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    boxes = []
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        for t in [ax.xaxis.label, ax.yaxis.label, ax.title]:
+            if t.get_text():
+                b = t.get_window_extent(r)
+                assert b.x0 >= -1 and b.y0 >= -1 and b.x1 <= W + 1 and b.y1 <= H + 1, (name, t.get_text())
+                boxes.append((t.get_text(), b))
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks():
+                t = tick.label1
+                if t.get_text() and t.get_visible() and lo <= tick.get_loc() <= hi:  # drawn
+                    b = t.get_window_extent(r)
+                    assert b.x0 >= -1 and b.x1 <= W + 1 and b.y0 >= -1 and b.y1 <= H + 1, (name, t.get_text())
+    for leg in fig.legends:
+        b = leg.get_window_extent(r)
+        assert b.x0 >= -1 and b.x1 <= W + 1 and b.y1 <= H + 1, name
+        boxes.append(("legend", b))
+    for i, (ta, a) in enumerate(boxes):
+        for tb, b in boxes[i + 1:]:
+            assert not a.overlaps(b), (name, ta, tb)
+
+
+def test_slides_style_text_fits_a_single_column(synth):
+    """The tightest case: large type on a 3.5 in figure (paper style is checked in the labels test)."""
     import matplotlib.pyplot as plt
 
     from scalelab import plots
 
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
-    for name, _, fig, _, _ in plots.build(inputs, width="single", style_name=style_name):
-        fig.canvas.draw()
-        r = fig.canvas.get_renderer()
-        W, H = fig.bbox.width, fig.bbox.height
-        boxes = []
-        for ax in fig.axes:
-            if not ax.axison:
-                continue
-            for t in [ax.xaxis.label, ax.yaxis.label, ax.title]:
-                if t.get_text():
-                    b = t.get_window_extent(r)
-                    assert b.x0 >= -1 and b.y0 >= -1 and b.x1 <= W + 1 and b.y1 <= H + 1, (name, t.get_text())
-                    boxes.append((t.get_text(), b))
-            for axis in (ax.xaxis, ax.yaxis):
-                lo, hi = sorted(axis.get_view_interval())
-                for tick in axis.get_major_ticks():
-                    t = tick.label1
-                    if t.get_text() and t.get_visible() and lo <= tick.get_loc() <= hi:  # drawn
-                        b = t.get_window_extent(r)
-                        assert b.x0 >= -1 and b.x1 <= W + 1 and b.y0 >= -1 and b.y1 <= H + 1, (name, t.get_text())
-        for leg in fig.legends:
-            b = leg.get_window_extent(r)
-            assert b.x0 >= -1 and b.x1 <= W + 1 and b.y1 <= H + 1, name
-            boxes.append(("legend", b))
-        for i, (ta, a) in enumerate(boxes):
-            for tb, b in boxes[i + 1:]:
-                assert not a.overlaps(b), (name, ta, tb)
+    for name, _, fig, _, _ in plots.build(inputs, width="single", style_name="slides"):
+        assert_text_inside_and_apart(name, fig)
         plt.close(fig)
 
 
