@@ -71,7 +71,7 @@ def run_grid(grid: Grid, out_dir: str = "runs", *, device: str = "auto", quiet: 
              tensorboard: Optional[str] = None, console=None) -> list[RunSummary]:
     """Train every unfinished run of the grid; returns one summary per run (in grid order)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from scalelab.data import epochs_note, load_corpus
     from scalelab.train import estimate_tokens
@@ -87,19 +87,23 @@ def run_grid(grid: Grid, out_dir: str = "runs", *, device: str = "auto", quiet: 
         console.print(f"[yellow]{note}[/yellow]")
     os.makedirs(out_dir, exist_ok=True)
     summaries: list[RunSummary] = []
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    # the grid bar counts (estimated) tokens, so its ETA weighs big runs properly; one bar per run
+    est = [estimate_tokens(r) for r in runs]
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), TextColumn("{task.percentage:>3.0f}%"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
                         TimeRemainingColumn(), console=console, disable=quiet, transient=False)
     with progress:
-        gtask = progress.add_task(f"grid {grid.name}", total=len(runs), info="")
+        gtask = progress.add_task(f"grid {grid.name}", total=sum(est), info=f"0/{len(runs)} runs")
+        done_tokens = 0
         for k, run in enumerate(runs, 1):
             desc = f"run {k}/{len(runs)} {run.variant} d{run.model.d_model}"
             rtask = progress.add_task(desc, total=None, info="")
 
-            def on_step(p, rtask=rtask):
+            def on_step(p, rtask=rtask, base=done_tokens, cap=est[k - 1]):
                 if p["step"] % 10 == 0 or p["step"] == p["total"]:
                     progress.update(rtask, total=p["total"], completed=p["step"],
                                     info=f"{p['tokens']:,} tok  loss {p['loss']:.3f}  {p['tokens_per_s']:,.0f} tok/s")
+                    progress.update(gtask, completed=base + min(p["tokens"], cap))
 
             tb = os.path.join(tensorboard, run.file_stem) if tensorboard else None
             s = train_one(run, corpus, out_dir, device=device, checkpoint_every=checkpoint_every,
@@ -110,7 +114,8 @@ def run_grid(grid: Grid, out_dir: str = "runs", *, device: str = "auto", quiet: 
             if s.state == "diverged" and not quiet:
                 progress.console.print(f"[red]run {run.file_stem} diverged; the grid goes on[/red]")
             summaries.append(s)
-            progress.advance(gtask)
+            done_tokens += est[k - 1]
+            progress.update(gtask, completed=done_tokens, info=f"{k}/{len(runs)} runs")
     return summaries
 
 

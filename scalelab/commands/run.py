@@ -91,12 +91,14 @@ def run(
                                     tokens=s.tokens) for s in sums], indent=1))
         return
     t = Table(title=f"grid {g.name}: {len(sums)} runs -> {out}/")
-    for c in ("run", "variant", "d", "budgets", "tokens", "best final val", "wall s", "state"):
-        t.add_column(c, justify="right" if c not in ("run", "variant", "state") else "left")
+    for c in ("run", "variant", "d", "finals", "tokens", "val", "wall s", "state"):
+        t.add_column(c, justify="right" if c not in ("run", "variant", "state") else "left", no_wrap=True)
     for s in sums:
-        t.add_row(s.run.run_id, s.run.variant, str(s.run.model.d_model), ", ".join(f"{b:.3g}" for b in s.run.train.budgets),
+        t.add_row(s.run.run_id, s.run.variant, str(s.run.model.d_model), str(len(s.run.train.budgets)),
                   f"{s.tokens:,}", "-" if s.final_val is None else f"{s.final_val:.4f}", f"{s.wall_s:.1f}", s.state)
     console.print(t)
+    n = {k: sum(1 for s in sums if s.state == k) for k in ("trained", "skipped", "busy", "diverged", "interrupted")}
+    console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + f". Next: scalelab fit {out}/*.parquet")
 
 
 def _dry_run(g, device: str, as_json: bool, console) -> None:
