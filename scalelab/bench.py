@@ -113,6 +113,10 @@ def check_name(name: str) -> None:
 def write_results(out_dir: str, name: str, kind: str, rows: list[dict], columns: list[str], meta: dict) -> tuple[str, str]:
     """bench/NAME.json (everything) and bench/NAME.md (the table): atomic."""
     check_name(name)
+    meta = dict(meta)
+    if hasattr(os, "getloadavg"):  # a busy shared machine inflates every time: record how busy it was
+        meta["load_avg_1m"] = round(os.getloadavg()[0], 2)
+        meta["cpu_count"] = os.cpu_count()
     doc = {"format": f"scalelab-bench-{kind}/1", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "torch": torch.__version__, **meta, "rows": rows}
     jpath = os.path.join(out_dir, f"{name}.json")
