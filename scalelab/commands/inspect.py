@@ -27,7 +27,8 @@ def build_config(preset: str, ffn: Optional[str] = None, rank: Optional[int] = N
                  blocks: Optional[int] = None, ffn_fraction: Optional[float] = None,
                  attn: Optional[str] = None, kv_heads: Optional[int] = None,
                  attn_rank: Optional[int] = None, d_attn: Optional[int] = None, d_ff: Optional[int] = None,
-                 guided: bool = False, guide_fraction: float = 0.5, reduce_flop: bool = False):
+                 guided: bool = False, guide_fraction: float = 0.5, reduce_flop: bool = False,
+                 seq_len: Optional[int] = None, vocab_multiple: Optional[int] = None):
     """The ModelConfig the inspect options describe (ScalelabError for any bad combination)."""
     from scalelab.config import ATTENTIONS, STRUCTURES, GuideConfig, StructureConfig
     from scalelab.errors import ScalelabError
@@ -39,6 +40,12 @@ def build_config(preset: str, ffn: Optional[str] = None, rank: Optional[int] = N
         changes["d_ff"] = d_ff
     if d_attn is not None:
         changes["d_attn"] = d_attn
+    if seq_len is not None:
+        changes["seq_len"] = seq_len
+    if vocab_multiple is not None:
+        if vocab_multiple < 1:
+            raise ScalelabError(f"--vocab-multiple must be >= 1, got {vocab_multiple}")
+        changes["vocab_multiple"] = vocab_multiple
     cfg = cfg.replace(**changes)
 
     # FFN structure
@@ -94,6 +101,8 @@ def inspect(
     guided: bool = typer.Option(False, "--guided", help="Self-guided training: count the dense guide path's FLOPs."),
     guide_fraction: float = typer.Option(0.5, "--guide-fraction", help="Share of the steps over which the guide fades out."),
     reduce_flop: bool = typer.Option(False, "--reduce-flop", help="Self-guided reduce_flop: the guide path runs with probability alpha."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Context length (enters the attention FLOPs; default: the preset's)."),
+    vocab_multiple: Optional[int] = typer.Option(None, "--vocab-multiple", help="Pad the vocab to a multiple of this (64 on GPU); params and logits FLOPs use the padded vocab."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 25.5e9 (default: the seeds' budget for seed presets, else 20 per parameter)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -102,7 +111,7 @@ def inspect(
     from scalelab.presets import SEED_TOKENS, ffn_fraction as kept_share
 
     cfg = build_config(preset, ffn, rank, blocks, ffn_fraction, attn, kv_heads, attn_rank, d_attn, d_ff,
-                       guided, guide_fraction, reduce_flop)
+                       guided, guide_fraction, reduce_flop, seq_len, vocab_multiple)
     pc = F.param_counts(cfg)
     if tokens is not None:
         n_tokens, token_src = _parse_tokens(tokens), "--tokens"

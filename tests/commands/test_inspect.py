@@ -49,6 +49,13 @@ def test_fraction_attention_and_guide_options():
     assert lpa["params"] == flops.param_counts(get_preset("small").replace(attn="lpa", attn_rank=32)).params
 
 
+def test_seq_len_and_vocab_multiple():
+    out = _json("--preset", "tiny", "--seq-len", "64", "--vocab-multiple", "100")
+    cfg = get_preset("tiny").replace(seq_len=64, vocab_multiple=100)
+    assert out["params"] == flops.param_counts(cfg).params == flops.param_counts(get_preset("tiny")).params + 44 * 64
+    assert out["flops_per_token"] == flops.flops_per_token(cfg)
+
+
 def test_table_output():
     res = runner.invoke(app, ["inspect", "--preset", "tiny", "--ffn", "blockshuffle", "--blocks", "2"])
     assert res.exit_code == 0
@@ -68,6 +75,8 @@ def test_table_output():
     ["--preset", "tiny", "--tokens", "lots"],
     ["--preset", "tiny", "--tokens", "-5"],
     ["--preset", "tiny", "--ffn", "conv", "--rank", "4"],
+    ["--preset", "tiny", "--vocab-multiple", "0"],
+    ["--preset", "tiny", "--seq-len", "0"],
 ])
 def test_bad_input_one_line_exit_2(args):
     res = runner.invoke(app, ["inspect", *args, "--json"])
