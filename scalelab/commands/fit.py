@@ -34,7 +34,7 @@ def fit(
     flops_col: Optional[str] = typer.Option(None, "--flops-col", help="Column of training FLOPs C. Default: flops (run store, the seeds' convention); CSV: none (C = 6ND)."),
     group_col: Optional[str] = typer.Option(None, "--group-col", help="CSV: column naming each point's group (same as --by)."),
     run_col: Optional[str] = typer.Option(None, "--run-col", help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: rows."),
-    starts: int = typer.Option(2, "--starts", help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64)."),
+    starts: Optional[int] = typer.Option(None, "--starts", help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64). Default: 2 for groups of >= 240 points, up to 8 for small groups."),
     out: Optional[Path] = typer.Option(None, "--out", help="Fit file to write. Default: fits/NAME.json, NAME from the input (its stem, or its folder for several files)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table."),
 ) -> None:
@@ -195,7 +195,7 @@ def _table(res) -> None:
         d = g.diagnostics
         if "objective" in d:
             b = d.get("bootstrap")
-            boot = (f"; bootstrap: {b['n_starts']} starts per resample, all at the best value in "
+            boot = (f"; bootstrap: {b['n_starts']} starts per resample, >= 2 of them reached the best value in "
                     f"{1 - b['frac_one_start_at_best']:.0%} of resamples, {b['frac_at_bound']:.0%} at a bound") if b else ""
             con.print(f"{g.name}: objective {d['objective']:.6g}, |grad| {d['grad_norm']:.1e}, "
                       f"{d['n_starts_at_best']}/{d['n_starts']} starts at the best value, "

@@ -497,9 +497,16 @@ class Options:
     n_boot: int = 1000
     seed: int = 0
     level: float = 0.95
-    n_starts: int = 2           # polished starts per resample (the point fit uses 64)
+    n_starts: int | None = None  # polished starts per resample; None: auto_starts(n) (the point fit uses 64)
     c_ref: float | None = None  # FLOPs at which to report compute-optimal tokens per parameter
     holdout: str | None = None  # "largest"
+
+
+def auto_starts(n: int) -> int:
+    """Polished starts per resample: 2 for large groups (240 Chinchilla points: every resample's two
+    starts agree), up to 8 for small ones, where local optima are commoner and starts are cheap
+    (on 15-run groups 2 starts missed the best value in 2% of resamples, 8 in 0.2%)."""
+    return int(np.clip(480 // max(n, 1), 2, 8))
 
 
 def fit_group(g: GroupData, opt: Options, counts: np.ndarray | None, progress=None):
@@ -541,7 +548,8 @@ def fit_group(g: GroupData, opt: Options, counts: np.ndarray | None, progress=No
     conf, dconf, samples = {}, {}, None
     if counts is not None and counts.shape[0] > 0:
         W = counts
-        bf = fit_batch(prob, form, cols, g.L, W, n_starts=opt.n_starts)
+        bf = fit_batch(prob, form, cols, g.L, W, n_starts=opt.n_starts or auto_starts(g.L.size),
+                       n_screen=max(8, 2 * (opt.n_starts or auto_starts(g.L.size))))
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
         dsamp = laws.derived(form_name, nat, c_ref)
@@ -658,7 +666,7 @@ def fit_laws(df: pd.DataFrame, n_col: str = "params", d_col: str | None = "token
              loss: str = "huber", delta: float = 1e-3, weights: str | None = None,
              overestimate_penalty: float = 1.0, share_e: bool = False, holdout: str | None = None,
              compare: list[tuple[str, str]] | None = None, c_ref: float | None = None,
-             flop_convention: str | None = None, n_starts: int = 2, inputs: list | None = None,
+             flop_convention: str | None = None, n_starts: int | None = None, inputs: list | None = None,
              source: str = "data frame", progress=None):
     """Fit a scaling law per group of `df` with run-level bootstrap intervals.
 
