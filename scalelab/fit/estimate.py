@@ -31,7 +31,6 @@ from scalelab.fit.laws import FORMS, Form
 # IRLS curvature outside the quadratic zone is d/|r| (a majoriser); scaled down it is closer to the
 # true Huber Hessian (0 there) and converges in ~3x fewer iterations, still damped by LM.
 CURV_OUT = 0.1
-DEBUG = False
 CHUNK = 128
 THREADS = min(4, os.cpu_count() or 1)
 # Coarse grid for resamples (each resample searches it all); the point fit uses the finer one.
@@ -124,9 +123,6 @@ class Problem:
         curv = w * np.where(a <= d, 1.0, (CURV_OUT * d) / np.maximum(a, d))
         return psi, curv
 
-    def rho_psi(self, r, w):
-        return (self.rho(r, w),) + self.psi_curv(r, w)
-
     def objective(self, theta: np.ndarray, W: np.ndarray) -> np.ndarray:
         """theta[S, P], W[S, n] -> f[S] (in chunks that stay in cache)."""
         out = np.empty(theta.shape[0])
@@ -195,8 +191,6 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
         theta[acc], r[acc], J[acc], f[acc] = new[ok], rn[ok], Jn[ok], fn[ok]
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
         lam[idx[~ok]] *= 4.0
-        if DEBUG:
-            print(idx.size, ok.sum())
         done = (ok & (gain <= tol * np.maximum(fn, 1e-300))) | (lam[idx] > 1e10)
         active[idx[done]] = False
     psi = prob.psi_curv(r, W)[0]
