@@ -133,6 +133,7 @@ def fit(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples in our timed fit."),
     repeats: int = typer.Option(3, "--repeats", help="Timed repeats of our fit (median reported)."),
     ref_starts: _Optional[int] = typer.Option(None, "--ref-starts", help="Use about this many of the reference grid's 4,500 starts (default: all)."),
+    coverage: int = typer.Option(0, "--coverage", help="Also check interval coverage on this many synthetic data sets from a known law (e.g. 50)."),
     name: str = typer.Option("fit", "--name", help="Results go to OUT/NAME.json and OUT/NAME.md."),
     out: str = typer.Option("bench", "--out", help="Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON instead of a table."),
@@ -144,6 +145,9 @@ def fit(
 
     log = (lambda m: typer.echo(m, err=True))
     rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)
+    if coverage > 0:
+        meta["synthetic_coverage"] = BF.coverage(coverage)
+        log(f"synthetic coverage: {meta['synthetic_coverage']}")
     paths = BF.write(out, name, rows, meta)
     if as_json:
         typer.echo(_json.dumps({"meta": meta, "rows": rows}, default=str))
