@@ -66,16 +66,25 @@ def _n_key(g: Group) -> str:
     return best
 
 
+def _auto_multiple(cfgs: list) -> int:
+    """Width granularity when --multiple is not given: 64 (GPU-friendly) unless the fitted runs are
+    narrower than that grid allows (the CPU demo's d 32..64), then the runs' own common divisor."""
+    g = 0
+    for c in cfgs:
+        g = math.gcd(g, int(c.d_model))
+    return max(2, min(64, g - g % 2))
+
+
 class Planner:
     """Holds a fit and the per-variant FLOPs families; plan_budget / sweep / target-loss use it."""
 
-    def __init__(self, fit: Any, variants: Optional[Sequence[str]] = None, multiple: int = 64,
+    def __init__(self, fit: Any, variants: Optional[Sequence[str]] = None, multiple: Optional[int] = None,
                  depth: Optional[int] = None, samples: Any = None, seed: int = 0, shape_tol: float = 0.05):
         self.fit = load(fit, samples)
         self.shape_tol = shape_tol
         self.level = self.fit.level
         self.seed = seed
-        if multiple < 2 or multiple % 2:
+        if multiple is not None and (multiple < 2 or multiple % 2):
             raise ScalelabError(f"--multiple {multiple} must be an even integer >= 2 (e.g. 64)")
         if depth is not None and depth < 1:
             raise ScalelabError(f"--depth {depth} must be a positive number of layers")
@@ -100,6 +109,8 @@ class Planner:
         for g in self.groups:
             cfgs = _run_models(g) if self.fit.convention in ("flops", "flops_6nd") else []
             key = _n_key(g)
+            if cfgs and multiple is None:
+                multiple = _auto_multiple(cfgs)
             if cfgs and not (self.fit.convention == "flops_6nd" and key == "params_nonembed"):
                 rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
                 self.rules[g.name] = rule
@@ -383,7 +394,7 @@ def _unique_tokens(g: Group, given: Optional[float]) -> Optional[float]:
 
 def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[Sequence[str]] = None,
                 gpu_hours: Optional[float] = None, gpu: Optional[str] = None, mfu: Optional[float] = None,
-                inference_tokens: float = 0.0, target_loss: Optional[float] = None, multiple: int = 64,
+                inference_tokens: float = 0.0, target_loss: Optional[float] = None, multiple: Optional[int] = None,
                 depth: Optional[int] = None, unique_tokens: Optional[float] = None, shape: bool = True,
                 samples: Any = None, seed: int = 0) -> PlanResult:
     """Plan every variant of `fit` at `flops` training FLOPs (or `gpu_hours` on `gpu`).
@@ -466,8 +477,12 @@ def sweep(fit: Any, c_min: float, c_max: float, n: int = 9, *, variants: Optiona
     rows = []
     for C in np.geomspace(c_min, c_max, n):
         for g in planner.groups:
-            p = planner.allocate(g, float(C), inference_tokens, shape=False, check_low=False)
             cmin, _ = planner.c_range(g)
+            try:
+                p = planner.allocate(g, float(C), inference_tokens, shape=False, check_low=False)
+            except ScalelabError:  # no buildable model at this budget: a gap in the table, not an error
+                rows.append(dict(variant=g.variant, C=float(C), extrapolated=True))
+                continue
             rows.append(dict(variant=p.variant, C=float(C), N_opt=p.N_opt, N_lo=p.N_int[0], N_hi=p.N_int[1],
                              D_opt=p.D_opt, D_lo=p.D_int[0], D_hi=p.D_int[1], L_opt=p.L_opt, L_lo=p.L_int[0],
                              L_hi=p.L_int[1], extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin))))

@@ -52,7 +52,7 @@ def plan(
     mfu: Optional[float] = typer.Option(None, "--mfu", help="Assume this model-FLOPs utilisation (0-1) instead of the runs' measured throughput."),
     inference_tokens: Optional[str] = typer.Option(None, "--inference-tokens", help="Also serve T generated tokens: minimise training plus inference FLOPs (2 N per token) within the budget."),
     target_loss: Optional[float] = typer.Option(None, "--target-loss", help="Inverse: the compute each variant needs for its optimal loss to reach L (nats), with interval."),
-    multiple: int = typer.Option(64, "--multiple", help="d_model of the chosen shape is a multiple of this."),
+    multiple: Optional[int] = typer.Option(None, "--multiple", help="d_model of the chosen shape is a multiple of this (default 64, or the fitted runs' common width divisor when smaller)."),
     depth: Optional[int] = typer.Option(None, "--depth", help="Fix n_layers of the chosen shape (default: the aspect rule of the fit's runs)."),
     unique_tokens: Optional[str] = typer.Option(None, "--unique-tokens", help="Unique tokens in the training corpus: warn when D_opt would repeat data."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Table over log-spaced budgets instead, e.g. 1e19:1e23."),
