@@ -305,7 +305,8 @@ class RunJob(_Checkpointable):
         try:
             return train_one(self.grid, self.run_id, self.out_dir, shard=self.shard, device=self.device,
                              **self.train_kwargs)
-        except distributed.Preempted:
+        except distributed.Preempted as e:
+            print(f"scalelab: run {self.run_id} preempted: {e}", flush=True)
             if callable(submitit_handler):
                 signal.signal(signal.SIGUSR2, submitit_handler)
                 submitit_handler(signal.SIGUSR2, None)  # checkpoint() + requeue + exit (rank 0)
@@ -433,7 +434,7 @@ def run_grid(grid, out_dir: str = "runs", *, workers: int = 1, devices: Optional
             out.append(row(r.run_id, "submitted", f"job {job.job_id}"))
             continue
         try:
-            job.result()
+            job.results()  # one result per task (several tasks for a multi-GPU run)
             rc, log = 0, str(job.paths.stdout)
         except Exception as e:  # submitit re-raises the job's error
             rc, log = 1, f"{str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__}"

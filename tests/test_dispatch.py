@@ -191,26 +191,35 @@ def long_run(tmp_path_factory):
 
 
 def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(long_run, tmp_path):
+    """A 2-task job (what gpus_per_run = 2 gives on Slurm: DDP over 2 gloo ranks here) gets SIGUSR2 on
+    rank 0; both ranks agree to stop at the next step, save a checkpoint there, submitit requeues the
+    job, and the new job resumes from that step and ends with the uninterrupted rows."""
     from scalelab.grid import ckpt_path
     from scalelab.worker import status_path
 
     path, run, ref = long_run
     out = str(tmp_path / "runs")
-    opts = dispatch.SlurmOptions(time=10, max_requeues=3)
-    (job,) = dispatch.submit(path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=0.0,
+    opts = dispatch.SlurmOptions(time=10, max_requeues=3, gpus_per_run=2)
+    (job,) = dispatch.submit(path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=60.0,
                              train_kwargs={"checkpoint_every": 8})
     ck = ckpt_path(out, run)
-    _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8, what="a first checkpoint")
+    seen = _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8 and _ckpt_step(ck), what="a first checkpoint")
     # What Slurm does before a time limit or a preemption: SIGUSR2 to the job's task. (LocalJob._interrupt
     # signals submitit's local controller, which this submitit version does not forward; signal the task.)
     first_pid = json.loads(open(status_path(out, run.run_id)).read())["pid"]
     os.kill(first_pid, signal.SIGUSR2)
-    res = job.result()
+    res = job.results()[0]  # rank 0's
     assert res["state"] == "trained"
-    assert res["resumed_from"] > 0, "the requeued job started over instead of resuming"
+    assert res["resumed_from"] >= seen, "the requeued job did not resume from the checkpoint it saved"
     assert res["resumed_from"] < 96
+    assert json.loads(open(status_path(out, run.run_id)).read())["world_size"] == 2
     log = (job.stdout() or "") + (job.stderr() or "")
     assert "Requeued job" in log, "submitit did not requeue the job"
+    import re
+
+    stopped = re.search(r"preempted: checkpointed at step (\d+)", log)
+    assert stopped, "the trainer did not stop at a step boundary"
+    assert res["resumed_from"] == int(stopped.group(1))  # resumed from the checkpoint taken on the signal
     assert json.loads(open(status_path(out, run.run_id)).read())["pid"] != first_pid  # a new process finished it
     assert not os.path.exists(ck)  # a finished run leaves no checkpoint behind
     assert_same_results(read_sorted(out), ref)
