@@ -8,9 +8,10 @@ import typer
 
 from scalelab.commands._common import user_errors
 
-# A rough training efficiency (achieved / peak FLOP/s) for --dry-run's time estimate; measured on the
-# demo grid on a 2-core CPU (tiny models reach a small share of the matmul peak).
-CPU_EFFICIENCY = 0.12
+# A rough training efficiency (achieved / peak FLOP/s) for --dry-run's time estimate. CPU: the demo grid
+# spent 335 s of CPU time on 7.6e12 FLOPs (23 GFLOP/s) on one thread whose measured fp32 matmul peak is
+# about 80-90 GFLOP/s on the 2-core development machine.
+CPU_EFFICIENCY = 0.25
 GPU_EFFICIENCY = 0.3
 
 
@@ -129,15 +130,25 @@ def _dry_run(g, device: str, as_json: bool, console) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
-    t = Table(title=f"grid {g.name}: {len(rows)} runs (dry run; nothing trained)")
-    for c in ("run_id", "variant", "d", "L", "params", "non-emb", "budgets (tokens)", "sched", "seed", "lr", "tokens", "FLOPs", "est. s"):
-        t.add_column(c, justify="left" if c in ("run_id", "variant", "sched") else "right")
+    from rich import box
+
+    t = Table(title=f"grid {g.name}: {len(rows)} runs (dry run; nothing trained)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("run_id", "variant", "d x L", "params", "lr", "tokens", "FLOPs", "est. s"):
+        t.add_column(c, justify="left" if c in ("run_id", "variant") else "right", no_wrap=True)
     for r in rows:
-        t.add_row(r["run_id"], r["variant"], str(r["d_model"]), str(r["n_layers"]), f"{r['params']:,}",
-                  f"{r['params_nonembed']:,}", ", ".join(f"{b:.3g}" for b in r["budgets"]), r["schedule"],
-                  str(r["seed"]), f"{r['lr']:.3g}", f"{r['tokens']:,}", f"{r['flops']:.3g}", f"{r['est_s']:.0f}")
+        t.add_row(r["run_id"], r["variant"], f"{r['d_model']}x{r['n_layers']}", _si(r["params"]),
+                  f"{r['lr']:.2g}", _si(r["tokens"]), f"{r['flops']:.2g}", f"{r['est_s']:.0f}")
     console.print(t)
     tot = sum(r["est_s"] for r in rows)
-    console.print(f"total: {sum(r['tokens'] for r in rows):,} tokens, {sum(r['flops'] for r in rows):.3g} FLOPs, "
-                  f"about {tot / 60:.1f} min at {eff:.0%} of {peak / 1e9:.0f} GFLOP/s "
-                  f"({'CUDA' if use_cuda else 'this CPU'})")
+    finals = sum(len(r["budgets"]) for r in rows)
+    console.print(f"total: {len(rows)} runs, {finals} final points, {sum(r['tokens'] for r in rows):,} tokens, "
+                  f"{sum(r['flops'] for r in rows):.3g} FLOPs; about {tot / 60:.1f} min at {eff:.0%} of "
+                  f"{peak / 1e9:.0f} GFLOP/s ({'the GPU peak' if use_cuda else 'this CPU, measured now'})")
+
+
+def _si(x: float) -> str:
+    """1234567 -> 1.2M (compact counts for tables)."""
+    for unit, v in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= v:
+            return f"{x / v:.3g}{unit}"
+    return f"{x:.0f}"
