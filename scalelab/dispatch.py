@@ -391,11 +391,29 @@ def run_grid(grid, out_dir: str = "runs", *, workers: int = 1, devices: Optional
 
     if executor not in EXECUTORS:
         raise ScalelabError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
-    if shard and nproc_per_run < 2 and not (slurm or {}).get("gpus_per_run", 0) > 1:
+    if devices and workers > 1:
+        raise ScalelabError("give --workers N (CPU processes) or --devices 0,1,... (one run per GPU), not both")
+    if executor != "local" and (devices or workers > 1):
+        raise ScalelabError(f"--executor {executor} schedules runs itself: drop --workers/--devices "
+                            "(use --array-parallelism and --gpus-per-run)")
+    if nproc_per_run < 1:
+        raise ScalelabError(f"--nproc-per-run must be at least 1, got {nproc_per_run}")
+    if shard and nproc_per_run < 2 and not ((slurm or {}).get("gpus_per_run") or 0) > 1:
         raise ScalelabError("--shard splits one model over several processes: add --nproc-per-run K (K >= 2)")
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     runs = grid.runs()
+    opts = None
+    if executor != "local":
+        opts = SlurmOptions.from_table(grid_slurm_table(grid.path), **(slurm or {}))
+        if nproc_per_run > 1 and not (slurm or {}).get("gpus_per_run"):
+            opts = SlurmOptions.from_table({**asdict(opts), "gpus_per_run": nproc_per_run})
+    world = max(1, opts.gpus_per_run) if opts is not None else nproc_per_run
+    if world > 1:  # fail here, not in every worker: the global batch must split evenly over the ranks
+        from scalelab.distributed import plan_batch
+
+        for r in runs:
+            plan_batch(r.train.batch_size, r.train.micro, world)
     todo = [r for r in runs if not os.path.isfile(run_path(out_dir, r))]
     grid_arg = grid.path or grid.name
     train_kw = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds}
@@ -423,9 +441,6 @@ def run_grid(grid, out_dir: str = "runs", *, workers: int = 1, devices: Optional
                            on_done=done, extra_args=extra):
             out.append(row(o.run_id, *_state_after(out_dir, by_id[o.run_id], o.returncode, o.log)))
         return out
-    opts = SlurmOptions.from_table(grid_slurm_table(grid.path), **(slurm or {}))
-    if nproc_per_run > 1 and not (slurm or {}).get("gpus_per_run"):
-        opts = SlurmOptions.from_table({**asdict(opts), "gpus_per_run": nproc_per_run})
     cluster = "slurm" if executor == "slurm" else "local"
     jobs = submit(grid_arg, [r.run_id for r in todo], out_dir, opts, cluster=cluster, shard=shard, device=device,
                   name=f"scalelab-{grid.name}", train_kwargs=train_kw)

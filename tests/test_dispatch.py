@@ -287,3 +287,19 @@ def test_two_scalelab_run_processes_train_each_run_once(tiny, tmp_path):
     trained = [r["run_id"] for res in results for r in res if r["state"] == "trained"]
     assert sorted(trained) == sorted(set(ref["run_id"])), f"each run must be trained exactly once: {results}"
     assert_same_results(read_sorted(out), ref)  # read_runs also rejects duplicated rows
+
+
+def test_bad_dispatch_options_are_user_errors(tmp_path):
+    from scalelab.config import Grid
+
+    g = Grid.load(make_grid(tmp_path / "g"))  # batch of 8 sequences
+    out = str(tmp_path / "runs")
+    for kw, msg in [(dict(devices="0,1", workers=2), "not both"),
+                    (dict(executor="slurm", workers=2), "schedules runs itself"),
+                    (dict(shard=True), "--nproc-per-run K"),
+                    (dict(executor="pbs"), "unknown executor"),
+                    (dict(nproc_per_run=3), "does not split evenly over 3"),
+                    (dict(executor="submitit-local", slurm={"gpus_per_run": 3}), "does not split evenly over 3")]:
+        with pytest.raises(ScalelabError, match=msg):
+            dispatch.run_grid(g, out, **kw)
+    assert not os.path.exists(os.path.join(out, ".submitit"))  # nothing submitted
