@@ -62,11 +62,12 @@ def device_slots(devices: Sequence[str], nproc_per_run: int = 1) -> list[dict[st
 
 
 def cpu_slots(workers: int, nproc_per_run: int = 1) -> list[dict[str, str]]:
-    """N CPU slots; each process gets an equal share of the cores (threads would oversubscribe)."""
+    """N CPU slots (GPUs hidden). Each process runs one torch thread, like `scalelab run` on CPU (small
+    models gain little from more, and OpenMP threads thrash on a shared CPU), unless OMP_NUM_THREADS is
+    set; so a grid's rows are the same whichever way it was run."""
     if workers < 1:
         raise ScalelabError(f"--workers must be at least 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // (workers * max(1, nproc_per_run)))
-    env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads)}
+    env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return [dict(env) for _ in range(workers)]
 
 

@@ -140,6 +140,12 @@ def _progress_printer(log, run_id: str):
     return on_step
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scalelab.worker", description="Train one run of a grid.")
     ap.add_argument("--grid", required=True, help="built-in grid name or path to a grid TOML")
@@ -150,6 +156,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N optimizer steps")
     ap.add_argument("--checkpoint-seconds", type=float, default=60.0, help="else at most this many seconds apart")
     a = ap.parse_args(argv)
+    if "OMP_NUM_THREADS" not in os.environ and (a.device == "cpu" or not _cuda()):
+        import torch
+
+        torch.set_num_threads(1)  # as `scalelab run` on CPU
     try:
         out = train_one(a.grid, a.run_id, a.out, shard=a.shard, device=a.device,
                         checkpoint_every=a.checkpoint_every, checkpoint_seconds=a.checkpoint_seconds)
