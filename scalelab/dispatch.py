@@ -429,6 +429,10 @@ def run_grid(grid, out_dir: str = "runs", *, workers: int = 1, devices: Optional
 
     out = [row(r.run_id, "skipped", "finished before") for r in runs if r not in todo]
     if executor == "local":
+        if not devices and workers == 1 and device != "cpu" and _has_gpu():
+            import torch  # --nproc-per-run K on a GPU machine: all its GPUs, K per run
+
+            devices = ",".join(str(i) for i in range(torch.cuda.device_count()))
         if devices:
             slots = device_slots(parse_devices(devices), nproc_per_run)
         else:
