@@ -136,3 +136,49 @@ def test_equal_flops_guide_trains_longer_and_counts_guide_flops(tmp_path):
     ref = 6.0 * dense_mm * 256 * n_active
     assert last["guide_flops"] == pytest.approx(ref)
     assert last["flops"] == pytest.approx(flopslib.flops_per_token(run.model) * last["tokens"] + ref)
+
+
+def _ddp_rank(rank, port, grid_path, out_dir, shard):
+    import os
+    import pickle
+
+    import torch as T
+
+    from scalelab import distributed as D
+    from scalelab.config import Grid as G
+    from scalelab.data import load_corpus as lc
+    from scalelab.train import Trainer as Tr
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    T.set_num_threads(1)
+    with D.process_group("cpu") as env:
+        (run,) = G.load(grid_path).runs()
+        res = Tr(run, lc(run.data), dist_env=env, shard=shard).train()
+        if env.is_main:
+            with open(os.path.join(out_dir, "rows.pkl"), "wb") as f:
+                pickle.dump(res.rows, f)
+
+
+@pytest.mark.parametrize("shard", [False, True], ids=["ddp", "fsdp2"])
+def test_two_processes_give_the_rows_of_one(tmp_path, shard):
+    """A WSD run (trunk + one cooldown branch, gradient accumulation) on 2 gloo processes = 1 process."""
+    import pickle
+    import socket
+
+    import torch.multiprocessing as mp
+
+    p = write_grid(tmp_path, budgets="[budgets]\ntokens = [1536, 3072]\n", schedule=WSD,
+                   optimizer="[optimizer]\nlr = 3e-3\nbatch_size = 8\nmicro_batch = 2\n")
+    (run,) = Grid.load(p).runs()
+    ref = Trainer(run, load_corpus(run.data), device="cpu").train().rows
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_rank, args=(port, p, str(tmp_path), shard), nprocs=2, join=True)
+    got = pickle.load(open(tmp_path / "rows.pkl", "rb"))
+    assert [(r["step"], r["final"], r["budget"]) for r in got] == [(r["step"], r["final"], r["budget"]) for r in ref]
+    for a, b in zip(ref, got):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-5)
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
+        assert b["flops"] == a["flops"] and b["tokens"] == a["tokens"]
