@@ -207,8 +207,9 @@ def wsd_grid(tmp_path_factory):
     return str(root / "ddp.toml"), read_runs(str(root / "ref"))
 
 
-@pytest.mark.parametrize("shard", [False, True], ids=["ddp", "fsdp2"])
-def test_torchrun_run_gives_the_rows_of_a_single_process_run(wsd_grid, tmp_path, shard):
+def test_torchrun_run_gives_the_rows_of_a_single_process_run(wsd_grid, tmp_path, shard=True):
+    """torchrun, 2 gloo ranks, FSDP2 (--shard). (DDP through the trainer, as 2 submitit tasks, is
+    checked in tests/test_dispatch.py's preemption test.)"""
     from scalelab import dispatch
     from scalelab.config import Grid
     from scalelab.store import read_runs
