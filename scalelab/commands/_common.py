@@ -34,3 +34,12 @@ def user_errors(fn: Callable) -> Callable:
 
 def not_yet(command: str) -> None:
     fail(f"`scalelab {command}` is not yet available in this version")
+
+
+def stdout_console():
+    """Rich console for tables on stdout: the terminal's width, or wide in pipes and log files so that
+    tables are not folded into 80 columns."""
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=160)

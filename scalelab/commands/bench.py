@@ -9,7 +9,7 @@ app = typer.Typer(help="Benchmarks: fit speed, training throughput and MFU, stru
 # ---- bench ffn / bench train (structured layers; implementation in scalelab/bench.py) ---------------
 from typing import Optional as _Optional  # noqa: E402
 
-from scalelab.commands._common import user_errors as _user_errors  # noqa: E402
+from scalelab.commands._common import stdout_console, user_errors as _user_errors  # noqa: E402
 
 
 def _int_list(text: str, what: str) -> list:
@@ -25,7 +25,6 @@ def _int_list(text: str, what: str) -> list:
 
 
 def _show(rows: list, columns: list, title: str, paths: tuple) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=title)
@@ -33,7 +32,7 @@ def _show(rows: list, columns: list, title: str, paths: tuple) -> None:
         t.add_column(c, justify="left" if c == "variant" else "right")
     for r in rows:
         t.add_row(*[(f"{r[c]:.4g}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r[c]))) for c in columns])
-    con = Console()
+    con = stdout_console()
     con.print(t)
     con.print(f"wrote {paths[0]} and {paths[1]}")
 

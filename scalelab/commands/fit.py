@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import stdout_console, user_errors
 
 
 @user_errors
@@ -164,7 +164,6 @@ def _long(v) -> str:
 
 
 def _table(res) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     def _fmt(v):
@@ -172,7 +171,7 @@ def _table(res) -> None:
 
     lvl = int(round(res.level * 100))
     t = Table(title=f"scaling-law fits ({lvl}% bootstrap intervals, {res.meta.get('bootstrap', {}).get('n', 0)} resamples)")
-    for c in ("group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs", "warnings"):
+    for c in ("group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs"):
         t.add_column(c, overflow="fold")
 
     def ci(g, p, src="params"):
@@ -186,10 +185,13 @@ def _table(res) -> None:
         p = g.params
         t.add_row(g.name, g.form, ci(g, "E"), _fmt(p.get("A", p.get("K"))) if ("A" in p or "K" in p) else "-",
                   ci(g, "alpha") if "alpha" in p else ci(g, "gamma"), _fmt(p["B"]) if "B" in p else "-",
-                  ci(g, "beta"), ci(g, "a", "derived"), str(g.n_points), str(g.n_runs),
-                  "; ".join(g.warnings) or "-")
-    con = Console()
+                  ci(g, "beta"), ci(g, "a", "derived"), str(g.n_points), str(g.n_runs))
+    con = stdout_console()
     con.print(t)
+    # warnings below the table, one per line: in a column they fold into an unreadable strip at 80 columns
+    for g in res:
+        for w in g.warnings:
+            con.print(f"[yellow]warning[/yellow] {g.name}: {w}", highlight=False)
     _fmt = _long
     for g in res:
         d = g.diagnostics

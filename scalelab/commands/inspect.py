@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import stdout_console, user_errors
 
 
 def _parse_tokens(text: str) -> float:
@@ -144,7 +144,6 @@ def inspect(
         typer.echo(json.dumps(out))
         return
 
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"{preset}: {cfg.variant}", show_header=True)
@@ -171,4 +170,4 @@ def inspect(
         ]
     for r in rows:
         t.add_row(*r)
-    Console().print(t)
+    stdout_console().print(t)

@@ -36,10 +36,9 @@ def _si(x: Optional[float], digits: int = 3) -> str:
 
 
 def _console():
-    from rich.console import Console
+    from scalelab.commands._common import stdout_console
 
-    c = Console()
-    return Console(width=200) if not c.is_terminal else c  # pipes and files: no wrapping
+    return stdout_console()
 
 
 @user_errors

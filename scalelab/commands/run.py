@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import stdout_console, user_errors
 
 # A rough training efficiency (achieved / peak FLOP/s) for --dry-run's time estimate. CPU: the demo grid
 # spent 335 s of CPU time on 7.6e12 FLOPs (23 GFLOP/s) on one thread whose measured fp32 matmul peak is
@@ -45,9 +45,7 @@ def run(
     from scalelab.config import Grid
 
     g = Grid.load(grid)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # piped output: do not squeeze the tables into 80 columns
+    console = stdout_console()
     import torch
 
     if threads:

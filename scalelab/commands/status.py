@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import stdout_console, user_errors
 
 STATES = ("done", "running", "interrupted", "failed", "diverged", "pending")
 
@@ -163,7 +163,6 @@ def status(
     Reads only files: the Parquet results, the per-run locks, checkpoints and worker notes, so it works
     while workers (local, torchrun or Slurm) are still writing.
     """
-    from rich.console import Console
     from rich.table import Table
 
     entries = collect(out, grid)
@@ -171,7 +170,7 @@ def status(
     if as_json:
         typer.echo(json.dumps({"grids": summary, "runs": entries}, indent=1, default=str))
         return
-    console = Console()
+    console = stdout_console()
     if not entries:
         console.print(f"no runs in {out}/ yet (give --grid G to list a grid's pending runs)")
         return

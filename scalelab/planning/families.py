@@ -216,7 +216,10 @@ class ShapeFamily:
         for k in range(max(1, base - 6), base + 7):
             d = k * r.multiple
             L0 = r.layers_for(d)
-            depths = [L0] if r.depth is not None else range(max(1, L0 - 1), L0 + 2)  # the rule, +-1 to fit the budget
+            # the rule, +-1 to fit the budget; a grid that held depth constant keeps it (a law fitted at one
+            # depth says nothing about other depths)
+            fixed = r.depth is not None or r.layers_exp == 0
+            depths = [L0] if fixed else range(max(1, L0 - 1), L0 + 2)
             for L in depths:
                 if (d, L) in seen:
                     continue
