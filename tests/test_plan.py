@@ -592,3 +592,25 @@ def test_numeric_fallback_when_the_guess_is_far_off(monkeypatch):
         x = minimize_scalar(f, bounds=Steep.log_n_bounds, method="bounded", options={"xatol": 1e-10}).x
         assert N[i] == pytest.approx(math.exp(x), rel=1e-4)
     assert not edge.any()
+
+
+def test_narrow_constant_depth_grid_keeps_its_depth_and_width_step(tmp_path):
+    """A CPU-demo-like grid (d 32..64, 2 layers everywhere): with no --multiple the widths step by the
+    runs' common divisor (8), not 64, and the depth stays the grid's 2 layers."""
+    cfgs = [ModelConfig(d_model=d, n_layers=2, n_heads=2, vocab_size=256, seq_len=128).validate()
+            for d in (32, 40, 48, 56, 64)]
+    runs = runs_for(cfgs)
+    rng = {"N": [runs[0]["params"], runs[-1]["params"]], "D": [runs[0]["tokens"], runs[-1]["tokens"]],
+           "C": [runs[0]["flops"], runs[-1]["flops"]]}
+    path = write_fit(tmp_path, {"dense": {"point": SMALL, "samples": pinned_samples(SMALL, C0=1e12, scale=0.3),
+                                          "runs": runs, "range": rng}}, convention="flops", name="demo-like")
+    C = 30 * rng["C"][1]
+    cfg = P.plan_budget(path, C)["dense"].shape.config
+    assert cfg.n_layers == 2
+    assert cfg.d_model % 8 == 0
+    assert P.Planner(path).rules["dense"].multiple == 8
+    assert P.Planner(path, multiple=64).rules["dense"].multiple == 64
+    # a budget far below anything buildable is a gap in the sweep, not an exception
+    df = P.sweep(path, 1e3, C, 4)
+    assert len(df) == 4 and df["N_opt"].isna().iloc[0] and bool(df["extrapolated"].iloc[0])
+    assert df["N_opt"].notna().iloc[-1]
