@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 import time
 from typing import Callable, Optional
 
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 
 from scalelab.config import ModelConfig, StructureConfig
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write_text
 
 KINDS = ("lowrank", "blockdense", "blockshuffle")
 
@@ -80,19 +80,8 @@ def device_label(dev: torch.device) -> str:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

@@ -139,13 +139,14 @@ def run(data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_star
 
 
 def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Path]:
-    from scalelab.fit.results import _atomic_write, _jsonable
+    from scalelab.fileio import atomic_write_bytes
+    from scalelab.fit.results import _jsonable
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jp, mp = out / f"{name}.json", out / f"{name}.md"
     text = json.dumps(_jsonable({"bench": "fit", "meta": meta, "rows": rows}), indent=2)
-    _atomic_write(jp, lambda f: f.write(text.encode()))
+    atomic_write_bytes(jp, text.encode())
     md = ["| procedure | wall s | CPU s | objective | E | alpha | beta |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         md.append(f"| {r['procedure']} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['objective']:.10f} | "
@@ -162,7 +163,7 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
                   f"(noise sd {c['noise_sd']}, {c['n_boot']} resamples): " +
                   ", ".join(f"{k} {v:.0%}" for k, v in c["coverage"].items()) +
                   f"; median alpha interval width {c['median_alpha_width']:.3f}.")
-    _atomic_write(mp, lambda f: f.write(("\n".join(md) + "\n").encode()))
+    atomic_write_bytes(mp, ("\n".join(md) + "\n").encode())
     return jp, mp
 
 

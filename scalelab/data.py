@@ -34,6 +34,7 @@ import numpy as np
 
 from scalelab.config import DataConfig, stable_hash
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write, sha256_file
 
 TEXT_SUFFIXES_SKIP = (".bin", ".npy", ".pt", ".parquet", ".gz", ".zip", ".png", ".jpg", ".pdf")
 
@@ -159,8 +160,7 @@ class HFTokenizer:
         self.vocab_size = int(self.tok.get_vocab_size(with_added_tokens=True))
         if self.vocab_size > 65536:
             raise ScalelabError(f"tokenizer {path} has {self.vocab_size} tokens; uint16 storage holds at most 65536")
-        with open(path, "rb") as f:
-            self.name = f"hf:{os.path.basename(path)}:{hashlib.sha256(f.read()).hexdigest()[:12]}"
+        self.name = f"hf:{os.path.basename(path)}:{sha256_file(path)[:12]}"
 
     def encode(self, data: bytes) -> np.ndarray:
         ids = self.tok.encode(data.decode("utf-8", errors="replace")).ids
@@ -305,15 +305,6 @@ def _bin_max(p: str) -> int:
 
 # ---- loading with a cache -------------------------------------------------------------------------
 
-def _atomic_write_bytes(path: str, write: Callable) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _listing_key(cfg: DataConfig, path: str, fmt: str, tok_name: str) -> str:
     if fmt == "stdlib":
         files = [p for _, p in _stdlib_files()]
@@ -350,11 +341,11 @@ def load_corpus(cfg: DataConfig, base_dir: Optional[str] = None, progress: Optio
             raise ScalelabError(f"corpus {name} is too small to split ({train.size} train, {val.size} validation tokens): add text or change val_fraction")
         sha = hashlib.sha256(train.tobytes() + val.tobytes()).hexdigest()
         os.makedirs(folder, exist_ok=True)
-        _atomic_write_bytes(os.path.join(folder, "train.bin"), lambda f: f.write(train.tobytes()))
-        _atomic_write_bytes(os.path.join(folder, "val.bin"), lambda f: f.write(val.tobytes()))
+        atomic_write(os.path.join(folder, "train.bin"), lambda f: f.write(train.tobytes()))
+        atomic_write(os.path.join(folder, "val.bin"), lambda f: f.write(val.tobytes()))
         meta = {"name": name, "sha": sha, "tokenizer": tok.name, "vocab_size": tok.vocab_size,
                 "dtype": np.dtype(tok.dtype).name, "n_train": int(train.size), "n_val": int(val.size)}
-        _atomic_write_bytes(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
     with open(meta_path) as f:
         meta = json.load(f)
     dt = np.dtype(meta["dtype"])
@@ -401,7 +392,7 @@ def _load_bin(cfg: DataConfig, path: str, base_dir: Optional[str]) -> Corpus:
                     h.update(chunk)
         sha = h.hexdigest()
         os.makedirs(cache_dir(), exist_ok=True)
-        _atomic_write_bytes(sha_path, lambda f: f.write(sha.encode()))
+        atomic_write(sha_path, lambda f: f.write(sha.encode()))
     train = np.memmap(tr, dtype=np.uint16, mode="r")
     val = np.memmap(va, dtype=np.uint16, mode="r")
     tok = meta.get("tokenizer") or cfg.tokenizer
@@ -458,9 +449,9 @@ def prepare(cfg: DataConfig, out_dir: str, progress=None) -> dict:
     train, val = train.astype(np.uint16), val.astype(np.uint16)
     os.makedirs(out_dir, exist_ok=True)
     for name, arr in (("train.bin", train), ("val.bin", val)):
-        _atomic_write_bytes(os.path.join(out_dir, name), lambda f, arr=arr: f.write(arr.tobytes()))
+        atomic_write(os.path.join(out_dir, name), lambda f, arr=arr: f.write(arr.tobytes()))
     meta = {"source": cfg.source, "tokenizer": tok.name, "vocab_size": tok.vocab_size, "dtype": "uint16",
             "n_train": int(train.size), "n_val": int(val.size), "val_fraction": cfg.val_fraction,
             "sha": hashlib.sha256(train.tobytes() + val.tobytes()).hexdigest()}
-    _atomic_write_bytes(os.path.join(out_dir, "meta.json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(os.path.join(out_dir, "meta.json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
     return meta

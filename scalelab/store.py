@@ -13,6 +13,7 @@ from typing import Iterable, Union
 import pyarrow as pa
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write
 
 # DESIGN.md's columns, in its order, then extras (documented in README).
 SCHEMA = pa.schema([
@@ -87,16 +88,7 @@ def write_run(path: str, df) -> str:
     table = to_table(df)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: pq.write_table(table, f))
     return path
 
 

@@ -41,6 +41,7 @@ from scalelab import flops as flopslib
 from scalelab import store
 from scalelab.config import RunConfig
 from scalelab.data import Corpus, batch_offsets, get_batch, val_windows
+from scalelab.fileio import atomic_write
 from scalelab.nn.guided import guide_alpha, guided_layers, set_guide_alpha
 from scalelab.nn.model import GPT
 
@@ -350,12 +351,7 @@ class Trainer:
                    "rng": torch.get_rng_state(), "state": st.__dict__}
         if self.dev.type == "cuda":
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.dev)
-        tmp = f"{self.ckpt_path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.ckpt_path)
+        atomic_write(self.ckpt_path, lambda f: torch.save(payload, f))
 
     def _load(self, model, opt) -> Optional[_State]:
         if not self.ckpt_path or not os.path.isfile(self.ckpt_path):

@@ -11,13 +11,13 @@ Run store rules:
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import sha256_file
 
 CHECKPOINT_MIN_FRACTION = 0.2
 # columns of the run store the fitter needs (DESIGN.md)
@@ -25,11 +25,7 @@ RUN_COLUMNS = ("run_id", "status", "final", "params", "tokens", "flops")
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _check_positive(df: pd.DataFrame, path, cols) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write, atomic_write_bytes
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import percentile_interval
 
@@ -169,9 +168,9 @@ class FitResults:
         path.parent.mkdir(parents=True, exist_ok=True)
         stem = path.name[:-5] if path.name.endswith(".json") else path.name
         samples_name = f"{stem}.samples.parquet"
-        _atomic_write(path.parent / samples_name, lambda f: self.samples_frame().to_parquet(f, index=False))
+        atomic_write(path.parent / samples_name, lambda f: self.samples_frame().to_parquet(f, index=False))
         text = json.dumps(self.to_dict(samples_name), indent=2, allow_nan=False)
-        _atomic_write(path, lambda f: f.write(text.encode()))
+        atomic_write_bytes(path, text.encode())
         return path
 
 
@@ -198,20 +197,6 @@ def _jsonable(o):
     if isinstance(o, np.bool_):
         return bool(o)
     return o
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def now_iso() -> str:

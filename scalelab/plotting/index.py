@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write_text
 from scalelab.plotting import style
 from scalelab.plotting.figures import FIGURES, Context, Skip
 from scalelab.plotting.inputs import Inputs
@@ -103,9 +104,4 @@ def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style
     lines += ["## Variants", "", "| variant | colour | marker |", "| --- | --- | --- |"]
     lines += [f"| {v} | `{colors[v]}` | `{markers[v]}` |" for v in style.sort_variants(inputs.variants())]
     text = "\n".join(lines) + "\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

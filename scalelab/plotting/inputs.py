@@ -7,24 +7,20 @@ unreadable is a ScalelabError naming the file: one line, exit 2.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import sha256_file
 
 # Run-store columns the figures need (DESIGN.md); other columns are used when present.
 RUN_COLUMNS = ("run_id", "variant", "step", "tokens", "flops", "val_loss", "final", "params")
 
 
 def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 @dataclass

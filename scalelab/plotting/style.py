@@ -6,9 +6,9 @@ Markers differ per variant so that a greyscale print still tells them apart.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Iterable, Sequence
+
+from scalelab.fileio import atomic_write
 
 # Okabe & Ito (2008) "Color Universal Design". Dense is the reference: always black.
 DENSE_COLOR = "#000000"
@@ -172,18 +172,7 @@ def save(fig, stem: str, formats: Sequence[str]) -> list[str]:
     paths = []
     for fmt in formats:
         path = f"{stem}.{fmt}"
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=f".{fmt}", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format=fmt, dpi=PNG_DPI, metadata=_metadata(fmt))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=PNG_DPI, metadata=_metadata(fmt)))
         paths.append(path)
     return paths
 
