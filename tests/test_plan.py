@@ -23,7 +23,6 @@ from scalelab.errors import ScalelabError
 # Besiroglu et al. 2024 replication of Chinchilla approach 3 (point, SE)
 EPOCH = dict(E=1.817, A=482.0, B=2085.0, alpha=0.348, beta=0.366)
 EPOCH_SE = dict(E=0.026, A=124.5, B=1293.0, alpha=0.015, beta=0.021)
-CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "chinchilla_epoch.csv"
 # the chinchilla data's range: N 5.7e7..1.6e10, C 1.4e18..1.3e22
 CHIN_RANGE = {"N": [5.7e7, 1.62e10], "D": [1e9, 5e11], "C": [1.4e18, 1.3e22]}
 
@@ -399,9 +398,10 @@ def test_below_smallest_model_errors(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def chinchilla_fit(tmp_path_factory):
-    fitmod = pytest.importorskip("scalelab.fit")
-    df = pd.read_csv(CSV)
+def chinchilla_fit(tmp_path_factory, chinchilla_path):
+    import scalelab.fit as fitmod
+
+    df = pd.read_csv(chinchilla_path)
     df = df[df["loss"] < df["loss"].nlargest(5).min()]  # the replication's 240 rows
     res = fitmod.fit_laws(df, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss",
                           form="chinchilla", bootstrap=200, seed=0, flop_convention="6ND")
@@ -442,7 +442,8 @@ def test_fitted_intervals_widen_away_from_the_data(chinchilla_fit):
 
 def test_plan_from_fitted_scalelab_runs(tmp_path):
     """Runs -> fit_laws (real FLOPs convention, run configs) -> plan: shapes of the run's family."""
-    fitmod = pytest.importorskip("scalelab.fit")
+    import scalelab.fit as fitmod
+
     rng = np.random.default_rng(0)
     rows = []
     for v, kind, frac in (("dense", "dense", None), ("lowrank-63", "lowrank", 0.63)):

@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -87,15 +86,6 @@ def test_fit_csv_chinchilla_json(tmp_path, chinchilla_path):
     assert abs(g["params"]["alpha"] - 0.348) < 0.003 and out.exists()
 
 
-@pytest.fixture
-def chinchilla_path():
-    from pathlib import Path
-
-    for p in (Path(__file__).resolve().parents[2].parent / "shared/data/chinchilla_epoch.csv",
-              Path("/work/shared/data/chinchilla_epoch.csv")):
-        if p.exists():
-            return p
-    pytest.skip("shared/data/chinchilla_epoch.csv not available")
 
 
 def test_fit_bootstrap_zero_and_holdout(tmp_path):

@@ -139,16 +139,13 @@ def test_gpu_hours_and_target_loss_json(tmp_path):
     assert t["C"] == pytest.approx(C, rel=1e-9) and t["C_int"][0] < C < t["C_int"][1]
 
 
-CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "chinchilla_epoch.csv"
 
 
-def test_fit_then_plan_end_to_end(tmp_path):
+def test_fit_then_plan_end_to_end(tmp_path, chinchilla_path):
     """`scalelab fit chinchilla_epoch.csv` -> `scalelab plan --flops 1e21` (newest fit), checked against
     REFERENCE.md section 3's closed form on the fitted point estimate."""
-    r = invoke(["fit", str(CSV), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--drop-top-loss", "5",
+    r = invoke(["fit", str(chinchilla_path), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--drop-top-loss", "5",
                 "--bootstrap", "100", "--out", "fits/chinchilla.json"], tmp_path)
-    if r.exit_code == 2 and "not yet available" in r.stderr:
-        pytest.skip("scalelab fit is not available in this checkout")
     assert r.exit_code == 0, r.output
     r = invoke(["plan", "--flops", "1e21", "--json"], tmp_path)
     assert r.exit_code == 0, r.output
@@ -163,11 +160,9 @@ def test_fit_then_plan_end_to_end(tmp_path):
     assert p["N_int"][0] < p["N_opt"] < p["N_int"][1]
 
 
-def test_fit_without_bootstrap_is_refused(tmp_path):
-    r = invoke(["fit", str(CSV), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--bootstrap", "0",
+def test_fit_without_bootstrap_is_refused(tmp_path, chinchilla_path):
+    r = invoke(["fit", str(chinchilla_path), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--bootstrap", "0",
                 "--out", "fits/nob.json"], tmp_path)
-    if r.exit_code == 2 and "not yet available" in r.stderr:
-        pytest.skip("scalelab fit is not available in this checkout")
     assert r.exit_code == 0, r.output
     r = invoke(["plan", "--flops", "1e21"], tmp_path)
     assert r.exit_code == 2

@@ -2,23 +2,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CHINCHILLA = "/work/shared/data/chinchilla_epoch.csv"
-
-
-def _chinchilla_path():
-    from pathlib import Path
-
-    for p in (Path(__file__).resolve().parents[2].parent / "shared/data/chinchilla_epoch.csv", Path(CHINCHILLA)):
-        if p.exists():
-            return p
-    pytest.skip("shared/data/chinchilla_epoch.csv not available")
-
-
-@pytest.fixture(scope="session")
-def chinchilla_path():
-    return _chinchilla_path()
-
-
 @pytest.fixture(scope="session")
 def chinchilla(chinchilla_path):
     """The replication's 240 points: drop rows with loss >= the 5th-largest loss; D = C / (6 N)."""
