@@ -240,7 +240,7 @@ class Planner:
             t = min(scored, key=lambda t: t[1])
             best = (t[0], t[2], t[3])
             plan.notes.append(f"no {g.variant} shape within {self.shape_tol:.0%} of the budget at D_opt; "
-                              f"closest is {t[1]:.1%} off (try --multiple 32 or --depth)")
+                              f"closest is {t[1]:.1%} off (try --multiple {max(2, fam.rule.multiple // 2)} or --depth)")
         loss, c, D = best
         from scalelab import flops as F
 

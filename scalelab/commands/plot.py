@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from typing import List, Optional
 
 import typer
@@ -51,4 +52,5 @@ def plot(
         else:
             typer.echo(f"skipped {d.name}: {d.skipped}")
     n = sum(bool(d.files) for d in drawn)
-    typer.echo(f"{n} of {len(drawn)} figures in {out}/ (see {out}/index.md)")
+    folder = os.path.normpath(out)
+    typer.echo(f"{n} of {len(drawn)} figures in {folder}/ (see {os.path.join(folder, 'index.md')})")
