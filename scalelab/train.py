@@ -202,10 +202,10 @@ class Trainer:
         self.progress = progress
         self.fpt = flopslib.flops_per_token(self.cfg)
         self.pc = flopslib.param_counts(self.cfg)
-        self.peak = peak_flops(self.dev)
+        self.peak = peak_flops(self.dev) * world  # MFU of the whole run: K processes, K devices
         self.autocast = self.dev.type == "cuda" and self.t.dtype in ("auto", "bfloat16")
         self.tb = None
-        if tb_dir:
+        if tb_dir and self.is_main:  # rank 0 logs
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -215,7 +215,8 @@ class Trainer:
         vx, vy = val_windows(corpus.val, self.cfg.seq_len, self.t.val_tokens)
         self.val_x, self.val_y = torch.from_numpy(vx), torch.from_numpy(vy)
         self._provenance = dict(
-            corpus=corpus.name, corpus_sha=corpus.sha, tokenizer=corpus.tokenizer, device=device_name(self.dev),
+            corpus=corpus.name, corpus_sha=corpus.sha, tokenizer=corpus.tokenizer,
+            device=(f"{world}x " if world > 1 else "") + device_name(self.dev),
             torch_version=torch.__version__, scalelab_version=scalelab.__version__, git_sha=git_sha(),
             config=json.dumps(run.to_dict(), sort_keys=True))
 

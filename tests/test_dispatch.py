@@ -303,3 +303,18 @@ def test_bad_dispatch_options_are_user_errors(tmp_path):
         with pytest.raises(ScalelabError, match=msg):
             dispatch.run_grid(g, out, **kw)
     assert not os.path.exists(os.path.join(out, ".submitit"))  # nothing submitted
+
+
+def test_cli_slurm_options_reach_the_dispatcher(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    path = make_grid(tmp_path / "g")  # batch of 8 sequences
+    out = str(tmp_path / "runs")
+    res = CliRunner().invoke(app, ["run", "--grid", path, "--out", out, "--executor", "submitit-local",
+                                   "--gpus-per-run", "3", "--time", "01:00:00"])
+    assert res.exit_code == 2 and "does not split evenly over 3" in res.output, res.output
+    res = CliRunner().invoke(app, ["run", "--grid", path, "--out", out, "--executor", "slurm", "--partition", "gpu"])
+    assert res.exit_code == 2, res.output  # this machine has no srun: one line, no traceback
+    assert "Traceback" not in res.output and "srun" in res.output

@@ -33,6 +33,12 @@ def run(
     shard: bool = typer.Option(False, "--shard", help="Shard each run's model over its processes (FSDP2)."),
     executor: str = typer.Option("local", "--executor", help="local (this machine), slurm (a job array via submitit) or submitit-local."),
     wait: bool = typer.Option(False, "--wait", help="With slurm: wait for the jobs and report how they ended."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition (else [slurm] partition in the grid file)."),
+    time_limit: Optional[str] = typer.Option(None, "--time", help="Slurm time limit per run: minutes or [D-]HH:MM:SS (default 24 h); a run reaching it checkpoints and is requeued."),
+    gpus_per_run: Optional[int] = typer.Option(None, "--gpus-per-run", help="Slurm GPUs (= tasks, DDP ranks) per run (default: --nproc-per-run)."),
+    cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", help="Slurm CPUs per task (default 8)."),
+    mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="Slurm memory per run in GB."),
+    array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", help="Slurm: at most this many runs of the job array at once (default 64)."),
 ) -> None:
     """Train every run of a grid (skipping finished ones) and write one Parquet file per run.
 
@@ -61,6 +67,9 @@ def run(
     if dispatch.wants_dispatch(workers, devices, nproc_per_run, shard, executor):
         res = dispatch.run_grid(g, out, workers=workers, devices=devices, nproc_per_run=nproc_per_run, shard=shard,
                                 executor=executor, device=None if device == "auto" else device, wait=wait,
+                                slurm=dict(partition=partition, time=time_limit, gpus_per_run=gpus_per_run,
+                                           cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+                                           array_parallelism=array_parallelism),
                                 checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
                                 console=None if quiet else Console(stderr=True))
         if as_json:
