@@ -242,7 +242,10 @@ def grid_slurm_table(grid_path: Optional[str]) -> dict:
     """The `[slurm]` table of a grid TOML file ({} if none or not a file)."""
     if not grid_path or not os.path.isfile(grid_path):
         return {}
-    import tomllib
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore
 
     with open(grid_path, "rb") as f:
         table = tomllib.load(f).get("slurm", {})

@@ -33,6 +33,10 @@ class GuidedLinear(nn.Module):
         self.inner = inner
         self.in_features, self.out_features = inner.in_features, inner.out_features
         self.reduce_flop = reduce_flop
+        # the coin is a host-side draw: excluded from torch.compile graphs. Wrapped here, not with a
+        # decorator, because torch.compiler.disable imports torch._dynamo (about 1 s of start-up for every
+        # process that merely imports the model).
+        self._coin_fn = torch.compiler.disable(_host_coin) if reduce_flop else None
         self.guide_weight = nn.Parameter(torch.empty(inner.out_features, inner.in_features))
         # alpha lives in a 0-dim buffer (changing it does not recompile under torch.compile); `active`
         # (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
@@ -84,10 +88,9 @@ class GuidedLinear(nn.Module):
             return self._coin()
         return True
 
-    @torch.compiler.disable
     def _coin(self) -> bool:
         """Heads with probability alpha (a host-side decision: a graph break under torch.compile)."""
-        return float(torch.rand(())) < self._alpha_f  # CPU generator, host float: no device sync
+        return self._coin_fn(self._alpha_f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.inner.structured_forward(x)
@@ -99,6 +102,10 @@ class GuidedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:.4f}, reduce_flop={self.reduce_flop}"
+
+
+def _host_coin(p: float) -> bool:
+    return float(torch.rand(())) < p  # CPU generator, host float: no device sync
 
 
 def guided_layers(model: nn.Module) -> list[GuidedLinear]:
