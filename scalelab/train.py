@@ -85,6 +85,21 @@ def make_plan(run: RunConfig) -> Plan:
     return Plan(tps, steps, total, warmup, guide, replay, [int(p) for p in pts if p >= 1])
 
 
+def wsd_branches(run: RunConfig, plan: Plan) -> list[tuple[int, int]]:
+    """(budget, S_b) of the WSD cooldown branches: one per distinct step count below the trunk's.
+
+    Budgets that round to the same number of optimizer steps would train identical branches and give
+    duplicate final rows (double weight in a fit); the smallest such budget names the branch."""
+    if run.train.schedule != "wsd":
+        return []
+    out, seen = [], {plan.budget_steps[-1]}
+    for b, s_b in zip(sorted(int(x) for x in run.train.budgets), plan.budget_steps):
+        if s_b not in seen:
+            seen.add(s_b)
+            out.append((b, s_b))
+    return out
+
+
 def lr_at(run: RunConfig, plan: Plan, step: int, branch_steps: Optional[int] = None) -> float:
     """LR for optimizer step `step` (0-based). branch_steps: the WSD budget whose cooldown applies."""
     t = run.train
@@ -382,9 +397,8 @@ class Trainer:
         plan, t = self.plan, self.t
         budgets = sorted(int(b) for b in t.budgets)
         branch_at = {}
-        if t.schedule == "wsd":
-            for b, s_b in zip(budgets[:-1], plan.budget_steps[:-1]):
-                branch_at.setdefault(plan.cooldown_start(s_b, t.cooldown), []).append((b, s_b))
+        for b, s_b in wsd_branches(self.run, plan):
+            branch_at.setdefault(plan.cooldown_start(s_b, t.cooldown), []).append((b, s_b))
         last_ckpt_t = time.perf_counter()
         t_start = time.perf_counter() - st.wall_s
         status = "ok"
@@ -505,6 +519,5 @@ def estimate_tokens(run: RunConfig) -> int:
     """Tokens a run trains in all (trunk + WSD cooldown branches)."""
     plan = make_plan(run)
     steps = plan.total
-    if run.train.schedule == "wsd":
-        steps += sum(max(1, round(run.train.cooldown * s)) for s in plan.budget_steps[:-1])
+    steps += sum(max(1, round(run.train.cooldown * s_b)) for _, s_b in wsd_branches(run, plan))
     return steps * plan.tokens_per_step

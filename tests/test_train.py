@@ -12,7 +12,7 @@ from scalelab import flops as flopslib  # noqa: E402
 from scalelab.config import Grid  # noqa: E402
 from scalelab.data import load_corpus  # noqa: E402
 from scalelab.nn.model import GPT  # noqa: E402
-from scalelab.train import Trainer, lr_at, make_plan  # noqa: E402
+from scalelab.train import Trainer, estimate_tokens, lr_at, make_plan  # noqa: E402
 
 TIMING = {"wall_s", "tokens_per_s", "mfu", "git_sha"}  # git_sha: others commit meanwhile
 
@@ -182,3 +182,14 @@ def test_two_processes_give_the_rows_of_one(tmp_path, shard):
         assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-5)
         assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
         assert b["flops"] == a["flops"] and b["tokens"] == a["tokens"]
+
+
+def test_wsd_budgets_that_round_to_the_same_steps_give_one_final(tmp_path):
+    # 6400 and 6500 tokens are both 25 steps of 256 tokens: one cooldown branch, not two identical
+    # final rows (a duplicated (N, D, L) point would double its weight in the fit)
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400, 6500, 12800]\n", schedule=WSD)
+    res = Trainer(run, corpus, device="cpu").train()
+    finals = [r for r in res.rows if r["final"]]
+    assert sorted(r["tokens"] for r in finals) == [6400, 12800]
+    trained_steps = make_plan(run).total + round(0.2 * 25)  # trunk + one 5-step cooldown branch
+    assert estimate_tokens(run) == trained_steps * 256
