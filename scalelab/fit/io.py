@@ -3,6 +3,7 @@
 Errors name the file and the column, in one line (ScalelabError).
 
 Run store rules:
+- each run_id in one file only (a run passed twice is an error, not double weight);
 - only runs whose rows all have status == "ok" (a run with any diverged row is dropped whole);
 - by default only `final` rows (end of a schedule or of a cooldown branch: valid (N, D) points);
 - `all_checkpoints=True` also uses the curve points of each run, dropping the early ones: a checkpoint
@@ -61,6 +62,13 @@ def read_runs(paths, loss_col: str = "val_loss", n_col: str = "params", by=("var
     if not frames:
         raise ScalelabError("no input files given")
     df = pd.concat(frames, ignore_index=True)
+    # one run in two files (a copied runs folder, an archive passed with it) would silently count twice
+    where = df.groupby("run_id")["_file"].unique()
+    twice = where[where.map(len) > 1]
+    if len(twice):
+        rid, files = twice.index[0], twice.iloc[0]
+        raise ScalelabError(f"run {rid} is in {len(files)} files ({', '.join(map(str, files))}): pass each run's "
+                            "file once, or its points would count twice in the fit")
     ok = df.groupby("run_id")["status"].transform(lambda s: bool((s.astype(str) == "ok").all()))
     df = df[ok.astype(bool)]
     if all_checkpoints:
