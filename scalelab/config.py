@@ -502,6 +502,10 @@ class Grid:
                     raise ScalelabError(f"grid: variants #{vi + 1}: the equal-FLOPs guide mode replays data at the end of one schedule; use [schedule] kind = \"cosine\"")
                 for lr_seed in seeds:
                     tokens = self._budgets(b, basis, mc)
+                    if kind == "wsd" and mc.guide is not None and len(set(tokens)) > 1:
+                        # the guide fades over a fraction of the trunk (largest budget): a smaller budget's
+                        # branch would be guided over another share of its run, or end still guided
+                        raise ScalelabError(f"grid: variants #{vi + 1}: a self-guided variant fades its guide over one schedule, so WSD cooldown branches at several budgets would not match it; use [schedule] kind = \"cosine\" (one run per budget) or one budget")
                     for bud in ([tokens] if kind == "wsd" else [[t] for t in tokens]):
                         train = self._train(sched, opt, ev, bud, d)
                         out.append(RunConfig(grid=self.name, model=mc, train=train, data=data, seed=lr_seed))

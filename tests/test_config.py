@@ -124,3 +124,14 @@ def test_relative_data_path_resolves_next_to_the_grid_file():
     runs = Grid.load(TINY).runs()
     assert runs[0].data.source == "corpus.txt" and runs[0].model.vocab_size == 256
     assert CORPUS.endswith("corpus.txt")
+
+
+def test_self_guided_wsd_with_several_budgets_is_refused(tmp_path):
+    # the guide fades over a fraction of the trunk (the largest budget): a smaller budget's branch would
+    # be guided over another share of its run, or still be mixing the dense path at its final row
+    v = '[[variants]]\nstructure = "lowrank"\nrank = 4\nguide = { fraction = 0.5 }\n'
+    wsd = '[schedule]\nkind = "wsd"\n'
+    with pytest.raises(ScalelabError, match="cosine"):
+        Grid.load(write_grid(tmp_path, variants=v, schedule=wsd, budgets="[budgets]\ntokens = [6400, 25600]\n")).runs()
+    (run,) = Grid.load(write_grid(tmp_path, variants=v, schedule=wsd, budgets="[budgets]\ntokens = [25600]\n")).runs()
+    assert run.model.guide.fraction == 0.5  # one budget: the guide's fraction is of that run
