@@ -912,6 +912,21 @@ def isoflop_minima(N, C, L, tol: float = 0.1, level: float = 0.95):
     return np.array(rows).reshape(-1, 2).T
 
 
+def flops_per_token_at(n, N, F):
+    """FLOPs per token at sizes n, from the points' (N, F = C / D): the median F of each distinct N,
+    linear in log-log between sizes and beyond the ends along the end segments."""
+    sizes = np.unique(N)
+    logf = np.log([np.median(F[N == x]) for x in sizes])
+    x, q = np.log(sizes), np.log(np.asarray(n, float))
+    if sizes.size == 1:
+        return np.exp(logf[0] + (q - x[0]))  # one size: F proportional to N
+    out = np.interp(q, x, logf)
+    lo, hi = q < x[0], q > x[-1]
+    out[lo] = logf[0] + (q[lo] - x[0]) * (logf[1] - logf[0]) / (x[1] - x[0])
+    out[hi] = logf[-1] + (q[hi] - x[-1]) * (logf[-1] - logf[-2]) / (x[-1] - x[-2])
+    return np.exp(out)
+
+
 def fit_allocation(df, approach: int, n_col, d_col, loss_col, c_col=None, run_col=None, by=None, level=0.95,
                    source="data frame", inputs=None, flop_convention=None):
     """Approaches 1 and 2 per group: power laws N_opt = kN C^a, D_opt = kD C^b (log-log OLS with
@@ -932,7 +947,9 @@ def fit_allocation(df, approach: int, n_col, d_col, loss_col, c_col=None, run_co
             c, n_opt, d_opt = envelope_points(N, D, C, L)
         else:
             c, n_opt = isoflop_minima(N, C, L, level=level)
-            d_opt = c / (6 * n_opt) if c.size else c
+            # tokens C buys at N_opt: C / F(N_opt), F the data's FLOPs per token (6 N only under 6ND;
+            # run-store FLOPs also count attention and logits)
+            d_opt = c / flops_per_token_at(n_opt, N, C / D) if c.size else c
         if c.size < 3:
             what = "envelope bins" if approach == 1 else "IsoFLOP slices with >= 3 sizes and an interior minimum"
             raise ScalelabError(f"{source}: group {name!r}: approach {approach} found {c.size} {what}; "

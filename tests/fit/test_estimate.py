@@ -234,3 +234,24 @@ def test_approach_2_isoflop_recovers_allocation():
     res = estimate.fit_allocation(pd.DataFrame(rows), 2, "N", "D", "loss", c_col="C")
     a = res["all"].params["a"]
     assert abs(a - be / (al + be)) < 0.03
+
+
+def test_approach_2_d_opt_uses_the_data_flops_per_token_not_6n():
+    """Run-store C counts attention and logits too (C = F(N) D with F(N) != 6 N): D_opt = C / F(N_opt),
+    the tokens that budget buys at that size, not C / (6 N_opt)."""
+    import pandas as pd
+
+    def F(N):  # FLOPs per token: 6 N plus a size-independent attention/logits share
+        return 6 * N + 4e9
+
+    al, be = 0.34, 0.28
+    rows = []
+    for C in np.geomspace(1e18, 1e21, 6):
+        for N in np.geomspace(1e7, 1e10, 25):
+            D = C / F(N)
+            rows.append({"N": N, "D": D, "C": C, "loss": 1.69 + 406.4 / N ** al + 410.7 / D ** be})
+    res = estimate.fit_allocation(pd.DataFrame(rows), 2, "N", "D", "loss", c_col="C")
+    opt = res["all"].diagnostics["optima"]
+    c, n, d = (np.asarray(opt[k]) for k in ("C", "N_opt", "D_opt"))
+    assert c.size >= 3
+    np.testing.assert_allclose(d * F(n), c, rtol=1e-2)  # log-log interpolation between sizes; 6N is off by 7-300%
