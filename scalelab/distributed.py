@@ -100,6 +100,11 @@ def process_group(device: Optional[str] = None) -> Iterator[DistEnv]:
     env = init(device)
     try:
         yield env
+        # leave together: a rank that tears gloo down while a peer is still in its last collective can
+        # abort the peer ("terminate called without an active exception"). Not on the error path, where
+        # a peer may never arrive.
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
     finally:
         shutdown()
 
