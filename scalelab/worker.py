@@ -115,6 +115,9 @@ def train_one(grid: str, run_id: str, out_dir: str = "runs", *, shard: bool = Fa
                          seconds=time.time() - t0, resumed_from=res.resumed_from)
         _say(log, env, f"run {run_id}: {state} in {time.time() - t0:.1f} s"
              + (f" (resumed from step {res.resumed_from})" if res.resumed_from else ""))
+        # leave together: a rank tearing gloo down while rank 0 still writes can abort ("terminate called
+        # without an active exception")
+        D.barrier(env)
         return {"run_id": run_id, "state": state, "path": path, "resumed_from": res.resumed_from}
     finally:
         if lock is not None:
@@ -173,4 +176,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, once the run is written and the group left: skip interpreter teardown, where
+        # gloo's threads can abort the process ("terminate called without an active exception") and turn
+        # a finished run into a failed launch.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

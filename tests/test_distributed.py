@@ -87,6 +87,8 @@ def _rank_main(rank: int, world: int, port: int, out_dir: str, shard: bool, micr
             torch.save(model_sd, os.path.join(out_dir, "final.pt"))
             with open(os.path.join(out_dir, "losses.json"), "w") as f:
                 json.dump({"losses": losses, "plan": [plan.rows_per_rank, plan.micro_rows, plan.accum_steps]}, f)
+    # as scalelab.worker does under torchrun: no interpreter teardown, where gloo's threads can abort
+    os._exit(0)
 
 
 def _spawn(tmp_path, shard: bool, micro_rows: int):

@@ -158,6 +158,8 @@ def _ddp_rank(rank, port, grid_path, out_dir, shard):
         if env.is_main:
             with open(os.path.join(out_dir, "rows.pkl"), "wb") as f:
                 pickle.dump(res.rows, f)
+    # as scalelab.worker does under torchrun: no interpreter teardown, where gloo's threads can abort
+    os._exit(0)
 
 
 @pytest.mark.parametrize("shard", [False, True], ids=["ddp", "fsdp2"])
