@@ -29,22 +29,24 @@ def sort_variants(variants: Iterable[str]) -> list[str]:
     return (["dense"] if "dense" in vs else []) + [v for v in vs if v != "dense"]
 
 
+def _by_variant(variants: Iterable[str], cycle: Sequence[str], dense_value: str) -> dict[str, str]:
+    """Dense gets its own fixed value; the others take `cycle` in sort_variants order."""
+    variants = list(variants)
+    others = [v for v in sort_variants(variants) if v != "dense"]
+    out = {v: cycle[i % len(cycle)] for i, v in enumerate(others)}
+    if "dense" in variants:
+        out["dense"] = dense_value
+    return out
+
+
 def variant_colors(variants: Iterable[str]) -> dict[str, str]:
     """Variant -> hex colour. Deterministic: dense black, others Okabe-Ito by sorted name."""
-    others = [v for v in sort_variants(variants) if v != "dense"]
-    colors = {v: OKABE_ITO[i % len(OKABE_ITO)] for i, v in enumerate(others)}
-    if "dense" in set(variants):
-        colors["dense"] = DENSE_COLOR
-    return colors
+    return _by_variant(variants, OKABE_ITO, DENSE_COLOR)
 
 
 def variant_markers(variants: Iterable[str]) -> dict[str, str]:
     """Variant -> matplotlib marker, same ordering rule as the colours."""
-    others = [v for v in sort_variants(variants) if v != "dense"]
-    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(others)}
-    if "dense" in set(variants):
-        markers["dense"] = DENSE_MARKER
-    return markers
+    return _by_variant(variants, MARKERS, DENSE_MARKER)
 
 
 def shade(color: str, t: float, lightest: float = 0.65) -> tuple:
