@@ -1,6 +1,6 @@
 """Analytic parameter counts and training FLOPs of a ModelConfig. Torch-free.
 
-Params: exactly `sum(p.numel())` of `scalelab.nn.model.GPT(cfg)` (tests hold this), with
+Params: exactly `sum(p.numel())` of `scalelab.model.gpt.GPT(cfg)` (tests hold this), with
 - the tied token embedding counted once, at the *padded* vocab (`cfg.padded_vocab`), since that is the
   tensor the model allocates; `params_nonembed` = params minus that embedding;
 - the self-guided dense matrices (training-time auxiliaries that vanish once alpha = 0) NOT counted in

@@ -40,7 +40,7 @@ def test_run_id_is_a_stable_hash_of_the_full_config():
 
 def test_tokens_per_param_uses_the_models_real_nonembedding_params(tmp_path):
     torch = pytest.importorskip("torch")
-    from scalelab.nn.model import GPT
+    from scalelab.model.gpt import GPT
 
     p = write_grid(tmp_path, budgets="[budgets]\ntokens_per_param = [10, 20]\n",
                    variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n')

@@ -54,7 +54,7 @@ def ffn(
     """FFN-only forward and forward+backward time of each structure at 63% / 32% vs dense."""
     import json as _json
 
-    from scalelab import bench as B
+    from scalelab.bench import throughput as B
     from scalelab.errors import ScalelabError
 
     B.check_name(name)
@@ -99,7 +99,7 @@ def train(
     """Train-step tokens/s and MFU per variant at a fixed shape (MFU over a measured matmul peak on CPU)."""
     import json as _json
 
-    from scalelab import bench as B
+    from scalelab.bench import throughput as B
     from scalelab.errors import ScalelabError
     from scalelab.presets import get_preset
 
@@ -140,7 +140,7 @@ def fit(
     """Time the vectorised fit (point + bootstrap) against the exhaustive 4,500-start scipy L-BFGS-B grid."""
     import json as _json
 
-    from scalelab import benchfit as BF
+    from scalelab.bench import fit as BF
 
     log = (lambda m: typer.echo(m, err=True))
     rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)

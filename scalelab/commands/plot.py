@@ -30,8 +30,8 @@ def plot(
     N and D vs budget; exponent forest plot; fit diagnostics; throughput vs width.
     """
     from scalelab.errors import ScalelabError
-    from scalelab.plotting.index import make_figures
-    from scalelab.plotting.inputs import load_inputs
+    from scalelab.plot.index import make_figures
+    from scalelab.plot.inputs import load_inputs
 
     paths = list(inputs or [])
     if not paths and fit is None:

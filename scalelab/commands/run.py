@@ -62,7 +62,7 @@ def run(
         _dry_run(g, device, as_json, console)
         return
 
-    from scalelab import dispatch
+    from scalelab.run import dispatch
 
     if dispatch.wants_dispatch(workers, devices, nproc_per_run, shard, executor):
         res = dispatch.run_grid(g, out, workers=workers, devices=devices, nproc_per_run=nproc_per_run, shard=shard,
@@ -83,7 +83,7 @@ def run(
         console.print(t)
         return
 
-    from scalelab.grid import run_grid
+    from scalelab.run.runner import run_grid
 
     if tensorboard:
         try:
@@ -112,7 +112,7 @@ def run(
 def _dry_run(g, device: str, as_json: bool, console) -> None:
     from rich.table import Table
 
-    from scalelab.grid import describe, estimate_seconds
+    from scalelab.run.runner import describe, estimate_seconds
 
     rows = describe(g)
     use_cuda = False
@@ -124,11 +124,11 @@ def _dry_run(g, device: str, as_json: bool, console) -> None:
         except ImportError:
             pass
     if use_cuda:
-        from scalelab.train import peak_flops, pick_device
+        from scalelab.run.train import peak_flops, pick_device
 
         peak, eff = peak_flops(pick_device(device)), GPU_EFFICIENCY
     else:
-        from scalelab.train import peak_flops
+        from scalelab.run.train import peak_flops
         import torch
 
         peak, eff = peak_flops(torch.device("cpu")), CPU_EFFICIENCY

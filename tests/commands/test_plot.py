@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from test_plots import ALL, write_fit, write_runs  # noqa: E402
+from plot.test_figures import ALL, write_fit, write_runs  # noqa: E402
 
 from scalelab.cli import app  # noqa: E402
 

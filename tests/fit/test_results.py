@@ -14,7 +14,7 @@ from .conftest import synthetic
 
 
 def test_fit_package_never_imports_torch():
-    code = ("import sys, scalelab.fit, scalelab.fit.io, scalelab.benchfit, scalelab.commands.fit; "
+    code = ("import sys, scalelab.fit, scalelab.fit.io, scalelab.bench.fit, scalelab.commands.fit; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

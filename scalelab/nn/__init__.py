@@ -1,1 +1,0 @@
-"""Models (torch): structured linear layers, the GPT, self-guided training."""

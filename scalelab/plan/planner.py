@@ -1,0 +1,490 @@
+"""Compute-optimal plans from a fit: N, D, shape (width, depth, rank) and predicted loss per variant.
+
+Given a fit file (fits/NAME.json + NAME.samples.parquet, docs/interfaces.md) and a budget C:
+
+    minimise  L(N, D) = E + A / N^alpha + B / D^beta   subject to   C = F(N) * D
+
+where F(N) is the training FLOPs per token of the model family. For plain (N, D) fits (CSV, "6ND")
+F(N) = 6 N and the optimum has a closed form (Hoffmann et al. 2022; REFERENCE.md section 3):
+
+    G = (alpha A / (beta B))^(1/(alpha+beta)),  N_opt = G (C/6)^(beta/(alpha+beta)),
+    D_opt = (C/6)^(alpha/(alpha+beta)) / G.
+
+For fits of scalelab runs F(N) is the variant's real FLOPs per token (attention, logits, structure,
+self-guided overhead, from scalelab/flops.py) along a family of shapes inferred from the runs, and the
+optimum is found numerically. Every bootstrap sample is pushed through (vectorised over samples), so
+intervals are percentiles of the optimum, never the plug-in point with an error bar.
+
+Never imports torch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from scalelab.config import ModelConfig
+from scalelab.errors import ScalelabError
+# re-exported: the planner's public names live here (docs/interfaces.md "Plan")
+from scalelab.plan.families import Candidate, ShapeFamily, ShapeRule, SixND, ffn_fraction  # noqa: F401
+from scalelab.plan.fitfile import CHINCHILLA, FRONTIER, Fit, Group, load, newest_fit  # noqa: F401
+from scalelab.plan.optimum import _n_for_ratio, chinchilla_loss, closed_form_6nd, optimum  # noqa: F401
+from scalelab.plan.results import PlanResult, Shape, VariantPlan, _interval, _jsonable  # noqa: F401
+
+# Peak dense bf16 FLOP/s per accelerator (REFERENCE.md section 4). "cpu": use measured rates as they are.
+PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "cpu": None}
+DEFAULT_MFU = 0.4  # assumed when runs were measured on another device and carry no MFU
+EXTRAPOLATION_FACTOR = 10.0
+
+
+def _run_models(g: Group) -> list[ModelConfig]:
+    out = []
+    for r in g.runs:
+        m = r.get("model")
+        if m:
+            try:
+                out.append(ModelConfig.from_dict(m))
+            except (ScalelabError, TypeError):
+                continue
+    return out
+
+
+def _n_key(g: Group) -> str:
+    """Which param count the fit's N is: compare the fitted N range with the runs' counts."""
+    lo_hi = g.range.get("N")
+    if not lo_hi or not g.runs:
+        return "params"
+    best, err = "params", float("inf")
+    for key in ("params", "params_nonembed"):
+        vals = [float(r[key]) for r in g.runs if r.get(key) is not None]
+        if not vals:
+            continue
+        e = abs(math.log(min(vals) / lo_hi[0])) + abs(math.log(max(vals) / lo_hi[1]))
+        if e < err:
+            best, err = key, e
+    return best
+
+
+def _auto_multiple(cfgs: list) -> int:
+    """Width granularity when --multiple is not given: 64 (GPU-friendly) unless the fitted runs are
+    narrower than that grid allows (the CPU demo's d 32..64), then the runs' own common divisor."""
+    g = 0
+    for c in cfgs:
+        g = math.gcd(g, int(c.d_model))
+    return max(2, min(64, g - g % 2))
+
+
+class Planner:
+    """Holds a fit and the per-variant FLOPs families; plan_budget / sweep / target-loss use it."""
+
+    def __init__(self, fit: Any, variants: Optional[Sequence[str]] = None, multiple: Optional[int] = None,
+                 depth: Optional[int] = None, samples: Any = None, seed: int = 0, shape_tol: float = 0.05):
+        self.fit = load(fit, samples)
+        self.shape_tol = shape_tol
+        self.level = self.fit.level
+        self.seed = seed
+        if multiple is not None and (multiple < 2 or multiple % 2):
+            raise ScalelabError(f"--multiple {multiple} must be an even integer >= 2 (e.g. 64)")
+        if depth is not None and depth < 1:
+            raise ScalelabError(f"--depth {depth} must be a positive number of layers")
+        groups = list(self.fit.groups.values())
+        if variants:
+            known = {g.variant: g for g in groups} | {g.name: g for g in groups}
+            unknown = [v for v in variants if v not in known]
+            if unknown:
+                raise ScalelabError(f"variant {', '.join(unknown)} is not in fit {self.fit.path or ''}: "
+                                    f"choose from {', '.join(sorted({g.variant for g in groups}))}")
+            groups = list({id(known[v]): known[v] for v in variants}.values())
+        self.skipped = [f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
+                        for g in groups if g.form not in ("chinchilla", "frontier")]
+        self.groups = [g for g in groups if g.form in ("chinchilla", "frontier")]
+        if not self.groups:
+            raise ScalelabError(f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
+                                "fit with the (N, D) law (default form)")
+        self.notes: dict[str, list[str]] = {}
+        self.families: dict[str, Any] = {}  # FLOPs per token along N, per group
+        self.shape_families: dict[str, ShapeFamily] = {}  # where shapes are chosen from
+        self.rules: dict[str, Optional[ShapeRule]] = {}
+        for g in self.groups:
+            cfgs = _run_models(g) if self.fit.convention in ("flops", "flops_6nd") else []
+            key = _n_key(g)
+            if cfgs and multiple is None:
+                multiple = _auto_multiple(cfgs)
+            if cfgs and not (self.fit.convention == "flops_6nd" and key == "params_nonembed"):
+                rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
+                self.rules[g.name] = rule
+                self.families[g.name] = self.shape_families[g.name] = ShapeFamily(rule, self.fit.convention, key)
+            elif cfgs:  # C = 6 N_nonembed D exactly: closed form, shapes still from the runs
+                rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
+                self.rules[g.name] = rule
+                self.families[g.name] = SixND()
+                self.shape_families[g.name] = ShapeFamily(rule, self.fit.convention, key)
+            else:
+                self.rules[g.name] = None
+                self.families[g.name] = SixND(self._flops_per_param_token(g))
+
+    def _flops_per_param_token(self, g: Group) -> float:
+        """k in C = k N D: 6 for 6ND fits; otherwise the runs' median C / (N D) (no configs to do better)."""
+        if self.fit.convention == "6ND":
+            return 6.0
+        ks = [float(r["flops"]) / (float(r["params"]) * float(r["tokens"])) for r in g.runs
+              if r.get("flops") and r.get("params") and r.get("tokens")]
+        if not ks:
+            return 6.0
+        k = float(np.median(ks))
+        if abs(k / 6 - 1) > 1e-6:
+            self.notes.setdefault(g.name, []).append(
+                f"no model configs in the fit's runs: C = {k:.3g} N D with k the runs' median C/(N D)")
+        return k
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def fitted_range(self) -> dict[str, dict]:
+        return {g.variant: g.range for g in self.groups}
+
+    def c_range(self, g: Group) -> tuple[float, float]:
+        c = g.range.get("C")
+        if c:
+            return float(c[0]), float(c[1])
+        fl = [float(r["flops"]) for r in g.runs if r.get("flops")]
+        return (min(fl), max(fl)) if fl else (float("nan"), float("nan"))
+
+    def _samples(self, g: Group) -> dict:
+        return g.samples
+
+    # ---- one variant ---------------------------------------------------------------------------
+    def allocate(self, g: Group, C: float, inference_tokens: float = 0.0, shape: bool = True,
+                 check_low: bool = True) -> VariantPlan:
+        fam = self.families[g.name]
+        cmin, cmax = self.c_range(g)
+        if check_low and math.isfinite(cmin) and C < cmin:
+            raise ScalelabError(f"budget {C:.3g} FLOPs is below the smallest fitted run of {g.variant} "
+                                f"({cmin:.3g} FLOPs): the fit says nothing there; plan for C >= {cmin:.3g}")
+        notes: list[str] = list(self.notes.get(g.name, []))
+        extrapolated = math.isfinite(cmax) and C > EXTRAPOLATION_FACTOR * cmax
+        if g.form == "frontier":
+            return self._allocate_frontier(g, C, fam, cmax, extrapolated)
+        point = {k: g.point[k] for k in CHINCHILLA}
+        N0, D0, L0, edge0 = optimum({k: np.array([v]) for k, v in point.items()}, fam, C, inference_tokens)
+        N0, D0, L0 = float(N0[0]), float(D0[0]), float(L0[0])
+        if edge0[0] and isinstance(fam, ShapeFamily):
+            if N0 <= math.exp(fam.log_n_bounds[0]) * 1.0001:
+                raise ScalelabError(f"budget {C:.3g} FLOPs is below what the smallest {g.variant} model "
+                                    f"(d_model {fam.candidates[0].cfg.d_model}) can use well: raise --flops or lower --multiple")
+            notes.append("optimum at the largest width tried; N_opt may be larger")
+        if not D0 > 0:
+            raise ScalelabError(f"budget {C:.3g} FLOPs cannot cover {inference_tokens:.3g} inference tokens for any "
+                                f"{g.variant} model: raise --flops or lower --inference-tokens")
+        s = self._samples(g)
+        N, D, L, _ = optimum(s, fam, C, inference_tokens)
+        plan = VariantPlan(
+            variant=g.variant, group=g.name, form=g.form, C=C, N_opt=N0, N_int=_interval(N, self.level),
+            D_opt=D0, D_int=_interval(D, self.level), tokens_per_param=D0 / N0,
+            tpp_int=_interval(D / N, self.level), L_opt=L0, L_int=_interval(L, self.level),
+            L_pred_int=self._prediction_interval(g, L), extrapolated=extrapolated, notes=notes,
+            L_samples=L, sample_ids=g.sample_ids)
+        if shape and self.rules.get(g.name) is not None:
+            plan.shape = self.choose_shape(g, plan, inference_tokens)
+        return plan
+
+    def _allocate_frontier(self, g: Group, C: float, fam, cmax: float, extrapolated: bool) -> VariantPlan:
+        s = g.samples
+        Ls = s["E"] + s["K"] * np.power(C, -s["gamma"])
+        L0 = g.point["E"] + g.point["K"] * C ** -g.point["gamma"]
+        ratios = [float(r["tokens"]) / float(r["params"]) for r in g.runs if r.get("tokens") and r.get("params")]
+        nan2 = (float("nan"), float("nan"))
+        notes = ["frontier law L(C) = E + K C^-gamma: N_opt and D_opt are not identified by this fit"]
+        N0 = D0 = tpp = float("nan")
+        if ratios:
+            tpp = float(np.median(ratios))
+            N0 = _n_for_ratio(fam, C, tpp)
+            D0 = C / math.exp(float(fam.log_flops_per_token(math.log(N0))))
+            notes.append(f"N and D shown use the runs' median {tpp:.3g} tokens per param (assumed, not fitted)")
+        plan = VariantPlan(variant=g.variant, group=g.name, form=g.form, C=C, N_opt=N0, N_int=nan2, D_opt=D0,
+                           D_int=nan2, tokens_per_param=tpp, tpp_int=nan2, L_opt=float(L0),
+                           L_int=_interval(Ls, self.level), L_pred_int=self._prediction_interval(g, Ls),
+                           identified=False, extrapolated=extrapolated, notes=notes, L_samples=Ls,
+                           sample_ids=g.sample_ids)
+        return plan
+
+    def _prediction_interval(self, g: Group, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
+        """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
+        if not g.residual_sd:
+            return _interval(L, self.level)
+        rng = np.random.default_rng(self.seed)
+        eps = rng.normal(0.0, g.residual_sd, size=(len(L), draws))
+        return _interval((L.reshape(-1, 1) * np.exp(eps)).ravel(), self.level)
+
+    # ---- shape ---------------------------------------------------------------------------------
+    def choose_shape(self, g: Group, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
+        fam = self.shape_families.get(g.name)
+        if fam is None or not math.isfinite(plan.N_opt):
+            return None
+        point = {k: g.point[k] for k in CHINCHILLA} if g.form == "chinchilla" else None
+        scored = []  # (loss at the D that spends C exactly, |FLOPs at D_opt / C - 1|, candidate, D)
+        for c in fam.candidates_near(plan.N_opt):
+            D = plan.C / c.flops_per_token - inference_tokens / 3.0
+            if D <= 0:
+                continue
+            miss = abs(c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1)  # lifetime FLOPs
+            loss = float(chinchilla_loss(point, c.N, D)) if point else abs(math.log(c.N / plan.N_opt))
+            scored.append((loss, miss, c, D))
+        if not scored:
+            raise ScalelabError(f"no buildable {g.variant} shape near N = {plan.N_opt:.3g}: try another --multiple or --depth")
+        # feasible: trained on the ideal D_opt it would spend C within the tolerance
+        feasible = [t for t in scored if t[1] <= self.shape_tol]
+        if feasible:
+            t = min(feasible, key=lambda t: t[0])
+            best = (t[0], t[2], t[3])
+        else:
+            t = min(scored, key=lambda t: t[1])
+            best = (t[0], t[2], t[3])
+            plan.notes.append(f"no {g.variant} shape within {self.shape_tol:.0%} of the budget at D_opt; "
+                              f"closest is {t[1]:.1%} off (try --multiple {max(2, fam.rule.multiple // 2)} or --depth)")
+        loss, c, D = best
+        from scalelab import flops as F
+
+        counts = F.param_counts(c.cfg)
+        if point:
+            Ls = chinchilla_loss(g.samples, c.N, D)
+            loss_int = _interval(Ls, self.level)
+        else:
+            loss, loss_int = plan.L_opt, plan.L_int
+        return Shape(config=c.cfg, params=c.N, params_total=float(counts.params), flops_per_token=c.flops_per_token,
+                     tokens=float(D), flops_at_D_opt=c.flops_per_token * plan.D_opt, n_rel=c.N / plan.N_opt - 1,
+                     d_rel=D / plan.D_opt - 1,
+                     flops_at_D_opt_rel=c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1,
+                     loss=float(loss), loss_int=loss_int, ffn_fraction=ffn_fraction(c.cfg))
+
+    # ---- wall clock ----------------------------------------------------------------------------
+    def throughput(self, g: Group, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
+        """FLOP/s this variant achieves on `gpu`, from its runs' measured tokens/s or MFU."""
+        gpu = gpu.lower()
+        if gpu not in PEAK_FLOPS:
+            raise ScalelabError(f"unknown --gpu {gpu!r}: use one of {', '.join(PEAK_FLOPS)}")
+        peak = PEAK_FLOPS[gpu]
+        if mfu is not None:
+            if peak is None:
+                raise ScalelabError("--mfu needs an accelerator with a known peak: use --gpu h100|h200|a100")
+            return peak * mfu, f"assumed MFU {mfu:.0%}"
+        rate = self._measured_rate(g)
+        runs = sorted((r for r in g.runs if r.get("params")), key=lambda r: -float(r["params"]))[:3]
+        devices = {str(r.get("device") or "").lower() for r in runs}
+        if rate is not None and any(gpu in d for d in devices):
+            return rate, f"measured on {gpu}"
+        mfus = [float(r["mfu"]) for r in runs if r.get("mfu") is not None and math.isfinite(float(r["mfu"]))
+                and float(r["mfu"]) > 0 and not any(x in str(r.get("device") or "").lower() for x in ("cpu",))]
+        if peak is None:
+            if rate is None:
+                return None, "no measured throughput in the fit's runs"
+            return rate, "measured (" + ", ".join(sorted(d for d in devices if d)) + ")"
+        if mfus:
+            return peak * float(np.median(mfus)), f"MFU {np.median(mfus):.0%} measured on {', '.join(sorted(devices))}"
+        if rate is None:
+            return peak * DEFAULT_MFU, f"assumed MFU {DEFAULT_MFU:.0%} (no measurements in the runs)"
+        # measured elsewhere (e.g. CPU): keep each variant's speed relative to the fastest-per-FLOP dense run
+        ref = [self._measured_rate(h) for h in self.groups if h.variant.split("+")[0] == "dense"]
+        ref = [r for r in ref if r]
+        base = ref[0] if ref else rate
+        return peak * DEFAULT_MFU * rate / base, (f"MFU {DEFAULT_MFU:.0%} assumed for dense, scaled by this "
+                                                   f"variant's measured FLOP/s relative to dense ({rate / base:.2f}x)")
+
+    def _measured_rate(self, g: Group) -> Optional[float]:
+        """Achieved training FLOP/s (tokens/s x FLOPs per token) of the largest run that measured it:
+        the shape closest to the target, and the longest, steadiest measurement."""
+        runs = sorted((r for r in g.runs if r.get("params")), key=lambda r: -float(r["params"]))
+        for r in runs:
+            tps, fl, tok = r.get("tokens_per_s"), r.get("flops"), r.get("tokens")
+            if tps and fl and tok and math.isfinite(float(tps)) and float(tps) > 0:
+                return float(tps) * float(fl) / float(tok)
+        return None
+
+    # ---- inverse: compute to reach a loss ------------------------------------------------------
+    def compute_for_loss(self, g: Group, target: float) -> dict:
+        """Smallest C whose optimal loss reaches `target`, point and interval (inf where unreachable)."""
+        fam = self.families[g.name]
+
+        def solve(p: dict) -> np.ndarray:
+            p = {k: np.atleast_1d(np.asarray(v, float)) for k, v in p.items()}
+            if g.form == "frontier":
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    C = np.power((target - p["E"]) / p["K"], -1.0 / p["gamma"])
+                return np.where(target > p["E"], C, np.inf)
+            if isinstance(fam, SixND):
+                a, b = p["alpha"], p["beta"]
+                G = np.power(a * p["A"] / (b * p["B"]), 1 / (a + b))
+                k = p["A"] * G ** -a + p["B"] * G ** b
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    C = fam.k * np.power((target - p["E"]) / k, -(a + b) / (a * b))
+                return np.where(target > p["E"], C, np.inf)
+            # secant in log C on log(L_opt(C) - E), all samples at once: nearly linear in log C
+            # (exactly so for C = k N D), so a handful of steps reach machine precision
+            reach = target > p["E"]
+            gap = np.log(np.where(reach, target - p["E"], 1.0))
+            lo, hi = math.log(1e6), math.log(1e40)
+
+            def y(x):
+                L = optimum(p, fam, np.exp(x))[2]
+                return np.log(np.maximum(L - p["E"], 1e-300)) - gap
+
+            x0, x1 = np.full(len(gap), math.log(1e15)), np.full(len(gap), math.log(1e21))
+            y0, y1 = y(x0), y(x1)
+            for _ in range(40):
+                dx = x1 - x0
+                slope = np.where(np.abs(dx) > 1e-14, (y1 - y0) / np.where(dx == 0, 1, dx), -1.0)
+                slope = np.where(slope < 0, slope, -1e-2)  # L_opt falls with C
+                x2 = np.clip(x1 - y1 / slope, lo, hi)
+                x0, y0, x1 = x1, y1, x2
+                y1 = y(x1)
+                if np.all(np.abs(y1[reach]) < 1e-12):
+                    break
+            return np.where(reach, np.exp(x1), np.inf)
+
+        names = CHINCHILLA if g.form == "chinchilla" else FRONTIER
+        C0 = float(solve({k: g.point[k] for k in names})[0])
+        Cs = solve(g.samples)
+        q = (1 - self.level) / 2 * 100
+        # an unreachable tail (inf) makes hi inf; percentile interpolation cannot take inf itself
+        lo, hi = np.percentile(np.minimum(Cs, 1e300), [q, 100 - q])
+        lo, hi = (math.inf if x >= 1e300 else x for x in (lo, hi))
+        return {"target_loss": target, "C": C0, "C_int": (float(lo), float(hi)),
+                "p_unreachable": float(np.mean(~np.isfinite(Cs)))}
+
+
+def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
+    """P(L_a < L_b) over bootstrap samples: paired by sample index for joint fits, else all pairs."""
+    La, Lb = a.L_samples, b.L_samples
+    if paired:
+        ia = {int(s): i for i, s in enumerate(a.sample_ids)}
+        idx = [(ia[int(s)], j) for j, s in enumerate(b.sample_ids) if int(s) in ia]
+        if idx:
+            i, j = np.array(idx).T
+            return float(np.mean(La[i] < Lb[j]))
+    Lb_sorted = np.sort(Lb)
+    # for each L_a, the share of L_b strictly above it
+    return float(np.mean(1.0 - np.searchsorted(Lb_sorted, La, side="right") / len(Lb_sorted)))
+
+
+def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warnings: list[str], **kw) -> PlanResult:
+    plans.sort(key=lambda p: p.L_opt)
+    p = _p_beats(plans[0], plans[1], planner.fit.joint) if len(plans) > 1 else None
+    for pl in plans:
+        g = planner.fit.groups[pl.group]
+        cmin, cmax = planner.c_range(g)
+        if pl.extrapolated:
+            warnings.append(f"{pl.variant}: C = {pl.C:.3g} is {pl.C / cmax:.0f}x the largest fitted run "
+                            f"({cmax:.3g} FLOPs): extrapolation, trust the interval more than the point")
+        if pl.shape is not None and abs(pl.shape.n_rel) > 0.1:
+            pl.notes.append(f"nearest good shape has {pl.shape.n_rel:+.0%} params vs N_opt")
+    warnings += planner.skipped
+    return PlanResult(C=C, plans=plans, p_beats=p, paired=planner.fit.joint, level=planner.level,
+                      convention=planner.fit.convention, fit_path=planner.fit.path,
+                      fitted_range=planner.fitted_range(), warnings=warnings, **kw)
+
+
+def _unique_tokens(g: Group, given: Optional[float]) -> Optional[float]:
+    if given:
+        return given
+    for r in g.runs:
+        for k in ("unique_tokens", "corpus_tokens"):
+            if r.get(k):
+                return float(r[k])
+    return None
+
+
+def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[Sequence[str]] = None,
+                gpu_hours: Optional[float] = None, gpu: Optional[str] = None, mfu: Optional[float] = None,
+                inference_tokens: float = 0.0, target_loss: Optional[float] = None, multiple: Optional[int] = None,
+                depth: Optional[int] = None, unique_tokens: Optional[float] = None, shape: bool = True,
+                samples: Any = None, seed: int = 0) -> PlanResult:
+    """Plan every variant of `fit` at `flops` training FLOPs (or `gpu_hours` on `gpu`).
+
+    fit: fits/NAME.json path, its dict, or a FitResults. Returns a PlanResult ranked by predicted loss.
+    """
+    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, multiple, depth, samples, seed)
+    if flops is None and gpu_hours is None and target_loss is None:
+        raise ScalelabError("give a budget: --flops C, --gpu-hours H, or --target-loss L")
+    if flops is not None and gpu_hours is not None:
+        raise ScalelabError("give either --flops or --gpu-hours, not both: the GPU-hours column is reported with --flops")
+    if flops is not None and not (flops > 0 and math.isfinite(flops)):
+        raise ScalelabError(f"--flops {flops} must be a positive number of FLOPs, e.g. 1e21")
+    if gpu_hours is not None and not gpu_hours > 0:
+        raise ScalelabError(f"--gpu-hours {gpu_hours} must be positive")
+    if inference_tokens < 0:
+        raise ScalelabError(f"--inference-tokens {inference_tokens} must be >= 0")
+    warnings: list[str] = []
+    plans: list[VariantPlan] = []
+    for g in planner.groups:
+        rate, source = planner.throughput(g, gpu or "h100", mfu) if (gpu_hours is not None or gpu) else (None, "")
+        if flops is not None:
+            C = flops
+        elif gpu_hours is not None:
+            if rate is None:
+                raise ScalelabError(f"{g.variant}: no throughput to turn GPU-hours into FLOPs: pass --mfu or --flops")
+            C = gpu_hours * 3600 * rate
+        else:
+            C = None
+        if C is None:  # target loss only
+            info = planner.compute_for_loss(g, target_loss)
+            C = info["C"] if math.isfinite(info["C"]) else planner.c_range(g)[1]
+            pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
+        else:
+            pl = planner.allocate(g, C, inference_tokens, shape=shape)
+        if target_loss is not None:
+            pl.target = planner.compute_for_loss(g, target_loss)
+            if rate:
+                pl.target["gpu_hours"] = pl.target["C"] / rate / 3600
+        if rate:
+            pl.throughput, pl.throughput_source = rate, source
+            pl.gpu_hours = pl.C / rate / 3600
+            peak = PEAK_FLOPS.get((gpu or "h100").lower())
+            if peak and rate > peak:
+                warnings.append(f"{g.variant}: throughput {rate:.3g} FLOP/s exceeds the {gpu or 'h100'} peak {peak:.3g} "
+                                "(MFU > 100%): check the runs' tokens_per_s and device")
+        if inference_tokens and g.form == "chinchilla":
+            co = planner.allocate(g, C, 0.0, shape=False, check_low=False)
+            fam = planner.families[g.name]
+            f_co = math.exp(float(fam.log_flops_per_token(math.log(co.N_opt))))
+            D_co = C / f_co - inference_tokens / 3.0  # same lifetime budget with the compute-optimal N
+            L_co = float(chinchilla_loss(g.point, co.N_opt, D_co)) if D_co > 0 else float("inf")
+            f_pl = math.exp(float(fam.log_flops_per_token(math.log(pl.N_opt))))
+            pl.inference = {"inference_tokens": inference_tokens, "lifetime_flops": pl.C,
+                            "train_flops": f_pl * pl.D_opt, "inference_flops": f_pl / 3.0 * inference_tokens,
+                            "compute_optimal_N": co.N_opt, "compute_optimal_tokens_per_param": co.tokens_per_param,
+                            "tokens_per_param_over_compute_optimal": pl.tokens_per_param / co.tokens_per_param,
+                            "N_over_compute_optimal": pl.N_opt / co.N_opt,
+                            "loss_if_compute_optimal_N": L_co}
+        ut = _unique_tokens(g, unique_tokens)
+        if ut and math.isfinite(pl.D_opt) and pl.D_opt > ut:
+            warnings.append(f"{g.variant}: D_opt = {pl.D_opt:.3g} tokens exceeds the corpus's {ut:.3g} unique "
+                            f"tokens: data would repeat ({pl.D_opt / ut:.1f} epochs)")
+        plans.append(pl)
+    return _finish(planner, plans, flops, warnings, gpu=(gpu or "h100") if (gpu_hours or gpu) else None,
+                   gpu_hours=gpu_hours, inference_tokens=inference_tokens, target_loss=target_loss)
+
+
+def sweep(fit: Any, c_min: float, c_max: float, n: int = 9, *, variants: Optional[Sequence[str]] = None,
+          samples: Any = None, inference_tokens: float = 0.0):
+    """Allocation over log-spaced budgets -> DataFrame (variant, C, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi,
+    L_opt, L_lo, L_hi, extrapolated). Shapes are not chosen. Budgets below the fitted range are allowed
+    here and flagged as extrapolated, like those more than 10x above it.
+    """
+    import pandas as pd
+
+    if not (0 < c_min <= c_max) or n < 1:
+        raise ScalelabError(f"sweep needs 0 < c_min <= c_max and n >= 1, got {c_min:g}:{c_max:g} with {n} points")
+    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, samples=samples)
+    rows = []
+    for C in np.geomspace(c_min, c_max, n):
+        for g in planner.groups:
+            cmin, _ = planner.c_range(g)
+            try:
+                p = planner.allocate(g, float(C), inference_tokens, shape=False, check_low=False)
+            except ScalelabError:  # no buildable model at this budget: a gap in the table, not an error
+                rows.append(dict(variant=g.variant, C=float(C), extrapolated=True))
+                continue
+            rows.append(dict(variant=p.variant, C=float(C), N_opt=p.N_opt, N_lo=p.N_int[0], N_hi=p.N_int[1],
+                             D_opt=p.D_opt, D_lo=p.D_int[0], D_hi=p.D_int[1], L_opt=p.L_opt, L_lo=p.L_int[0],
+                             L_hi=p.L_int[1], extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin))))
+    return pd.DataFrame(rows, columns=["variant", "C", "N_opt", "N_lo", "N_hi", "D_opt", "D_lo", "D_hi",
+                                       "L_opt", "L_lo", "L_hi", "extrapolated"])

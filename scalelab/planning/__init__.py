@@ -1,1 +1,0 @@
-"""Building blocks of scalelab.plan: fit files, FLOPs families, the optimum, results."""

@@ -1,0 +1,107 @@
+"""Draw every figure the inputs support, write them atomically, and list them in figures/index.md."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write_text
+from scalelab.plot import style
+from scalelab.plot.figures import FIGURES, Context, Skip
+from scalelab.plot.inputs import Inputs
+
+
+@dataclass
+class Drawn:
+    """One figure: its files, or the reason it was skipped, and remarks."""
+
+    name: str
+    description: str
+    files: list = field(default_factory=list)
+    skipped: str = ""
+    notes: list = field(default_factory=list)
+    figure: object = None  # the matplotlib Figure when keep=True
+
+
+def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only=None):
+    """Yield (name, description, Figure or None, skip reason, notes) for each figure; nothing written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    variants = inputs.variants()
+    ctx = Context(inputs=inputs, width=width, style=style_name,
+                  colors=style.variant_colors(variants), markers=style.variant_markers(variants))
+    with plt.rc_context(style.rc_params(style_name)):
+        for name, fn, desc in FIGURES:
+            if only and name not in only:
+                continue
+            ctx.notes = []
+            if inputs.fit is not None and inputs.fit.samples_note:
+                ctx.note(inputs.fit.samples_note)
+            try:
+                fig = fn(ctx)
+                yield name, desc, fig, "", list(ctx.notes)
+            except Skip as e:
+                yield name, desc, None, str(e), list(ctx.notes)
+
+
+def make_figures(inputs: Inputs, out_dir: str = "figures", formats=("pdf", "png"), width: str = "double",
+                 style_name: str = "paper", keep: bool = False) -> list[Drawn]:
+    """Draw, save and index. Returns what was drawn and what was skipped."""
+    import matplotlib.pyplot as plt
+
+    bad = [f for f in formats if f not in style.FORMATS]
+    if bad:
+        raise ScalelabError(f"unknown format {bad[0]!r}: use a comma list of {', '.join(style.FORMATS)}")
+    if width not in style.WIDTHS_IN:
+        raise ScalelabError(f"unknown width {width!r}: use single (3.5 in) or double (7 in)")
+    if style_name not in style.STYLES:
+        raise ScalelabError(f"unknown style {style_name!r}: use paper or slides")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise ScalelabError(f"{out_dir}: cannot create the output folder ({e.strerror}): choose another --out")
+    drawn = []
+    with plt.rc_context(style.rc_params(style_name)):
+        for name, desc, fig, skip, notes in build(inputs, width, style_name):
+            d = Drawn(name=name, description=desc, skipped=skip, notes=notes)
+            if fig is not None:
+                d.files = style.save(fig, os.path.join(out_dir, name), formats)
+                if keep:
+                    d.figure = fig
+                else:
+                    plt.close(fig)
+            drawn.append(d)
+    write_index(os.path.join(out_dir, "index.md"), inputs, drawn, width, style_name)
+    return drawn
+
+
+def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style_name: str) -> None:
+    import scalelab
+
+    out_dir = os.path.dirname(path)
+    lines = ["# scalelab figures", "",
+             f"Written by `scalelab plot` (scalelab {getattr(scalelab, '__version__', '?')}), "
+             f"style {style_name}, {width} column ({style.WIDTHS_IN[width]} in wide), PNG at {style.PNG_DPI} dpi, "
+             "PDF with TrueType (Type 42) fonts.", "", "## Inputs", "", "| kind | file | sha256 |", "| --- | --- | --- |"]
+    for s in inputs.sources:
+        lines.append(f"| {s.kind} | `{s.path}` | `{s.sha256[:16]}` |")
+    lines += ["", "## Figures", ""]
+    for d in drawn:
+        if d.files:
+            links = ", ".join(f"[{os.path.basename(f)}]({os.path.relpath(f, out_dir)})" for f in d.files)
+            lines += [f"### {d.name}", "", d.description, "", f"Files: {links}", ""]
+            lines += [f"- {n}" for n in d.notes] + ([""] if d.notes else [])
+    skipped = [d for d in drawn if not d.files]
+    if skipped:
+        lines += ["## Skipped", ""]
+        lines += [f"- **{d.name}**: {d.skipped}" for d in skipped]
+        lines.append("")
+    colors = style.variant_colors(inputs.variants())
+    markers = style.variant_markers(inputs.variants())
+    lines += ["## Variants", "", "| variant | colour | marker |", "| --- | --- | --- |"]
+    lines += [f"| {v} | `{colors[v]}` | `{markers[v]}` |" for v in style.sort_variants(inputs.variants())]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(path, text)

@@ -1,1 +1,0 @@
-"""Publication figures for scalelab (see scalelab/plots.py for the entry points)."""

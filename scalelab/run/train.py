@@ -1,0 +1,523 @@
+"""One training run: RunConfig in, rows (one per evaluation) out.
+
+nanoGPT-style loop: AdamW with decoupled weight decay on matrices only (GPT.param_groups), gradient
+clipping, gradient accumulation up to the grid's batch, bf16 autocast (+ optional torch.compile) on
+CUDA and float32 on CPU.
+
+Schedules (per optimizer step s, peak LR eta):
+- cosine: linear warmup over `warmup` x S steps, then cosine from eta to min_lr_ratio x eta at S.
+- wsd (warmup-stable-decay): warmup, then constant eta on one trunk; every token budget b (S_b steps)
+  gets a (1 - sqrt) cooldown over its last `cooldown` x S_b steps, eta (1 - sqrt((s - c_b)/(S_b - c_b))),
+  branched from the trunk's state at c_b (the largest budget's cooldown is the trunk's own end). Each
+  branch end is a `final` row: several (N, D) points for about the cost of one run (Hagele et al. 2024).
+Self-guided models get alpha = guide_alpha(step, S, fraction) each step; in the seeds' equal-FLOPs mode
+the guide fades over the first r x S steps (r = flops.equal_flops_ratio), training runs S + r S steps
+and the last r S steps replay the data of the first r S.
+
+Data order is a pure function of (seed, step) (data.batch_offsets), model init of the seed, and a
+checkpoint holds model, optimizer, torch RNG and the rows so far: a run resumed from a checkpoint gives
+the rows of an uninterrupted one (bit-identical on CPU). The run's Parquet file is written only when
+the run ends, so runs/*.parquet never holds a partial run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+import scalelab
+from scalelab.run import distributed as D
+from scalelab import flops as flopslib
+from scalelab import store
+from scalelab.config import RunConfig
+from scalelab.data import Corpus, batch_offsets, get_batch, val_windows
+from scalelab.fileio import atomic_write
+from scalelab.model.guided import guide_alpha, guided_layers, set_guide_alpha
+from scalelab.model.gpt import GPT
+
+LOSS_WINDOW = 10  # train_loss in a row = mean of the last LOSS_WINDOW optimizer steps
+
+
+# ---- schedule -------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """Step counts of one run, all derived from the RunConfig."""
+
+    tokens_per_step: int
+    budget_steps: list  # S_b per budget, ascending
+    total: int  # trunk steps (largest budget, + replay in equal-FLOPs mode)
+    warmup: int
+    guide_steps: int  # steps over which alpha fades (0: no guide)
+    replay: int  # equal-FLOPs replay steps at the end of the trunk
+    eval_steps: list  # trunk steps after which validation runs (the last is the final point)
+
+    def cooldown_start(self, s_b: int, cooldown: float) -> int:
+        return s_b - max(1, round(cooldown * s_b))
+
+
+def make_plan(run: RunConfig) -> Plan:
+    t, m = run.train, run.model
+    tps = t.batch_size * m.seq_len
+    steps = [max(1, round(b / tps)) for b in sorted(t.budgets)]
+    total = steps[-1]
+    replay = guide = 0
+    if m.guide is not None:
+        if m.guide.equal_flops:
+            replay = max(1, round(flopslib.equal_flops_ratio(m) * total))
+            guide = replay
+        else:
+            guide = max(1, round(m.guide.fraction * total))
+        total += replay
+    warmup = round(t.warmup * steps[0])
+    n = max(1, t.eval_points)
+    pts = np.unique(np.round(np.geomspace(max(1.0, total / 64), total, n)).astype(int))
+    return Plan(tps, steps, total, warmup, guide, replay, [int(p) for p in pts if p >= 1])
+
+
+def wsd_branches(run: RunConfig, plan: Plan) -> list[tuple[int, int]]:
+    """(budget, S_b) of the WSD cooldown branches: one per distinct step count below the trunk's.
+
+    Budgets that round to the same number of optimizer steps would train identical branches and give
+    duplicate final rows (double weight in a fit); the smallest such budget names the branch."""
+    if run.train.schedule != "wsd":
+        return []
+    out, seen = [], {plan.budget_steps[-1]}
+    for b, s_b in zip(sorted(int(x) for x in run.train.budgets), plan.budget_steps):
+        if s_b not in seen:
+            seen.add(s_b)
+            out.append((b, s_b))
+    return out
+
+
+def lr_at(run: RunConfig, plan: Plan, step: int, branch_steps: Optional[int] = None) -> float:
+    """LR for optimizer step `step` (0-based). branch_steps: the WSD budget whose cooldown applies."""
+    t = run.train
+    if step < plan.warmup:
+        return t.lr * (step + 1) / plan.warmup
+    if t.schedule == "cosine":
+        span = max(1, plan.total - 1 - plan.warmup)  # the last step runs at min_lr_ratio x peak
+        prog = min(1.0, (step - plan.warmup) / span)
+        return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog)))
+    s_b = branch_steps if branch_steps is not None else plan.total
+    c_b = plan.cooldown_start(s_b, t.cooldown)
+    if step < c_b:
+        return t.lr
+    return t.lr * (1 - math.sqrt((step - c_b) / (s_b - c_b)))
+
+
+# ---- environment ----------------------------------------------------------------------------------
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
+    return torch.device(device)
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu:{platform.processor() or platform.machine()}x{torch.get_num_threads()}"
+
+
+_PEAK: dict = {}
+CUDA_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
+
+
+def peak_flops(dev: torch.device) -> float:
+    """FLOP/s that MFU divides by: CUDA from a table of bf16 dense peaks (NaN if unknown); CPU the
+    measured float32 matmul peak of this machine (1024^3 matmuls, best of a few; about 0.3 s once)."""
+    key = str(dev)
+    if key in _PEAK:
+        return _PEAK[key]
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        val = next((v for k, v in CUDA_PEAK_BF16.items() if k in name), float("nan"))
+    else:
+        a = torch.randn(1024, 1024)
+        b = torch.randn(1024, 1024)
+        a @ b
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        val = 2 * 1024**3 / best
+    _PEAK[key] = val
+    return val
+
+
+def git_sha() -> Optional[str]:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ---- the run --------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # ok | diverged | interrupted (checkpointed on request; no rows written)
+    rows: list
+    wall_s: float
+    resumed_from: int = 0  # step a checkpoint resumed from (0: fresh)
+
+
+@dataclass
+class _State:
+    """Everything a checkpoint holds besides model and optimizer."""
+
+    step: int = 0
+    rows: list = field(default_factory=list)
+    window: list = field(default_factory=list)
+    wall_s: float = 0.0
+    train_s: float = 0.0
+    guide_flops: float = 0.0
+    init_loss: Optional[float] = None
+    done_branches: list = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, run: RunConfig, corpus: Corpus, *, device: str = "auto", ckpt_path: Optional[str] = None,
+                 checkpoint_every: Optional[int] = None, checkpoint_seconds: float = 60.0,
+                 progress: Optional[Callable[[dict], None]] = None, tb_dir: Optional[str] = None,
+                 should_stop: Optional[Callable[[], bool]] = None, dist_env=None, shard: bool = False):
+        self.run, self.corpus = run, corpus
+        self.should_stop = should_stop  # polled every step: True -> checkpoint and return "interrupted"
+        self.cfg, self.t = run.model, run.train
+        # dist_env (scalelab.run.distributed.DistEnv, from torchrun/submitit): DDP, or FSDP2 under `shard`;
+        # every rank draws the same global batch and keeps its slice, so K processes = 1 process.
+        self.env, self.shard = dist_env, shard
+        self.dist = dist_env is not None and (dist_env.distributed or shard)
+        self.is_main = dist_env is None or dist_env.is_main
+        self.dev = torch.device(dist_env.device) if dist_env is not None else pick_device(device)
+        world = dist_env.world_size if dist_env is not None else 1
+        self.bplan = D.plan_batch(self.t.batch_size, self.t.micro, world)
+        self.plan = make_plan(run)
+        self.ckpt_path = ckpt_path
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
+        self.progress = progress
+        self.fpt = flopslib.flops_per_token(self.cfg)
+        self.pc = flopslib.param_counts(self.cfg)
+        self.peak = peak_flops(self.dev) * world  # MFU of the whole run: K processes, K devices
+        self.autocast = self.dev.type == "cuda" and self.t.dtype in ("auto", "bfloat16")
+        self.tb = None
+        if tb_dir and self.is_main:  # rank 0 logs
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(tb_dir)
+            except Exception:  # tensorboard is optional
+                self.tb = None
+        vx, vy = val_windows(corpus.val, self.cfg.seq_len, self.t.val_tokens)
+        self.val_x, self.val_y = torch.from_numpy(vx), torch.from_numpy(vy)
+        self._provenance = dict(
+            corpus=corpus.name, corpus_sha=corpus.sha, tokenizer=corpus.tokenizer,
+            device=(f"{world}x " if world > 1 else "") + device_name(self.dev),
+            torch_version=torch.__version__, scalelab_version=scalelab.__version__, git_sha=git_sha(),
+            config=json.dumps(run.to_dict(), sort_keys=True))
+
+    # -- model and optimizer ------------------------------------------------------------------
+    def _build(self):
+        torch.manual_seed(self.run.seed)
+        model = GPT(self.cfg).to(self.dev)
+        if self.dist:
+            model = D.wrap_model(model, self.env, self.shard, find_unused_parameters=self._unused_ok)
+        return model, self._new_opt(model)
+
+    @property
+    def _unused_ok(self) -> bool:
+        g = self.cfg.guide
+        return g is not None and g.reduce_flop
+
+    def _new_opt(self, model):
+        fused = self.dev.type == "cuda" and not self.shard
+        return torch.optim.AdamW(D.unwrap(model).param_groups(self.t.weight_decay), lr=self.t.lr,
+                                 betas=(self.t.beta1, self.t.beta2), fused=fused or None)
+
+    def _fwd(self, model):
+        if self.t.compile and self.dev.type == "cuda":
+            if not hasattr(self, "_compiled"):
+                self._compiled = {}
+            if id(model) not in self._compiled:
+                self._compiled[id(model)] = torch.compile(model)
+            return self._compiled[id(model)]
+        return model
+
+    def _data_step(self, step: int) -> int:
+        """The step whose data optimizer step `step` sees (equal-FLOPs replays the first r S steps)."""
+        s_main = self.plan.total - self.plan.replay
+        return step - s_main if step >= s_main else step
+
+    def _alpha(self, step: int) -> float:
+        g = self.cfg.guide
+        if g is None:
+            return 0.0
+        if g.equal_flops:
+            return guide_alpha(step, self.plan.guide_steps, 1.0)
+        return guide_alpha(step, self.plan.total, g.fraction)
+
+    def _train_step(self, model, opt, step: int, lr: float) -> tuple[float, float]:
+        """One optimizer step; returns (mean micro-batch loss, guide FLOPs spent)."""
+        model.train()
+        for g in opt.param_groups:
+            g["lr"] = lr
+        layers = guided_layers(model)
+        if layers:
+            set_guide_alpha(model, self._alpha(step))
+        calls0 = [m.dense_calls for m in layers]
+        fwd = self._fwd(model)
+        T = self.cfg.seq_len
+        dstep = self._data_step(step)
+        # the global batch: the single-process micro-batches' rows, in order; this rank keeps its slice
+        offs = np.concatenate([batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro)
+                               for i in range(self.t.accum)])
+        if self.env is not None and self.env.distributed:
+            k = self.bplan.rows_per_rank
+            offs = offs[self.env.rank * k:(self.env.rank + 1) * k]
+        micro, accum = self.bplan.micro_rows, self.bplan.accum_steps
+        total = 0.0
+        for i in range(accum):
+            x, y = get_batch(self.corpus.train, offs[i * micro:(i + 1) * micro], T)
+            x = torch.from_numpy(x).to(self.dev, non_blocking=True)
+            y = torch.from_numpy(y).to(self.dev, non_blocking=True)
+            with D.grad_sync(model, sync=(i == accum - 1)):
+                with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    _, loss = fwd(x, y)
+                (loss / accum).backward()
+            total += loss.item() / accum
+        if self.dist:
+            total = D.mean(total, self.env)
+        if self.t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.t.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        # guide FLOPs actually spent: 3 x 2 x (M x N) per token for each forward that ran the dense path
+        gf = 0.0
+        for m, c0 in zip(layers, calls0):
+            gf += 6.0 * m.in_features * m.out_features * (m.dense_calls - c0) * micro * T
+        if self.dist and layers:
+            gf = float(D.sum_(torch.tensor([gf], dtype=torch.float64), self.env)[0])
+        return total, gf
+
+    @torch.no_grad()
+    def evaluate(self, model) -> float:
+        model.eval()
+        fwd = self._fwd(model)
+        chunk = max(1, self.t.micro * 4)
+        tot, n = 0.0, 0
+        for i in range(0, self.val_x.shape[0], chunk):
+            x = self.val_x[i:i + chunk].to(self.dev)
+            y = self.val_y[i:i + chunk].to(self.dev)
+            with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
+                _, loss = fwd(x, y)
+            tot += loss.item() * x.numel()
+            n += x.numel()
+        model.train()
+        return tot / n
+
+    # -- rows ---------------------------------------------------------------------------------
+    def _row(self, st: _State, step: int, val_loss: float, lr: float, final: bool, budget: int,
+             window: list, wall_s: float, train_s: float, guide_flops: float, status: str = "ok") -> dict:
+        m, t = self.cfg, self.t
+        tokens = step * self.plan.tokens_per_step
+        fl = self.fpt * tokens + guide_flops
+        rank = m.ffn.rank if m.ffn.kind in ("lowrank", "blockdense") else (m.attn_rank if m.attn == "lpa" else None)
+        return dict(
+            run_id=self.run.run_id, grid=self.run.grid, variant=m.variant, structure=m.structure,
+            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, n_kv_heads=m.kv_heads, d_ff=m.ffn_width,
+            rank=rank, blocks=m.ffn.blocks if m.ffn.kind in ("blockdense", "blockshuffle") else None,
+            params=self.pc.params, params_nonembed=self.pc.params_nonembed, seq_len=m.seq_len,
+            batch_tokens=self.plan.tokens_per_step, step=step, tokens=tokens, flops=fl,
+            flops_6nd=6.0 * self.pc.params_nonembed * tokens,
+            train_loss=float(np.mean(window[-LOSS_WINDOW:])) if window else float("nan"),
+            val_loss=val_loss, lr=lr, final=final, wall_s=wall_s,
+            tokens_per_s=tokens / train_s if train_s > 0 else float("nan"),
+            mfu=(fl / train_s / self.peak) if train_s > 0 and self.peak == self.peak else float("nan"),
+            status=status, seed=self.run.seed, budget=int(budget), schedule=t.schedule, guide_flops=guide_flops,
+            **self._provenance)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _save(self, model, opt, st: _State) -> None:
+        if not self.ckpt_path:
+            return
+        ms, os_ = D.full_state(model, opt) if self.dist else (model.state_dict(), opt.state_dict())
+        if not self.is_main:
+            return
+        os.makedirs(os.path.dirname(self.ckpt_path), exist_ok=True)
+        payload = {"run_id": self.run.run_id, "model": ms, "opt": os_,
+                   "rng": torch.get_rng_state(), "state": st.__dict__}
+        if self.dev.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state(self.dev)
+        atomic_write(self.ckpt_path, lambda f: torch.save(payload, f))
+
+    def _load(self, model, opt) -> Optional[_State]:
+        if not self.ckpt_path or not os.path.isfile(self.ckpt_path):
+            return None
+        try:
+            payload = torch.load(self.ckpt_path, map_location=self.dev, weights_only=False)
+        except Exception:
+            return None  # a torn or foreign checkpoint: start over rather than fail
+        if payload.get("run_id") != self.run.run_id:
+            return None
+        if self.dist:
+            D.load_full_state(model, opt, payload["model"], payload["opt"])
+        else:
+            model.load_state_dict(payload["model"])
+            opt.load_state_dict(payload["opt"])
+        torch.set_rng_state(payload["rng"])
+        if "cuda_rng" in payload and self.dev.type == "cuda":
+            torch.cuda.set_rng_state(payload["cuda_rng"], self.dev)
+        return _State(**payload["state"])
+
+    # -- main loop ----------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        model, opt = self._build()
+        st = self._load(model, opt)
+        resumed = st.step if st is not None else 0
+        st = st or _State()
+        plan, t = self.plan, self.t
+        budgets = sorted(int(b) for b in t.budgets)
+        branch_at = {}
+        for b, s_b in wsd_branches(self.run, plan):
+            branch_at.setdefault(plan.cooldown_start(s_b, t.cooldown), []).append((b, s_b))
+        last_ckpt_t = time.perf_counter()
+        t_start = time.perf_counter() - st.wall_s
+        status = "ok"
+        while True:
+            # forks: cooldown branches that start at this trunk step
+            for b, s_b in branch_at.get(st.step, []):
+                if b in st.done_branches:
+                    continue
+                status = self._branch(model, opt, st, b, s_b, t_start)
+                st.done_branches.append(b)
+                st.wall_s = time.perf_counter() - t_start
+                if status != "ok":
+                    break
+                self._save(model, opt, st)
+                last_ckpt_t = time.perf_counter()
+            if status != "ok" or st.step >= plan.total:
+                break
+            lr = lr_at(self.run, plan, st.step)
+            t0 = time.perf_counter()
+            loss, gf = self._train_step(model, opt, st.step, lr)
+            st.train_s += time.perf_counter() - t0
+            st.step += 1
+            st.guide_flops += gf
+            st.window = (st.window + [loss])[-LOSS_WINDOW:]
+            if st.init_loss is None:
+                st.init_loss = loss
+            st.wall_s = time.perf_counter() - t_start
+            if self._diverged(loss, st.init_loss):
+                st.rows.append(self._row(st, st.step, float("nan"), lr, False, budgets[-1], st.window,
+                                         st.wall_s, st.train_s, st.guide_flops, "diverged"))
+                status = "diverged"
+                break
+            if st.step in plan.eval_steps:
+                final = st.step == plan.total
+                v = self.evaluate(model)
+                st.wall_s = time.perf_counter() - t_start
+                st.rows.append(self._row(st, st.step, v, lr, final, budgets[-1], st.window, st.wall_s,
+                                         st.train_s, st.guide_flops))
+                if self.tb is not None:
+                    self.tb.add_scalar("val_loss", v, st.step * plan.tokens_per_step)
+            if self.progress is not None:
+                self.progress(dict(step=st.step, total=plan.total, tokens=st.step * plan.tokens_per_step,
+                                   loss=loss, tokens_per_s=st.step * plan.tokens_per_step / max(st.train_s, 1e-9)))
+            if self.tb is not None:
+                self.tb.add_scalar("train_loss", loss, st.step * plan.tokens_per_step)
+            due = bool((self.checkpoint_every and st.step % self.checkpoint_every == 0) or
+                       (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds))
+            stop = self.should_stop is not None and self.should_stop()
+            if self.env is not None:  # the same decision on every rank (clocks and signals are local)
+                due, stop = D.any_rank([due, stop or D.stop_pending()], self.env)
+            if (due or stop) and st.step < plan.total:
+                self._save(model, opt, st)
+                last_ckpt_t = time.perf_counter()
+            if stop and st.step < plan.total:
+                if self.env is not None:
+                    raise D.Preempted(f"checkpointed at step {st.step}")
+                status = "interrupted"
+                break
+        if status == "diverged":
+            for r in st.rows:
+                r["status"] = "diverged"
+        if self.tb is not None:
+            self.tb.close()
+        rows = sorted(st.rows, key=lambda r: (r["step"], r["final"], r["budget"]))
+        return RunResult(self.run.run_id, status, rows, st.wall_s, resumed)
+
+    def _diverged(self, loss: float, init: float) -> bool:
+        return not math.isfinite(loss) or loss > self.t.diverge_factor * init
+
+    def _branch(self, model, opt, st: _State, budget: int, s_b: int, t_start: float) -> str:
+        """Cool a copy of the trunk down to budget's end; append its final row. Trunk untouched."""
+        if self.dist:
+            bmodel = D.clone_model(model, self.env, self.shard, build=lambda: GPT(self.cfg).to(self.dev),
+                                   find_unused_parameters=self._unused_ok)
+        else:
+            bmodel = copy.deepcopy(model)
+        bopt = self._new_opt(bmodel)
+        # this rank's optimizer state (a replica under DDP, a shard under FSDP2 with the same layout in
+        # the clone), copied: the trunk's moments stay put
+        bopt.load_state_dict(copy.deepcopy(opt.state_dict()))
+        window = list(st.window)
+        train_s, gflops = st.train_s, st.guide_flops
+        rng = torch.get_rng_state()
+        lr = self.t.lr
+        for s in range(st.step, s_b):
+            lr = lr_at(self.run, self.plan, s, branch_steps=s_b)
+            t0 = time.perf_counter()
+            loss, gf = self._train_step(bmodel, bopt, s, lr)
+            train_s += time.perf_counter() - t0
+            gflops += gf
+            window = (window + [loss])[-LOSS_WINDOW:]
+            if self._diverged(loss, st.init_loss if st.init_loss is not None else loss):
+                st.rows.append(self._row(st, s + 1, float("nan"), lr, False, budget, window,
+                                         time.perf_counter() - t_start, train_s, gflops, "diverged"))
+                return "diverged"
+        v = self.evaluate(bmodel)
+        st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start,
+                                 train_s, gflops))
+        torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
+        return "ok"
+
+
+def train_run(run: RunConfig, corpus: Corpus, out_path: Optional[str] = None, **kw) -> RunResult:
+    """Train one run (resuming from kw['ckpt_path'] if present) and write its rows to out_path."""
+    res = Trainer(run, corpus, **kw).train()
+    env = kw.get("dist_env")
+    if env is not None and not env.is_main:
+        return res  # rank 0 writes
+    if out_path and res.status != "interrupted":
+        store.write_run(out_path, res.rows)
+        ck = kw.get("ckpt_path")
+        if ck and os.path.exists(ck):
+            os.remove(ck)
+    return res
+
+
+def estimate_tokens(run: RunConfig) -> int:
+    """Tokens a run trains in all (trunk + WSD cooldown branches)."""
+    plan = make_plan(run)
+    steps = plan.total
+    steps += sum(max(1, round(run.train.cooldown * s_b)) for _, s_b in wsd_branches(run, plan))
+    return steps * plan.tokens_per_step

@@ -1,0 +1,197 @@
+"""The trainer on tiny models (CPU): schedules, rows, WSD branches, resume, divergence, guide FLOPs."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from grids import write_grid  # noqa: E402
+from scalelab import flops as flopslib  # noqa: E402
+from scalelab.config import Grid  # noqa: E402
+from scalelab.data import load_corpus  # noqa: E402
+from scalelab.model.gpt import GPT  # noqa: E402
+from scalelab.run.train import Trainer, estimate_tokens, lr_at, make_plan  # noqa: E402
+
+TIMING = {"wall_s", "tokens_per_s", "mfu", "git_sha"}  # git_sha: others commit meanwhile
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path / "cache"))
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models; two threads per xdist worker thrash a shared 2-core CPU
+    yield
+    torch.set_num_threads(n)
+
+
+def _run(tmp_path, **sections):
+    (run,) = Grid.load(write_grid(tmp_path, **sections)).runs()
+    return run, load_corpus(run.data)
+
+
+WSD = '[schedule]\nkind = "wsd"\nwarmup = 0.1\ncooldown = 0.2\n'
+
+
+def test_cosine_and_wsd_schedules_match_closed_forms(tmp_path):
+    run, _ = _run(tmp_path, budgets="[budgets]\ntokens = [25600]\n")  # 100 steps of 256 tokens
+    plan = make_plan(run)
+    assert (plan.total, plan.warmup) == (100, 10)
+    assert lr_at(run, plan, 0) == pytest.approx(3e-3 / 10)
+    assert lr_at(run, plan, 9) == pytest.approx(3e-3)
+    # cosine from peak at the end of warmup to 0.1 x peak at the last step
+    for s in (10, 40, 99):
+        ref = 3e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - 10) / 89)))
+        assert lr_at(run, plan, s) == pytest.approx(ref)
+    run, _ = _run(tmp_path, budgets="[budgets]\ntokens = [12800, 25600]\n", schedule=WSD)
+    plan = make_plan(run)
+    assert plan.budget_steps == [50, 100] and plan.warmup == 5  # warmup: 10% of the smallest budget
+    assert lr_at(run, plan, 79) == 3e-3  # trunk constant until the largest budget's cooldown (step 80)
+    assert lr_at(run, plan, 90) == pytest.approx(3e-3 * (1 - math.sqrt(10 / 20)))
+    assert lr_at(run, plan, 45, branch_steps=50) == pytest.approx(3e-3 * (1 - math.sqrt(5 / 10)))
+
+
+def test_wsd_run_rows_are_sane_with_one_final_per_budget(tmp_path):
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400, 12800]\n", schedule=WSD,
+                       variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n')
+    res = Trainer(run, corpus, device="cpu").train()
+    rows = res.rows
+    assert res.status == "ok"
+    finals = [r for r in rows if r["final"]]
+    assert sorted(r["tokens"] for r in finals) == [6400, 12800]
+    assert sorted(r["budget"] for r in finals) == [6400, 12800]
+    trunk = [r for r in rows if r["budget"] == 12800]
+    steps = [r["step"] for r in trunk]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert np.all(np.diff([r["tokens"] for r in trunk]) > 0) and np.all(np.diff([r["flops"] for r in trunk]) > 0)
+    m = GPT(run.model)
+    n_all = sum(p.numel() for p in m.parameters())
+    n_nonembed = n_all - m.wte.weight.numel()
+    fpt = flopslib.flops_per_token(run.model)
+    for r in rows:
+        assert r["tokens"] == r["step"] * 8 * 32
+        assert r["flops"] == pytest.approx(fpt * r["tokens"], rel=1e-12)
+        assert r["flops_6nd"] == pytest.approx(6 * n_nonembed * r["tokens"], rel=1e-12)
+        assert (r["params"], r["params_nonembed"]) == (n_all, n_nonembed)
+        assert 0 < r["val_loss"] < 6 and 0 < r["train_loss"] < 6 and r["status"] == "ok"
+        assert r["rank"] == 4 and r["blocks"] is None and r["structure"] == "lowrank"
+    assert min(f["val_loss"] for f in finals) < rows[0]["val_loss"] - 1  # it learned something
+    assert all(f["lr"] < 0.3 * 3e-3 for f in finals)  # each final is at the end of a cooldown
+
+
+def test_cosine_run_has_exactly_one_final(tmp_path):
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400]\n")
+    rows = Trainer(run, corpus, device="cpu").train().rows
+    assert [r["step"] for r in rows if r["final"]] == [25]
+    assert rows[-1]["final"] and rows[-1]["lr"] == pytest.approx(3e-4)
+
+
+def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tmp_path):
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400, 12800]\n", schedule=WSD)
+    ref = Trainer(run, corpus, device="cpu").train()
+    ck = str(tmp_path / "ck.pt")
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 17  # stop mid-trunk, before the 6400-token branch forks at step 20
+
+    part = Trainer(run, corpus, device="cpu", ckpt_path=ck, checkpoint_every=7, should_stop=stop).train()
+    assert part.status == "interrupted"
+    calls["n"] = -10**9  # never again
+    res = Trainer(run, corpus, device="cpu", ckpt_path=ck, checkpoint_every=7).train()
+    assert res.resumed_from == 17
+    assert len(res.rows) == len(ref.rows)
+    for a, b in zip(ref.rows, res.rows):
+        for k in a:
+            if k in TIMING:
+                continue
+            if isinstance(a[k], float) and math.isfinite(a[k]):
+                assert b[k] == pytest.approx(a[k], abs=1e-6), k
+            else:
+                assert a[k] == b[k], k
+
+
+def test_absurd_learning_rate_is_recorded_as_diverged(tmp_path):
+    run, corpus = _run(tmp_path, optimizer="[optimizer]\nlr = 1e4\nbatch_size = 8\n")
+    res = Trainer(run, corpus, device="cpu").train()
+    assert res.status == "diverged" and res.rows
+    assert all(r["status"] == "diverged" for r in res.rows) and not any(r["final"] for r in res.rows)
+    assert res.rows[-1]["step"] < make_plan(run).total
+
+
+def test_equal_flops_guide_trains_longer_and_counts_guide_flops(tmp_path):
+    v = '[[variants]]\nstructure = "lowrank"\nrank = 4\nguide = { equal_flops = true }\n'
+    run, corpus = _run(tmp_path, variants=v, budgets="[budgets]\ntokens = [6400]\n")
+    plan = make_plan(run)
+    r = flopslib.equal_flops_ratio(run.model)
+    assert plan.replay == round(r * 25) and plan.total == 25 + plan.replay and plan.guide_steps == plan.replay
+    res = Trainer(run, corpus, device="cpu").train()
+    last = res.rows[-1]
+    assert last["final"] and last["tokens"] == plan.total * 256
+    # the dense guide path ran on every step with alpha > 0: steps 0 .. guide_steps-1 (alpha(0) = 1)
+    dense_mm = sum(n * m for n, m in [(16, 64), (64, 16)])  # block 1's FFN pair (block 0 stays dense)
+    n_active = sum(1 for s in range(plan.total) if 0.5 * (1 + math.cos(math.pi * s / plan.guide_steps)) > 0 and s < plan.guide_steps)
+    ref = 6.0 * dense_mm * 256 * n_active
+    assert last["guide_flops"] == pytest.approx(ref)
+    assert last["flops"] == pytest.approx(flopslib.flops_per_token(run.model) * last["tokens"] + ref)
+
+
+def _ddp_rank(rank, port, grid_path, out_dir, shard):
+    import os
+    import pickle
+
+    import torch as T
+
+    from scalelab.run import distributed as D
+    from scalelab.config import Grid as G
+    from scalelab.data import load_corpus as lc
+    from scalelab.run.train import Trainer as Tr
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    T.set_num_threads(1)
+    with D.process_group("cpu") as env:
+        (run,) = G.load(grid_path).runs()
+        res = Tr(run, lc(run.data), dist_env=env, shard=shard).train()
+        if env.is_main:
+            with open(os.path.join(out_dir, "rows.pkl"), "wb") as f:
+                pickle.dump(res.rows, f)
+    # as scalelab.run.worker does under torchrun: no interpreter teardown, where gloo's threads can abort
+    os._exit(0)
+
+
+@pytest.mark.parametrize("shard", [False, True], ids=["ddp", "fsdp2"])
+def test_two_processes_give_the_rows_of_one(tmp_path, shard):
+    """A WSD run (trunk + one cooldown branch, gradient accumulation) on 2 gloo processes = 1 process."""
+    import pickle
+    import socket
+
+    import torch.multiprocessing as mp
+
+    p = write_grid(tmp_path, budgets="[budgets]\ntokens = [1536, 3072]\n", schedule=WSD,
+                   optimizer="[optimizer]\nlr = 3e-3\nbatch_size = 8\nmicro_batch = 2\n")
+    (run,) = Grid.load(p).runs()
+    ref = Trainer(run, load_corpus(run.data), device="cpu").train().rows
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_rank, args=(port, p, str(tmp_path), shard), nprocs=2, join=True)
+    got = pickle.load(open(tmp_path / "rows.pkl", "rb"))
+    assert [(r["step"], r["final"], r["budget"]) for r in got] == [(r["step"], r["final"], r["budget"]) for r in ref]
+    for a, b in zip(ref, got):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], abs=1e-5)
+        assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
+        assert b["flops"] == a["flops"] and b["tokens"] == a["tokens"]
+
+
+def test_wsd_budgets_that_round_to_the_same_steps_give_one_final(tmp_path):
+    # 6400 and 6500 tokens are both 25 steps of 256 tokens: one cooldown branch, not two identical
+    # final rows (a duplicated (N, D, L) point would double its weight in the fit)
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400, 6500, 12800]\n", schedule=WSD)
+    res = Trainer(run, corpus, device="cpu").train()
+    finals = [r for r in res.rows if r["final"]]
+    assert sorted(r["tokens"] for r in finals) == [6400, 12800]
+    trained_steps = make_plan(run).total + round(0.2 * 25)  # trunk + one 5-step cooldown branch
+    assert estimate_tokens(run) == trained_steps * 256
