@@ -356,7 +356,7 @@ class RunConfig:
 # ---- grid files (TOML) ----------------------------------------------------------------------------
 
 _GRID_KEYS = {"name", "description", "seeds", "data", "model", "variants", "budgets", "schedule",
-              "optimizer", "eval", "slurm"}  # [slurm] is read by scalelab.run.dispatch
+              "optimizer", "eval", "slurm"}  # [slurm] is read by scalelab.run.slurm
 _MODEL_KEYS = {"widths", "depths", "n_layers", "aspect", "heads", "head_dim", "d_ff_ratio"} | {
     f.name for f in dataclasses.fields(ModelConfig)} - {"d_model", "ffn", "guide"}
 _VARIANT_KEYS = {"structure", "rank", "rank_ratio", "blocks", "fraction", "attn", "attn_rank",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob as globlib
 import os
-from typing import Iterable, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import pyarrow as pa
 
@@ -93,7 +93,8 @@ def write_run(path: str, df) -> str:
 
 
 def expand_paths(paths: Union[str, Iterable[str]]) -> list[str]:
-    """Files, folders (their *.parquet) and globs, in sorted order, deduplicated."""
+    """Files, folders (their *.parquet) and globs, in sorted order, deduplicated. A name that exists
+    is taken as it is, even with glob characters in it."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
@@ -101,59 +102,121 @@ def expand_paths(paths: Union[str, Iterable[str]]) -> list[str]:
         p = str(p)
         if os.path.isdir(p):
             out += sorted(globlib.glob(os.path.join(p, "*.parquet")))
-        elif globlib.has_magic(p):
+        elif globlib.has_magic(p) and not os.path.exists(p):
             out += sorted(globlib.glob(p))
         else:
             out.append(p)
-    seen, uniq = set(), []
-    for p in out:
-        if p not in seen:
-            seen.add(p)
-            uniq.append(p)
-    return uniq
+    return list(dict.fromkeys(out))
 
 
-def read_runs(paths: Union[str, Iterable[str]]):
-    """Read and validate run files into one DataFrame (SCHEMA's columns first, extras kept).
+def read_runs(paths: Union[str, Iterable[str]], *, columns: Optional[Sequence[str]] = None, ok_only: bool = False,
+              final_only: bool = False, min_fraction: Optional[float] = None, run_id: Optional[str] = None):
+    """Read run files into one DataFrame, with a `_file` column (the path each row came from).
 
-    Raises ScalelabError naming the file and column when a file is unreadable, lacks a column, has a
-    column of the wrong type, or repeats a (run_id, step, budget, final) row.
+    paths: files, folders (their *.parquet), globs, or a list of those.
+    columns: None validates every file against SCHEMA (columns, types, values) and puts SCHEMA's columns
+      first; a list accepts any file that has those columns (a reduced store written by another tool),
+      keeping its columns as they are.
+    ok_only: keep only runs whose rows all have status "ok" (a run with a diverged row goes whole).
+    final_only: keep the `final` rows, the (N, D) points.
+    min_fraction: keep rows with tokens > 0 and at least this fraction of their run's largest tokens
+      (checkpoints past the early transient).
+    run_id: the files must hold this one run and no other.
+
+    Everywhere: a run in two files, or a (run_id, step, budget, final) row twice, is an error. Errors are
+    ScalelabError naming the file and the column.
     """
     import pandas as pd
-    import pyarrow.parquet as pq
 
     files = expand_paths(paths)
     if not files:
         raise ScalelabError("no run files given: pass runs/*.parquet (written by `scalelab run`)")
-    frames = []
-    for path in files:
-        if not os.path.isfile(path):
-            raise ScalelabError(f"run file {path} not found")
-        try:
-            table = pq.read_table(path)
-        except Exception as e:
-            raise ScalelabError(f"run file {path} is not a readable Parquet file: {str(e).splitlines()[0]}") from None
-        for f in SCHEMA:
-            if f.name not in table.column_names:
-                raise ScalelabError(f"run file {path} lacks column {f.name!r}: it was not written by `scalelab run` (or by an older version)")
-            have = table.schema.field(f.name).type
-            if have != f.type and not (pa.types.is_null(have) and f.name in NULLABLE) and not _compatible(have, f.type):
-                raise ScalelabError(f"run file {path}: column {f.name!r} has type {have}, expected {f.type}")
-        df = table.to_pandas()
-        for c in ("run_id", "variant", "params", "tokens", "flops", "step", "status", "final"):
-            if df[c].isna().any():
-                raise ScalelabError(f"run file {path}: column {c!r} has missing values")
-        bad = set(df["status"]) - set(STATUSES)
-        if bad:
-            raise ScalelabError(f"run file {path}: column 'status' has unknown value(s) {', '.join(map(str, bad))}")
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
-    key = ["run_id", "step", "budget", "final"]
-    dup = out.duplicated(key)
-    if dup.any():
-        r = out[dup].iloc[0]
-        raise ScalelabError(f"run {r['run_id']} appears twice (step {r['step']}): the same run is in two files; remove one")
-    return out[COLUMNS + [c for c in out.columns if c not in COLUMNS]]
+    need = None
+    if columns is not None:  # the columns asked for, and those the options read
+        need = ["run_id", *columns, *(["status"] if ok_only else []), *(["final"] if final_only else []),
+                *(["tokens"] if min_fraction is not None else [])]
+        need = list(dict.fromkeys(need))
+    df = pd.concat([_read_file(path, need) for path in files], ignore_index=True)
+    _check_one_file_per_run(df)
+    if run_id is not None:
+        found = sorted(set(df["run_id"]))
+        if found != [run_id]:
+            raise ScalelabError(f"run file(s) {', '.join(files)} hold run(s) {', '.join(found) or 'none'}, "
+                                f"expected only run {run_id}: remove the file that is not this run's")
+    if ok_only:
+        ok = df.groupby("run_id")["status"].transform(lambda s: bool((s.astype(str) == "ok").all()))
+        df = df[ok.astype(bool)]
+    if min_fraction is not None:
+        most = df.groupby("run_id")["tokens"].transform("max")
+        df = df[(df["tokens"] >= min_fraction * most) & (df["tokens"] > 0)]
+    if final_only:
+        df = df[df["final"].astype(bool)]
+    if columns is None:
+        df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    return df.reset_index(drop=True)
+
+
+def _read_file(path: str, need: Optional[list[str]]):
+    """One run file as a DataFrame: every SCHEMA check when need is None, else just the `need` columns."""
+    import pyarrow.parquet as pq
+
+    if not os.path.isfile(path):
+        raise ScalelabError(f"run file {path}: no such file (check the path)")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for damaged or foreign files
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ScalelabError(f"run file {path} is not a readable Parquet file (cannot read as Parquet: "
+                            f"{type(e).__name__}: {first}): check the path, or re-run `scalelab run`") from None
+    if need is None:
+        _check_schema(path, table)
+    else:
+        missing = [c for c in need if c not in table.column_names]
+        if missing:
+            also = f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""
+            raise ScalelabError(f"run file {path}: column {missing[0]!r} missing{also}: not a scalelab run-store "
+                                "file, or not the column asked for (see DESIGN.md 'Run store')")
+    df = table.to_pandas()
+    if need is None:
+        _check_values(path, df)
+    key = [c for c in ("run_id", "step", "budget", "final") if c in df.columns]
+    dup = df.duplicated(key) if "step" in key else None
+    if dup is not None and dup.any():
+        r = df[dup].iloc[0]
+        raise ScalelabError(f"run file {path}: run {r['run_id']} has the row of step {r['step']} twice: the file "
+                            "is damaged; delete it and re-run `scalelab run`")
+    df["_file"] = str(path)
+    return df
+
+
+def _check_schema(path: str, table: pa.Table) -> None:
+    for f in SCHEMA:
+        if f.name not in table.column_names:
+            raise ScalelabError(f"run file {path} lacks column {f.name!r}: it was not written by `scalelab run` "
+                                "(or by an older version)")
+        have = table.schema.field(f.name).type
+        if have != f.type and not (pa.types.is_null(have) and f.name in NULLABLE) and not _compatible(have, f.type):
+            raise ScalelabError(f"run file {path}: column {f.name!r} has type {have}, expected {f.type}")
+
+
+def _check_values(path: str, df) -> None:
+    for c in ("run_id", "variant", "params", "tokens", "flops", "step", "status", "final"):
+        if df[c].isna().any():
+            raise ScalelabError(f"run file {path}: column {c!r} has missing values")
+    bad = set(df["status"]) - set(STATUSES)
+    if bad:
+        raise ScalelabError(f"run file {path}: column 'status' has unknown value(s) {', '.join(map(str, bad))}")
+
+
+def _check_one_file_per_run(df) -> None:
+    """A run in two files (a copied runs folder, an archive passed with it) would count twice."""
+    where = df.groupby("run_id")["_file"].unique()
+    twice = where[where.map(len) > 1]
+    if len(twice):
+        rid, files = twice.index[0], twice.iloc[0]
+        times = "twice" if len(files) == 2 else f"{len(files)} times"
+        raise ScalelabError(f"run {rid} appears {times}, in {', '.join(map(str, files))}: pass each run's file "
+                            "once (remove the copy), or its rows would count twice")
 
 
 def _compatible(have: pa.DataType, want: pa.DataType) -> bool:

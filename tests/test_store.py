@@ -68,3 +68,50 @@ def test_read_runs_names_file_and_column(tmp_path):
         read_runs([good, str(tmp_path / "dup.parquet")])
     with pytest.raises(ScalelabError, match="no run files"):
         read_runs(str(tmp_path / "none*.parquet"))
+
+
+# ---- the one reader's options ----------------------------------------------------------------------
+def _store(tmp_path):
+    """Run a: ok, a checkpoint at 10 tokens, one at 100 and its final row; run b: diverged after one ok row."""
+    write_run(str(tmp_path / "a.parquet"), [_row(step=1, tokens=10), _row(step=2, tokens=100),
+                                            _row(step=2, tokens=100, final=True)])
+    write_run(str(tmp_path / "b.parquet"), [_row(run_id="b", step=1, tokens=50),
+                                            _row(run_id="b", step=2, tokens=60, status="diverged")])
+    return str(tmp_path)
+
+
+def test_read_runs_ok_only_drops_a_run_with_any_bad_row(tmp_path):
+    folder = _store(tmp_path)
+    assert set(read_runs(folder)["run_id"]) == {"abc", "b"}
+    assert set(read_runs(folder, ok_only=True)["run_id"]) == {"abc"}
+
+
+def test_read_runs_final_only_and_min_fraction(tmp_path):
+    folder = _store(tmp_path)
+    fin = read_runs(folder, final_only=True)
+    assert len(fin) == 1 and fin["final"].all() and fin["run_id"].iloc[0] == "abc"
+    cut = read_runs(folder, min_fraction=0.2)  # a's 10-token row is below 0.2 x 100; b's rows (50, 60) stay
+    assert sorted(cut["tokens"]) == [50, 60, 100, 100]
+
+
+def test_read_runs_reduced_schema_columns_and_run_id(tmp_path):
+    pd.DataFrame({"run_id": ["x", "x"], "params": [10, 10], "tokens": [5, 9], "loss": [3.0, 2.5],
+                  "final": [False, True]}).to_parquet(tmp_path / "foreign.parquet")
+    p = str(tmp_path / "foreign.parquet")
+    with pytest.raises(ScalelabError, match="lacks column"):
+        read_runs(p)  # full validation refuses a foreign file
+    df = read_runs(p, columns=["params", "tokens", "loss"], final_only=True)
+    assert df["loss"].tolist() == [2.5] and df["_file"].tolist() == [p]
+    with pytest.raises(ScalelabError, match=r"column 'flops' missing"):
+        read_runs(p, columns=["params", "flops"])
+    assert len(read_runs(p, columns=["loss"], run_id="x")) == 2
+    with pytest.raises(ScalelabError, match="expected only run y"):
+        read_runs(p, columns=["loss"], run_id="y")
+
+
+def test_read_runs_refuses_one_run_in_two_files(tmp_path):
+    folder = _store(tmp_path)
+    os.makedirs(tmp_path / "copy")
+    write_run(str(tmp_path / "copy" / "a.parquet"), [_row(step=1, tokens=10)])
+    with pytest.raises(ScalelabError, match="run abc appears twice"):
+        read_runs([folder, str(tmp_path / "copy")])

@@ -62,27 +62,7 @@ def run(
         _dry_run(g, device, as_json, console)
         return
 
-    from scalelab.run import dispatch
-
-    if dispatch.wants_dispatch(workers, devices, nproc_per_run, shard, executor):
-        res = dispatch.run_grid(g, out, workers=workers, devices=devices, nproc_per_run=nproc_per_run, shard=shard,
-                                executor=executor, device=None if device == "auto" else device, wait=wait,
-                                slurm=dict(partition=partition, time=time_limit, gpus_per_run=gpus_per_run,
-                                           cpus_per_task=cpus_per_task, mem_gb=mem_gb,
-                                           array_parallelism=array_parallelism),
-                                checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
-                                console=None if quiet else Console(stderr=True))
-        if as_json:
-            typer.echo(json.dumps(res, indent=1))
-            return
-        t = Table(title=f"grid {g.name}: {len(res)} runs -> {out}/")
-        for c in ("run", "variant", "d", "state", "detail"):
-            t.add_column(c)
-        for r in res:
-            t.add_row(r["run_id"], r["variant"], str(r["d_model"]), r["state"], r.get("detail", ""))
-        console.print(t)
-        return
-
+    from scalelab.run import executors
     from scalelab.run.runner import run_grid
 
     if tensorboard:
@@ -91,8 +71,26 @@ def run(
         except ImportError:
             Console(stderr=True).print("note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)")
             tensorboard = None
-    sums = run_grid(g, out, device=device, quiet=quiet, checkpoint_every=checkpoint_every,
-                    checkpoint_seconds=checkpoint_seconds, tensorboard=tensorboard)
+    ex = executors.from_options(g, executor=executor, workers=workers, devices=devices, nproc_per_run=nproc_per_run,
+                                shard=shard, device=device, wait=wait, quiet=quiet, tensorboard=tensorboard,
+                                slurm=dict(partition=partition, time=time_limit, gpus_per_run=gpus_per_run,
+                                           cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+                                           array_parallelism=array_parallelism),
+                                console=None if quiet else Console(stderr=True))
+    sums = run_grid(g, out, executor=ex, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+    if not isinstance(ex, executors.InProcess):  # worker outcomes: state and where to look
+        rows = [dict(run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model, state=s.state,
+                     detail=s.detail) for s in sums]
+        if as_json:
+            typer.echo(json.dumps(rows, indent=1))
+            return
+        t = Table(title=f"grid {g.name}: {len(rows)} runs -> {out}/")
+        for c in ("run", "variant", "d", "state", "detail"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["run_id"], r["variant"], str(r["d_model"]), r["state"], r["detail"])
+        console.print(t)
+        return
     if as_json:
         typer.echo(json.dumps([dict(run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model,
                                     state=s.state, path=s.path, final_val_loss=s.final_val, wall_s=s.wall_s,

@@ -42,47 +42,17 @@ def _check_positive(df: pd.DataFrame, path, cols) -> None:
 def read_runs(paths, loss_col: str = "val_loss", n_col: str = "params", by=("variant",),
               all_checkpoints: bool = False) -> pd.DataFrame:
     """Read run-store Parquet files into one frame of fit points (see module docstring)."""
-    frames = []
-    for p in map(Path, paths):
-        try:
-            df = pd.read_parquet(p)
-        except FileNotFoundError:
-            raise ScalelabError(f"{p}: no such file") from None
-        except Exception as e:  # pyarrow raises several types for corrupt or non-Parquet files
-            raise ScalelabError(f"{p}: not a readable Parquet file ({type(e).__name__}): check the path "
-                                "or re-run `scalelab run`") from None
-        need = list(dict.fromkeys([*RUN_COLUMNS, n_col, loss_col, *by]))
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise ScalelabError(f"{p}: missing column(s) {', '.join(map(repr, missing))} "
-                                "(not a scalelab run-store file, or a different --loss-col/--n-col/--by)")
-        df = df.copy()
-        df["_file"] = str(p)
-        frames.append(df)
-    if not frames:
-        raise ScalelabError("no input files given")
-    df = pd.concat(frames, ignore_index=True)
-    # one run in two files (a copied runs folder, an archive passed with it) would silently count twice
-    where = df.groupby("run_id")["_file"].unique()
-    twice = where[where.map(len) > 1]
-    if len(twice):
-        rid, files = twice.index[0], twice.iloc[0]
-        raise ScalelabError(f"run {rid} is in {len(files)} files ({', '.join(map(str, files))}): pass each run's "
-                            "file once, or its points would count twice in the fit")
-    ok = df.groupby("run_id")["status"].transform(lambda s: bool((s.astype(str) == "ok").all()))
-    df = df[ok.astype(bool)]
-    if all_checkpoints:
-        final_tokens = df.groupby("run_id")["tokens"].transform("max")
-        df = df[df["tokens"] >= CHECKPOINT_MIN_FRACTION * final_tokens]
-        df = df[df["tokens"] > 0]
-    else:
-        df = df[df["final"].astype(bool)]
+    from scalelab import store
+
+    need = list(dict.fromkeys([*RUN_COLUMNS, n_col, loss_col, *by]))
+    df = store.read_runs(paths, columns=need, ok_only=True, final_only=not all_checkpoints,
+                         min_fraction=CHECKPOINT_MIN_FRACTION if all_checkpoints else None)
     if df.empty:
         raise ScalelabError(f"{', '.join(map(str, paths))}: no usable rows (need status == 'ok' runs with "
                             "final rows; use --all-checkpoints for runs without a final row)")
     for f, sub in df.groupby("_file"):
         _check_positive(sub, f, [n_col, "tokens", "flops", loss_col])
-    return df.reset_index(drop=True)
+    return df
 
 
 def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:

@@ -151,19 +151,11 @@ def _read_json(path: str):
 
 
 def _read_run_file(path: str):
-    import pandas as pd
+    from scalelab import store
 
-    try:
-        df = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise ScalelabError(f"{path}: cannot read as Parquet ({type(e).__name__}): give run-store files (runs/*.parquet)")
-    missing = [c for c in RUN_COLUMNS if c not in df.columns]
-    if missing:
-        raise ScalelabError(f"{path}: not a run-store file, column {missing[0]!r} missing (see DESIGN.md 'Run store')")
-    df = df.copy()
+    df = store.read_runs(path, columns=RUN_COLUMNS)
     df["variant"] = df["variant"].astype(str)
     df["final"] = df["final"].fillna(False).astype(bool)
-    df["_file"] = path
     return df
 
 

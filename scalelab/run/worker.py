@@ -1,47 +1,23 @@
-"""Train one run of a grid: the entry every dispatch mode uses.
+"""Train one run of a grid: the entry of every worker process (local, torchrun, Slurm).
 
     python -m scalelab.run.worker --grid PATH --run-id ID [--out runs] [--shard] [--device cpu|cuda]
     python -m torch.distributed.run --standalone --nproc-per-node K -m scalelab.run.worker --grid ... (K ranks)
 
-It joins the run's process group when torchrun (or a submitit task) started it, lets rank 0 take the
-runner's per-run lock (runs/.locks/RUN_ID.lock) and decide (finished -> skip, locked elsewhere -> skip,
-else train), and trains through the runner's train_run, which resumes from runs/.ckpt/RUN_ID.pt and writes
-the Parquet file (rank 0 only). A small JSON note runs/.status/RUN_ID.json records the state for
-`scalelab status` (running, failed with the error, interrupted, done).
+It joins the run's process group when torchrun (or a submitit task) started it and trains through
+one.train_one, the entry every executor shares: rank 0 takes the run's lock and decides (finished -> skip,
+locked elsewhere -> skip, else train), the trainer resumes from the run's checkpoint and rank 0 writes the
+Parquet file and the worker note for `scalelab status` (see run/layout.py for the paths).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import sys
 import time
 import traceback
 from typing import Optional
 
 from scalelab.errors import ScalelabError
-
-STATUS_DIR = ".status"
-
-
-def status_path(out_dir: str, run_id: str) -> str:
-    return os.path.join(out_dir, STATUS_DIR, f"{run_id}.json")
-
-
-def write_status(out_dir: str, run, state: str, **extra) -> None:
-    """Atomically record a run's state for `scalelab status` (rank 0 only)."""
-    path = status_path(out_dir, run.run_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    note = dict(run_id=run.run_id, grid=run.grid, variant=run.variant, d_model=run.model.d_model,
-                state=state, host=socket.gethostname(), pid=os.getpid(), time=time.time(), **extra)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(note, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 def find_run(grid: str, run_id: str):
     from scalelab.config import Grid
@@ -53,75 +29,33 @@ def find_run(grid: str, run_id: str):
     raise ScalelabError(f"grid {g.name} has no run {run_id}: list its runs with `scalelab run --grid {grid} --dry-run`")
 
 
-def train_one(grid: str, run_id: str, out_dir: str = "runs", *, shard: bool = False, device: Optional[str] = None,
-              checkpoint_every: Optional[int] = None, checkpoint_seconds: float = 60.0,
-              log=None) -> dict:
-    """Train (or skip) one run; returns {"run_id", "state", "path"}; state is trained, diverged, skipped
-    (already finished) or busy (another process holds its lock). Collective under torchrun."""
-    from filelock import FileLock, Timeout
-
+def train_by_id(grid: str, run_id: str, out_dir: str = "runs", *, shard: bool = False, device: Optional[str] = None,
+                checkpoint_every: Optional[int] = None, checkpoint_seconds: float = 60.0, log=None) -> dict:
+    """Train (or skip) one run of a grid named by its id, through one.train_one; returns {"run_id", "state",
+    "path", "resumed_from"}; state is trained, diverged, skipped (already finished) or busy (another process
+    holds its lock). Collective under torchrun."""
+    from scalelab.data import load_corpus
     from scalelab.run import distributed as D
-    from scalelab.run.runner import ckpt_path, lock_path, run_path
+    from scalelab.run.one import train_one
 
     env = D.init(None if device in (None, "auto") else device)
-    lock = None
     try:
         g, run = find_run(grid, run_id)
-        path = run_path(out_dir, run)
-        decision = "train"
-        if env.is_main:
-            if os.path.isfile(path):
-                decision = "skipped"
-            else:
-                os.makedirs(os.path.dirname(lock_path(out_dir, run)), exist_ok=True)
-                lock = FileLock(lock_path(out_dir, run))
-                try:
-                    lock.acquire(timeout=0)
-                except Timeout:
-                    lock, decision = None, "busy"
-                else:
-                    if os.path.isfile(path):  # finished by another process meanwhile
-                        decision = "skipped"
-        decision = D.broadcast(decision, env)
-        if decision != "train":
-            _say(log, env, f"run {run_id}: {decision}")
-            return {"run_id": run_id, "state": decision, "path": path}
-        if env.is_main:
-            write_status(out_dir, run, "running", world_size=env.world_size)
-        from scalelab.data import load_corpus
-        from scalelab.run.train import train_run
-
         corpus = load_corpus(run.data, base_dir=os.path.dirname(g.path) if g.path else None)
-        # dist_env always: the trainer then also honours a stop request (Slurm preemption, via dispatch.RunJob)
-        kw = dict(dist_env=env, shard=shard)
         t0 = time.time()
-        progress = _progress_printer(log, run_id) if env.is_main else None
-        try:
-            res = train_run(run, corpus, out_path=path if env.is_main else None,
-                            device=env.device,
-                            ckpt_path=ckpt_path(out_dir, run), checkpoint_every=checkpoint_every,
-                            checkpoint_seconds=checkpoint_seconds, progress=progress, **kw)
-        except (D.Preempted, SystemExit, KeyboardInterrupt):  # SystemExit: submitit requeues
-            if env.is_main:
-                write_status(out_dir, run, "interrupted", reason="preempted/timeout: checkpointed, will resume")
-            raise
-        except BaseException as e:
-            if env.is_main:
-                write_status(out_dir, run, "failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
-            raise
-        state = "trained" if res.status == "ok" else "diverged"
-        if env.is_main:
-            write_status(out_dir, run, "done" if state == "trained" else "diverged", world_size=env.world_size,
-                         seconds=time.time() - t0, resumed_from=res.resumed_from)
-        _say(log, env, f"run {run_id}: {state} in {time.time() - t0:.1f} s"
-             + (f" (resumed from step {res.resumed_from})" if res.resumed_from else ""))
+        s = train_one(run, corpus, out_dir, env=env, notes=True, shard=shard, checkpoint_every=checkpoint_every,
+                      checkpoint_seconds=checkpoint_seconds,
+                      progress=_progress_printer(log, run_id) if env.is_main else None)
+        if s.state in ("skipped", "busy"):
+            _say(log, env, f"run {run_id}: {s.state}")
+            return {"run_id": run_id, "state": s.state, "path": s.path}
+        _say(log, env, f"run {run_id}: {s.state} in {time.time() - t0:.1f} s"
+             + (f" (resumed from step {s.resumed_from})" if s.resumed_from else ""))
         # leave together: a rank tearing gloo down while rank 0 still writes can abort ("terminate called
         # without an active exception")
         D.barrier(env)
-        return {"run_id": run_id, "state": state, "path": path, "resumed_from": res.resumed_from}
+        return {"run_id": run_id, "state": s.state, "path": s.path, "resumed_from": s.resumed_from}
     finally:
-        if lock is not None:
-            lock.release()
         D.shutdown()
 
 
@@ -164,8 +98,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         torch.set_num_threads(1)  # as `scalelab run` on CPU
     try:
-        out = train_one(a.grid, a.run_id, a.out, shard=a.shard, device=a.device,
-                        checkpoint_every=a.checkpoint_every, checkpoint_seconds=a.checkpoint_seconds)
+        out = train_by_id(a.grid, a.run_id, a.out, shard=a.shard, device=a.device,
+                          checkpoint_every=a.checkpoint_every, checkpoint_seconds=a.checkpoint_seconds)
     except ScalelabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

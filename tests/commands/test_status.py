@@ -59,7 +59,7 @@ def _note(out, run, state, **kw):
 
 def test_status_counts_every_state(tmp_path):
     from scalelab.config import Grid
-    from scalelab.run.runner import ckpt_path, lock_path, run_path
+    from scalelab.run.layout import ckpt_path, lock_path, run_path
     from scalelab.store import write_run
 
     (tmp_path / "corpus.txt").write_text("hello world " * 500)

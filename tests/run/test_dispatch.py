@@ -1,6 +1,6 @@
 """Grid fan-out beyond one process, all on CPU: worker processes, submitit's local executor (the same
 code path as Slurm, with requeue on preemption), kill-and-resubmit, and two `scalelab run` processes on
-one grid. The reference is always the plain in-process runner (scalelab.run.runner.run_grid) on the same grid;
+one grid. The reference is always the plain in-process runner (scalelab.run.runner.run_grid with the in-process executor) on the same grid;
 every process runs one torch thread so the float results are comparable bit for bit.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 import pandas as pd
 import pytest
 
-from scalelab.run import dispatch
+from scalelab.run import executors, slurm
+from scalelab.run.runner import run_grid
 from scalelab.errors import ScalelabError
 
 GRID = """
@@ -45,7 +46,7 @@ val_tokens = 512
 """
 
 # Columns that describe the machine or the clock, not the training: everything else must match.
-VOLATILE = {"wall_s", "tokens_per_s", "mfu", "device", "git_sha"}
+VOLATILE = {"wall_s", "tokens_per_s", "mfu", "device", "git_sha", "_file"}  # _file: where read_runs found the row
 
 
 def make_grid(folder, name="tiny", widths=(16, 24), tokens=4096) -> str:
@@ -77,7 +78,6 @@ def tiny(tmp_path_factory):
     import torch
 
     from scalelab.config import Grid
-    from scalelab.run.runner import run_grid
 
     root = tmp_path_factory.mktemp("tiny")
     path = make_grid(root)
@@ -111,31 +111,31 @@ def test_two_cpu_workers_match_the_in_process_runner(tiny, tmp_path):
 
     path, ref = tiny
     seen = []
-    out = dispatch.run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu",
+    out = run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu",
                             console=None)
-    assert sorted(o["state"] for o in out) == ["done", "done"]
+    assert sorted(o.state for o in out) == ["done", "done"]
     assert_same_results(read_sorted(tmp_path / "runs"), ref)
     # a second pass finds both finished and starts no worker
-    again = dispatch.run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu")
-    assert [o["state"] for o in again] == ["skipped", "skipped"]
+    again = run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu")
+    assert [o.state for o in again] == ["skipped", "skipped"]
     del seen
 
 
 def test_slots_and_commands():
-    assert dispatch.parse_devices("0, 1,2,3") == ["0", "1", "2", "3"]
-    slots = dispatch.device_slots(["0", "1", "2", "3"], nproc_per_run=2)
+    assert executors.parse_devices("0, 1,2,3") == ["0", "1", "2", "3"]
+    slots = executors.device_slots(["0", "1", "2", "3"], nproc_per_run=2)
     assert [s["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0,1", "2,3"]
-    assert [s["CUDA_VISIBLE_DEVICES"] for s in dispatch.device_slots(["0", "1"], 1)] == ["0", "1"]
+    assert [s["CUDA_VISIBLE_DEVICES"] for s in executors.device_slots(["0", "1"], 1)] == ["0", "1"]
     with pytest.raises(ScalelabError, match="do not split"):
-        dispatch.device_slots(["0", "1", "2"], nproc_per_run=2)
+        executors.device_slots(["0", "1", "2"], nproc_per_run=2)
     with pytest.raises(ScalelabError, match="repeats"):
-        dispatch.parse_devices("0,0")
-    cpu = dispatch.cpu_slots(3)
+        executors.parse_devices("0,0")
+    cpu = executors.cpu_slots(3)
     assert len(cpu) == 3 and all(s["CUDA_VISIBLE_DEVICES"] == "" for s in cpu)
-    argv = dispatch.worker_argv("g.toml", "abc", "runs", nproc_per_run=4, shard=True)
+    argv = executors.worker_argv("g.toml", "abc", "runs", nproc_per_run=4, shard=True)
     assert argv[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"]
     assert argv[5:] == ["-m", "scalelab.run.worker", "--grid", "g.toml", "--run-id", "abc", "--out", "runs", "--shard"]
-    assert "torch.distributed.run" not in dispatch.worker_argv("g.toml", "abc", "runs", nproc_per_run=1)
+    assert "torch.distributed.run" not in executors.worker_argv("g.toml", "abc", "runs", nproc_per_run=1)
 
 
 # ---- submitit: job array, requeue on preemption, kill and resubmit -------------------------------------
@@ -143,9 +143,9 @@ def test_submitit_local_executor_matches_the_in_process_runner(tiny, tmp_path):
     from scalelab.config import Grid
 
     path, ref = tiny
-    out = dispatch.run_grid(Grid.load(path), str(tmp_path / "runs"), executor="submitit-local", wait=True,
+    out = run_grid(Grid.load(path), str(tmp_path / "runs"), executor="submitit-local", wait=True,
                             device="cpu")
-    assert sorted(o["state"] for o in out) == ["done", "done"], out
+    assert sorted(o.state for o in out) == ["done", "done"], out
     assert_same_results(read_sorted(tmp_path / "runs"), ref)
 
 
@@ -176,7 +176,6 @@ def long_run(tmp_path_factory):
     import torch
 
     from scalelab.config import Grid
-    from scalelab.run.runner import run_grid
 
     root = tmp_path_factory.mktemp("long")
     path = make_grid(root, name="long", widths=(16,), tokens=8 * 16 * 96)
@@ -194,13 +193,13 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(long_run, tmp
     """A 2-task job (what gpus_per_run = 2 gives on Slurm: DDP over 2 gloo ranks here) gets SIGUSR2 on
     rank 0; both ranks agree to stop at the next step, save a checkpoint there, submitit requeues the
     job, and the new job resumes from that step and ends with the uninterrupted rows."""
-    from scalelab.run.runner import ckpt_path
-    from scalelab.run.worker import status_path
+    from scalelab.run.layout import ckpt_path
+    from scalelab.run.layout import status_path
 
     path, run, ref = long_run
     out = str(tmp_path / "runs")
-    opts = dispatch.SlurmOptions(time=10, max_requeues=3, gpus_per_run=2)
-    (job,) = dispatch.submit(path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=60.0,
+    opts = slurm.SlurmOptions(time=10, max_requeues=3, gpus_per_run=2)
+    (job,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=60.0,
                              train_kwargs={"checkpoint_every": 8})
     ck = ckpt_path(out, run)
     seen = _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8 and _ckpt_step(ck), what="a first checkpoint")
@@ -226,13 +225,13 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(long_run, tmp
 
 
 def test_killed_job_resubmitted_resumes_from_its_checkpoint(long_run, tmp_path):
-    from scalelab.run.runner import ckpt_path
-    from scalelab.run.worker import status_path
+    from scalelab.run.layout import ckpt_path
+    from scalelab.run.layout import status_path
 
     path, run, ref = long_run
     out = str(tmp_path / "runs")
-    opts = dispatch.SlurmOptions(time=10, max_requeues=0)
-    (job,) = dispatch.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
+    opts = slurm.SlurmOptions(time=10, max_requeues=0)
+    (job,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
                              train_kwargs={"checkpoint_every": 8})
     ck = ckpt_path(out, run)
     _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8, what="a first checkpoint")
@@ -242,7 +241,7 @@ def test_killed_job_resubmitted_resumes_from_its_checkpoint(long_run, tmp_path):
         job.result()
     killed_at = _ckpt_step(ck)
     assert 8 <= killed_at < 96
-    (job2,) = dispatch.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
+    (job2,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
                               train_kwargs={"checkpoint_every": 8})
     res = job2.result()
     assert res["state"] == "trained" and res["resumed_from"] == killed_at
@@ -253,18 +252,18 @@ def test_slurm_options_from_grid_table_and_cli(tmp_path, monkeypatch):
     p = tmp_path / "g.toml"
     p.write_text('name = "g"\n[slurm]\npartition = "gpu"\ntime = "02:00:00"\ngpus_per_run = 4\n'
                  'cpus_per_task = 12\nmem_gb = 200\narray_parallelism = 8\n')
-    table = dispatch.grid_slurm_table(str(p))
-    opts = dispatch.SlurmOptions.from_table(table, partition="big", time=None)
+    table = slurm.grid_slurm_table(str(p))
+    opts = slurm.SlurmOptions.from_table(table, partition="big", time=None)
     assert (opts.partition, opts.time, opts.gpus_per_run, opts.cpus_per_task, opts.mem_gb,
             opts.array_parallelism) == ("big", 120, 4, 12, 200, 8)
-    assert dispatch.parse_time("1-00:30:00") == 24 * 60 + 30 and dispatch.parse_time(45) == 45
+    assert slurm.parse_time("1-00:30:00") == 24 * 60 + 30 and slurm.parse_time(45) == 45
     with pytest.raises(ScalelabError, match="unknown slurm setting"):
-        dispatch.SlurmOptions.from_table({"partiton": "x"})
+        slurm.SlurmOptions.from_table({"partiton": "x"})
     # the sbatch script submitit would submit (without a cluster: pretend srun exists)
     import submitit.slurm.slurm as ss
 
     monkeypatch.setattr(ss.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    ex = dispatch.make_executor(str(tmp_path / "runs"), opts, cluster="slurm", name="scalelab-g")
+    ex = slurm.make_executor(str(tmp_path / "runs"), opts, cluster="slurm", name="scalelab-g")
     text = ex._executor._make_submission_file_text("python -m x", "uid")
     for line in ("#SBATCH --partition=big", "#SBATCH --time=120", "#SBATCH --gpus-per-node=4",
                  "#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=12", "#SBATCH --mem=200GB",
@@ -301,7 +300,7 @@ def test_bad_dispatch_options_are_user_errors(tmp_path):
                     (dict(nproc_per_run=3), "does not split evenly over 3"),
                     (dict(executor="submitit-local", slurm={"gpus_per_run": 3}), "does not split evenly over 3")]:
         with pytest.raises(ScalelabError, match=msg):
-            dispatch.run_grid(g, out, **kw)
+            run_grid(g, out, **kw)
     assert not os.path.exists(os.path.join(out, ".submitit"))  # nothing submitted
 
 

@@ -211,17 +211,17 @@ def wsd_grid(tmp_path_factory):
 
 def test_torchrun_run_gives_the_rows_of_a_single_process_run(wsd_grid, tmp_path, shard=True):
     """torchrun, 2 gloo ranks, FSDP2 (--shard). (DDP through the trainer, as 2 submitit tasks, is
-    checked in tests/test_dispatch.py's preemption test.)"""
-    from scalelab.run import dispatch
+    checked in tests/test_executors.py's preemption test.)"""
+    from scalelab.run import executors
     from scalelab.config import Grid
     from scalelab.store import read_runs
 
     path, ref = wsd_grid
     (run,) = Grid.load(path).runs()
     out = str(tmp_path / "runs")
-    (res,) = dispatch.run_local(path, [run.run_id], out, dispatch.cpu_slots(1, 2), nproc_per_run=2, shard=shard)
+    (res,) = executors.run_local(path, [run.run_id], out, executors.cpu_slots(1, 2), nproc_per_run=2, shard=shard)
     assert res.returncode == 0, open(res.log).read()[-3000:]
-    assert "torch.distributed.run" in " ".join(dispatch.worker_argv(path, run.run_id, out, 2))
+    assert "torch.distributed.run" in " ".join(executors.worker_argv(path, run.run_id, out, 2))
     got = read_runs(out)
     key = ["step", "budget", "final"]
     got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)

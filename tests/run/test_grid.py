@@ -7,7 +7,8 @@ pytest.importorskip("torch")
 
 from grids import TINY, write_grid  # noqa: E402
 from scalelab.config import Grid  # noqa: E402
-from scalelab.run.runner import lock_path, run_grid, run_path  # noqa: E402
+from scalelab.run.layout import lock_path, run_path
+from scalelab.run.runner import run_grid  # noqa: E402
 from scalelab.store import read_runs  # noqa: E402
 
 

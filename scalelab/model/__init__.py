@@ -1,0 +1,1 @@
+"""The model: structured linears (linear.py), the GPT (gpt.py), self-guided training (guided.py). Uses torch."""
