@@ -1,4 +1,5 @@
 """Entry point from a checkout: `python cli.py ...` runs the scalelab CLI without installing."""
+
 from scalelab.cli import app
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Commands are registered from scalelab/commands/*, each importing its heavy dependencies lazily.
 """
+
 import typer
 
 from scalelab.commands import bench, data, fit, inspect, plan, plot, run, status

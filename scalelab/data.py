@@ -19,6 +19,7 @@ Tokenized corpora are cached under $SCALELAB_CACHE (default ~/.cache/scalelab) a
 arrays keyed by the source listing (paths, sizes, mtimes) and the tokenizer, so later runs start fast.
 This module never imports torch.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -28,7 +29,7 @@ import os
 import sys
 import sysconfig
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class Corpus:
 
 
 # ---- resolving sources ----------------------------------------------------------------------------
+
 
 def stdlib_root() -> str:
     return sysconfig.get_paths()["stdlib"]
@@ -114,7 +116,7 @@ def _text_files(path: str) -> tuple[list[tuple[str, str]], bool]:
     matches = sorted(p for p in globlib.glob(path, recursive=True) if os.path.isfile(p))
     if globlib.has_magic(path) and matches:
         return [(m.replace(os.sep, "/"), m) for m in matches], len(matches) == 1
-    raise ScalelabError(f"data source {path} not found: give an existing file, folder or glob (or source = \"stdlib\")")
+    raise ScalelabError(f'data source {path} not found: give an existing file, folder or glob (or source = "stdlib")')
 
 
 def _stdlib_files() -> list[tuple[str, str]]:
@@ -135,6 +137,7 @@ def is_val(key: str, val_fraction: float) -> bool:
 
 
 # ---- tokenizers -----------------------------------------------------------------------------------
+
 
 class ByteTokenizer:
     name = "byte"
@@ -172,11 +175,12 @@ def get_tokenizer(spec: str, base_dir: Optional[str] = None):
         return ByteTokenizer()
     path = resolve_path(spec, base_dir)
     if not os.path.isfile(path):
-        raise ScalelabError(f"tokenizer {spec!r} not found: use \"byte\" or a path to a tokenizer.json")
+        raise ScalelabError(f'tokenizer {spec!r} not found: use "byte" or a path to a tokenizer.json')
     return HFTokenizer(path)
 
 
 # ---- documents ------------------------------------------------------------------------------------
+
 
 def iter_documents(cfg: DataConfig, path: str, fmt: str) -> tuple[list[tuple[str, Callable[[], bytes]]], bool]:
     """[(split key, loader)] in corpus order, and whether to split by position (one text file)."""
@@ -204,6 +208,7 @@ def _reader(p: str) -> Callable[[], bytes]:
                 return f.read()
         except OSError:
             return b""  # an unreadable stdlib file is skipped, not fatal
+
     return read
 
 
@@ -235,11 +240,14 @@ def _read_parquet(path: str, column: str) -> list[str]:
     try:
         table = pq.read_table(path, columns=[column])
     except Exception as e:
-        raise ScalelabError(f"cannot read column {column!r} from Parquet file {path}: {str(e).splitlines()[0]} (set data.text_column)") from None
+        raise ScalelabError(
+            f"cannot read column {column!r} from Parquet file {path}: {str(e).splitlines()[0]} (set data.text_column)"
+        ) from None
     return [str(x) for x in table.column(column).to_pylist() if x is not None]
 
 
 # ---- vocab (cheap, torch-free; used at grid load) -------------------------------------------------
+
 
 def data_vocab_size(cfg: DataConfig, base_dir: Optional[str] = None) -> int:
     """The vocabulary a model needs for this data; checks that the source exists (grid validation)."""
@@ -277,7 +285,9 @@ def _with_override(cfg: DataConfig, vocab: int) -> int:
 
 def _check_bin(p: str) -> None:
     if not os.path.isfile(p):
-        raise ScalelabError(f"token file {p} not found: a .bin corpus needs train.bin and val.bin (scalelab data prepare writes them)")
+        raise ScalelabError(
+            f"token file {p} not found: a .bin corpus needs train.bin and val.bin (scalelab data prepare writes them)"
+        )
     try:
         size = os.path.getsize(p)
         with open(p, "rb") as f:
@@ -285,7 +295,9 @@ def _check_bin(p: str) -> None:
     except OSError as e:
         raise ScalelabError(f"cannot read token file {p}: {e.strerror}") from None
     if size == 0 or size % 2:
-        raise ScalelabError(f"token file {p} is not a uint16 token array ({size} bytes; expected a non-empty even size)")
+        raise ScalelabError(
+            f"token file {p} is not a uint16 token array ({size} bytes; expected a non-empty even size)"
+        )
 
 
 def _bin_meta(train_path: str) -> dict:
@@ -305,6 +317,7 @@ def _bin_max(p: str) -> int:
 
 # ---- loading with a cache -------------------------------------------------------------------------
 
+
 def _listing_key(cfg: DataConfig, path: str, fmt: str, tok_name: str) -> str:
     if fmt == "stdlib":
         files = [p for _, p in _stdlib_files()]
@@ -319,11 +332,22 @@ def _listing_key(cfg: DataConfig, path: str, fmt: str, tok_name: str) -> str:
             listing.append((p, st.st_size, st.st_mtime_ns))
         except OSError:
             listing.append((p, -1, -1))
-    return stable_hash({"fmt": fmt, "source": os.path.abspath(path) if fmt != "stdlib" else "stdlib",
-                        "tok": tok_name, "col": cfg.text_column, "val": cfg.val_fraction, "files": listing}, n=16)
+    return stable_hash(
+        {
+            "fmt": fmt,
+            "source": os.path.abspath(path) if fmt != "stdlib" else "stdlib",
+            "tok": tok_name,
+            "col": cfg.text_column,
+            "val": cfg.val_fraction,
+            "files": listing,
+        },
+        n=16,
+    )
 
 
-def load_corpus(cfg: DataConfig, base_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None) -> Corpus:
+def load_corpus(
+    cfg: DataConfig, base_dir: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None
+) -> Corpus:
     """Tokenize (or memory-map) the corpus; cached, so only the first call reads the sources."""
     path = resolve_path(cfg.source, base_dir) if cfg.source != "stdlib" else "stdlib"
     fmt = detect_format(cfg, path)
@@ -338,20 +362,35 @@ def load_corpus(cfg: DataConfig, base_dir: Optional[str] = None, progress: Optio
         docs, single = iter_documents(cfg, path, fmt)
         train, val = tokenize_split(docs, single, tok, cfg.val_fraction, progress)
         if train.size < 2 or val.size < 2:
-            raise ScalelabError(f"corpus {name} is too small to split ({train.size} train, {val.size} validation tokens): add text or change val_fraction")
+            raise ScalelabError(
+                f"corpus {name} is too small to split ({train.size} train, {val.size} validation tokens): add text "
+                "or change val_fraction"
+            )
         sha = hashlib.sha256(train.tobytes() + val.tobytes()).hexdigest()
         os.makedirs(folder, exist_ok=True)
         atomic_write(os.path.join(folder, "train.bin"), lambda f: f.write(train.tobytes()))
         atomic_write(os.path.join(folder, "val.bin"), lambda f: f.write(val.tobytes()))
-        meta = {"name": name, "sha": sha, "tokenizer": tok.name, "vocab_size": tok.vocab_size,
-                "dtype": np.dtype(tok.dtype).name, "n_train": int(train.size), "n_val": int(val.size)}
+        meta = {
+            "name": name,
+            "sha": sha,
+            "tokenizer": tok.name,
+            "vocab_size": tok.vocab_size,
+            "dtype": np.dtype(tok.dtype).name,
+            "n_train": int(train.size),
+            "n_val": int(val.size),
+        }
         atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
     with open(meta_path) as f:
         meta = json.load(f)
     dt = np.dtype(meta["dtype"])
-    return Corpus(train=np.memmap(os.path.join(folder, "train.bin"), dtype=dt, mode="r"),
-                  val=np.memmap(os.path.join(folder, "val.bin"), dtype=dt, mode="r"),
-                  name=meta["name"], sha=meta["sha"], tokenizer=meta["tokenizer"], vocab_size=int(meta["vocab_size"]))
+    return Corpus(
+        train=np.memmap(os.path.join(folder, "train.bin"), dtype=dt, mode="r"),
+        val=np.memmap(os.path.join(folder, "val.bin"), dtype=dt, mode="r"),
+        name=meta["name"],
+        sha=meta["sha"],
+        tokenizer=meta["tokenizer"],
+        vocab_size=int(meta["vocab_size"]),
+    )
 
 
 def tokenize_split(docs, single: bool, tok, val_fraction: float, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -401,11 +440,15 @@ def _load_bin(cfg: DataConfig, path: str, base_dir: Optional[str]) -> Corpus:
 
 # ---- batches --------------------------------------------------------------------------------------
 
+
 def batch_offsets(n_tokens: int, seq_len: int, seed: int, step: int, micro_index: int, micro: int) -> np.ndarray:
     """Window starts for one micro-batch: a pure function of (seed, step, micro index), so a resumed
     run sees exactly the data of an uninterrupted one and a replayed step sees the same data again."""
     if n_tokens <= seq_len + 1:
-        raise ScalelabError(f"the training split has {n_tokens} tokens, fewer than one window of {seq_len + 1}: use a bigger corpus or a shorter seq_len")
+        raise ScalelabError(
+            f"the training split has {n_tokens} tokens, fewer than one window of {seq_len + 1}: use a bigger corpus "
+            "or a shorter seq_len"
+        )
     rng = np.random.default_rng([int(seed), int(step), int(micro_index)])
     return rng.integers(0, n_tokens - seq_len - 1, size=micro)
 
@@ -421,19 +464,25 @@ def val_windows(val: np.ndarray, seq_len: int, n_tokens: int) -> tuple[np.ndarra
     """The fixed held-out set: the first n_tokens of the validation split as contiguous windows."""
     n_win = max(1, min(n_tokens // seq_len, (len(val) - 1) // seq_len))
     if len(val) < seq_len + 1:
-        raise ScalelabError(f"the validation split has {len(val)} tokens, fewer than one window of {seq_len + 1}: use a bigger corpus, a larger val_fraction or a shorter seq_len")
+        raise ScalelabError(
+            f"the validation split has {len(val)} tokens, fewer than one window of {seq_len + 1}: use a bigger "
+            "corpus, a larger val_fraction or a shorter seq_len"
+        )
     offsets = np.arange(n_win) * seq_len
     return get_batch(val, offsets, seq_len)
 
 
 def epochs_note(tokens_asked: int, corpus: Corpus) -> Optional[str]:
     if tokens_asked > corpus.n_train:
-        return (f"note: the largest run asks for {tokens_asked:,} tokens but corpus {corpus.name} has "
-                f"{corpus.n_train:,} training tokens: about {tokens_asked / corpus.n_train:.1f} epochs")
+        return (
+            f"note: the largest run asks for {tokens_asked:,} tokens but corpus {corpus.name} has "
+            f"{corpus.n_train:,} training tokens: about {tokens_asked / corpus.n_train:.1f} epochs"
+        )
     return None
 
 
 # ---- `scalelab data prepare` ----------------------------------------------------------------------
+
 
 def prepare(cfg: DataConfig, out_dir: str, progress=None) -> dict:
     """Tokenize a text/JSONL/Parquet/stdlib source into out_dir/{train,val}.bin (uint16) + meta.json."""
@@ -450,8 +499,15 @@ def prepare(cfg: DataConfig, out_dir: str, progress=None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     for name, arr in (("train.bin", train), ("val.bin", val)):
         atomic_write(os.path.join(out_dir, name), lambda f, arr=arr: f.write(arr.tobytes()))
-    meta = {"source": cfg.source, "tokenizer": tok.name, "vocab_size": tok.vocab_size, "dtype": "uint16",
-            "n_train": int(train.size), "n_val": int(val.size), "val_fraction": cfg.val_fraction,
-            "sha": hashlib.sha256(train.tobytes() + val.tobytes()).hexdigest()}
+    meta = {
+        "source": cfg.source,
+        "tokenizer": tok.name,
+        "vocab_size": tok.vocab_size,
+        "dtype": "uint16",
+        "n_train": int(train.size),
+        "n_val": int(val.size),
+        "val_fraction": cfg.val_fraction,
+        "sha": hashlib.sha256(train.tobytes() + val.tobytes()).hexdigest(),
+    }
     atomic_write(os.path.join(out_dir, "meta.json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
     return meta

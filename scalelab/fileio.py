@@ -6,6 +6,7 @@ fsync'ed, and then `os.replace` swaps it in. So a reader (another worker, `scale
 sees either the old file or the new one, never half a file, and a crash or Ctrl-C mid-write leaves
 the old file intact and no temp file behind. Stdlib only: torch-free modules import this.
 """
+
 from __future__ import annotations
 
 import hashlib

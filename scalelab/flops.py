@@ -18,39 +18,30 @@ Norms, activations, softmax, RoPE and the embedding lookup are not counted. Self
 step because it depends on alpha.
 `flops_6n_per_token` = 6 x params_nonembed (Kaplan / Chinchilla), for comparison.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from scalelab.config import ModelConfig, StructureConfig
+from scalelab import structures
+from scalelab.config import GuideConfig, ModelConfig, StructureConfig
 
 
 @dataclass(frozen=True)
 class ParamCounts:
-    params: int            # everything the model trains and keeps (tied embedding once, padded vocab)
-    params_nonembed: int   # params minus the token embedding
-    ffn_params: int        # all FFN weights and biases, every block
+    params: int  # everything the model trains and keeps (tied embedding once, padded vocab)
+    params_nonembed: int  # params minus the token embedding
+    ffn_params: int  # all FFN weights and biases, every block
     guide_params: int = 0  # self-guided dense matrices (not in params)
-    attn_params: int = 0   # attention projections, weights and biases
+    attn_params: int = 0  # attention projections, weights and biases
     embed_params: int = 0  # padded_vocab x d_model
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def structured_params(struct: StructureConfig, n_in: int, n_out: int) -> int:
-    """Weight params of one N=n_in -> M=n_out linear of this structure (bias excluded)."""
-    k, r, b = struct.kind, struct.rank, struct.blocks
-    if k == "dense":
-        return n_in * n_out
-    if k == "lowrank":
-        return r * (n_in + n_out)
-    if k == "blockdense":
-        return r * n_in // b + r * n_out
-    if k == "blockshuffle":
-        return min(n_in, n_out) * (n_in + n_out) // b
-    raise ValueError(f"unknown structure {k!r}")
+structured_params = structures.params  # weight params of one n_in -> n_out linear (bias excluded)
 
 
 _DENSE = StructureConfig("dense")
@@ -93,19 +84,25 @@ def param_counts(cfg: ModelConfig) -> ParamCounts:
     embed = cfg.padded_vocab * d
     norms = (2 * L + 1) * ln
     total = embed + attn + ffn + norms
-    return ParamCounts(params=total, params_nonembed=total - embed, ffn_params=ffn,
-                       guide_params=guide, attn_params=attn, embed_params=embed)
+    return ParamCounts(
+        params=total,
+        params_nonembed=total - embed,
+        ffn_params=ffn,
+        guide_params=guide,
+        attn_params=attn,
+        embed_params=embed,
+    )
 
 
 def forward_flops_per_token(cfg: ModelConfig) -> float:
     """Forward FLOPs per token (seeds' convention, see module doc)."""
-    mm = 0
+    linears = 0  # every linear's forward FLOPs (2 x its weights for every kind so far)
     for layer in range(cfg.n_layers):
-        mm += sum(structured_params(s, n, m) for s, n, m in _attn_linears(cfg))
-        mm += sum(structured_params(s, n, m) for s, n, m in _ffn_linears(cfg, layer))
-    mm += cfg.d_model * cfg.padded_vocab  # logits
+        linears += sum(structures.forward_flops(s, n, m) for s, n, m in _attn_linears(cfg))
+        linears += sum(structures.forward_flops(s, n, m) for s, n, m in _ffn_linears(cfg, layer))
+    logits = 2 * cfg.d_model * cfg.padded_vocab
     attn_scores = cfg.n_layers * 4 * cfg.seq_len * cfg.attn_width  # QK^T and AV, full T x T
-    return float(2 * mm + attn_scores)
+    return float(linears + logits + attn_scores)
 
 
 def flops_per_token(cfg: ModelConfig) -> float:
@@ -142,15 +139,9 @@ def equal_flops_ratio(cfg: ModelConfig) -> float:
     """
     c_struct = flops_per_token(dataclasses.replace(cfg, guide=None))
     c_dense = flops_per_token(dense_counterpart(cfg))
-    g = cfg if cfg.guide is not None else dataclasses.replace(cfg, guide=_default_guide())
+    g = cfg if cfg.guide is not None else dataclasses.replace(cfg, guide=GuideConfig())
     c_guide = guide_flops_per_token(g)
     return (c_dense - c_struct) / (c_struct + 0.5 * c_guide)
-
-
-def _default_guide():
-    from scalelab.config import GuideConfig
-
-    return GuideConfig()
 
 
 def guide_train_flops(cfg: ModelConfig, tokens: float) -> float:

@@ -4,6 +4,7 @@
 run's rows atomically (temp file, fsync, rename: a reader never sees half a file) and `read_runs`
 reads many files and validates them, naming the file and column of any problem. Torch-free.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -16,48 +17,50 @@ from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write
 
 # DESIGN.md's columns, in its order, then extras (documented in README).
-SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("grid", pa.string()),
-    ("variant", pa.string()),
-    ("structure", pa.string()),
-    ("d_model", pa.int64()),
-    ("n_layers", pa.int64()),
-    ("n_heads", pa.int64()),
-    ("n_kv_heads", pa.int64()),
-    ("d_ff", pa.int64()),
-    ("rank", pa.int64()),      # nullable: lowrank/blockdense rank, LPA attention rank
-    ("blocks", pa.int64()),    # nullable: blockdense/blockshuffle block count
-    ("params", pa.int64()),
-    ("params_nonembed", pa.int64()),
-    ("seq_len", pa.int64()),
-    ("batch_tokens", pa.int64()),
-    ("step", pa.int64()),
-    ("tokens", pa.int64()),
-    ("flops", pa.float64()),
-    ("flops_6nd", pa.float64()),
-    ("train_loss", pa.float64()),
-    ("val_loss", pa.float64()),
-    ("lr", pa.float64()),
-    ("final", pa.bool_()),
-    ("wall_s", pa.float64()),
-    ("tokens_per_s", pa.float64()),
-    ("mfu", pa.float64()),
-    ("status", pa.string()),
-    ("seed", pa.int64()),
-    ("corpus", pa.string()),
-    ("corpus_sha", pa.string()),
-    ("tokenizer", pa.string()),
-    ("device", pa.string()),
-    ("torch_version", pa.string()),
-    ("scalelab_version", pa.string()),
-    ("git_sha", pa.string()),   # nullable: None outside a git checkout
-    ("config", pa.string()),
-    # extras
-    ("budget", pa.int64()),     # the token budget whose schedule this row belongs to
-    ("schedule", pa.string()),  # cosine | wsd
-    ("guide_flops", pa.float64()),  # self-guided dense-path FLOPs included in `flops`
-])
+SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("grid", pa.string()),
+        ("variant", pa.string()),
+        ("structure", pa.string()),
+        ("d_model", pa.int64()),
+        ("n_layers", pa.int64()),
+        ("n_heads", pa.int64()),
+        ("n_kv_heads", pa.int64()),
+        ("d_ff", pa.int64()),
+        ("rank", pa.int64()),  # nullable: lowrank/blockdense rank, LPA attention rank
+        ("blocks", pa.int64()),  # nullable: blockdense/blockshuffle block count
+        ("params", pa.int64()),
+        ("params_nonembed", pa.int64()),
+        ("seq_len", pa.int64()),
+        ("batch_tokens", pa.int64()),
+        ("step", pa.int64()),
+        ("tokens", pa.int64()),
+        ("flops", pa.float64()),
+        ("flops_6nd", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("lr", pa.float64()),
+        ("final", pa.bool_()),
+        ("wall_s", pa.float64()),
+        ("tokens_per_s", pa.float64()),
+        ("mfu", pa.float64()),
+        ("status", pa.string()),
+        ("seed", pa.int64()),
+        ("corpus", pa.string()),
+        ("corpus_sha", pa.string()),
+        ("tokenizer", pa.string()),
+        ("device", pa.string()),
+        ("torch_version", pa.string()),
+        ("scalelab_version", pa.string()),
+        ("git_sha", pa.string()),  # nullable: None outside a git checkout
+        ("config", pa.string()),
+        # extras
+        ("budget", pa.int64()),  # the token budget whose schedule this row belongs to
+        ("schedule", pa.string()),  # cosine | wsd
+        ("guide_flops", pa.float64()),  # self-guided dense-path FLOPs included in `flops`
+    ]
+)
 COLUMNS = SCHEMA.names
 NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu"}
 STATUSES = ("ok", "diverged")
@@ -75,8 +78,10 @@ def to_table(df) -> pa.Table:
     arrays = []
     for f in SCHEMA:
         col = df[f.name]
-        vals = [None if (v is None or (isinstance(v, float) and v != v and f.name in ("rank", "blocks", "git_sha"))) else v
-                for v in col.tolist()]
+        vals = [
+            None if (v is None or (isinstance(v, float) and v != v and f.name in ("rank", "blocks", "git_sha"))) else v
+            for v in col.tolist()
+        ]
         arrays.append(pa.array(vals, type=f.type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
@@ -109,8 +114,15 @@ def expand_paths(paths: Union[str, Iterable[str]]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def read_runs(paths: Union[str, Iterable[str]], *, columns: Optional[Sequence[str]] = None, ok_only: bool = False,
-              final_only: bool = False, min_fraction: Optional[float] = None, run_id: Optional[str] = None):
+def read_runs(
+    paths: Union[str, Iterable[str]],
+    *,
+    columns: Optional[Sequence[str]] = None,
+    ok_only: bool = False,
+    final_only: bool = False,
+    min_fraction: Optional[float] = None,
+    run_id: Optional[str] = None,
+):
     """Read run files into one DataFrame, with a `_file` column (the path each row came from).
 
     paths: files, folders (their *.parquet), globs, or a list of those.
@@ -133,16 +145,23 @@ def read_runs(paths: Union[str, Iterable[str]], *, columns: Optional[Sequence[st
         raise ScalelabError("no run files given: pass runs/*.parquet (written by `scalelab run`)")
     need = None
     if columns is not None:  # the columns asked for, and those the options read
-        need = ["run_id", *columns, *(["status"] if ok_only else []), *(["final"] if final_only else []),
-                *(["tokens"] if min_fraction is not None else [])]
+        need = [
+            "run_id",
+            *columns,
+            *(["status"] if ok_only else []),
+            *(["final"] if final_only else []),
+            *(["tokens"] if min_fraction is not None else []),
+        ]
         need = list(dict.fromkeys(need))
     df = pd.concat([_read_file(path, need) for path in files], ignore_index=True)
     _check_one_file_per_run(df)
     if run_id is not None:
         found = sorted(set(df["run_id"]))
         if found != [run_id]:
-            raise ScalelabError(f"run file(s) {', '.join(files)} hold run(s) {', '.join(found) or 'none'}, "
-                                f"expected only run {run_id}: remove the file that is not this run's")
+            raise ScalelabError(
+                f"run file(s) {', '.join(files)} hold run(s) {', '.join(found) or 'none'}, "
+                f"expected only run {run_id}: remove the file that is not this run's"
+            )
     if ok_only:
         ok = df.groupby("run_id")["status"].transform(lambda s: bool((s.astype(str) == "ok").all()))
         df = df[ok.astype(bool)]
@@ -166,16 +185,20 @@ def _read_file(path: str, need: Optional[list[str]]):
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several types for damaged or foreign files
         first = str(e).splitlines()[0] if str(e) else ""
-        raise ScalelabError(f"run file {path} is not a readable Parquet file (cannot read as Parquet: "
-                            f"{type(e).__name__}: {first}): check the path, or re-run `scalelab run`") from None
+        raise ScalelabError(
+            f"run file {path} is not a readable Parquet file (cannot read as Parquet: "
+            f"{type(e).__name__}: {first}): check the path, or re-run `scalelab run`"
+        ) from None
     if need is None:
         _check_schema(path, table)
     else:
         missing = [c for c in need if c not in table.column_names]
         if missing:
             also = f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""
-            raise ScalelabError(f"run file {path}: column {missing[0]!r} missing{also}: not a scalelab run-store "
-                                "file, or not the column asked for (see DESIGN.md 'Run store')")
+            raise ScalelabError(
+                f"run file {path}: column {missing[0]!r} missing{also}: not a scalelab run-store "
+                "file, or not the column asked for (see DESIGN.md 'Run store')"
+            )
     df = table.to_pandas()
     if need is None:
         _check_values(path, df)
@@ -183,8 +206,10 @@ def _read_file(path: str, need: Optional[list[str]]):
     dup = df.duplicated(key) if "step" in key else None
     if dup is not None and dup.any():
         r = df[dup].iloc[0]
-        raise ScalelabError(f"run file {path}: run {r['run_id']} has the row of step {r['step']} twice: the file "
-                            "is damaged; delete it and re-run `scalelab run`")
+        raise ScalelabError(
+            f"run file {path}: run {r['run_id']} has the row of step {r['step']} twice: the file "
+            "is damaged; delete it and re-run `scalelab run`"
+        )
     df["_file"] = str(path)
     return df
 
@@ -192,8 +217,10 @@ def _read_file(path: str, need: Optional[list[str]]):
 def _check_schema(path: str, table: pa.Table) -> None:
     for f in SCHEMA:
         if f.name not in table.column_names:
-            raise ScalelabError(f"run file {path} lacks column {f.name!r}: it was not written by `scalelab run` "
-                                "(or by an older version)")
+            raise ScalelabError(
+                f"run file {path} lacks column {f.name!r}: it was not written by `scalelab run` "
+                "(or by an older version)"
+            )
         have = table.schema.field(f.name).type
         if have != f.type and not (pa.types.is_null(have) and f.name in NULLABLE) and not _compatible(have, f.type):
             raise ScalelabError(f"run file {path}: column {f.name!r} has type {have}, expected {f.type}")
@@ -215,8 +242,10 @@ def _check_one_file_per_run(df) -> None:
     if len(twice):
         rid, files = twice.index[0], twice.iloc[0]
         times = "twice" if len(files) == 2 else f"{len(files)} times"
-        raise ScalelabError(f"run {rid} appears {times}, in {', '.join(map(str, files))}: pass each run's file "
-                            "once (remove the copy), or its rows would count twice")
+        raise ScalelabError(
+            f"run {rid} appears {times}, in {', '.join(map(str, files))}: pass each run's file "
+            "once (remove the copy), or its rows would count twice"
+        )
 
 
 def _compatible(have: pa.DataType, want: pa.DataType) -> bool:

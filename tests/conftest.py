@@ -1,4 +1,5 @@
 """Shared fixtures. The reference data lives in ../shared beside the checkout (as in CI)."""
+
 import os
 from pathlib import Path
 

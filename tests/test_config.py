@@ -1,18 +1,25 @@
 """Grid files -> RunConfigs: expansion, run ids, budgets, LR rules, and one-line errors for bad input."""
+
 import json
 
 import pytest
-
 from grids import CORPUS, TINY, write_grid
-from scalelab.config import Grid, RunConfig, builtin_grids
+
+from scalelab.config import RunConfig
 from scalelab.errors import ScalelabError
+from scalelab.grid import Grid, builtin_grids
 
 
 def test_tiny_grid_expands_to_the_cartesian_product():
     g = Grid.load(TINY)
     runs = g.runs()
     # 2 widths x 2 variants x 1 seed; WSD: both budgets in one run
-    assert [(r.model.d_model, r.variant) for r in runs] == [(16, "dense"), (16, "lowrank-31"), (32, "dense"), (32, "lowrank-31")]
+    assert [(r.model.d_model, r.variant) for r in runs] == [
+        (16, "dense"),
+        (16, "lowrank-31"),
+        (32, "dense"),
+        (32, "lowrank-31"),
+    ]
     assert all(r.train.budgets == (6400, 12800) and r.train.schedule == "wsd" for r in runs)
     # rank_ratio 0.25 -> rank d/4; lowrank keeps 5 r / (4 d) = 31% of a d -> 4d -> d FFN
     assert [r.model.ffn.rank for r in runs if r.model.ffn.kind == "lowrank"] == [4, 8]
@@ -39,11 +46,14 @@ def test_run_id_is_a_stable_hash_of_the_full_config():
 
 
 def test_tokens_per_param_uses_the_models_real_nonembedding_params(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from scalelab.model.gpt import GPT
 
-    p = write_grid(tmp_path, budgets="[budgets]\ntokens_per_param = [10, 20]\n",
-                   variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n')
+    p = write_grid(
+        tmp_path,
+        budgets="[budgets]\ntokens_per_param = [10, 20]\n",
+        variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n',
+    )
     (run, *rest) = Grid.load(p).runs()
     m = GPT(run.model)
     n = sum(q.numel() for q in m.parameters()) - m.wte.weight.numel()  # independent count
@@ -55,7 +65,9 @@ def test_lr_rules_fixed_table_and_power_law(tmp_path):
     model = "[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n"
     p = write_grid(tmp_path, model=model, optimizer='[optimizer]\nlr_table = { "16" = 0.01, "32" = 0.005 }\n')
     assert [r.train.lr for r in Grid.load(p).runs()] == [0.01, 0.005]
-    p = write_grid(tmp_path, model=model, optimizer="[optimizer]\nlr_law = { base = 0.004, width = 16, exponent = -1.0 }\n")
+    p = write_grid(
+        tmp_path, model=model, optimizer="[optimizer]\nlr_law = { base = 0.004, width = 16, exponent = -1.0 }\n"
+    )
     assert [r.train.lr for r in Grid.load(p).runs()] == pytest.approx([0.004, 0.002])
 
 
@@ -68,10 +80,12 @@ def test_depth_rules_and_per_width_heads(tmp_path):
 
 
 def test_variants_gqa_lpa_guide_and_fraction(tmp_path):
-    v = ('[[variants]]\nstructure = "dense"\nkv_heads = 1\n'
-         '[[variants]]\nstructure = "dense"\nattn_rank = 4\n'
-         '[[variants]]\nstructure = "blockshuffle"\nblocks = 2\nguide = { fraction = 0.5, equal_flops = true }\n'
-         '[[variants]]\nstructure = "lowrank"\nfraction = 0.32\n')
+    v = (
+        '[[variants]]\nstructure = "dense"\nkv_heads = 1\n'
+        '[[variants]]\nstructure = "dense"\nattn_rank = 4\n'
+        '[[variants]]\nstructure = "blockshuffle"\nblocks = 2\nguide = { fraction = 0.5, equal_flops = true }\n'
+        '[[variants]]\nstructure = "lowrank"\nfraction = 0.32\n'
+    )
     p = write_grid(tmp_path, variants=v, model="[model]\nwidths = [32]\nn_layers = 2\nheads = 2\nseq_len = 32\n")
     runs = Grid.load(p).runs()
     assert [r.variant for r in runs] == ["gqa-kv1", "lpa-r4", "blockshuffle-b2+sg", "lowrank-32"]
@@ -92,18 +106,27 @@ def test_builtin_grids():
     ranks = {r.variant: r.model.ffn.rank for r in seed if r.model.d_model == 768 and r.model.ffn.kind == "lowrank"}
     assert ranks == {"lowrank-63": 384, "lowrank-32": 192}
     s = [r for r in seed if r.model.d_model == 768][0]
-    assert (s.model.n_layers, s.model.n_heads, s.model.vocab_size, s.train.lr, s.train.budgets) == (12, 12, 32000, 6e-4, (int(2.2e9),))
+    assert (s.model.n_layers, s.model.n_heads, s.model.vocab_size, s.train.lr, s.train.budgets) == (
+        12,
+        12,
+        32000,
+        6e-4,
+        (int(2.2e9),),
+    )
 
 
-@pytest.mark.parametrize("sections, needle", [
-    ({"variants": '[[variants]]\nstructure = "sparse"\n'}, "unknown variant structure 'sparse'"),
-    ({"variants": '[[variants]]\nstructure = "lowrank"\nrank = 999\n'}, "rank 999 exceeds"),
-    ({"model": "[model]\nwidths = [16]\nn_layers = 2\nheads = 3\nseq_len = 32\n"}, "not divisible by n_heads=3"),
-    ({"data": '[data]\nsource = "/no/such/corpus.txt"\n'}, "not found"),
-    ({"schedule": '[schedule]\nkind = "linear"\n'}, "unknown schedule"),
-    ({"budgets": "[budgets]\n"}, "exactly one of tokens"),
-    ({"optimizer": "[optimizer]\nlearning_rate = 1\n"}, "unknown key(s) learning_rate"),
-])
+@pytest.mark.parametrize(
+    "sections, needle",
+    [
+        ({"variants": '[[variants]]\nstructure = "sparse"\n'}, "unknown variant structure 'sparse'"),
+        ({"variants": '[[variants]]\nstructure = "lowrank"\nrank = 999\n'}, "rank 999 exceeds"),
+        ({"model": "[model]\nwidths = [16]\nn_layers = 2\nheads = 3\nseq_len = 32\n"}, "not divisible by n_heads=3"),
+        ({"data": '[data]\nsource = "/no/such/corpus.txt"\n'}, "not found"),
+        ({"schedule": '[schedule]\nkind = "linear"\n'}, "unknown schedule"),
+        ({"budgets": "[budgets]\n"}, "exactly one of tokens"),
+        ({"optimizer": "[optimizer]\nlearning_rate = 1\n"}, "unknown key(s) learning_rate"),
+    ],
+)
 def test_bad_grids_raise_one_line_errors(tmp_path, sections, needle):
     p = write_grid(tmp_path, **sections)
     with pytest.raises(ScalelabError) as e:

@@ -1,4 +1,5 @@
 """Corpora: file-hash splits, fingerprints, caching, JSONL/Parquet/.bin sources, tokenizers, batches."""
+
 import hashlib
 import json
 import os
@@ -7,8 +8,18 @@ import numpy as np
 import pytest
 
 from scalelab.config import DataConfig
-from scalelab.data import (batch_offsets, data_vocab_size, epochs_note, get_batch, is_val, load_corpus,
-                           prepare, stdlib_root, val_windows, _stdlib_files)
+from scalelab.data import (
+    _stdlib_files,
+    batch_offsets,
+    data_vocab_size,
+    epochs_note,
+    get_batch,
+    is_val,
+    load_corpus,
+    prepare,
+    stdlib_root,
+    val_windows,
+)
 from scalelab.errors import ScalelabError
 
 
@@ -102,7 +113,7 @@ def test_unreadable_or_missing_bin_is_a_one_line_error(tmp_path):
 
 
 def test_hf_tokenizer_json(tmp_path):
-    tk = pytest.importorskip("tokenizers")
+    pytest.importorskip("tokenizers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     vocab = {"[UNK]": 0, "hello": 1, "world": 2, "doc": 3}
@@ -145,4 +156,4 @@ def test_epochs_note(tmp_path):
     d, _ = _folder(tmp_path)
     c = load_corpus(DataConfig(source=str(d), val_fraction=0.3))
     assert epochs_note(len(c.train) // 2, c) is None
-    assert f"about 3.0 epochs" in epochs_note(3 * len(c.train), c)
+    assert "about 3.0 epochs" in epochs_note(3 * len(c.train), c)

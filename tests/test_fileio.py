@@ -1,4 +1,5 @@
 """scalelab.fileio: atomic replace, cleanup on failure, chunked sha256 (reference: hashlib over the bytes)."""
+
 import hashlib
 import os
 

@@ -1,13 +1,21 @@
 """Analytic params and FLOPs against closed forms and the seeds' published numbers (torch-free module)."""
-import dataclasses
+
 import subprocess
 import sys
 
 import pytest
 
 from scalelab.config import GuideConfig, ModelConfig, StructureConfig
-from scalelab.flops import (equal_flops_ratio, flops_6n_per_token, flops_per_token, forward_flops_per_token,
-                            guide_flops_per_token, guide_train_flops, param_counts, train_flops)
+from scalelab.flops import (
+    equal_flops_ratio,
+    flops_6n_per_token,
+    flops_per_token,
+    forward_flops_per_token,
+    guide_flops_per_token,
+    guide_train_flops,
+    param_counts,
+    train_flops,
+)
 from scalelab.presets import get_preset, structure_for_fraction
 
 
@@ -74,7 +82,9 @@ def test_equal_flops_ratio_matches_published_range():
     rs = {}
     for name in ("seed-s", "seed-m", "seed-l", "seed-xl"):
         base = get_preset(name)
-        cfg = base.replace(ffn=structure_for_fraction("lowrank", base.d_model, base.ffn_width, 0.32), guide=GuideConfig())
+        cfg = base.replace(
+            ffn=structure_for_fraction("lowrank", base.d_model, base.ffn_width, 0.32), guide=GuideConfig()
+        )
         r = equal_flops_ratio(cfg)
         c_s = flops_per_token(cfg.replace(guide=None))
         assert c_s * (1 + r) + 0.5 * r * guide_flops_per_token(cfg) == pytest.approx(flops_per_token(base))

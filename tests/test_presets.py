@@ -1,4 +1,5 @@
 """Presets: the seeds' shapes and 63% / 32% table (copied from the paper's table), the general rule."""
+
 import pytest
 
 from scalelab.config import StructureConfig
@@ -6,8 +7,10 @@ from scalelab.errors import ScalelabError
 from scalelab.presets import PRESETS, ffn_fraction, get_preset, structure_for_fraction
 
 SHAPES = {  # d_model, layers, heads, d_ff
-    "seed-s": (768, 12, 12, 3072), "seed-m": (1024, 24, 16, 4096),
-    "seed-l": (1536, 24, 12, 6144), "seed-xl": (2048, 24, 16, 8192),
+    "seed-s": (768, 12, 12, 3072),
+    "seed-m": (1024, 24, 16, 4096),
+    "seed-l": (1536, 24, 12, 6144),
+    "seed-xl": (2048, 24, 16, 8192),
 }
 # (lowrank R, blockdense (B, R), blockshuffle B) for 63% / 32%
 TABLE = {
@@ -46,7 +49,9 @@ def test_seed_table(name, frac):
 
 
 @pytest.mark.parametrize("kind", ["lowrank", "blockdense", "blockshuffle"])
-@pytest.mark.parametrize("d,f", [(64, 256), (96, 384), (128, 512), (192, 512), (256, 1024), (320, 864), (512, 1368), (384, 1000)])
+@pytest.mark.parametrize(
+    "d,f", [(64, 256), (96, 384), (128, 512), (192, 512), (256, 1024), (320, 864), (512, 1368), (384, 1000)]
+)
 @pytest.mark.parametrize("frac", [0.63, 0.32, 0.5])
 def test_general_rule_divides_and_is_close(kind, d, f, frac):
     s = structure_for_fraction(kind, d, f, frac)

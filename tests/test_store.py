@@ -1,4 +1,5 @@
 """The run store: DESIGN.md's columns, atomic writes, validated reads."""
+
 import os
 
 import pandas as pd
@@ -11,14 +12,42 @@ from scalelab.store import COLUMNS, SCHEMA, read_runs, write_run
 
 # DESIGN.md "Run store" table, transcribed by hand: name -> kind
 DESIGN = {
-    "run_id": "str", "grid": "str", "variant": "str", "structure": "str",
-    "d_model": "int", "n_layers": "int", "n_heads": "int", "n_kv_heads": "int", "d_ff": "int",
-    "rank": "int", "blocks": "int", "params": "int", "params_nonembed": "int", "seq_len": "int",
-    "batch_tokens": "int", "step": "int", "tokens": "int", "flops": "float", "flops_6nd": "float",
-    "train_loss": "float", "val_loss": "float", "lr": "float", "final": "bool", "wall_s": "float",
-    "tokens_per_s": "float", "mfu": "float", "status": "str", "seed": "int", "corpus": "str",
-    "corpus_sha": "str", "tokenizer": "str", "device": "str", "torch_version": "str",
-    "scalelab_version": "str", "git_sha": "str", "config": "str",
+    "run_id": "str",
+    "grid": "str",
+    "variant": "str",
+    "structure": "str",
+    "d_model": "int",
+    "n_layers": "int",
+    "n_heads": "int",
+    "n_kv_heads": "int",
+    "d_ff": "int",
+    "rank": "int",
+    "blocks": "int",
+    "params": "int",
+    "params_nonembed": "int",
+    "seq_len": "int",
+    "batch_tokens": "int",
+    "step": "int",
+    "tokens": "int",
+    "flops": "float",
+    "flops_6nd": "float",
+    "train_loss": "float",
+    "val_loss": "float",
+    "lr": "float",
+    "final": "bool",
+    "wall_s": "float",
+    "tokens_per_s": "float",
+    "mfu": "float",
+    "status": "str",
+    "seed": "int",
+    "corpus": "str",
+    "corpus_sha": "str",
+    "tokenizer": "str",
+    "device": "str",
+    "torch_version": "str",
+    "scalelab_version": "str",
+    "git_sha": "str",
+    "config": "str",
 }
 KIND = {"str": pa.types.is_string, "int": pa.types.is_int64, "float": pa.types.is_float64, "bool": pa.types.is_boolean}
 
@@ -26,9 +55,26 @@ KIND = {"str": pa.types.is_string, "int": pa.types.is_int64, "float": pa.types.i
 def _row(**kw):
     r = {c: 0 for c in COLUMNS}
     r.update({c: "x" for c, k in DESIGN.items() if k == "str"})
-    r.update(run_id="abc", variant="dense", status="ok", final=False, rank=None, blocks=None, git_sha=None,
-             flops=1.0, flops_6nd=1.0, train_loss=3.0, val_loss=3.1, lr=1e-3, wall_s=1.0, tokens_per_s=1.0,
-             mfu=0.1, guide_flops=0.0, schedule="wsd", budget=100)
+    r.update(
+        run_id="abc",
+        variant="dense",
+        status="ok",
+        final=False,
+        rank=None,
+        blocks=None,
+        git_sha=None,
+        flops=1.0,
+        flops_6nd=1.0,
+        train_loss=3.0,
+        val_loss=3.1,
+        lr=1e-3,
+        wall_s=1.0,
+        tokens_per_s=1.0,
+        mfu=0.1,
+        guide_flops=0.0,
+        schedule="wsd",
+        budget=100,
+    )
     r.update(kw)
     return r
 
@@ -44,7 +90,7 @@ def test_write_is_atomic_and_reads_back(tmp_path):
     write_run(p, [_row(step=1, tokens=10), _row(step=2, tokens=20, final=True, rank=8)])
     assert os.listdir(tmp_path / "runs") == ["a.parquet"]  # no temp file left behind
     df = read_runs(str(tmp_path / "runs" / "*.parquet"))
-    assert list(df.columns[:len(COLUMNS)]) == COLUMNS and len(df) == 2
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS and len(df) == 2
     assert df["rank"].isna().tolist() == [True, False] and df["git_sha"].isna().all()
 
 
@@ -73,10 +119,14 @@ def test_read_runs_names_file_and_column(tmp_path):
 # ---- the one reader's options ----------------------------------------------------------------------
 def _store(tmp_path):
     """Run a: ok, a checkpoint at 10 tokens, one at 100 and its final row; run b: diverged after one ok row."""
-    write_run(str(tmp_path / "a.parquet"), [_row(step=1, tokens=10), _row(step=2, tokens=100),
-                                            _row(step=2, tokens=100, final=True)])
-    write_run(str(tmp_path / "b.parquet"), [_row(run_id="b", step=1, tokens=50),
-                                            _row(run_id="b", step=2, tokens=60, status="diverged")])
+    write_run(
+        str(tmp_path / "a.parquet"),
+        [_row(step=1, tokens=10), _row(step=2, tokens=100), _row(step=2, tokens=100, final=True)],
+    )
+    write_run(
+        str(tmp_path / "b.parquet"),
+        [_row(run_id="b", step=1, tokens=50), _row(run_id="b", step=2, tokens=60, status="diverged")],
+    )
     return str(tmp_path)
 
 
@@ -86,17 +136,22 @@ def test_read_runs_ok_only_drops_a_run_with_any_bad_row(tmp_path):
     assert set(read_runs(folder, ok_only=True)["run_id"]) == {"abc"}
 
 
-def test_read_runs_final_only_and_min_fraction(tmp_path):
+def test_read_runs_final_only_keeps_the_final_rows(tmp_path):
     folder = _store(tmp_path)
     fin = read_runs(folder, final_only=True)
     assert len(fin) == 1 and fin["final"].all() and fin["run_id"].iloc[0] == "abc"
+
+
+def test_read_runs_min_fraction_cuts_early_rows_per_run(tmp_path):
+    folder = _store(tmp_path)
     cut = read_runs(folder, min_fraction=0.2)  # a's 10-token row is below 0.2 x 100; b's rows (50, 60) stay
     assert sorted(cut["tokens"]) == [50, 60, 100, 100]
 
 
 def test_read_runs_reduced_schema_columns_and_run_id(tmp_path):
-    pd.DataFrame({"run_id": ["x", "x"], "params": [10, 10], "tokens": [5, 9], "loss": [3.0, 2.5],
-                  "final": [False, True]}).to_parquet(tmp_path / "foreign.parquet")
+    pd.DataFrame(
+        {"run_id": ["x", "x"], "params": [10, 10], "tokens": [5, 9], "loss": [3.0, 2.5], "final": [False, True]}
+    ).to_parquet(tmp_path / "foreign.parquet")
     p = str(tmp_path / "foreign.parquet")
     with pytest.raises(ScalelabError, match="lacks column"):
         read_runs(p)  # full validation refuses a foreign file

@@ -8,6 +8,7 @@ D = C/(6N)):
   the gradient is analytic (which only makes the reference faster than the replication's).
 Reports wall and CPU seconds, the ratio, and whether the estimates agree within 0.002.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -59,8 +60,15 @@ def _objective(theta, logN, logD, logL, delta=1e-3):
 
 
 def grid_starts(n: int | None = None) -> list:
-    g = list(itertools.product(np.arange(-1, 1.01, 0.5), np.arange(0, 26, 5), np.arange(0, 26, 5),
-                               np.arange(0, 2.01, 0.5), np.arange(0, 2.01, 0.5)))
+    g = list(
+        itertools.product(
+            np.arange(-1, 1.01, 0.5),
+            np.arange(0, 26, 5),
+            np.arange(0, 26, 5),
+            np.arange(0, 2.01, 0.5),
+            np.arange(0, 2.01, 0.5),
+        )
+    )
     return [np.array(s, float) for s in (g if n is None else g[:: max(1, len(g) // n)])]
 
 
@@ -76,8 +84,14 @@ def reference_fit(df: pd.DataFrame, starts: list) -> dict:
         if best is None or r.fun < best.fun:
             best = r
     e, a, b, al, be = best.x
-    return {"objective": float(best.fun), "E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
-            "alpha": float(al), "beta": float(be)}
+    return {
+        "objective": float(best.fun),
+        "E": float(np.exp(e)),
+        "A": float(np.exp(a)),
+        "B": float(np.exp(b)),
+        "alpha": float(al),
+        "beta": float(be),
+    }
 
 
 def _timed(fn):
@@ -86,26 +100,30 @@ def _timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def run(data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_starts: int | None = None,
-        log=print) -> tuple[list, dict]:
-    from scalelab.fit import fit_laws
+def run(
+    data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_starts: int | None = None, log=print
+) -> tuple[list, dict]:
+    from scalelab.fit import FitSpec, fit_laws
 
     path = Path(data) if data else default_data()
     df = load_chinchilla(path)
-    kw = dict(n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss")
-    fit_laws(df, bootstrap=20, **kw)                      # warm-up (imports, caches)
+    spec = FitSpec(n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss")
+    fit_laws(df, spec, bootstrap=20)  # warm-up (imports, caches)
     ours = []
     for i in range(repeats):
-        res, wall, cpu = _timed(lambda: fit_laws(df, bootstrap=n_boot, seed=i, **kw))
+        res, wall, cpu = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=i))
         ours.append((wall, cpu))
         log(f"ours: point fit + {n_boot} resamples: {wall:.3f} s wall, {cpu:.3f} s CPU")
-    point, pw, pc = _timed(lambda: fit_laws(df, bootstrap=0, **kw))
+    point, pw, pc = _timed(lambda: fit_laws(df, spec, bootstrap=0))
     # intervals against a multi-start reference on the same resamples (same seed): 8 polished starts each
-    ours0 = fit_laws(df, bootstrap=n_boot, seed=0, **kw)["all"]
-    ms, msw, msc = _timed(lambda: fit_laws(df, bootstrap=n_boot, seed=0, n_starts=8, **kw))
+    ours0 = fit_laws(df, spec, bootstrap=n_boot, seed=0)["all"]
+    ms, msw, msc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=8))
     ms = ms["all"]
     ci_diff = max(abs(ours0.conf_int[k][i] - ms.conf_int[k][i]) for k in ("E", "alpha", "beta") for i in (0, 1))
-    log(f"multi-start (8 starts per resample) reference: {msw:.3f} s wall; max |CI endpoint diff| (E, alpha, beta) {ci_diff:.2e}")
+    log(
+        f"multi-start (8 starts per resample) reference: {msw:.3f} s wall; max |CI endpoint diff| (E, alpha, beta) "
+        f"{ci_diff:.2e}"
+    )
     starts = grid_starts(ref_starts)
     log(f"reference: scipy L-BFGS-B from {len(starts)} grid starts (point fit only) ...")
     ref, rwall, rcpu = _timed(lambda: reference_fit(df, starts))
@@ -114,27 +132,67 @@ def run(data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_star
     ours_wall = float(np.median([w for w, _ in ours]))
     ours_cpu = float(np.median([c for _, c in ours]))
     rows = [
-        {"procedure": f"scalelab fit_laws: point fit + {n_boot} run-level resamples (median of {repeats})",
-         "wall_s": ours_wall, "cpu_s": ours_cpu, "objective": g.diagnostics["objective"],
-         "E": g.params["E"], "alpha": g.params["alpha"], "beta": g.params["beta"],
-         "alpha_ci": g.conf_int["alpha"], "beta_ci": g.conf_int["beta"]},
-        {"procedure": "scalelab fit_laws: point fit only", "wall_s": pw, "cpu_s": pc,
-         "objective": point["all"].diagnostics["objective"], "E": point["all"].params["E"],
-         "alpha": point["all"].params["alpha"], "beta": point["all"].params["beta"]},
-        {"procedure": f"scipy L-BFGS-B, {len(starts)}-start grid, point fit only", "wall_s": rwall, "cpu_s": rcpu,
-         "objective": ref["objective"], "E": ref["E"], "alpha": ref["alpha"], "beta": ref["beta"]},
+        {
+            "procedure": f"scalelab fit_laws: point fit + {n_boot} run-level resamples (median of {repeats})",
+            "wall_s": ours_wall,
+            "cpu_s": ours_cpu,
+            "objective": g.diagnostics["objective"],
+            "E": g.params["E"],
+            "alpha": g.params["alpha"],
+            "beta": g.params["beta"],
+            "alpha_ci": g.conf_int["alpha"],
+            "beta_ci": g.conf_int["beta"],
+        },
+        {
+            "procedure": "scalelab fit_laws: point fit only",
+            "wall_s": pw,
+            "cpu_s": pc,
+            "objective": point["all"].diagnostics["objective"],
+            "E": point["all"].params["E"],
+            "alpha": point["all"].params["alpha"],
+            "beta": point["all"].params["beta"],
+        },
+        {
+            "procedure": f"scipy L-BFGS-B, {len(starts)}-start grid, point fit only",
+            "wall_s": rwall,
+            "cpu_s": rcpu,
+            "objective": ref["objective"],
+            "E": ref["E"],
+            "alpha": ref["alpha"],
+            "beta": ref["beta"],
+        },
     ]
-    rows.insert(2, {"procedure": f"same, 8 polished starts per resample (interval reference)", "wall_s": msw,
-                    "cpu_s": msc, "objective": ms.diagnostics["objective"], "E": ms.params["E"],
-                    "alpha": ms.params["alpha"], "beta": ms.params["beta"], "alpha_ci": ms.conf_int["alpha"],
-                    "beta_ci": ms.conf_int["beta"]})
-    meta = {"max_ci_endpoint_diff_vs_8_starts": ci_diff, "data": str(path), "n_points": int(len(df)), "n_boot": n_boot, "ref_starts": len(starts),
-            "ratio_wall": rwall / ours_wall, "ratio_cpu": rcpu / ours_cpu,
-            "max_abs_diff_E_alpha_beta": max(diffs.values()), "agree_within_0.002": bool(max(diffs.values()) < 0.002),
-            "objective_rel_diff": (g.diagnostics["objective"] - ref["objective"]) / ref["objective"],
-            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    rows.insert(
+        2,
+        {
+            "procedure": "same, 8 polished starts per resample (interval reference)",
+            "wall_s": msw,
+            "cpu_s": msc,
+            "objective": ms.diagnostics["objective"],
+            "E": ms.params["E"],
+            "alpha": ms.params["alpha"],
+            "beta": ms.params["beta"],
+            "alpha_ci": ms.conf_int["alpha"],
+            "beta_ci": ms.conf_int["beta"],
+        },
+    )
+    meta = {
+        "max_ci_endpoint_diff_vs_8_starts": ci_diff,
+        "data": str(path),
+        "n_points": int(len(df)),
+        "n_boot": n_boot,
+        "ref_starts": len(starts),
+        "ratio_wall": rwall / ours_wall,
+        "ratio_cpu": rcpu / ours_cpu,
+        "max_abs_diff_E_alpha_beta": max(diffs.values()),
+        "agree_within_0.002": bool(max(diffs.values()) < 0.002),
+        "objective_rel_diff": (g.diagnostics["objective"] - ref["objective"]) / ref["objective"],
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     return rows, meta
 
 
@@ -147,22 +205,31 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
     jp, mp = out / f"{name}.json", out / f"{name}.md"
     text = json.dumps(_jsonable({"bench": "fit", "meta": meta, "rows": rows}), indent=2)
     atomic_write_bytes(jp, text.encode())
-    md = ["| procedure | wall s | CPU s | objective | E | alpha | beta |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    md = [
+        "| procedure | wall s | CPU s | objective | E | alpha | beta |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        md.append(f"| {r['procedure']} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['objective']:.10f} | "
-                  f"{r['E']:.4f} | {r['alpha']:.4f} | {r['beta']:.4f} |")
+        md.append(
+            f"| {r['procedure']} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['objective']:.10f} | "
+            f"{r['E']:.4f} | {r['alpha']:.4f} | {r['beta']:.4f} |"
+        )
     md.append("")
-    md.append(f"Reference / ours: {meta['ratio_wall']:.1f}x (wall), {meta['ratio_cpu']:.1f}x (CPU); estimates agree "
-              f"within 0.002: {meta['agree_within_0.002']} (max |diff| {meta['max_abs_diff_E_alpha_beta']:.2e}); "
-              f"load average during the run {meta['load_avg']}. 95% intervals vs 8 starts per resample (same "
-              f"resamples): max |endpoint diff| {meta['max_ci_endpoint_diff_vs_8_starts']:.2e}.")
+    md.append(
+        f"Reference / ours: {meta['ratio_wall']:.1f}x (wall), {meta['ratio_cpu']:.1f}x (CPU); estimates agree "
+        f"within 0.002: {meta['agree_within_0.002']} (max |diff| {meta['max_abs_diff_E_alpha_beta']:.2e}); "
+        f"load average during the run {meta['load_avg']}. 95% intervals vs 8 starts per resample (same "
+        f"resamples): max |endpoint diff| {meta['max_ci_endpoint_diff_vs_8_starts']:.2e}."
+    )
     if "synthetic_coverage" in meta:
         c = meta["synthetic_coverage"]
         md.append("")
-        md.append(f"Coverage of {c['level']:.0%} intervals on {c['n_sets']} synthetic 30-run data sets "
-                  f"(noise sd {c['noise_sd']}, {c['n_boot']} resamples): " +
-                  ", ".join(f"{k} {v:.0%}" for k, v in c["coverage"].items()) +
-                  f"; median alpha interval width {c['median_alpha_width']:.3f}.")
+        md.append(
+            f"Coverage of {c['level']:.0%} intervals on {c['n_sets']} synthetic 30-run data sets "
+            f"(noise sd {c['noise_sd']}, {c['n_boot']} resamples): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in c["coverage"].items())
+            + f"; median alpha interval width {c['median_alpha_width']:.3f}."
+        )
     atomic_write_bytes(mp, ("\n".join(md) + "\n").encode())
     return jp, mp
 
@@ -178,15 +245,36 @@ def coverage(n_sets: int = 50, n_boot: int = 500, sd: float = 0.01, level: float
     widths = []
     for s in range(n_sets):
         rng = np.random.default_rng(seed + s)
-        rows = [{"N": N, "D": N * t, "run": f"{N:g}-{t}",
-                 "loss": (truth["E"] + truth["A"] / N ** truth["alpha"] + truth["B"] / (N * t) ** truth["beta"])
-                 * np.exp(sd * rng.standard_normal())}
-                for N in (2e7, 5e7, 1e8, 2e8, 5e8, 1e9) for t in (5, 10, 20, 40, 80)]
-        g = fit_laws(pd.DataFrame(rows), n_col="N", d_col="D", loss_col="loss", run_col="run",
-                     bootstrap=n_boot, seed=s, level=level)["all"]
+        rows = [
+            {
+                "N": N,
+                "D": N * t,
+                "run": f"{N:g}-{t}",
+                "loss": (truth["E"] + truth["A"] / N ** truth["alpha"] + truth["B"] / (N * t) ** truth["beta"])
+                * np.exp(sd * rng.standard_normal()),
+            }
+            for N in (2e7, 5e7, 1e8, 2e8, 5e8, 1e9)
+            for t in (5, 10, 20, 40, 80)
+        ]
+        g = fit_laws(
+            pd.DataFrame(rows),
+            n_col="N",
+            d_col="D",
+            loss_col="loss",
+            run_col="run",
+            bootstrap=n_boot,
+            seed=s,
+            level=level,
+        )["all"]
         for k in hits:
             lo, hi = g.conf_int[k]
             hits[k] += lo <= truth[k] <= hi
         widths.append(g.conf_int["alpha"][1] - g.conf_int["alpha"][0])
-    return {"n_sets": n_sets, "n_boot": n_boot, "noise_sd": sd, "level": level,
-            "coverage": {k: v / n_sets for k, v in hits.items()}, "median_alpha_width": float(np.median(widths))}
+    return {
+        "n_sets": n_sets,
+        "n_boot": n_boot,
+        "noise_sd": sd,
+        "level": level,
+        "coverage": {k: v / n_sets for k, v in hits.items()},
+        "median_alpha_width": float(np.median(widths)),
+    }

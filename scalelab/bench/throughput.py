@@ -11,6 +11,7 @@
 CUDA: bf16 autocast, fused AdamW, optional torch.compile. CPU: float32. Timings are the best of
 several repeats after warm-up; results go to bench/NAME.json and bench/NAME.md (atomic writes).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -68,7 +69,7 @@ def matmul_peak(dev: torch.device, n: Optional[int] = None) -> float:
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
     best = min(time_fn(lambda: a @ b, dev, warmup=2, repeats=1) for _ in range(5))
-    return 2.0 * n ** 3 / best
+    return 2.0 * n**3 / best
 
 
 def device_label(dev: torch.device) -> str:
@@ -99,18 +100,29 @@ def check_name(name: str) -> None:
         raise ScalelabError(f"--name {name!r}: give a plain file name such as ffn or train-cpu")
 
 
-def write_results(out_dir: str, name: str, kind: str, rows: list[dict], columns: list[str], meta: dict) -> tuple[str, str]:
+def write_results(
+    out_dir: str, name: str, kind: str, rows: list[dict], columns: list[str], meta: dict
+) -> tuple[str, str]:
     """bench/NAME.json (everything) and bench/NAME.md (the table): atomic."""
     check_name(name)
     meta = dict(meta)
     if hasattr(os, "getloadavg"):  # a busy shared machine inflates every time: record how busy it was
         meta["load_avg_1m"] = round(os.getloadavg()[0], 2)
         meta["cpu_count"] = os.cpu_count()
-    doc = {"format": f"scalelab-bench-{kind}/1", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "torch": torch.__version__, **meta, "rows": rows}
+    doc = {
+        "format": f"scalelab-bench-{kind}/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        **meta,
+        "rows": rows,
+    }
     jpath = os.path.join(out_dir, f"{name}.json")
     mpath = os.path.join(out_dir, f"{name}.md")
-    md = f"# bench {kind}: {name}\n\n" + "".join(f"- {k}: {v}\n" for k, v in meta.items() if not isinstance(v, (dict, list))) + "\n"
+    md = (
+        f"# bench {kind}: {name}\n\n"
+        + "".join(f"- {k}: {v}\n" for k, v in meta.items() if not isinstance(v, (dict, list)))
+        + "\n"
+    )
     md += markdown_table(rows, columns)
     _atomic_write(jpath, json.dumps(doc, indent=1, default=str) + "\n")
     _atomic_write(mpath, md)
@@ -133,9 +145,18 @@ class _FFN(nn.Module):
 FFN_COLUMNS = ["width", "tokens", "variant", "kept", "fwd_ms", "fwd_speedup", "fwdbwd_ms", "fwdbwd_speedup"]
 
 
-def bench_ffn(widths: list[int], tokens: int, fractions=(0.63, 0.32), kinds=KINDS, device: str = "auto",
-              repeats: int = 5, warmup: int = 2, compile: bool = False, ffn_mult: int = 4,
-              log: Optional[Callable[[str], None]] = None) -> tuple[list[dict], dict]:
+def bench_ffn(
+    widths: list[int],
+    tokens: int,
+    fractions=(0.63, 0.32),
+    kinds=KINDS,
+    device: str = "auto",
+    repeats: int = 5,
+    warmup: int = 2,
+    compile: bool = False,
+    ffn_mult: int = 4,
+    log: Optional[Callable[[str], None]] = None,
+) -> tuple[list[dict], dict]:
     """Time the FFN block of every structure at each fraction against dense; rows + meta."""
     from scalelab.flops import structured_params
     from scalelab.presets import ffn_fraction, structure_for_fraction
@@ -179,62 +200,79 @@ def bench_ffn(widths: list[int], tokens: int, fractions=(0.63, 0.32), kinds=KIND
             if name == "dense":
                 base = {"f": t_f, "fb": t_fb}
             w = structured_params(s, d, f) + structured_params(s, f, d)
-            row = {"width": d, "tokens": tokens, "variant": name, "rank": s.rank, "blocks": s.blocks,
-                   "kept": round(ffn_fraction(s, d, f), 4), "params": w,
-                   "fwd_ms": 1e3 * t_f, "fwd_speedup": base["f"] / t_f,
-                   "fwdbwd_ms": 1e3 * t_fb, "fwdbwd_speedup": base["fb"] / t_fb,
-                   "fwd_tflops": 2.0 * w * tokens / t_f / 1e12}
+            row = {
+                "width": d,
+                "tokens": tokens,
+                "variant": name,
+                "rank": s.rank,
+                "blocks": s.blocks,
+                "kept": round(ffn_fraction(s, d, f), 4),
+                "params": w,
+                "fwd_ms": 1e3 * t_f,
+                "fwd_speedup": base["f"] / t_f,
+                "fwdbwd_ms": 1e3 * t_fb,
+                "fwdbwd_speedup": base["fb"] / t_fb,
+                "fwd_tflops": 2.0 * w * tokens / t_f / 1e12,
+            }
             rows.append(row)
             if log:
-                log(f"width {d} {name}: fwd {row['fwd_ms']:.2f} ms ({row['fwd_speedup']:.2f}x), "
-                    f"fwd+bwd {row['fwdbwd_ms']:.2f} ms ({row['fwdbwd_speedup']:.2f}x)")
-            del mod, run
-    meta = {"device": device_label(dev), "dtype": "bf16 autocast" if cuda else "float32", "compile": compile,
-            "repeats": repeats, "warmup": warmup, "ffn": f"d -> {ffn_mult}d -> d, GELU(tanh), biases"}
+                log(
+                    f"width {d} {name}: fwd {row['fwd_ms']:.2f} ms ({row['fwd_speedup']:.2f}x), "
+                    f"fwd+bwd {row['fwdbwd_ms']:.2f} ms ({row['fwdbwd_speedup']:.2f}x)"
+                )
+            mod = run = None  # free the device memory before the next variant (a del would unbind the closures)
+    meta = {
+        "device": device_label(dev),
+        "dtype": "bf16 autocast" if cuda else "float32",
+        "compile": compile,
+        "repeats": repeats,
+        "warmup": warmup,
+        "ffn": f"d -> {ffn_mult}d -> d, GELU(tanh), biases",
+    }
     return rows, meta
 
 
 # ---- whole-model train steps ----------------------------------------------------------------------
 def parse_variant(base: ModelConfig, name: str) -> ModelConfig:
-    """'dense', 'lowrank-63', 'blockshuffle-32', 'lowrank-r64', 'blockdense-b2r64', 'blockshuffle-b4',
-    'lpa-r32', 'gqa-kv2', joined with '+' (e.g. 'lowrank-32+gqa-kv2'); '+sg' adds self-guidance."""
+    """A variant name -> base with that variant: a structure name (scalelab.structures: 'dense',
+    'lowrank-63', 'blockshuffle-32', 'lowrank-r64', 'blockdense-b2r64', 'blockshuffle-b4', ...), 'lpa-r32',
+    'gqa-kv2', joined with '+' (e.g. 'lowrank-32+gqa-kv2'); '+sg' adds self-guidance."""
     import re
 
+    from scalelab import structures
     from scalelab.config import GuideConfig
-    from scalelab.presets import structure_for_fraction
 
-    cfg = base
+    changes: dict = {}
     for part in name.split("+"):
         p = part.strip()
-        m = re.fullmatch(r"(lowrank|blockdense|blockshuffle)-(\d+)", p)
-        if p == "dense":
-            cfg = cfg.replace(ffn=StructureConfig("dense"))
-        elif m:
-            cfg = cfg.replace(ffn=structure_for_fraction(m[1], cfg.d_model, cfg.ffn_width, int(m[2]) / 100))
-        elif m := re.fullmatch(r"lowrank-r(\d+)", p):
-            cfg = cfg.replace(ffn=StructureConfig("lowrank", rank=int(m[1])))
-        elif m := re.fullmatch(r"blockdense-b(\d+)r(\d+)", p):
-            cfg = cfg.replace(ffn=StructureConfig("blockdense", blocks=int(m[1]), rank=int(m[2])))
-        elif m := re.fullmatch(r"blockshuffle-b(\d+)", p):
-            cfg = cfg.replace(ffn=StructureConfig("blockshuffle", blocks=int(m[1])))
+        if structures.is_name(p):
+            changes["ffn"] = structures.parse(p, base.d_model, base.ffn_width)
         elif m := re.fullmatch(r"lpa-r(\d+)", p):
-            cfg = cfg.replace(attn="lpa", attn_rank=int(m[1]))
+            changes.update(attn="lpa", attn_rank=int(m[1]))
         elif m := re.fullmatch(r"gqa-kv(\d+)", p):
-            cfg = cfg.replace(attn="gqa" if cfg.attn != "lpa" else "lpa", n_kv_heads=int(m[1]))
+            changes.update(attn="lpa" if changes.get("attn", base.attn) == "lpa" else "gqa", n_kv_heads=int(m[1]))
         elif p == "sg":
-            cfg = cfg.replace(guide=GuideConfig())
+            changes["guide"] = GuideConfig()
         else:
-            raise ScalelabError(f"variant part {p!r} not understood: use dense, KIND-63, KIND-32, lowrank-rR, "
-                                "blockdense-bBrR, blockshuffle-bB, lpa-rR, gqa-kvK, sg, joined with +")
-    return cfg.validate()
+            raise ScalelabError(
+                f"variant part {p!r} not understood: use {structures.grammar()}, lpa-rR, gqa-kvK, sg, joined with +"
+            )
+    return base.replace(**changes).validate()
 
 
 TRAIN_COLUMNS = ["variant", "params", "flops_per_token", "step_ms", "tokens_per_s", "speedup", "mfu"]
 
 
-def bench_train(base: ModelConfig, variants: list[str], batch: int, steps: int = 5, warmup: int = 2,
-                device: str = "auto", compile: bool = False,
-                log: Optional[Callable[[str], None]] = None) -> tuple[list[dict], dict]:
+def bench_train(
+    base: ModelConfig,
+    variants: list[str],
+    batch: int,
+    steps: int = 5,
+    warmup: int = 2,
+    device: str = "auto",
+    compile: bool = False,
+    log: Optional[Callable[[str], None]] = None,
+) -> tuple[list[dict], dict]:
     """AdamW train steps of each variant on a fixed random batch: tokens/s and MFU; rows + meta."""
     from scalelab.flops import flops_per_token, guide_flops_per_token, param_counts
     from scalelab.model.gpt import GPT
@@ -275,18 +313,35 @@ def bench_train(base: ModelConfig, variants: list[str], batch: int, steps: int =
         t = time_fn(step, dev, warmup, steps)
         tps = batch * T / t
         fpt = flops_per_token(cfg) + guide_flops_per_token(cfg)  # guide path at alpha = 1 while timed
-        row = {"variant": v, "name": cfg.variant, "params": param_counts(cfg).params,
-               "flops_per_token": fpt, "step_ms": 1e3 * t, "tokens_per_s": tps,
-               "speedup": None, "mfu": fpt * tps / peak}
+        row = {
+            "variant": v,
+            "name": cfg.variant,
+            "params": param_counts(cfg).params,
+            "flops_per_token": fpt,
+            "step_ms": 1e3 * t,
+            "tokens_per_s": tps,
+            "speedup": None,
+            "mfu": fpt * tps / peak,
+        }
         rows.append(row)
         if log:
             log(f"{v}: {row['step_ms']:.1f} ms/step, {tps:,.0f} tokens/s, MFU {row['mfu']:.1%}")
-        del model, opt, run
+        model = opt = run = None  # free the device memory before the next variant
     dense_tps = next((r["tokens_per_s"] for r in rows if r["name"] == "dense"), None)
     for r in rows:  # tokens/s relative to the dense variant, when one was timed
         r["speedup"] = r["tokens_per_s"] / dense_tps if dense_tps else None
-    meta = {"device": device_label(dev), "dtype": "bf16 autocast" if cuda else "float32", "compile": compile,
-            "shape": f"d_model {base.d_model}, layers {base.n_layers}, heads {base.n_heads}, seq {T}, vocab {base.vocab_size}",
-            "batch": batch, "steps": steps, "warmup": warmup, "peak_flops": peak, "peak_source": peak_src,
-            "measured_matmul_flops": peak_measured, "model": base.to_dict()}
+    meta = {
+        "device": device_label(dev),
+        "dtype": "bf16 autocast" if cuda else "float32",
+        "compile": compile,
+        "shape": f"d_model {base.d_model}, layers {base.n_layers}, heads {base.n_heads}, seq {T}, vocab "
+        f"{base.vocab_size}",
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "peak_flops": peak,
+        "peak_source": peak_src,
+        "measured_matmul_flops": peak_measured,
+        "model": base.to_dict(),
+    }
     return rows, meta

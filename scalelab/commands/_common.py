@@ -1,4 +1,5 @@
 """Shared CLI plumbing: user errors become one line on stderr and exit code 2."""
+
 from __future__ import annotations
 
 import functools

@@ -1,15 +1,21 @@
 """`scalelab bench ...`: benchmarks (fit speed, CPU/GPU training throughput, FFN speed-ups).
 
 Results go to bench/NAME.json plus a markdown table; never timed inside unit tests."""
+
 import typer
 
-app = typer.Typer(help="Benchmarks: fit speed, training throughput and MFU, structured FFN speed-ups. Writes bench/NAME.json and a markdown table.", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks: fit speed, training throughput and MFU, structured FFN speed-ups. Writes bench/NAME.json and a "
+    "markdown table.",
+    no_args_is_help=True,
+)
 
 
 # ---- bench ffn / bench train (structured layers; implementation in scalelab/bench.py) ---------------
 from typing import Optional as _Optional  # noqa: E402
 
-from scalelab.commands._common import stdout_console, user_errors as _user_errors  # noqa: E402
+from scalelab.commands._common import stdout_console  # noqa: E402
+from scalelab.commands._common import user_errors as _user_errors  # noqa: E402
 
 
 def _int_list(text: str, what: str) -> list:
@@ -31,7 +37,12 @@ def _show(rows: list, columns: list, title: str, paths: tuple) -> None:
     for c in columns:
         t.add_column(c, justify="left" if c == "variant" else "right")
     for r in rows:
-        t.add_row(*[(f"{r[c]:.4g}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r[c]))) for c in columns])
+        t.add_row(
+            *[
+                (f"{r[c]:.4g}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r[c])))
+                for c in columns
+            ]
+        )
     con = stdout_console()
     con.print(t)
     con.print(f"wrote {paths[0]} and {paths[1]}")
@@ -40,9 +51,18 @@ def _show(rows: list, columns: list, title: str, paths: tuple) -> None:
 @app.command("ffn")
 @_user_errors
 def ffn(
-    widths: _Optional[str] = typer.Option(None, "--widths", help="Comma-separated d_model values (FFN d -> 4d -> d). Default: 256,512,1024 on CPU; 1024,2048,4096,5120 on CUDA."),
-    tokens: _Optional[int] = typer.Option(None, "--tokens", help="Tokens per call (rows of x). Default 2048 on CPU, 30720 on CUDA (the seeds' ~30K)."),
-    fractions: str = typer.Option("63,32", "--fractions", help="Kept shares of the FFN params in percent (the seeds' 63% and 32% settings)."),
+    widths: _Optional[str] = typer.Option(
+        None,
+        "--widths",
+        help="Comma-separated d_model values (FFN d -> 4d -> d). Default: 256,512,1024 on CPU; 1024,2048,4096,5120 "
+        "on CUDA.",
+    ),
+    tokens: _Optional[int] = typer.Option(
+        None, "--tokens", help="Tokens per call (rows of x). Default 2048 on CPU, 30720 on CUDA (the seeds' ~30K)."
+    ),
+    fractions: str = typer.Option(
+        "63,32", "--fractions", help="Kept shares of the FFN params in percent (the seeds' 63% and 32% settings)."
+    ),
     kinds: str = typer.Option("lowrank,blockdense,blockshuffle", "--kinds", help="Structures to time against dense."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (CUDA uses bf16 autocast; CPU float32)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed calls per measurement (the best is kept)."),
@@ -54,6 +74,7 @@ def ffn(
     """FFN-only forward and forward+backward time of each structure at 63% / 32% vs dense."""
     import json as _json
 
+    from scalelab import structures
     from scalelab.bench import throughput as B
     from scalelab.errors import ScalelabError
 
@@ -66,12 +87,13 @@ def ffn(
     if any(not 0 < f < 1 for f in fr):
         raise ScalelabError(f"--fractions {fractions!r}: give percents between 1 and 99")
     ks = [k.strip() for k in kinds.split(",") if k.strip()]
-    bad = [k for k in ks if k not in B.KINDS]
+    structured = [k for k in structures.names() if structures.get(k).fields]  # every registered kind but dense
+    bad = [k for k in ks if k not in structured]
     if bad or not ks:
-        raise ScalelabError(f"--kinds {kinds!r}: use some of {', '.join(B.KINDS)}")
+        raise ScalelabError(f"--kinds {kinds!r}: use some of {', '.join(structured)}")
     if repeats < 1 or n_tok < 1:
         raise ScalelabError("--repeats and --tokens must be positive")
-    log = (lambda m: typer.echo(m, err=True))
+    log = lambda m: typer.echo(m, err=True)
     rows, meta = B.bench_ffn(w, n_tok, fr, ks, device=str(dev), repeats=repeats, compile=compile, log=log)
     paths = B.write_results(out, name, "ffn", rows, B.FFN_COLUMNS, meta)
     if as_json:
@@ -84,8 +106,12 @@ def ffn(
 @_user_errors
 def train(
     preset: str = typer.Option("small", "--preset", "-p", help="Model shape (scalelab inspect lists the numbers)."),
-    variants: str = typer.Option("dense,lowrank-63,lowrank-32,blockdense-63,blockshuffle-63", "--variants",
-                                 help="Comma-separated variants: dense, KIND-63, KIND-32, lowrank-rR, blockdense-bBrR, blockshuffle-bB, lpa-rR, gqa-kvK, joined with + (e.g. lowrank-32+gqa-kv2)."),
+    variants: str = typer.Option(
+        "dense,lowrank-63,lowrank-32,blockdense-63,blockshuffle-63",
+        "--variants",
+        help="Comma-separated variants: dense, KIND-63, KIND-32, KIND with its sizes (lowrank-rR, blockdense-bBrR, "
+        "blockshuffle-bB, ...: scalelab/structures.py), lpa-rR, gqa-kvK, sg, joined with + (e.g. lowrank-32+gqa-kv2).",
+    ),
     batch: int = typer.Option(16, "--batch", help="Sequences per step."),
     seq_len: _Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the preset's)."),
     steps: int = typer.Option(5, "--steps", help="Timed optimizer steps (the best is kept)."),
@@ -115,24 +141,38 @@ def train(
     B.pick_device(device)
     for v in vs:  # every variant parses before anything is timed
         B.parse_variant(base, v)
-    log = (lambda m: typer.echo(m, err=True))
+    log = lambda m: typer.echo(m, err=True)
     rows, meta = B.bench_train(base.validate(), vs, batch, steps, warmup, device=device, compile=compile, log=log)
     paths = B.write_results(out, name, "train", rows, B.TRAIN_COLUMNS, meta)
     if as_json:
         typer.echo(_json.dumps({"meta": meta, "rows": rows}, default=str))
     else:
-        _show(rows, B.TRAIN_COLUMNS, f"train steps ({meta['device']}, {meta['dtype']}, peak {meta['peak_flops']:.3g} FLOP/s: {meta['peak_source']})", paths)
+        _show(
+            rows,
+            B.TRAIN_COLUMNS,
+            f"train steps ({meta['device']}, {meta['dtype']}, peak {meta['peak_flops']:.3g} FLOP/s: "
+            f"{meta['peak_source']})",
+            paths,
+        )
 
 
 # ---- bench fit (scaling-law fit speed; implementation in scalelab/benchfit.py) ------------------------
 @app.command("fit")
 @_user_errors
 def fit(
-    data: _Optional[str] = typer.Option(None, "--data", help="Epoch's chinchilla_epoch.csv (default: ../shared/data/chinchilla_epoch.csv)."),
+    data: _Optional[str] = typer.Option(
+        None, "--data", help="Epoch's chinchilla_epoch.csv (default: ../shared/data/chinchilla_epoch.csv)."
+    ),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples in our timed fit."),
     repeats: int = typer.Option(3, "--repeats", help="Timed repeats of our fit (median reported)."),
-    ref_starts: _Optional[int] = typer.Option(None, "--ref-starts", help="Use about this many of the reference grid's 4,500 starts (default: all)."),
-    coverage: int = typer.Option(0, "--coverage", help="Also check interval coverage on this many synthetic data sets from a known law (e.g. 50)."),
+    ref_starts: _Optional[int] = typer.Option(
+        None, "--ref-starts", help="Use about this many of the reference grid's 4,500 starts (default: all)."
+    ),
+    coverage: int = typer.Option(
+        0,
+        "--coverage",
+        help="Also check interval coverage on this many synthetic data sets from a known law (e.g. 50).",
+    ),
     name: str = typer.Option("fit", "--name", help="Results go to OUT/NAME.json and OUT/NAME.md."),
     out: str = typer.Option("bench", "--out", help="Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON instead of a table."),
@@ -142,7 +182,7 @@ def fit(
 
     from scalelab.bench import fit as BF
 
-    log = (lambda m: typer.echo(m, err=True))
+    log = lambda m: typer.echo(m, err=True)
     rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)
     if coverage > 0:
         meta["synthetic_coverage"] = BF.coverage(coverage)
@@ -151,6 +191,12 @@ def fit(
     if as_json:
         typer.echo(_json.dumps({"meta": meta, "rows": rows}, default=str))
         return
-    _show([{k: v for k, v in r.items() if k in ("procedure", "wall_s", "cpu_s", "objective", "E", "alpha", "beta")}
-           for r in rows], ["procedure", "wall_s", "cpu_s", "objective", "E", "alpha", "beta"],
-          f"fit speed: reference/ours {meta['ratio_wall']:.1f}x wall; agree within 0.002: {meta['agree_within_0.002']}", paths)
+    _show(
+        [
+            {k: v for k, v in r.items() if k in ("procedure", "wall_s", "cpu_s", "objective", "E", "alpha", "beta")}
+            for r in rows
+        ],
+        ["procedure", "wall_s", "cpu_s", "objective", "E", "alpha", "beta"],
+        f"fit speed: reference/ours {meta['ratio_wall']:.1f}x wall; agree within 0.002: {meta['agree_within_0.002']}",
+        paths,
+    )

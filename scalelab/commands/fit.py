@@ -1,4 +1,5 @@
 """`scalelab fit`: scaling laws per variant with run-level bootstrap intervals -> fits/NAME.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,31 +12,116 @@ from scalelab.commands._common import stdout_console, user_errors
 
 @user_errors
 def fit(
-    inputs: List[Path] = typer.Argument(..., help="Run-store files (runs/*.parquet) or CSV files of (N, D, loss) points.", show_default=False),
-    by: Optional[str] = typer.Option(None, "--by", help="Comma-separated columns to group by. Default: variant for the run store, --group-col (or one group) for CSV. E.g. --by variant,d_model fits L(D) per width."),
-    form: str = typer.Option("auto", "--form", help="auto | chinchilla (L(N,D)=E+A/N^alpha+B/D^beta) | data (L(D), fixed N) | size (L(N), fixed D) | frontier (L(C)=E+K/C^gamma) | power (L(C)=K/C^gamma). auto picks chinchilla when N and D both vary, frontier when they are confounded (one tokens/param ratio)."),
-    approach: int = typer.Option(3, "--approach", help="3: parametric fit (default). 1: envelope of loss vs FLOPs -> N_opt(C), D_opt(C). 2: IsoFLOP parabolas. 1 and 2 use statsmodels OLS and need curves/IsoFLOP slices."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples of whole runs (rows when there is no run id). 0: no intervals (the planner will refuse such a fit)."),
+    inputs: List[Path] = typer.Argument(
+        ..., help="Run-store files (runs/*.parquet) or CSV files of (N, D, loss) points.", show_default=False
+    ),
+    by: Optional[str] = typer.Option(
+        None,
+        "--by",
+        help="Comma-separated columns to group by. Default: variant for the run store, --group-col (or one group) "
+        "for CSV. E.g. --by variant,d_model fits L(D) per width.",
+    ),
+    form: str = typer.Option(
+        "auto",
+        "--form",
+        help="auto | chinchilla (L(N,D)=E+A/N^alpha+B/D^beta) | data (L(D), fixed N) | size (L(N), fixed D) | "
+        "frontier (L(C)=E+K/C^gamma) | power (L(C)=K/C^gamma). auto picks chinchilla when N and D both vary, "
+        "frontier when they are confounded (one tokens/param ratio).",
+    ),
+    approach: int = typer.Option(
+        3,
+        "--approach",
+        help="3: parametric fit (default). 1: envelope of loss vs FLOPs -> N_opt(C), D_opt(C). 2: IsoFLOP parabolas. "
+        "1 and 2 use statsmodels OLS and need curves/IsoFLOP slices.",
+    ),
+    bootstrap: int = typer.Option(
+        1000,
+        "--bootstrap",
+        help="Bootstrap resamples of whole runs (rows when there is no run id). 0: no intervals (the planner will "
+        "refuse such a fit).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     level: float = typer.Option(0.95, "--level", help="Level of the percentile intervals."),
-    loss: str = typer.Option("huber", "--loss", help="huber (Huber on log loss, as Hoffmann et al.) or lsq (least squares on log loss)."),
+    loss: str = typer.Option(
+        "huber", "--loss", help="huber (Huber on log loss, as Hoffmann et al.) or lsq (least squares on log loss)."
+    ),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta (on log-loss residuals)."),
-    weights: str = typer.Option("none", "--weights", help="none, or compute: weight each point by sqrt(C) (normalised)."),
-    overestimate_penalty: float = typer.Option(1.0, "--overestimate-penalty", help="Multiply the loss of points the law over-predicts by this (e.g. 10): fits the lower envelope when small runs were under-tuned. 1 = symmetric."),
-    share_e: bool = typer.Option(False, "--share-e", help="Joint L(N, D) fit across groups sharing one E (same data, same irreducible loss), per-group A, B, alpha, beta."),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="largest: refit without the largest-size runs and report the relative error predicting them."),
-    compare: Optional[List[str]] = typer.Option(None, "--compare", help="Two groups 'A,B' to compare (repeatable): bootstrap interval of B - A in alpha, beta, a. Default: every group against dense when a dense group exists."),
-    at_flops: Optional[float] = typer.Option(None, "--at-flops", help="FLOPs C at which to report compute-optimal N, D and tokens per parameter (C = 6ND allocation). Default: the largest C in the group."),
-    all_checkpoints: bool = typer.Option(False, "--all-checkpoints", help="Run store: also use curve points, dropping checkpoints before 20% of each run's final tokens. Default: final rows only."),
-    drop_top_loss: int = typer.Option(0, "--drop-top-loss", help="Drop the K highest-loss points first (the Chinchilla replication drops 5)."),
-    n_col: Optional[str] = typer.Option(None, "--n-col", help="Column of parameters N. Default: params (run store), N (CSV)."),
-    d_col: Optional[str] = typer.Option(None, "--d-col", help="Column of tokens D. Default: tokens (run store), D (CSV; when absent and --flops-col is given, D = C/(6N))."),
-    loss_col: Optional[str] = typer.Option(None, "--loss-col", help="Column of the loss (nats). Default: val_loss (run store), loss (CSV)."),
-    flops_col: Optional[str] = typer.Option(None, "--flops-col", help="Column of training FLOPs C. Default: flops (run store, the seeds' convention); CSV: none (C = 6ND)."),
-    group_col: Optional[str] = typer.Option(None, "--group-col", help="CSV: column naming each point's group (same as --by)."),
-    run_col: Optional[str] = typer.Option(None, "--run-col", help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: rows."),
-    starts: Optional[int] = typer.Option(None, "--starts", help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64). Default: 2 for groups of >= 240 points, up to 8 for small groups."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Fit file to write. Default: fits/NAME.json, NAME from the input (its stem, or its folder for several files)."),
+    weights: str = typer.Option(
+        "none", "--weights", help="none, or compute: weight each point by sqrt(C) (normalised)."
+    ),
+    overestimate_penalty: float = typer.Option(
+        1.0,
+        "--overestimate-penalty",
+        help="Multiply the loss of points the law over-predicts by this (e.g. 10): fits the lower envelope when "
+        "small runs were under-tuned. 1 = symmetric.",
+    ),
+    share_e: bool = typer.Option(
+        False,
+        "--share-e",
+        help="Joint L(N, D) fit across groups sharing one E (same data, same irreducible loss), per-group A, B, "
+        "alpha, beta.",
+    ),
+    holdout: Optional[str] = typer.Option(
+        None,
+        "--holdout",
+        help="largest: refit without the largest-size runs and report the relative error predicting them.",
+    ),
+    compare: Optional[List[str]] = typer.Option(
+        None,
+        "--compare",
+        help="Two groups 'A,B' to compare (repeatable): bootstrap interval of B - A in alpha, beta, a. Default: "
+        "every group against dense when a dense group exists.",
+    ),
+    at_flops: Optional[float] = typer.Option(
+        None,
+        "--at-flops",
+        help="FLOPs C at which to report compute-optimal N, D and tokens per parameter (C = 6ND allocation). "
+        "Default: the largest C in the group.",
+    ),
+    all_checkpoints: bool = typer.Option(
+        False,
+        "--all-checkpoints",
+        help="Run store: also use curve points, dropping checkpoints before 20% of each run's final tokens. Default: "
+        "final rows only.",
+    ),
+    drop_top_loss: int = typer.Option(
+        0, "--drop-top-loss", help="Drop the K highest-loss points first (the Chinchilla replication drops 5)."
+    ),
+    n_col: Optional[str] = typer.Option(
+        None, "--n-col", help="Column of parameters N. Default: params (run store), N (CSV)."
+    ),
+    d_col: Optional[str] = typer.Option(
+        None,
+        "--d-col",
+        help="Column of tokens D. Default: tokens (run store), D (CSV; when absent and --flops-col is given, D = "
+        "C/(6N)).",
+    ),
+    loss_col: Optional[str] = typer.Option(
+        None, "--loss-col", help="Column of the loss (nats). Default: val_loss (run store), loss (CSV)."
+    ),
+    flops_col: Optional[str] = typer.Option(
+        None,
+        "--flops-col",
+        help="Column of training FLOPs C. Default: flops (run store, the seeds' convention); CSV: none (C = 6ND).",
+    ),
+    group_col: Optional[str] = typer.Option(
+        None, "--group-col", help="CSV: column naming each point's group (same as --by)."
+    ),
+    run_col: Optional[str] = typer.Option(
+        None, "--run-col", help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: rows."
+    ),
+    starts: Optional[int] = typer.Option(
+        None,
+        "--starts",
+        help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64). "
+        "Default: 2 for groups of >= 240 points, up to 8 for small groups.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="Fit file to write. Default: fits/NAME.json, NAME from the input (its stem, or its folder for several "
+        "files).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table."),
 ) -> None:
     """Fit Chinchilla-style scaling laws per group with run-level bootstrap intervals.
@@ -45,69 +131,43 @@ def fit(
     import json
     import sys
 
-    import numpy as np
-    import pandas as pd
+    from scalelab.fit import FitSpec, fit_laws, io
 
-    from scalelab.errors import ScalelabError
-    from scalelab.fit import estimate, io
-
-    if not inputs:
-        raise ScalelabError("give run-store files (runs/*.parquet) or a CSV")
-    kinds = {("csv" if p.suffix.lower() in (".csv", ".tsv") else "parquet") for p in inputs}
-    if len(kinds) > 1:
-        raise ScalelabError("mixed CSV and Parquet inputs: fit them separately")
-    kind = kinds.pop()
-    if approach not in (1, 2, 3):
-        raise ScalelabError(f"--approach {approach}: use 1, 2 or 3")
-    if holdout not in (None, "largest"):
-        raise ScalelabError(f"--holdout {holdout!r}: the only rule is 'largest'")
     by_cols = [c.strip() for c in by.split(",") if c.strip()] if by else None
-
-    if kind == "parquet":
-        if group_col:
-            by_cols = by_cols or [group_col]
-        by_cols = by_cols if by_cols is not None else ["variant"]
-        n_col, d_col, loss_col = n_col or "params", d_col or "tokens", loss_col or "val_loss"
-        flops_col = flops_col or "flops"
-        run_col = run_col or "run_id"
-        df = io.read_runs(inputs, loss_col=loss_col, n_col=n_col, by=by_cols, all_checkpoints=all_checkpoints)
-        for c in (d_col, flops_col, run_col):
-            if c not in df.columns:
-                raise ScalelabError(f"{inputs[0]}: missing column {c!r}")
-        convention = flops_col
-    else:
-        if all_checkpoints:
-            raise ScalelabError("--all-checkpoints needs run-store Parquet input (CSV rows are used as given)")
-        n_col, loss_col = n_col or "N", loss_col or "loss"
-        head = _csv_columns(inputs[0])
-        if d_col is None:
-            d_col = "D" if "D" in head or not flops_col else None
-        if by_cols is None:
-            by_cols = [group_col] if group_col else []
-        numeric = [c for c in (n_col, d_col, loss_col, flops_col) if c]
-        df = io.read_csv(inputs, numeric, [c for c in (*by_cols, run_col) if c])
-        convention = "6ND"
-        if flops_col and d_col:
-            c6 = 6 * df[n_col].astype(float) * df[d_col].astype(float)
-            if not np.allclose(df[flops_col].astype(float), c6, rtol=0.01):
-                convention = flops_col
-    if drop_top_loss > 0:
-        if drop_top_loss >= len(df):
-            raise ScalelabError(f"--drop-top-loss {drop_top_loss} would drop every point")
-        thr = np.sort(df[loss_col].astype(float).to_numpy())[-drop_top_loss]
-        df = df[df[loss_col].astype(float) < thr]
-    pairs = None
-    if compare:
-        pairs = []
-        for c in compare:
-            ab = [x.strip() for x in c.split(",")]
-            if len(ab) != 2 or not all(ab):
-                raise ScalelabError(f"--compare {c!r}: give two group names, e.g. --compare dense,lowrank-32")
-            pairs.append(tuple(ab))
+    df, cols = io.load_inputs(
+        inputs,
+        n_col=n_col,
+        d_col=d_col,
+        loss_col=loss_col,
+        flops_col=flops_col,
+        run_col=run_col,
+        by=by_cols,
+        group_col=group_col,
+        all_checkpoints=all_checkpoints,
+    )
+    pairs = [tuple(x.strip() for x in c.split(",")) for c in compare] if compare else None
+    spec = FitSpec(
+        **cols,
+        form=form,
+        approach=approach,
+        bootstrap=bootstrap,
+        seed=seed,
+        level=level,
+        loss=loss,
+        delta=delta,
+        weights=weights,
+        overestimate_penalty=overestimate_penalty,
+        share_e=share_e,
+        holdout=holdout,
+        compare=pairs,
+        c_ref=at_flops,
+        n_starts=starts,
+        drop_top_loss=drop_top_loss,
+    )
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} files)"
 
     progress = None
-    n_groups = df[by_cols].drop_duplicates().shape[0] if by_cols else 1
+    n_groups = df[list(spec.by)].drop_duplicates().shape[0] if spec.by else 1
     if bootstrap * n_groups > 3000 and sys.stderr.isatty() and not json_out:
         from rich.console import Console
 
@@ -119,42 +179,21 @@ def fit(
         def progress(name):
             done[0] += 1
             status.update(f"fitted {done[0]}/{n_groups} groups (last: {name}) ...")
+
     try:
-        if approach in (1, 2):
-            res = estimate.fit_allocation(df, approach, n_col=n_col, d_col=d_col, loss_col=loss_col,
-                                          c_col=flops_col, run_col=run_col, by=by_cols, level=level,
-                                          source=source, inputs=io.provenance(inputs), flop_convention=convention)
-        else:
-            res = estimate.fit_laws(df, n_col=n_col, d_col=d_col, loss_col=loss_col, c_col=flops_col,
-                                    run_col=run_col, by=by_cols, form=form, bootstrap=bootstrap, seed=seed,
-                                    level=level, loss=loss, delta=delta, weights=weights,
-                                    overestimate_penalty=overestimate_penalty, share_e=share_e, holdout=holdout,
-                                    compare=pairs, c_ref=at_flops, flop_convention=convention,
-                                    n_starts=starts, inputs=io.provenance(inputs), source=source,
-                                    progress=progress)
+        res = fit_laws(df, spec, inputs=io.provenance(inputs), source=source, progress=progress)
     finally:
         if progress is not None:
             status.stop()
     if out is None:
         name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
         out = Path("fits") / f"{name}.json"
-    res.meta["drop_top_loss"] = drop_top_loss
-    res.meta["all_checkpoints"] = all_checkpoints
     path = res.to_json(out)
     if json_out:
         typer.echo(json.dumps(res.to_dict(path.name[:-5] + ".samples.parquet"), indent=2))
         return
     _table(res)
     typer.echo(f"wrote {path}")
-
-
-def _csv_columns(path: Path) -> list[str]:
-    import pandas as pd
-
-    try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except Exception:
-        return []   # io.read_csv reports the problem with the file's name
 
 
 def _long(v) -> str:
@@ -170,7 +209,9 @@ def _table(res) -> None:
         return "nan" if v is None or v != v else f"{float(v):.3g}"
 
     lvl = int(round(res.level * 100))
-    t = Table(title=f"scaling-law fits ({lvl}% bootstrap intervals, {res.meta.get('bootstrap', {}).get('n', 0)} resamples)")
+    t = Table(
+        title=f"scaling-law fits ({lvl}% bootstrap intervals, {res.meta.get('bootstrap', {}).get('n', 0)} resamples)"
+    )
     for c in ("group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs"):
         t.add_column(c, overflow="fold")
 
@@ -183,9 +224,18 @@ def _table(res) -> None:
 
     for g in res:
         p = g.params
-        t.add_row(g.name, g.form, ci(g, "E"), _fmt(p.get("A", p.get("K"))) if ("A" in p or "K" in p) else "-",
-                  ci(g, "alpha") if "alpha" in p else ci(g, "gamma"), _fmt(p["B"]) if "B" in p else "-",
-                  ci(g, "beta"), ci(g, "a", "derived"), str(g.n_points), str(g.n_runs))
+        t.add_row(
+            g.name,
+            g.form,
+            ci(g, "E"),
+            _fmt(p.get("A", p.get("K"))) if ("A" in p or "K" in p) else "-",
+            ci(g, "alpha") if "alpha" in p else ci(g, "gamma"),
+            _fmt(p["B"]) if "B" in p else "-",
+            ci(g, "beta"),
+            ci(g, "a", "derived"),
+            str(g.n_points),
+            str(g.n_runs),
+        )
     con = stdout_console()
     con.print(t)
     # warnings below the table, one per line: in a column they fold into an unreadable strip at 80 columns
@@ -197,19 +247,31 @@ def _table(res) -> None:
         d = g.diagnostics
         if "objective" in d:
             b = d.get("bootstrap")
-            boot = (f"; bootstrap: {b['n_starts']} starts per resample, >= 2 of them reached the best value in "
-                    f"{1 - b['frac_one_start_at_best']:.0%} of resamples, {b['frac_at_bound']:.0%} at a bound") if b else ""
-            con.print(f"{g.name}: objective {d['objective']:.6g}, |grad| {d['grad_norm']:.1e}, "
-                      f"{d['n_starts_at_best']}/{d['n_starts']} starts at the best value, "
-                      f"at bound: {', '.join(d['at_bound']) or 'none'}{boot}")
+            boot = (
+                (
+                    f"; bootstrap: {b['n_starts']} starts per resample, >= 2 of them reached the best value in "
+                    f"{1 - b['frac_one_start_at_best']:.0%} of resamples, {b['frac_at_bound']:.0%} at a bound"
+                )
+                if b
+                else ""
+            )
+            con.print(
+                f"{g.name}: objective {d['objective']:.6g}, |grad| {d['grad_norm']:.1e}, "
+                f"{d['n_starts_at_best']}/{d['n_starts']} starts at the best value, "
+                f"at bound: {', '.join(d['at_bound']) or 'none'}{boot}"
+            )
         if "tokens_per_param" in g.derived:
             c = g.derived_conf_int.get("tokens_per_param")
             extra = f" [{_fmt(c[0])}, {_fmt(c[1])}]" if c else ""
-            con.print(f"{g.name}: compute-optimal at C = {g.extra['c_ref']:.3g} FLOPs: N = {_fmt(g.derived['N_opt'])}, "
-                      f"D = {_fmt(g.derived['D_opt'])}, {_fmt(g.derived['tokens_per_param'])}{extra} tokens/param")
+            con.print(
+                f"{g.name}: compute-optimal at C = {g.extra['c_ref']:.3g} FLOPs: N = {_fmt(g.derived['N_opt'])}, "
+                f"D = {_fmt(g.derived['D_opt'])}, {_fmt(g.derived['tokens_per_param'])}{extra} tokens/param"
+            )
         if "holdout" in g.extra and g.extra["holdout"].get("mean_rel_error") is not None:
             h = g.extra["holdout"]
-            con.print(f"{g.name}: holdout ({h['rule']} = {h['value']:.3g}, {h['n_points']} points): "
-                      f"mean |relative error| {h['mean_rel_error']:.4f}, max {h['max_rel_error']:.4f}")
+            con.print(
+                f"{g.name}: holdout ({h['rule']} = {h['value']:.3g}, {h['n_points']} points): "
+                f"mean |relative error| {h['mean_rel_error']:.4f}, max {h['max_rel_error']:.4f}"
+            )
     for c in res.comparisons:
         con.print(f"{c['b']} vs {c['a']}: {c['verdict']}")

@@ -1,4 +1,5 @@
 """`scalelab inspect`: params and FLOPs of one model config (no torch, nothing built)."""
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,30 @@ def _parse_tokens(text: str) -> float:
     return v
 
 
-def build_config(preset: str, ffn: Optional[str] = None, rank: Optional[int] = None,
-                 blocks: Optional[int] = None, ffn_fraction: Optional[float] = None,
-                 attn: Optional[str] = None, kv_heads: Optional[int] = None,
-                 attn_rank: Optional[int] = None, d_attn: Optional[int] = None, d_ff: Optional[int] = None,
-                 guided: bool = False, guide_fraction: float = 0.5, reduce_flop: bool = False,
-                 seq_len: Optional[int] = None, vocab_multiple: Optional[int] = None):
+def build_config(
+    preset: str,
+    ffn: Optional[str] = None,
+    rank: Optional[int] = None,
+    blocks: Optional[int] = None,
+    ffn_fraction: Optional[float] = None,
+    attn: Optional[str] = None,
+    kv_heads: Optional[int] = None,
+    attn_rank: Optional[int] = None,
+    d_attn: Optional[int] = None,
+    d_ff: Optional[int] = None,
+    guided: bool = False,
+    guide_fraction: float = 0.5,
+    reduce_flop: bool = False,
+    seq_len: Optional[int] = None,
+    vocab_multiple: Optional[int] = None,
+):
     """The ModelConfig the inspect options describe (ScalelabError for any bad combination)."""
-    from scalelab.config import ATTENTIONS, STRUCTURES, GuideConfig, StructureConfig
+    from scalelab import structures
+    from scalelab.config import ATTENTIONS, GuideConfig
     from scalelab.errors import ScalelabError
-    from scalelab.presets import get_preset, structure_for_fraction
+    from scalelab.presets import get_preset
 
-    cfg = get_preset(preset)
+    preset_cfg = get_preset(preset)
     changes: dict = {}
     if d_ff is not None:
         changes["d_ff"] = d_ff
@@ -46,72 +59,118 @@ def build_config(preset: str, ffn: Optional[str] = None, rank: Optional[int] = N
         if vocab_multiple < 1:
             raise ScalelabError(f"--vocab-multiple must be >= 1, got {vocab_multiple}")
         changes["vocab_multiple"] = vocab_multiple
-    cfg = cfg.replace(**changes)
+    d_model = preset_cfg.d_model
+    ffn_width = changes.get("d_ff", preset_cfg.d_ff) or 4 * d_model
 
-    # FFN structure
-    kind = ffn if ffn is not None else cfg.ffn.kind
-    if kind not in STRUCTURES:
-        raise ScalelabError(f"--ffn {kind!r} is unknown: use one of {', '.join(STRUCTURES)}")
-    if ffn_fraction is not None:
-        if rank is not None or blocks is not None:
-            raise ScalelabError("give either --ffn-fraction or --rank/--blocks, not both")
-        if kind == "dense":
-            raise ScalelabError("--ffn-fraction needs a structured --ffn (lowrank, blockdense or blockshuffle)")
-        frac = ffn_fraction / 100.0 if ffn_fraction > 1 else ffn_fraction
-        struct = structure_for_fraction(kind, cfg.d_model, cfg.ffn_width, frac)
-    else:
-        if kind == "dense" and (rank is not None or blocks is not None):
-            raise ScalelabError("--rank/--blocks need a structured --ffn (lowrank, blockdense or blockshuffle)")
-        if kind == "lowrank" and blocks is not None:
-            raise ScalelabError("lowrank takes --rank, not --blocks")
-        if kind == "blockshuffle" and rank is not None:
-            raise ScalelabError("blockshuffle takes --blocks, not --rank")
-        if kind != "dense" and rank is None and blocks is None:
-            raise ScalelabError(f"--ffn {kind} needs its size: --rank/--blocks, or --ffn-fraction 63|32")
-        struct = StructureConfig(kind, rank=rank, blocks=blocks) if kind != "dense" else StructureConfig()
-    cfg = cfg.replace(ffn=struct)
+    # FFN structure: a kind with its sizes or a kept share (the structure table's one grammar)
+    kind = ffn if ffn is not None else preset_cfg.ffn.kind
+    if kind not in structures.names():
+        raise ScalelabError(f"--ffn {kind!r} is unknown: use one of {', '.join(structures.names())}")
+    frac = None if ffn_fraction is None else (ffn_fraction / 100.0 if ffn_fraction > 1 else ffn_fraction)
+    changes["ffn"] = structures.from_sizes(
+        kind, d_model, ffn_width, fraction=frac, strict=True, rank=rank, blocks=blocks
+    )
 
     # attention
-    a = attn if attn is not None else ("gqa" if kv_heads is not None and kv_heads != cfg.n_heads else cfg.attn)
+    a = (
+        attn
+        if attn is not None
+        else ("gqa" if kv_heads is not None and kv_heads != preset_cfg.n_heads else preset_cfg.attn)
+    )
     if a not in ATTENTIONS:
         raise ScalelabError(f"--attn {a!r} is unknown: use one of {', '.join(ATTENTIONS)}")
-    if a == "mha" and kv_heads is not None and kv_heads != cfg.n_heads:
-        raise ScalelabError(f"--attn mha uses n_kv_heads = n_heads = {cfg.n_heads}: use --attn gqa for --kv-heads {kv_heads}")
+    if a == "mha" and kv_heads is not None and kv_heads != preset_cfg.n_heads:
+        raise ScalelabError(
+            f"--attn mha uses n_kv_heads = n_heads = {preset_cfg.n_heads}: use --attn gqa for --kv-heads {kv_heads}"
+        )
     if a != "lpa" and attn_rank is not None:
         raise ScalelabError("--attn-rank is LPA's rank: use it with --attn lpa")
-    cfg = cfg.replace(attn=a, n_kv_heads=kv_heads if kv_heads is not None else cfg.n_kv_heads,
-                      attn_rank=attn_rank if a == "lpa" else None)
+    changes.update(
+        attn=a,
+        n_kv_heads=kv_heads if kv_heads is not None else preset_cfg.n_kv_heads,
+        attn_rank=attn_rank if a == "lpa" else None,
+    )
     if guided:
-        cfg = cfg.replace(guide=GuideConfig(fraction=guide_fraction, reduce_flop=reduce_flop))
-    return cfg.validate()
+        changes["guide"] = GuideConfig(fraction=guide_fraction, reduce_flop=reduce_flop)
+    return preset_cfg.replace(**changes).validate()
 
 
 @user_errors
 def inspect(
-    preset: str = typer.Option("small", "--preset", "-p", help="Model shape: seed-s, seed-m, seed-l, seed-xl, tiny, small, medium."),
-    ffn: Optional[str] = typer.Option(None, "--ffn", help="FFN structure: dense, lowrank, blockdense or blockshuffle (default: the preset's)."),
+    preset: str = typer.Option(
+        "small", "--preset", "-p", help="Model shape: seed-s, seed-m, seed-l, seed-xl, tiny, small, medium."
+    ),
+    ffn: Optional[str] = typer.Option(
+        None,
+        "--ffn",
+        help="FFN structure, a kind of scalelab/structures.py: dense, lowrank, blockdense, blockshuffle, ... "
+        "(default: the preset's).",
+    ),
     rank: Optional[int] = typer.Option(None, "--rank", help="Rank R of lowrank / blockdense FFN linears."),
-    blocks: Optional[int] = typer.Option(None, "--blocks", help="Block count B of blockdense / blockshuffle FFN linears."),
-    ffn_fraction: Optional[float] = typer.Option(None, "--ffn-fraction", help="Pick rank/blocks to keep this share of the FFN params: 63 or 32 (the seeds' settings; any percent works)."),
-    attn: Optional[str] = typer.Option(None, "--attn", help="Attention: mha, gqa (fewer KV heads) or lpa (Q, K, V, O as d -> r -> d)."),
-    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", help="Key/value heads for gqa (divides the query heads)."),
+    blocks: Optional[int] = typer.Option(
+        None, "--blocks", help="Block count B of blockdense / blockshuffle FFN linears."
+    ),
+    ffn_fraction: Optional[float] = typer.Option(
+        None,
+        "--ffn-fraction",
+        help="Pick rank/blocks to keep this share of the FFN params: 63 or 32 (the seeds' settings; any percent "
+        "works).",
+    ),
+    attn: Optional[str] = typer.Option(
+        None, "--attn", help="Attention: mha, gqa (fewer KV heads) or lpa (Q, K, V, O as d -> r -> d)."
+    ),
+    kv_heads: Optional[int] = typer.Option(
+        None, "--kv-heads", help="Key/value heads for gqa (divides the query heads)."
+    ),
     attn_rank: Optional[int] = typer.Option(None, "--attn-rank", help="LPA rank r."),
-    d_attn: Optional[int] = typer.Option(None, "--d-attn", help="Attention width n_heads x head_dim (default d_model)."),
+    d_attn: Optional[int] = typer.Option(
+        None, "--d-attn", help="Attention width n_heads x head_dim (default d_model)."
+    ),
     d_ff: Optional[int] = typer.Option(None, "--d-ff", help="FFN width (default: the preset's)."),
     guided: bool = typer.Option(False, "--guided", help="Self-guided training: count the dense guide path's FLOPs."),
-    guide_fraction: float = typer.Option(0.5, "--guide-fraction", help="Share of the steps over which the guide fades out."),
-    reduce_flop: bool = typer.Option(False, "--reduce-flop", help="Self-guided reduce_flop: the guide path runs with probability alpha."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Context length (enters the attention FLOPs; default: the preset's)."),
-    vocab_multiple: Optional[int] = typer.Option(None, "--vocab-multiple", help="Pad the vocab to a multiple of this (64 on GPU); params and logits FLOPs use the padded vocab."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", help="Training tokens, e.g. 25.5e9 (default: the seeds' budget for seed presets, else 20 per parameter)."),
+    guide_fraction: float = typer.Option(
+        0.5, "--guide-fraction", help="Share of the steps over which the guide fades out."
+    ),
+    reduce_flop: bool = typer.Option(
+        False, "--reduce-flop", help="Self-guided reduce_flop: the guide path runs with probability alpha."
+    ),
+    seq_len: Optional[int] = typer.Option(
+        None, "--seq-len", help="Context length (enters the attention FLOPs; default: the preset's)."
+    ),
+    vocab_multiple: Optional[int] = typer.Option(
+        None,
+        "--vocab-multiple",
+        help="Pad the vocab to a multiple of this (64 on GPU); params and logits FLOPs use the padded vocab.",
+    ),
+    tokens: Optional[str] = typer.Option(
+        None,
+        "--tokens",
+        help="Training tokens, e.g. 25.5e9 (default: the seeds' budget for seed presets, else 20 per parameter).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Params and training FLOPs of one model config (seeds' FLOP convention and 6N)."""
     from scalelab import flops as F
-    from scalelab.presets import SEED_TOKENS, ffn_fraction as kept_share
+    from scalelab.presets import SEED_TOKENS
+    from scalelab.structures import ffn_fraction as kept_share
 
-    cfg = build_config(preset, ffn, rank, blocks, ffn_fraction, attn, kv_heads, attn_rank, d_attn, d_ff,
-                       guided, guide_fraction, reduce_flop, seq_len, vocab_multiple)
+    cfg = build_config(
+        preset,
+        ffn,
+        rank,
+        blocks,
+        ffn_fraction,
+        attn,
+        kv_heads,
+        attn_rank,
+        d_attn,
+        d_ff,
+        guided,
+        guide_fraction,
+        reduce_flop,
+        seq_len,
+        vocab_multiple,
+    )
     pc = F.param_counts(cfg)
     if tokens is not None:
         n_tokens, token_src = _parse_tokens(tokens), "--tokens"
@@ -136,9 +195,12 @@ def inspect(
         "train_flops_6nd": F.flops_6n_per_token(cfg) * n_tokens,
     }
     if cfg.guide is not None:
-        out.update(guide_params=pc.guide_params, guide_flops_per_token=F.guide_flops_per_token(cfg),
-                   guide_train_flops=F.guide_train_flops(cfg, n_tokens),
-                   equal_flops_ratio=F.equal_flops_ratio(cfg))
+        out.update(
+            guide_params=pc.guide_params,
+            guide_flops_per_token=F.guide_flops_per_token(cfg),
+            guide_train_flops=F.guide_train_flops(cfg, n_tokens),
+            equal_flops_ratio=F.equal_flops_ratio(cfg),
+        )
     out["model"] = cfg.to_dict()
     if as_json:
         typer.echo(json.dumps(out))
@@ -153,7 +215,11 @@ def inspect(
     rows = [
         ("params", f"{pc.params:,}", f"tied embedding once, padded vocab {cfg.padded_vocab}"),
         ("params_nonembed", f"{pc.params_nonembed:,}", "params minus the token embedding"),
-        ("ffn_params", f"{pc.ffn_params:,}", f"FFN weights+biases, all blocks; kept share {out['ffn_kept_share']:.1%} of dense"),
+        (
+            "ffn_params",
+            f"{pc.ffn_params:,}",
+            f"FFN weights+biases, all blocks; kept share {out['ffn_kept_share']:.1%} of dense",
+        ),
         ("attn_params", f"{pc.attn_params:,}", cfg.attn),
         ("flops_per_token", f"{out['flops_per_token']:.4g}", "3 x forward (seeds' convention)"),
         ("flops_6n_per_token", f"{out['flops_6n_per_token']:.4g}", "6 x params_nonembed"),
@@ -164,8 +230,16 @@ def inspect(
     if cfg.guide is not None:
         rows += [
             ("guide_params", f"{pc.guide_params:,}", "dense guide matrices (training only, not in params)"),
-            ("guide_flops_per_token", f"{out['guide_flops_per_token']:.4g}", "while the guide path runs (x alpha under reduce_flop)"),
-            ("guide_train_flops", f"{out['guide_train_flops']:.4g}", f"over the first {cfg.guide.fraction:.0%} of steps"),
+            (
+                "guide_flops_per_token",
+                f"{out['guide_flops_per_token']:.4g}",
+                "while the guide path runs (x alpha under reduce_flop)",
+            ),
+            (
+                "guide_train_flops",
+                f"{out['guide_train_flops']:.4g}",
+                f"over the first {cfg.guide.fraction:.0%} of steps",
+            ),
             ("equal_flops_ratio", f"{out['equal_flops_ratio']:.3f}", "r: C_struct (1 + r) + 0.5 r C_guide = C_dense"),
         ]
     for r in rows:

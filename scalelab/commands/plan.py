@@ -1,4 +1,5 @@
 """`scalelab plan`: compute-optimal width, depth, rank and tokens per variant from a fit, with intervals."""
+
 from __future__ import annotations
 
 import json
@@ -43,26 +44,66 @@ def _console():
 
 @user_errors
 def plan(
-    flops: Optional[str] = typer.Option(None, "--flops", "-C", help="Training budget in FLOPs (the fit's convention), e.g. 1e21 or 3.2e20."),
-    fit: Optional[Path] = typer.Option(None, "--fit", help="Fit file (fits/NAME.json with NAME.samples.parquet beside it). Default: the newest fits/*.json."),
-    variant: Optional[List[str]] = typer.Option(None, "--variant", "-v", help="Plan only these variants (repeat the option). Default: every group in the fit."),
-    gpu_hours: Optional[float] = typer.Option(None, "--gpu-hours", help="Plan for wall clock instead: each variant gets the FLOPs that H GPU-hours buy at its measured throughput."),
-    gpu: str = typer.Option("h100", "--gpu", help="Accelerator for the GPU-hours column and --gpu-hours: h100, h200, a100 (peak bf16 FLOP/s) or cpu (measured rates as they are)."),
-    mfu: Optional[float] = typer.Option(None, "--mfu", help="Assume this model-FLOPs utilisation (0-1) instead of the runs' measured throughput."),
-    inference_tokens: Optional[str] = typer.Option(None, "--inference-tokens", help="Also serve T generated tokens: minimise training plus inference FLOPs (2 N per token) within the budget."),
-    target_loss: Optional[float] = typer.Option(None, "--target-loss", help="Inverse: the compute each variant needs for its optimal loss to reach L (nats), with interval."),
-    multiple: Optional[int] = typer.Option(None, "--multiple", help="d_model of the chosen shape is a multiple of this (default 64, or the fitted runs' common width divisor when smaller)."),
-    depth: Optional[int] = typer.Option(None, "--depth", help="Fix n_layers of the chosen shape (default: the aspect rule of the fit's runs)."),
-    unique_tokens: Optional[str] = typer.Option(None, "--unique-tokens", help="Unique tokens in the training corpus: warn when D_opt would repeat data."),
+    flops: Optional[str] = typer.Option(
+        None, "--flops", "-C", help="Training budget in FLOPs (the fit's convention), e.g. 1e21 or 3.2e20."
+    ),
+    fit: Optional[Path] = typer.Option(
+        None,
+        "--fit",
+        help="Fit file (fits/NAME.json with NAME.samples.parquet beside it). Default: the newest fits/*.json.",
+    ),
+    variant: Optional[List[str]] = typer.Option(
+        None, "--variant", "-v", help="Plan only these variants (repeat the option). Default: every group in the fit."
+    ),
+    gpu_hours: Optional[float] = typer.Option(
+        None,
+        "--gpu-hours",
+        help="Plan for wall clock instead: each variant gets the FLOPs that H GPU-hours buy at its measured "
+        "throughput.",
+    ),
+    gpu: str = typer.Option(
+        "h100",
+        "--gpu",
+        help="Accelerator for the GPU-hours column and --gpu-hours: h100, h200, a100 (peak bf16 FLOP/s) or cpu "
+        "(measured rates as they are).",
+    ),
+    mfu: Optional[float] = typer.Option(
+        None, "--mfu", help="Assume this model-FLOPs utilisation (0-1) instead of the runs' measured throughput."
+    ),
+    inference_tokens: Optional[str] = typer.Option(
+        None,
+        "--inference-tokens",
+        help="Also serve T generated tokens: minimise training plus inference FLOPs (2 N per token) within the budget.",
+    ),
+    target_loss: Optional[float] = typer.Option(
+        None,
+        "--target-loss",
+        help="Inverse: the compute each variant needs for its optimal loss to reach L (nats), with interval.",
+    ),
+    multiple: Optional[int] = typer.Option(
+        None,
+        "--multiple",
+        help="d_model of the chosen shape is a multiple of this (default 64, or the fitted runs' common width "
+        "divisor when smaller).",
+    ),
+    depth: Optional[int] = typer.Option(
+        None, "--depth", help="Fix n_layers of the chosen shape (default: the aspect rule of the fit's runs)."
+    ),
+    unique_tokens: Optional[str] = typer.Option(
+        None, "--unique-tokens", help="Unique tokens in the training corpus: warn when D_opt would repeat data."
+    ),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Table over log-spaced budgets instead, e.g. 1e19:1e23."),
     sweep_points: int = typer.Option(9, "--sweep-points", help="Number of budgets in --sweep."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (for machines) instead of a table."),
 ) -> None:
     """Compute-optimal N, D, shape and predicted loss per variant at a FLOPs budget, with bootstrap intervals.
 
-    Every bootstrap sample is pushed through the optimisation: intervals are percentiles of the optimum, not the plug-in point. Fits of scalelab runs use each variant's real FLOPs per token (attention, logits, structure, self-guided overhead); plain (N, D) fits use C = 6 N D.
+    Every bootstrap sample is pushed through the optimisation: intervals are percentiles of the optimum, not
+    the plug-in point. Fits of scalelab runs use each variant's real FLOPs per token (attention, logits,
+    structure, self-guided overhead); plain (N, D) fits use C = 6 N D.
 
-    Examples: scalelab plan --flops 1e21 | scalelab plan --gpu-hours 1000 --gpu h100 | scalelab plan --sweep 1e19:1e23 --json
+    Examples: scalelab plan --flops 1e21 | scalelab plan --gpu-hours 1000 --gpu h100 |
+    scalelab plan --sweep 1e19:1e23 --json
     """
     from scalelab import plan as P
     from scalelab.errors import ScalelabError
@@ -87,9 +128,19 @@ def plan(
         raise ScalelabError("give a budget: --flops 1e21, --gpu-hours H, --target-loss L or --sweep 1e19:1e23")
     if mfu is not None and not 0 < mfu <= 1:
         raise ScalelabError(f"--mfu {mfu} must be in (0, 1], e.g. 0.4")
-    result = P.plan_budget(fit_path, C, variants=variant or None, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu,
-                           inference_tokens=T, target_loss=target_loss, multiple=multiple, depth=depth,
-                           unique_tokens=_number(unique_tokens, "--unique-tokens"))
+    result = P.plan_budget(
+        fit_path,
+        C,
+        variants=variant or None,
+        gpu_hours=gpu_hours,
+        gpu=gpu,
+        mfu=mfu,
+        inference_tokens=T,
+        target_loss=target_loss,
+        multiple=multiple,
+        depth=depth,
+        unique_tokens=_number(unique_tokens, "--unique-tokens"),
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1))
     else:
@@ -100,11 +151,29 @@ def _print_plan(r, fit_path) -> None:
     from rich.table import Table
 
     con = _console()
-    budget = (f"{r.C:.3g} FLOPs" if r.C else f"{r.gpu_hours:g} {r.gpu} GPU-hours" if r.gpu_hours
-              else f"target loss {r.target_loss:g}")
-    t = Table(title=f"Compute-optimal plan at {budget} ({r.convention} convention; {r.level:.0%} intervals) - fit {fit_path}")
-    for col in ("#", "variant", "d_model x layers", "rank/blocks", "params [N_opt int.]", "tokens [D_opt int.]", "tokens/param",
-                "loss [interval]", "one-run interval", "FLOPs", f"{(r.gpu or 'GPU')}-hours"):
+    budget = (
+        f"{r.C:.3g} FLOPs"
+        if r.C
+        else f"{r.gpu_hours:g} {r.gpu} GPU-hours"
+        if r.gpu_hours
+        else f"target loss {r.target_loss:g}"
+    )
+    t = Table(
+        title=f"Compute-optimal plan at {budget} ({r.convention} convention; {r.level:.0%} intervals) - fit {fit_path}"
+    )
+    for col in (
+        "#",
+        "variant",
+        "d_model x layers",
+        "rank/blocks",
+        "params [N_opt int.]",
+        "tokens [D_opt int.]",
+        "tokens/param",
+        "loss [interval]",
+        "one-run interval",
+        "FLOPs",
+        f"{(r.gpu or 'GPU')}-hours",
+    ):
         t.add_column(col, justify="left" if col in ("variant", "loss [interval]") else "right")
     for i, p in enumerate(r.plans, 1):
         sh = p.shape
@@ -121,43 +190,58 @@ def _print_plan(r, fit_path) -> None:
             shape, rb = "-", "-"
             params, tokens, loss, lint, flops = p.N_opt, p.D_opt, p.L_opt, p.L_int, p.C
         tpp = tokens / params if params and math.isfinite(params) else float("nan")
-        t.add_row(str(i), p.variant, shape, rb,
-                  _si(params) + (f"\n[{_si(p.N_int[0])}, {_si(p.N_int[1])}]" if p.identified else "\n(not identified)"),
-                  _si(tokens) + (f"\n[{_si(p.D_int[0])}, {_si(p.D_int[1])}]" if p.identified else ""),
-                  f"{tpp:.3g}" + (f"\n[{p.tpp_int[0]:.3g}, {p.tpp_int[1]:.3g}]" if p.identified else ""),
-                  f"{loss:.4f} [{lint[0]:.4f}, {lint[1]:.4f}]",
-                  f"[{p.L_pred_int[0]:.4f}, {p.L_pred_int[1]:.4f}]",
-                  f"{flops:.3g}", f"{p.gpu_hours:.3g}" if p.gpu_hours else "-")
+        t.add_row(
+            str(i),
+            p.variant,
+            shape,
+            rb,
+            _si(params) + (f"\n[{_si(p.N_int[0])}, {_si(p.N_int[1])}]" if p.identified else "\n(not identified)"),
+            _si(tokens) + (f"\n[{_si(p.D_int[0])}, {_si(p.D_int[1])}]" if p.identified else ""),
+            f"{tpp:.3g}" + (f"\n[{p.tpp_int[0]:.3g}, {p.tpp_int[1]:.3g}]" if p.identified else ""),
+            f"{loss:.4f} [{lint[0]:.4f}, {lint[1]:.4f}]",
+            f"[{p.L_pred_int[0]:.4f}, {p.L_pred_int[1]:.4f}]",
+            f"{flops:.3g}",
+            f"{p.gpu_hours:.3g}" if p.gpu_hours else "-",
+        )
     con.print(t)
     if sh_any := [p for p in r.plans if p.shape is not None]:
         con.print("Shapes spend the budget exactly (tokens adjusted); loss is the shape's. Ideal N_opt, D_opt, L_opt:")
         for p in sh_any:
             s = p.shape
-            con.print(f"  {p.variant}: N_opt {_si(p.N_opt)}, D_opt {_si(p.D_opt)}, L_opt {p.L_opt:.4f}; shape params "
-                      f"{s.n_rel:+.1%}, tokens {s.d_rel:+.1%}, FLOPs at D_opt {s.flops_at_D_opt_rel:+.1%}"
-                      + (f", FFN kept {s.ffn_fraction:.0%}" if s.ffn_fraction else ""))
+            con.print(
+                f"  {p.variant}: N_opt {_si(p.N_opt)}, D_opt {_si(p.D_opt)}, L_opt {p.L_opt:.4f}; shape params "
+                f"{s.n_rel:+.1%}, tokens {s.d_rel:+.1%}, FLOPs at D_opt {s.flops_at_D_opt_rel:+.1%}"
+                + (f", FFN kept {s.ffn_fraction:.0%}" if s.ffn_fraction else "")
+            )
     if len(r.plans) > 1 and r.p_beats is not None:
-        con.print(f"P({r.plans[0].variant} beats {r.plans[1].variant}) = {r.p_beats:.3f} over bootstrap samples "
-                  f"({'paired: joint fit' if r.paired else 'independent fits'})")
+        con.print(
+            f"P({r.plans[0].variant} beats {r.plans[1].variant}) = {r.p_beats:.3f} over bootstrap samples "
+            f"({'paired: joint fit' if r.paired else 'independent fits'})"
+        )
     for p in r.plans:
         rg = r.fitted_range.get(p.variant) or {}
-        fr = ", ".join(f"{k} {_si(v[0])}..{_si(v[1])}" if k != "C" else f"C {v[0]:.3g}..{v[1]:.3g}"
-                       for k, v in rg.items() if v)
+        fr = ", ".join(
+            f"{k} {_si(v[0])}..{_si(v[1])}" if k != "C" else f"C {v[0]:.3g}..{v[1]:.3g}" for k, v in rg.items() if v
+        )
         if fr:
             con.print(f"fitted range {p.variant}: {fr}")
         if p.throughput_source and p.gpu_hours:
             con.print(f"  throughput {p.variant}: {p.throughput:.3g} FLOP/s ({p.throughput_source})")
         if p.target:
             tg = p.target
-            con.print(f"  to reach loss {tg['target_loss']:g}: C = {tg['C']:.3g} [{tg['C_int'][0]:.3g}, {tg['C_int'][1]:.3g}]"
-                      + (f" ({tg['p_unreachable']:.0%} of samples never reach it)" if tg["p_unreachable"] else "")
-                      + (f", {tg['gpu_hours']:.3g} {r.gpu}-hours" if tg.get("gpu_hours") else ""))
+            con.print(
+                f"  to reach loss {tg['target_loss']:g}: C = {tg['C']:.3g} [{tg['C_int'][0]:.3g}, {tg['C_int'][1]:.3g}]"
+                + (f" ({tg['p_unreachable']:.0%} of samples never reach it)" if tg["p_unreachable"] else "")
+                + (f", {tg['gpu_hours']:.3g} {r.gpu}-hours" if tg.get("gpu_hours") else "")
+            )
         if p.inference:
             inf = p.inference
-            con.print(f"  with {inf['inference_tokens']:.3g} inference tokens: N is {inf['N_over_compute_optimal']:.2f}x the "
-                      f"compute-optimal N, trained at {inf['tokens_per_param_over_compute_optimal']:.2f}x its tokens/param "
-                      f"({inf['compute_optimal_tokens_per_param']:.3g}); loss with the compute-optimal N would be "
-                      f"{inf['loss_if_compute_optimal_N']:.4f}")
+            con.print(
+                f"  with {inf['inference_tokens']:.3g} inference tokens: N is {inf['N_over_compute_optimal']:.2f}x the "
+                f"compute-optimal N, trained at {inf['tokens_per_param_over_compute_optimal']:.2f}x its tokens/param "
+                f"({inf['compute_optimal_tokens_per_param']:.3g}); loss with the compute-optimal N would be "
+                f"{inf['loss_if_compute_optimal_N']:.4f}"
+            )
         for n in p.notes:
             con.print(f"  note {p.variant}: {n}")
     for w in r.warnings:
@@ -169,10 +253,24 @@ def _print_sweep(df, fit_path) -> None:
 
     con = _console()
     t = Table(title=f"Compute-optimal allocation over budgets - fit {fit_path}")
-    for col in ("variant", "C", "N_opt [interval]", "D_opt [interval]", "tokens/param", "L_opt [interval]", "extrapolated"):
+    for col in (
+        "variant",
+        "C",
+        "N_opt [interval]",
+        "D_opt [interval]",
+        "tokens/param",
+        "L_opt [interval]",
+        "extrapolated",
+    ):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for row in df.itertuples():
-        t.add_row(row.variant, f"{row.C:.3g}", f"{_si(row.N_opt)} [{_si(row.N_lo)}, {_si(row.N_hi)}]",
-                  f"{_si(row.D_opt)} [{_si(row.D_lo)}, {_si(row.D_hi)}]", f"{row.D_opt / row.N_opt:.3g}",
-                  f"{row.L_opt:.4f} [{row.L_lo:.4f}, {row.L_hi:.4f}]", "yes" if row.extrapolated else "")
+        t.add_row(
+            row.variant,
+            f"{row.C:.3g}",
+            f"{_si(row.N_opt)} [{_si(row.N_lo)}, {_si(row.N_hi)}]",
+            f"{_si(row.D_opt)} [{_si(row.D_lo)}, {_si(row.D_hi)}]",
+            f"{row.D_opt / row.N_opt:.3g}",
+            f"{row.L_opt:.4f} [{row.L_lo:.4f}, {row.L_hi:.4f}]",
+            "yes" if row.extrapolated else "",
+        )
     con.print(t)

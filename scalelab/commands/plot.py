@@ -1,4 +1,5 @@
 """`scalelab plot`: publication figures from run files, a fit file and bench files."""
+
 from __future__ import annotations
 
 import glob
@@ -13,14 +14,20 @@ from scalelab.commands._common import user_errors
 @user_errors
 def plot(
     inputs: Optional[List[str]] = typer.Argument(
-        None, help="Run files (runs/*.parquet), folders of them, bench/*.json files, or a fit JSON. "
-                   "Default: runs/*.parquet in the current folder."),
+        None,
+        help="Run files (runs/*.parquet), folders of them, bench/*.json files, or a fit JSON. "
+        "Default: runs/*.parquet in the current folder.",
+    ),
     fit: Optional[str] = typer.Option(
-        None, "--fit", help="Fit file (fits/NAME.json, with NAME.samples.parquet beside it) for fitted "
-                            "laws, bands, allocations, exponents and diagnostics."),
+        None,
+        "--fit",
+        help="Fit file (fits/NAME.json, with NAME.samples.parquet beside it) for fitted "
+        "laws, bands, allocations, exponents and diagnostics.",
+    ),
     out: str = typer.Option("figures", "--out", help="Folder for the figures and index.md."),
-    format: str = typer.Option("pdf,png", "--format",
-                               help="Comma list of pdf, png, svg (PDF with TrueType fonts; PNG at 300 dpi)."),
+    format: str = typer.Option(
+        "pdf,png", "--format", help="Comma list of pdf, png, svg (PDF with TrueType fonts; PNG at 300 dpi)."
+    ),
     style: str = typer.Option("paper", "--style", help="paper (small type) or slides (larger type, thicker lines)."),
     width: str = typer.Option("double", "--width", help="single (3.5 in) or double (7 in) journal column."),
 ) -> None:

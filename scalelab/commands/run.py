@@ -1,4 +1,5 @@
 """`scalelab run --grid demo|PATH`: train a grid and record loss vs FLOPs to runs/*.parquet."""
+
 from __future__ import annotations
 
 import json
@@ -17,28 +18,74 @@ GPU_EFFICIENCY = 0.3
 
 @user_errors
 def run(
-    grid: str = typer.Option(..., "--grid", "-g", help="A built-in grid name (demo, seed-paper) or a path to a grid TOML file."),
-    out: str = typer.Option("runs", "--out", "-o", help="Folder for the run files (one Parquet per run); checkpoints and locks go to OUT/.ckpt and OUT/.locks."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs with params, tokens, FLOPs and an estimated time; train nothing."),
+    grid: str = typer.Option(
+        ..., "--grid", "-g", help="A built-in grid name (demo, seed-paper) or a path to a grid TOML file."
+    ),
+    out: str = typer.Option(
+        "runs",
+        "--out",
+        "-o",
+        help="Folder for the run files (one Parquet per run); checkpoints and locks go to OUT/.ckpt and OUT/.locks.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the runs with params, tokens, FLOPs and an estimated time; train nothing."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads per process for torch (default on CPU: 1, since small models gain little from more and OpenMP threads thrash on a shared CPU; raise it on an idle many-core machine)."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every N optimizer steps (default: every --checkpoint-seconds)."),
-    checkpoint_seconds: float = typer.Option(60.0, "--checkpoint-seconds", help="Checkpoint at most this many seconds apart when --checkpoint-every is not given."),
-    tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also log curves to this TensorBoard folder (needs the tensorboard package; skipped if absent)."),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads per process for torch (default on CPU: 1, since small models gain little from more and "
+        "OpenMP threads thrash on a shared CPU; raise it on an idle many-core machine).",
+    ),
+    checkpoint_every: Optional[int] = typer.Option(
+        None, "--checkpoint-every", help="Checkpoint every N optimizer steps (default: every --checkpoint-seconds)."
+    ),
+    checkpoint_seconds: float = typer.Option(
+        60.0,
+        "--checkpoint-seconds",
+        help="Checkpoint at most this many seconds apart when --checkpoint-every is not given.",
+    ),
+    tensorboard: Optional[str] = typer.Option(
+        None,
+        "--tensorboard",
+        help="Also log curves to this TensorBoard folder (needs the tensorboard package; skipped if absent).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes; only the summary table."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (or the dry-run plan) as JSON."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Train this many runs at once in worker processes (CPU: the cores are shared out between them)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="GPUs to fan runs out over, e.g. 0,1,2,3 (one worker per GPU)."),
-    nproc_per_run: int = typer.Option(1, "--nproc-per-run", help="Processes per run (torchrun; DDP, or FSDP2 with --shard)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        "-w",
+        help="Train this many runs at once in worker processes (CPU: the cores are shared out between them).",
+    ),
+    devices: Optional[str] = typer.Option(
+        None, "--devices", help="GPUs to fan runs out over, e.g. 0,1,2,3 (one worker per GPU)."
+    ),
+    nproc_per_run: int = typer.Option(
+        1, "--nproc-per-run", help="Processes per run (torchrun; DDP, or FSDP2 with --shard)."
+    ),
     shard: bool = typer.Option(False, "--shard", help="Shard each run's model over its processes (FSDP2)."),
-    executor: str = typer.Option("local", "--executor", help="local (this machine), slurm (a job array via submitit) or submitit-local."),
+    executor: str = typer.Option(
+        "local", "--executor", help="local (this machine), slurm (a job array via submitit) or submitit-local."
+    ),
     wait: bool = typer.Option(False, "--wait", help="With slurm: wait for the jobs and report how they ended."),
-    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition (else [slurm] partition in the grid file)."),
-    time_limit: Optional[str] = typer.Option(None, "--time", help="Slurm time limit per run: minutes or [D-]HH:MM:SS (default 24 h); a run reaching it checkpoints and is requeued."),
-    gpus_per_run: Optional[int] = typer.Option(None, "--gpus-per-run", help="Slurm GPUs (= tasks, DDP ranks) per run (default: --nproc-per-run)."),
+    partition: Optional[str] = typer.Option(
+        None, "--partition", help="Slurm partition (else [slurm] partition in the grid file)."
+    ),
+    time_limit: Optional[str] = typer.Option(
+        None,
+        "--time",
+        help="Slurm time limit per run: minutes or [D-]HH:MM:SS (default 24 h); a run reaching it checkpoints and "
+        "is requeued.",
+    ),
+    gpus_per_run: Optional[int] = typer.Option(
+        None, "--gpus-per-run", help="Slurm GPUs (= tasks, DDP ranks) per run (default: --nproc-per-run)."
+    ),
     cpus_per_task: Optional[int] = typer.Option(None, "--cpus-per-task", help="Slurm CPUs per task (default 8)."),
     mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="Slurm memory per run in GB."),
-    array_parallelism: Optional[int] = typer.Option(None, "--array-parallelism", help="Slurm: at most this many runs of the job array at once (default 64)."),
+    array_parallelism: Optional[int] = typer.Option(
+        None, "--array-parallelism", help="Slurm: at most this many runs of the job array at once (default 64)."
+    ),
 ) -> None:
     """Train every run of a grid (skipping finished ones) and write one Parquet file per run.
 
@@ -48,7 +95,7 @@ def run(
     from rich.console import Console
     from rich.table import Table
 
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     g = Grid.load(grid)
     console = stdout_console()
@@ -63,24 +110,45 @@ def run(
         return
 
     from scalelab.run import executors
-    from scalelab.run.runner import run_grid
+    from scalelab.run.grid import run_grid
 
-    if tensorboard:
+    ex = executors.from_options(
+        g,
+        executor=executor,
+        workers=workers,
+        devices=devices,
+        nproc_per_run=nproc_per_run,
+        shard=shard,
+        device=device,
+        wait=wait,
+        quiet=quiet,
+        tensorboard=tensorboard,
+        slurm=dict(
+            partition=partition,
+            time=time_limit,
+            gpus_per_run=gpus_per_run,
+            cpus_per_task=cpus_per_task,
+            mem_gb=mem_gb,
+            array_parallelism=array_parallelism,
+        ),
+        console=None if quiet else Console(stderr=True),
+    )
+    if isinstance(ex, executors.InProcess) and ex.tensorboard:  # workers write no TensorBoard logs
         try:
             import tensorboard as _tb  # noqa: F401
         except ImportError:
-            Console(stderr=True).print("note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)")
-            tensorboard = None
-    ex = executors.from_options(g, executor=executor, workers=workers, devices=devices, nproc_per_run=nproc_per_run,
-                                shard=shard, device=device, wait=wait, quiet=quiet, tensorboard=tensorboard,
-                                slurm=dict(partition=partition, time=time_limit, gpus_per_run=gpus_per_run,
-                                           cpus_per_task=cpus_per_task, mem_gb=mem_gb,
-                                           array_parallelism=array_parallelism),
-                                console=None if quiet else Console(stderr=True))
+            Console(stderr=True).print(
+                "note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)"
+            )
+            ex.tensorboard = None
     sums = run_grid(g, out, executor=ex, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
     if not isinstance(ex, executors.InProcess):  # worker outcomes: state and where to look
-        rows = [dict(run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model, state=s.state,
-                     detail=s.detail) for s in sums]
+        rows = [
+            dict(
+                run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model, state=s.state, detail=s.detail
+            )
+            for s in sums
+        ]
         if as_json:
             typer.echo(json.dumps(rows, indent=1))
             return
@@ -92,16 +160,39 @@ def run(
         console.print(t)
         return
     if as_json:
-        typer.echo(json.dumps([dict(run_id=s.run.run_id, variant=s.run.variant, d_model=s.run.model.d_model,
-                                    state=s.state, path=s.path, final_val_loss=s.final_val, wall_s=s.wall_s,
-                                    tokens=s.tokens) for s in sums], indent=1))
+        typer.echo(
+            json.dumps(
+                [
+                    dict(
+                        run_id=s.run.run_id,
+                        variant=s.run.variant,
+                        d_model=s.run.model.d_model,
+                        state=s.state,
+                        path=s.path,
+                        final_val_loss=s.final_val,
+                        wall_s=s.wall_s,
+                        tokens=s.tokens,
+                    )
+                    for s in sums
+                ],
+                indent=1,
+            )
+        )
         return
     t = Table(title=f"grid {g.name}: {len(sums)} runs -> {out}/")
     for c in ("run", "variant", "d", "finals", "tokens", "val", "wall s", "state"):
         t.add_column(c, justify="right" if c not in ("run", "variant", "state") else "left", no_wrap=True)
     for s in sums:
-        t.add_row(s.run.run_id, s.run.variant, str(s.run.model.d_model), str(len(s.run.train.budgets)),
-                  f"{s.tokens:,}", "-" if s.final_val is None else f"{s.final_val:.4f}", f"{s.wall_s:.1f}", s.state)
+        t.add_row(
+            s.run.run_id,
+            s.run.variant,
+            str(s.run.model.d_model),
+            str(len(s.run.train.budgets)),
+            f"{s.tokens:,}",
+            "-" if s.final_val is None else f"{s.final_val:.4f}",
+            f"{s.wall_s:.1f}",
+            s.state,
+        )
     console.print(t)
     n = {k: sum(1 for s in sums if s.state == k) for k in ("trained", "skipped", "busy", "diverged", "interrupted")}
     console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + f". Next: scalelab fit {out}/*.parquet")
@@ -110,7 +201,7 @@ def run(
 def _dry_run(g, device: str, as_json: bool, console) -> None:
     from rich.table import Table
 
-    from scalelab.run.runner import describe, estimate_seconds
+    from scalelab.run.grid import describe, estimate_seconds
 
     rows = describe(g)
     use_cuda = False
@@ -126,8 +217,9 @@ def _dry_run(g, device: str, as_json: bool, console) -> None:
 
         peak, eff = peak_flops(pick_device(device)), GPU_EFFICIENCY
     else:
-        from scalelab.run.train import peak_flops
         import torch
+
+        from scalelab.run.train import peak_flops
 
         peak, eff = peak_flops(torch.device("cpu")), CPU_EFFICIENCY
     for r in rows:
@@ -141,14 +233,24 @@ def _dry_run(g, device: str, as_json: bool, console) -> None:
     for c in ("run_id", "variant", "d x L", "params", "lr", "tokens", "FLOPs", "est. s"):
         t.add_column(c, justify="left" if c in ("run_id", "variant") else "right", no_wrap=True)
     for r in rows:
-        t.add_row(r["run_id"], r["variant"], f"{r['d_model']}x{r['n_layers']}", _si(r["params"]),
-                  f"{r['lr']:.2g}", _si(r["tokens"]), f"{r['flops']:.2g}", f"{r['est_s']:.0f}")
+        t.add_row(
+            r["run_id"],
+            r["variant"],
+            f"{r['d_model']}x{r['n_layers']}",
+            _si(r["params"]),
+            f"{r['lr']:.2g}",
+            _si(r["tokens"]),
+            f"{r['flops']:.2g}",
+            f"{r['est_s']:.0f}",
+        )
     console.print(t)
     tot = sum(r["est_s"] for r in rows)
     finals = sum(len(r["budgets"]) for r in rows)
-    console.print(f"total: {len(rows)} runs, {finals} final points, {sum(r['tokens'] for r in rows):,} tokens, "
-                  f"{sum(r['flops'] for r in rows):.3g} FLOPs; about {tot / 60:.1f} min at {eff:.0%} of "
-                  f"{peak / 1e9:.0f} GFLOP/s ({'the GPU peak' if use_cuda else 'this CPU, measured now'})")
+    console.print(
+        f"total: {len(rows)} runs, {finals} final points, {sum(r['tokens'] for r in rows):,} tokens, "
+        f"{sum(r['flops'] for r in rows):.3g} FLOPs; about {tot / 60:.1f} min at {eff:.0%} of "
+        f"{peak / 1e9:.0f} GFLOP/s ({'the GPU peak' if use_cuda else 'this CPU, measured now'})"
+    )
 
 
 def _si(x: float) -> str:

@@ -1,4 +1,5 @@
 """`scalelab status runs/`: where every run of every grid stands, from the files alone (run/layout.py infers it)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from scalelab.commands._common import stdout_console, user_errors
 @user_errors
 def status(
     out: str = typer.Argument("runs", help="The run store folder (what `scalelab run --out` wrote)."),
-    grid: Optional[list[str]] = typer.Option(None, "--grid", "-g", help="Also count this grid's runs that have not started (pending); repeatable."),
-    runs: bool = typer.Option(False, "--runs", help="List every run that is not done, with its detail (errors of failed runs)."),
+    grid: Optional[list[str]] = typer.Option(
+        None, "--grid", "-g", help="Also count this grid's runs that have not started (pending); repeatable."
+    ),
+    runs: bool = typer.Option(
+        False, "--runs", help="List every run that is not done, with its detail (errors of failed runs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print {grids: per-grid counts, runs: per-run states} as JSON."),
 ) -> None:
     """Show done / running / interrupted / failed / diverged / pending runs per grid in a run store.
@@ -47,5 +52,7 @@ def status(
             rt.add_column(c)
         for e in entries:
             if e["state"] != "done":
-                rt.add_row(str(e["grid"]), e["run_id"], str(e["variant"]), str(e["d_model"] or "?"), e["state"], e["detail"])
+                rt.add_row(
+                    str(e["grid"]), e["run_id"], str(e["variant"]), str(e["d_model"] or "?"), e["state"], e["detail"]
+                )
         console.print(rt)

@@ -2,8 +2,9 @@
 
 Checkpoints of one run are correlated, so the resampling unit is the run (rows when the input has no
 run id). A resample is a vector of counts per unit; the fitter turns counts into per-row weights, so
-every resample is fitted from its own starts on the same design (see estimate.fit_batch).
+every resample is fitted from its own starts on the same design (see solver.fit_batch).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,16 @@ _VERDICT = {
 }
 
 
-def compare(name_a: str, samples_a: dict, point_a: dict, name_b: str, samples_b: dict, point_b: dict,
-            level: float = 0.95, paired: bool = False) -> dict:
+def compare(
+    name_a: str,
+    samples_a: dict,
+    point_a: dict,
+    name_b: str,
+    samples_b: dict,
+    point_b: dict,
+    level: float = 0.95,
+    paired: bool = False,
+) -> dict:
     """Bootstrap distribution of b - a for alpha, beta, a (or gamma for frontier fits).
 
     samples_*: {param: array[K]} (same K; sample k of each group comes from independent resamples, or
@@ -64,12 +73,13 @@ def compare(name_a: str, samples_a: dict, point_a: dict, name_b: str, samples_b:
         out[f"d_{p}"] = [est, lo, hi]
         sym = {"alpha": "d_alpha", "beta": "d_beta", "a": "d_a", "gamma": "d_gamma"}[p]
         if lo > 0 or hi < 0:
-            words.append(f"{name_b} {_VERDICT[p][0 if lo > 0 else 1].format(a=name_a)}: "
-                         f"{sym} = {est:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            words.append(
+                f"{name_b} {_VERDICT[p][0 if lo > 0 else 1].format(a=name_a)}: "
+                f"{sym} = {est:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            )
     if words:
         out["verdict"] = "; ".join(words)
     else:
         shown = [f"{k} = {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in out.items() if k.startswith("d_")]
-        out["verdict"] = (f"no detectable difference between {name_b} and {name_a} at {level:.0%} "
-                          f"({', '.join(shown)})")
+        out["verdict"] = f"no detectable difference between {name_b} and {name_a} at {level:.0%} ({', '.join(shown)})"
     return out

@@ -10,6 +10,7 @@ Run store rules:
   is kept when its tokens are at least CHECKPOINT_MIN_FRACTION (20%) of that run's final tokens
   (warm-up and the initial transient are not on the law; Choshen et al. 2024 drop early checkpoints).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,21 +36,32 @@ def _check_positive(df: pd.DataFrame, path, cols) -> None:
         bad = ~np.isfinite(v) | (v <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ScalelabError(f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
-                                f"value(s) (first: {_show(df[c].iloc[i])}); N, D, FLOPs and loss must be positive numbers")
+            raise ScalelabError(
+                f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
+                f"value(s) (first: {_show(df[c].iloc[i])}); "
+                "N, D, FLOPs and loss must be positive numbers"
+            )
 
 
-def read_runs(paths, loss_col: str = "val_loss", n_col: str = "params", by=("variant",),
-              all_checkpoints: bool = False) -> pd.DataFrame:
+def read_runs(
+    paths, loss_col: str = "val_loss", n_col: str = "params", by=("variant",), all_checkpoints: bool = False
+) -> pd.DataFrame:
     """Read run-store Parquet files into one frame of fit points (see module docstring)."""
     from scalelab import store
 
     need = list(dict.fromkeys([*RUN_COLUMNS, n_col, loss_col, *by]))
-    df = store.read_runs(paths, columns=need, ok_only=True, final_only=not all_checkpoints,
-                         min_fraction=CHECKPOINT_MIN_FRACTION if all_checkpoints else None)
+    df = store.read_runs(
+        paths,
+        columns=need,
+        ok_only=True,
+        final_only=not all_checkpoints,
+        min_fraction=CHECKPOINT_MIN_FRACTION if all_checkpoints else None,
+    )
     if df.empty:
-        raise ScalelabError(f"{', '.join(map(str, paths))}: no usable rows (need status == 'ok' runs with "
-                            "final rows; use --all-checkpoints for runs without a final row)")
+        raise ScalelabError(
+            f"{', '.join(map(str, paths))}: no usable rows (need status == 'ok' runs with "
+            "final rows; use --all-checkpoints for runs without a final row)"
+        )
     for f, sub in df.groupby("_file"):
         _check_positive(sub, f, [n_col, "tokens", "flops", loss_col])
     return df
@@ -68,9 +80,11 @@ def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
             raise ScalelabError(f"{p}: not a readable CSV file ({type(e).__name__})") from None
         missing = [c for c in [*numeric_cols, *other_cols] if c not in df.columns]
         if missing:
-            raise ScalelabError(f"{p}: missing column(s) {', '.join(map(repr, missing))}; columns present: "
-                                f"{', '.join(map(str, df.columns))} (choose them with --n-col, --d-col, "
-                                "--loss-col, --flops-col, --group-col, --run-col)")
+            raise ScalelabError(
+                f"{p}: missing column(s) {', '.join(map(repr, missing))}; columns present: "
+                f"{', '.join(map(str, df.columns))} (choose them with --n-col, --d-col, "
+                "--loss-col, --flops-col, --group-col, --run-col)"
+            )
         _check_positive(df, p, numeric_cols)
         df["_file"] = str(p)
         frames.append(df)
@@ -86,3 +100,73 @@ def provenance(paths) -> list[dict]:
 def _show(v) -> str:
     v = v.item() if hasattr(v, "item") else v
     return repr(v)
+
+
+def load_inputs(
+    paths,
+    n_col=None,
+    d_col=None,
+    loss_col=None,
+    flops_col=None,
+    run_col=None,
+    by=None,
+    group_col=None,
+    all_checkpoints: bool = False,
+) -> tuple[pd.DataFrame, dict]:
+    """Read run-store Parquet or CSV files into fit points, and the FitSpec column fields that fit them.
+
+    Defaults by kind: the run store fits val_loss on params and tokens, C from its `flops` column, the run
+    as the bootstrap unit, grouped by variant; a CSV fits loss on N and D (D = C/(6N) when it has no D
+    column and --flops-col is given), C = 6ND unless its FLOPs column differs from 6ND by more than 1%.
+    Returns (frame, {n_col, d_col, loss_col, c_col, run_col, by, flop_convention, all_checkpoints})."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ScalelabError("give run-store files (runs/*.parquet) or a CSV")
+    kinds = {("csv" if p.suffix.lower() in (".csv", ".tsv") else "parquet") for p in paths}
+    if len(kinds) > 1:
+        raise ScalelabError("mixed CSV and Parquet inputs: fit them separately")
+    by = list(by) if by is not None else None
+    if kinds.pop() == "parquet":
+        if group_col:
+            by = by or [group_col]
+        by = by if by is not None else ["variant"]
+        n_col, d_col, loss_col = n_col or "params", d_col or "tokens", loss_col or "val_loss"
+        flops_col, run_col = flops_col or "flops", run_col or "run_id"
+        df = read_runs(paths, loss_col=loss_col, n_col=n_col, by=by, all_checkpoints=all_checkpoints)
+        for c in (d_col, flops_col, run_col):
+            if c not in df.columns:
+                raise ScalelabError(f"{paths[0]}: missing column {c!r}")
+        convention = flops_col
+    else:
+        if all_checkpoints:
+            raise ScalelabError("--all-checkpoints needs run-store Parquet input (CSV rows are used as given)")
+        n_col, loss_col = n_col or "N", loss_col or "loss"
+        if d_col is None:
+            d_col = "D" if "D" in _csv_columns(paths[0]) or not flops_col else None
+        if by is None:
+            by = [group_col] if group_col else []
+        numeric = [c for c in (n_col, d_col, loss_col, flops_col) if c]
+        df = read_csv(paths, numeric, [c for c in (*by, run_col) if c])
+        convention = "6ND"
+        if flops_col and d_col:
+            c6 = 6 * df[n_col].astype(float) * df[d_col].astype(float)
+            if not np.allclose(df[flops_col].astype(float), c6, rtol=0.01):
+                convention = flops_col
+    cols = dict(
+        n_col=n_col,
+        d_col=d_col,
+        loss_col=loss_col,
+        c_col=flops_col,
+        run_col=run_col,
+        by=tuple(by),
+        flop_convention=convention,
+        all_checkpoints=all_checkpoints,
+    )
+    return df, cols
+
+
+def _csv_columns(path: Path) -> list[str]:
+    try:
+        return list(pd.read_csv(path, nrows=0).columns)
+    except Exception:
+        return []  # read_csv reports the problem with the file's name

@@ -12,6 +12,7 @@ Besiroglu et al. 2024):
 
 with E = exp(e), A = exp(a), B = exp(b), K = exp(k). Natural parameters (E, A, ...) are what users see.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ import numpy as np
 @dataclass(frozen=True)
 class Form:
     name: str
-    theta: tuple[str, ...]          # log-space parameters, in order
-    params: tuple[str, ...]         # natural parameters, same order
+    theta: tuple[str, ...]  # log-space parameters, in order
+    params: tuple[str, ...]  # natural parameters, same order
     # terms: (intercept name, exponent name or None, covariate "N" | "D" | "C" | None)
     terms: tuple[tuple[str, str | None, str | None], ...]
     description: str
@@ -38,15 +39,34 @@ class Form:
 
 
 FORMS: dict[str, Form] = {
-    "chinchilla": Form("chinchilla", ("e", "a", "b", "alpha", "beta"), ("E", "A", "B", "alpha", "beta"),
-                       (("a", "alpha", "N"), ("b", "beta", "D"), ("e", None, None)),
-                       "L(N, D) = E + A/N^alpha + B/D^beta"),
-    "data": Form("data", ("e", "b", "beta"), ("E", "B", "beta"),
-                 (("b", "beta", "D"), ("e", None, None)), "L(D) = E + B/D^beta (fixed N)"),
-    "size": Form("size", ("e", "a", "alpha"), ("E", "A", "alpha"),
-                 (("a", "alpha", "N"), ("e", None, None)), "L(N) = E + A/N^alpha (fixed D)"),
-    "frontier": Form("frontier", ("e", "k", "gamma"), ("E", "K", "gamma"),
-                     (("k", "gamma", "C"), ("e", None, None)), "L(C) = E + K/C^gamma"),
+    "chinchilla": Form(
+        "chinchilla",
+        ("e", "a", "b", "alpha", "beta"),
+        ("E", "A", "B", "alpha", "beta"),
+        (("a", "alpha", "N"), ("b", "beta", "D"), ("e", None, None)),
+        "L(N, D) = E + A/N^alpha + B/D^beta",
+    ),
+    "data": Form(
+        "data",
+        ("e", "b", "beta"),
+        ("E", "B", "beta"),
+        (("b", "beta", "D"), ("e", None, None)),
+        "L(D) = E + B/D^beta (fixed N)",
+    ),
+    "size": Form(
+        "size",
+        ("e", "a", "alpha"),
+        ("E", "A", "alpha"),
+        (("a", "alpha", "N"), ("e", None, None)),
+        "L(N) = E + A/N^alpha (fixed D)",
+    ),
+    "frontier": Form(
+        "frontier",
+        ("e", "k", "gamma"),
+        ("E", "K", "gamma"),
+        (("k", "gamma", "C"), ("e", None, None)),
+        "L(C) = E + K/C^gamma",
+    ),
     "power": Form("power", ("k", "gamma"), ("K", "gamma"), (("k", "gamma", "C"),), "L(C) = K/C^gamma"),
 }
 EXPONENTS = {"alpha", "beta", "gamma"}
@@ -65,39 +85,100 @@ def to_theta(form: Form, params: dict) -> np.ndarray:
     return np.array([params[p] if p in EXPONENTS else np.log(params[p]) for p in form.params], float)
 
 
-def predict(form: str | Form, params: dict, N=None, D=None, C=None) -> np.ndarray:
-    """Loss predicted by `form` with natural `params` at N (params), D (tokens) or C (FLOPs)."""
+def _broadcast(params: dict, names, point_ndim: int, outer: bool) -> dict[str, np.ndarray]:
+    """The named parameters as float arrays; under `outer` a sample array gets one trailing axis per
+    point dimension, so that (S,) samples against (K,) points evaluate to (S, K)."""
+    out = {}
+    for k in names:
+        v = np.asarray(params[k], float)
+        out[k] = v.reshape(v.shape + (1,) * point_ndim) if outer and v.ndim else v
+    return out
+
+
+def predict(form: str | Form, params: dict, N=None, D=None, C=None, outer: bool = True) -> np.ndarray:
+    """Loss predicted by `form` with natural `params` at N (params), D (tokens) or C (FLOPs).
+
+    Broadcasting: each parameter is a scalar or an array of S bootstrap samples. With `outer` (default)
+    the result has shape (samples' shape) + (points' shape): samples (S,) at points (K,) give (S, K), at
+    one point (S,). With outer=False parameters and points broadcast as numpy does (e.g. one budget per
+    sample). Sums E first, then the terms as the law is written (E + A/N^alpha + B/D^beta)."""
     form = FORMS[form] if isinstance(form, str) else form
     cov = {"N": N, "D": D, "C": C}
-    total = 0.0
+    for x in form.covariates:
+        if cov[x] is None:
+            raise ValueError(f"form {form.name} needs {x}")
+    point_ndim = len(np.broadcast_shapes(*(np.shape(cov[x]) for x in form.covariates)))
+    p = _broadcast(params, form.params, point_ndim, outer)
+    coef = {"e": "E", "a": "A", "b": "B", "k": "K"}
+    const = [c for c, s, _ in form.terms if s is None]
+    total = p[coef[const[0]]] if const else 0.0
     for c, s, x in form.terms:
-        coef = params[{"e": "E", "a": "A", "b": "B", "k": "K"}[c]]
-        if x is None:
-            total = total + coef
-        else:
-            if cov[x] is None:
-                raise ValueError(f"form {form.name} needs {x}")
-            total = total + coef * np.asarray(cov[x], float) ** (-params[s])
+        if s is not None:
+            total = total + p[coef[c]] * np.asarray(cov[x], float) ** -p[s]
     return np.asarray(total, float)
 
 
-def derived(form: str, params: dict, c_ref: float | None = None) -> dict[str, np.ndarray]:
-    """Compute-optimal allocation under C = 6 N D (REFERENCE.md section 3), for the chinchilla form.
+def compute_optimal(params: dict, C=None, k=6.0, outer: bool = True) -> dict[str, np.ndarray]:
+    """Compute-optimal allocation of the chinchilla law under C = k N D (Hoffmann et al. 2022, eq. 4):
 
-    a = beta/(alpha+beta) (N_opt ~ C^a), b = alpha/(alpha+beta) (D_opt ~ C^b),
-    G = (alpha A / (beta B))^(1/(alpha+beta)), N_opt = G (C/6)^a, D_opt = (C/6)^b / G,
-    tokens per parameter at C: D_opt/N_opt = (C/6)^(b-a) / G^2.
-    Works element-wise on arrays (bootstrap samples)."""
-    if form != "chinchilla":
-        return {}
-    A, B, al, be = (np.asarray(params[k], float) for k in ("A", "B", "alpha", "beta"))
+        a = beta/(alpha+beta), b = alpha/(alpha+beta), G = (alpha A / (beta B))^(1/(alpha+beta)),
+        N_opt = G (C/k)^a,  D_opt = (C/k)^b / G,  L_opt = L(N_opt, D_opt).
+
+    k: FLOPs per parameter per token (6; another constant where C counts differently), a scalar or one
+    per sample. Broadcasting as in `predict` (samples x budgets under `outer`). Without C: a, b, G only."""
+    C_ndim = 0 if C is None else np.ndim(C)
+    p = _broadcast(
+        params, ("E", "A", "B", "alpha", "beta") if "E" in params else ("A", "B", "alpha", "beta"), C_ndim, outer
+    )
+    al, be = p["alpha"], p["beta"]
     with np.errstate(all="ignore"):
         s = al + be
         a, b = be / s, al / s
-        G = (al * A / (be * B)) ** (1.0 / s)
+        G = np.power(al * p["A"] / (be * p["B"]), 1.0 / s)
         out = {"a": a, "b": b, "G": G}
-        if c_ref is not None:
-            n_opt = G * (c_ref / 6.0) ** a
-            d_opt = (c_ref / 6.0) ** b / G
-            out.update(N_opt=n_opt, D_opt=d_opt, tokens_per_param=d_opt / n_opt)
+        if C is not None:
+            x = np.asarray(C, float) / (_broadcast({"k": k}, "k", C_ndim, outer)["k"])
+            N = G * np.power(x, a)
+            D = np.power(x, b) / G
+            out.update(N_opt=N, D_opt=D)
+            if "E" in p:
+                out["L_opt"] = p["E"] + p["A"] * np.power(N, -al) + p["B"] * np.power(D, -be)
+    return out
+
+
+def compute_for_loss(form: str, params: dict, target, k=6.0, outer: bool = True) -> np.ndarray:
+    """The compute C at which the law's best loss reaches `target`; NaN where target <= E (never).
+
+    chinchilla (C = k N D): L_opt(C) = E + (A G^-alpha + B G^beta) (C/k)^(-alpha beta/(alpha+beta)), inverted;
+    frontier: L(C) = E + K C^-gamma, inverted. Broadcasting as in `predict` (samples x targets)."""
+    t_ndim = np.ndim(target)
+    target = np.asarray(target, float)
+    if form == "frontier":
+        p = _broadcast(params, ("E", "K", "gamma"), t_ndim, outer)
+        with np.errstate(all="ignore"):
+            C = np.power((target - p["E"]) / p["K"], -1.0 / p["gamma"])
+    elif form == "chinchilla":
+        p = _broadcast(params, ("E", "A", "B", "alpha", "beta"), t_ndim, outer)
+        al, be = p["alpha"], p["beta"]
+        kk = _broadcast({"k": k}, "k", t_ndim, outer)["k"]
+        with np.errstate(all="ignore"):
+            G = compute_optimal(p, outer=False)["G"]
+            coef = p["A"] * G**-al + p["B"] * G**be
+            C = kk * np.power((target - p["E"]) / coef, -(al + be) / (al * be))
+    else:
+        raise ValueError(f"form {form!r} has no compute-optimal loss: use chinchilla or frontier")
+    return np.where(target > p["E"], C, np.nan)
+
+
+def derived(form: str, params: dict, c_ref: float | None = None) -> dict[str, np.ndarray]:
+    """The fit file's derived quantities of a chinchilla law (compute_optimal at C = 6 N D): a, b, G and,
+    at c_ref FLOPs, N_opt, D_opt and tokens per parameter D_opt/N_opt = (C/6)^(b-a) / G^2.
+    Works element-wise on arrays (bootstrap samples)."""
+    if form != "chinchilla":
+        return {}
+    opt = compute_optimal({k: params[k] for k in ("A", "B", "alpha", "beta")}, c_ref)
+    out = {k: opt[k] for k in ("a", "b", "G")}
+    if c_ref is not None:
+        with np.errstate(all="ignore"):
+            out.update(N_opt=opt["N_opt"], D_opt=opt["D_opt"], tokens_per_param=opt["D_opt"] / opt["N_opt"])
     return out

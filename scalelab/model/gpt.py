@@ -11,9 +11,8 @@ layers use the seeds' inits. Self-guided training (cfg.guide) wraps every struct
 
 Parameter count = scalelab.flops.param_counts(cfg).params (+ guide_params when guided).
 """
-from __future__ import annotations
 
-import math
+from __future__ import annotations
 
 import torch
 import torch.nn as nn
@@ -37,8 +36,8 @@ def rope_cache(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, 
     """cos, sin of shape (seq_len, head_dim) for rotate-half RoPE."""
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
     t = torch.arange(seq_len, dtype=torch.float32)
-    freqs = torch.outer(t, inv_freq)                 # (T, hd/2)
-    emb = torch.cat([freqs, freqs], dim=-1)          # (T, hd)
+    freqs = torch.outer(t, inv_freq)  # (T, hd/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (T, hd)
     return emb.cos(), emb.sin()
 
 
@@ -85,8 +84,8 @@ class Attention(nn.Module):
             q, k, v = self.qkv(x).split(self.splits, dim=-1)
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)
-        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)    # (B, H, T, hd)
-        k = k.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)   # (B, Hkv, T, hd)
+        q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = k.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
         v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if self.kv_heads != self.n_heads:  # GQA: each KV head serves n_heads / n_kv_heads query heads
@@ -153,14 +152,14 @@ class GPT(nn.Module):
             raise ValueError(f"sequence length {T} exceeds the model's seq_len {self.cfg.seq_len}")
         cos = self.rope_cos[:T].to(self.wte.weight.dtype)
         sin = self.rope_sin[:T].to(self.wte.weight.dtype)
-        x = self.wte(idx)                                   # (B, T, d)
+        x = self.wte(idx)  # (B, T, d)
         for block in self.blocks:
             x = block(x, cos, sin)
         x = self.ln_f(x)
-        logits = F.linear(x, self.wte.weight)               # tied head: (B, T, padded_vocab)
+        logits = F.linear(x, self.wte.weight)  # tied head: (B, T, padded_vocab)
         V = self.cfg.vocab_size
         if logits.shape[-1] != V:
-            logits = logits[..., :V]                        # padded rows never win or take mass
+            logits = logits[..., :V]  # padded rows never win or take mass
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=-1)
@@ -173,8 +172,7 @@ class GPT(nn.Module):
         for p in self.parameters():
             if p.requires_grad:
                 (decay if p.dim() >= 2 else no_decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay},
-                {"params": no_decay, "weight_decay": 0.0}]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def num_params(self, include_guide: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -8,6 +8,7 @@ so training starts as the dense network and ends as the structured one. With `re
 runs the dense path only with probability a per training step (expected guide cost halved over the
 window); once a = 0 the dense path costs nothing (it is skipped).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,11 @@ class GuidedLinear(nn.Module):
         # process that merely imports the model).
         self._coin_fn = torch.compiler.disable(_host_coin) if reduce_flop else None
         self.guide_weight = nn.Parameter(torch.empty(inner.out_features, inner.in_features))
-        # alpha lives in a 0-dim buffer (changing it does not recompile under torch.compile); `active`
-        # (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
-        self.register_buffer("alpha_t", torch.ones(()), persistent=False)
+        # the mixing weights (alpha, 1 - alpha) live in a buffer (changing them does not recompile under
+        # torch.compile), both formed in float64 on the host: rounding alpha to bf16 first would make
+        # 1 - alpha exactly 0 for alpha > 1 - 2^-9 and freeze the structured factors early in every guide
+        # window. `active` (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
+        self.register_buffer("mix_t", torch.tensor([1.0, 0.0]), persistent=False)
         self.active = True
         self._alpha_f = 1.0
         # forward calls that ran the dense path (guide FLOP accounting): a buffer, so that counting also
@@ -72,7 +75,7 @@ class GuidedLinear(nn.Module):
 
     def set_alpha(self, alpha: float) -> None:
         alpha = float(min(max(alpha, 0.0), 1.0))
-        self.alpha_t.fill_(alpha)
+        self.mix_t.copy_(torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))
         self._alpha_f = alpha
         self.active = alpha > 0.0
 
@@ -96,8 +99,8 @@ class GuidedLinear(nn.Module):
         y = self.inner.structured_forward(x)
         if self._use_dense():
             self._dense_calls.add_(1)
-            a = self.alpha_t.to(y.dtype)
-            y = a * F.linear(x, self.guide_weight) + (1.0 - a) * y
+            w = self.mix_t.to(y.dtype)  # [alpha, 1 - alpha]
+            y = w[0] * F.linear(x, self.guide_weight) + w[1] * y
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:

@@ -1,6 +1,20 @@
 """Compute-optimal plans from a fit: `plan_budget`, `sweep` (planner.py); shape families, the numerical
 optimum and the result objects live beside it. Never imports torch."""
+
 from scalelab.plan.planner import (  # noqa: F401
-    DEFAULT_MFU, EXTRAPOLATION_FACTOR, PEAK_FLOPS, Candidate, Planner, PlanResult, Shape, ShapeFamily, ShapeRule,
-    VariantPlan, _jsonable, ffn_fraction, newest_fit, plan_budget, sweep,
+    DEFAULT_MFU,
+    EXTRAPOLATION_FACTOR,
+    PEAK_FLOPS,
+    Candidate,
+    Planner,
+    PlanResult,
+    Shape,
+    ShapeFamily,
+    ShapeRule,
+    VariantPlan,
+    _jsonable,
+    ffn_fraction,
+    newest_fit,
+    plan_budget,
+    sweep,
 )

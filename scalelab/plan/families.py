@@ -1,5 +1,6 @@
 """FLOPs per token along a variant's family of shapes: the aspect rule of the fit's runs, exact counts
 from scalelab/flops.py, and the candidates a plan chooses its concrete model from."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +10,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from scalelab import shapes, structures
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
 
@@ -64,12 +66,18 @@ class ShapeRule:
             c = float(np.mean(np.log(ls) - k * np.log(ds)))
         else:
             k, c = 0.0, float(np.log(np.median(ls)))
-        return cls(template=t, layers_coef=math.exp(c), layers_exp=k, head_dim=t.head_dim,
-                   ff_ratio=t.ffn_width / t.d_model,
-                   attn_ratio=(t.attn_width / t.d_model) if t.d_attn is not None else None,
-                   kv_ratio=max(1, t.n_heads // t.kv_heads),
-                   attn_rank_ratio=(t.attn_rank / t.d_model) if t.attn == "lpa" and t.attn_rank else None,
-                   multiple=multiple, depth=depth)
+        return cls(
+            template=t,
+            layers_coef=math.exp(c),
+            layers_exp=k,
+            head_dim=t.head_dim,
+            ff_ratio=t.ffn_width / t.d_model,
+            attn_ratio=(t.attn_width / t.d_model) if t.d_attn is not None else None,
+            kv_ratio=max(1, t.n_heads // t.kv_heads),
+            attn_rank_ratio=(t.attn_rank / t.d_model) if t.attn == "lpa" and t.attn_rank else None,
+            multiple=multiple,
+            depth=depth,
+        )
 
     def describe(self) -> str:
         if self.depth is not None:
@@ -78,31 +86,29 @@ class ShapeRule:
             depth = f"n_layers = {self.layers_coef:.0f} (constant in the fitted grid)"
         else:
             depth = f"n_layers = {self.layers_coef:.3g} d_model^{self.layers_exp:.2f}"
-        return f"{depth}; head_dim {self.head_dim}; d_ff = {self.ff_ratio:.3g} d_model; d_model multiple of {self.multiple}"
+        return (
+            f"{depth}; head_dim {self.head_dim}; d_ff = {self.ff_ratio:.3g} d_model; "
+            f"d_model multiple of {self.multiple}"
+        )
 
     def layers_for(self, d: float) -> int:
-        if self.depth is not None:
-            return self.depth
-        return max(1, int(round(self.layers_coef * d ** self.layers_exp)))
+        return shapes.n_layers(d, fixed=self.depth, coef=self.layers_coef, exp=self.layers_exp)
 
     def make(self, d_model: int, n_layers: Optional[int] = None) -> ModelConfig:
-        """The family's config at width d_model; raises ScalelabError if it cannot be built."""
+        """The family's config at width d_model (scalelab.shapes); raises ScalelabError if it cannot be built."""
         t = self.template
         L = self.layers_for(d_model) if n_layers is None else n_layers
-        d_attn = None
-        width = d_model
-        if self.attn_ratio is not None:
-            width = max(self.head_dim, int(round(self.attn_ratio * d_model / self.head_dim)) * self.head_dim)
-            d_attn = width
-        n_heads = _heads_for(width, self.head_dim)
-        n_kv = n_heads // self.kv_ratio if n_heads % self.kv_ratio == 0 and n_heads >= self.kv_ratio else None
-        if self.kv_ratio > 1 and n_kv is None:
-            n_kv = max(k for k in range(1, n_heads + 1) if n_heads % k == 0 and k <= max(1, n_heads // self.kv_ratio))
-        # d_ff: an integer ratio exactly (4 d); otherwise (8/3 d, 4.75 d) rounded to a multiple of 32
-        r = self.ff_ratio
-        d_ff = int(round(r)) * d_model if abs(r - round(r)) < 1e-9 else max(32, int(round(r * d_model / 32)) * 32)
-        changes: dict[str, Any] = dict(d_model=d_model, n_layers=L, n_heads=n_heads, d_ff=d_ff, d_attn=d_attn,
-                                       n_kv_heads=n_kv if self.kv_ratio > 1 else None)
+        d_attn = None if self.attn_ratio is None else shapes.attn_width(d_model, self.attn_ratio, self.head_dim)
+        n_heads = shapes.n_heads(d_attn or d_model, self.head_dim)
+        d_ff = shapes.ffn_width(d_model, self.ff_ratio, multiple=32)
+        changes: dict[str, Any] = dict(
+            d_model=d_model,
+            n_layers=L,
+            n_heads=n_heads,
+            d_ff=d_ff,
+            d_attn=d_attn,
+            n_kv_heads=shapes.kv_heads(n_heads, self.kv_ratio) if self.kv_ratio > 1 else None,
+        )
         if self.attn_rank_ratio is not None:
             changes["attn_rank"] = max(2, int(round(self.attn_rank_ratio * d_model / 8)) * 8)
         if t.ffn.kind != "dense":
@@ -110,27 +116,12 @@ class ShapeRule:
         return t.replace(**changes).validate()
 
 
-def _heads_for(width: int, head_dim: int) -> int:
-    """Keep the runs' head size where it divides the width, else the nearest even head size that does."""
-    if width % head_dim == 0:
-        return width // head_dim
-    target = width / head_dim
-    divisors = {x for h in range(1, math.isqrt(width) + 1) if width % h == 0 for x in (h, width // h)}
-    ok = [h for h in divisors if (width // h) % 2 == 0]  # RoPE needs an even head size
-    return min(ok, key=lambda h: (abs(h - target), h))
-
-
 def _structure_for(t: ModelConfig, d_model: int, d_ff: int):
     """The variant's FFN structure at a new width, keeping its parameter fraction."""
     s = t.ffn
     if s.fraction is not None:
-        try:
-            from scalelab.presets import structure_for_fraction
-        except ImportError:
-            structure_for_fraction = None
-        if structure_for_fraction is not None:
-            new = structure_for_fraction(s.kind, d_model, d_ff, s.fraction)
-            return new if new.fraction is not None else dataclasses.replace(new, fraction=s.fraction)
+        new = structures.for_fraction(s.kind, d_model, d_ff, s.fraction)
+        return new if new.fraction is not None else dataclasses.replace(new, fraction=s.fraction)
     # scale rank with width; keep the block count
     rank = None
     if s.rank is not None:
@@ -172,7 +163,6 @@ class ShapeFamily:
     """FLOPs per token as a function of N along the variant's family of shapes (scalelab runs)."""
 
     def __init__(self, rule: ShapeRule, convention: str, n_key: str):
-        from scalelab import flops as F
 
         self.rule, self.convention, self.n_key = rule, convention, n_key
         self.name = f"{convention} along the family"
@@ -187,7 +177,9 @@ class ShapeFamily:
                 continue
             cands.append(_candidate(cfg, n_key, convention))
         if len(cands) < 2:
-            raise ScalelabError(f"cannot build models of the {rule.template.variant} family at any width: check the fit's run configs")
+            raise ScalelabError(
+                f"cannot build models of the {rule.template.variant} family at any width: check the fit's run configs"
+            )
         cands.sort(key=lambda c: c.N)
         self.candidates = cands
         logN = np.log([c.N for c in cands])
@@ -206,7 +198,6 @@ class ShapeFamily:
 
     def candidates_near(self, N: float) -> list[Candidate]:
         """Buildable shapes around the ideal N: nearby widths x nearby depths."""
-        from scalelab import flops as F
 
         r = self.rule
         d0 = self.d_model_for(N)
@@ -234,15 +225,6 @@ class ShapeFamily:
 
 def ffn_fraction(cfg: ModelConfig) -> Optional[float]:
     """Params of one structured FFN (both linears, no bias) over the dense FFN they replace."""
-    s, n, m = cfg.ffn, cfg.d_model, cfg.ffn_width
-    if s.kind == "dense":
+    if cfg.ffn.kind == "dense":
         return None
-
-    def count(n_in, n_out):
-        if s.kind == "lowrank":
-            return s.rank * (n_in + n_out)
-        if s.kind == "blockdense":
-            return s.rank * n_in // s.blocks + s.rank * n_out
-        return min(n_in, n_out) * (n_in + n_out) // s.blocks
-
-    return (count(n, m) + count(m, n)) / (2 * n * m)
+    return structures.ffn_fraction(cfg.ffn, cfg.d_model, cfg.ffn_width)

@@ -1,8 +1,10 @@
-"""Compute-optimal N and D of a Chinchilla law, vectorised over bootstrap samples.
+"""Compute-optimal N and D of a Chinchilla law along a shape family, vectorised over bootstrap samples.
 
-Closed form for C = 6 N D (Hoffmann et al. 2022); otherwise a grid search plus golden section in log N
-along the family's FLOPs per token, all samples at once.
+C = k N D has the closed form of scalelab.fit.laws.compute_optimal (Hoffmann et al. 2022); a real family's
+FLOPs per token F(N) does not, so the optimum of L(N, C / F(N)) is a grid search plus golden section in
+log N, all samples at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,25 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
+from scalelab.fit import laws
 from scalelab.plan.families import SixND
-from scalelab.plan.fitfile import CHINCHILLA
 
-
-def chinchilla_loss(p: dict, N, D):
-    """L(N, D) = E + A / N^alpha + B / D^beta; p values broadcast against N and D."""
-    return p["E"] + p["A"] * np.power(N, -p["alpha"]) + p["B"] * np.power(D, -p["beta"])
-
-
-def closed_form_6nd(p: dict, C, k: float = 6.0):
-    """Hoffmann et al.'s optimum for C = 6 N D (REFERENCE.md section 3) -> N_opt, D_opt, L_opt.
-
-    k: FLOPs per parameter per token (6; another constant where the fit's C counts differently).
-    """
-    a, b = p["alpha"], p["beta"]
-    G = np.power(a * p["A"] / (b * p["B"]), 1.0 / (a + b))
-    N = G * np.power(C / k, b / (a + b))
-    D = np.power(C / k, a / (a + b)) / G
-    return N, D, chinchilla_loss(p, N, D)
+CHINCHILLA = laws.FORMS["chinchilla"].params  # E, A, B, alpha, beta
 
 
 def _col(p: dict, names: Sequence[str]) -> dict:
@@ -76,8 +63,13 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
     S = len(np.atleast_1d(p["E"]))
     C = np.broadcast_to(np.asarray(C, float), (S,)).copy()
     if isinstance(family, SixND) and inference_tokens == 0:
-        N, D, L = closed_form_6nd({k: np.asarray(v, float) for k, v in p.items()}, C, family.k)
-        return np.atleast_1d(N), np.atleast_1d(D), np.atleast_1d(L), np.zeros(S, bool)
+        opt = laws.compute_optimal(p, C, family.k, outer=False)
+        return (
+            np.atleast_1d(opt["N_opt"]),
+            np.atleast_1d(opt["D_opt"]),
+            np.atleast_1d(opt["L_opt"]),
+            np.zeros(S, bool),
+        )
     q = _col(p, CHINCHILLA)
     logC = np.log(C).reshape(-1, 1)
     T3 = inference_tokens / 3.0
@@ -88,7 +80,9 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
         def f(logN):
             D = np.exp(lc - family.log_flops_per_token(logN)) - T3
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                return np.where(D > 0, chinchilla_loss(qi, np.exp(logN), np.maximum(D, 1e-300)), np.inf)
+                L = laws.predict("chinchilla", qi, N=np.exp(logN), D=np.maximum(D, 1e-300), outer=False)
+                return np.where(D > 0, L, np.inf)
+
         return f
 
     lo, hi = family.log_n_bounds
@@ -98,10 +92,11 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
     if T3 == 0:
         # fast path: start from the closed form with the family's FLOPs per param-token at the 6N guess,
         # search +-2 e-folds around it; samples whose optimum lands on that bracket's edge go below
+        flat = {k: v.ravel() for k, v in q.items()}
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            x6 = np.log(closed_form_6nd({k: v.ravel() for k, v in q.items()}, C, 6.0)[0])
+            x6 = np.log(laws.compute_optimal(flat, C, 6.0, outer=False)["N_opt"])
             k = np.exp(family.log_flops_per_token(np.clip(x6, lo, hi)) - np.clip(x6, lo, hi))
-            x0 = np.log(closed_form_6nd({k_: v.ravel() for k_, v in q.items()}, C, k)[0])
+            x0 = np.log(laws.compute_optimal(flat, C, k, outer=False)["N_opt"])
         ok = np.isfinite(x0)
         if ok.any():
             idx = np.flatnonzero(ok)
@@ -118,7 +113,7 @@ def optimum(p: dict, family, C, inference_tokens: float = 0.0):
         x[idx], at_edge[idx] = xi, edge
     N = np.exp(x)
     D = np.exp(np.log(C) - family.log_flops_per_token(x)) - T3
-    return N, D, chinchilla_loss({k: v.ravel() for k, v in q.items()}, N, D), at_edge
+    return N, D, laws.predict("chinchilla", {k: v.ravel() for k, v in q.items()}, N=N, D=D, outer=False), at_edge
 
 
 def _n_for_ratio(family, C, ratio: float) -> float:
@@ -131,4 +126,3 @@ def _n_for_ratio(family, C, ratio: float) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if g(mid) < 0 else (lo, mid)
     return math.exp((lo + hi) / 2)
-

@@ -1,6 +1,7 @@
 """Compute-optimal plans from a fit: N, D, shape (width, depth, rank) and predicted loss per variant.
 
-Given a fit file (fits/NAME.json + NAME.samples.parquet, docs/interfaces.md) and a budget C:
+Given a fit (a FitResults, or fits/NAME.json + NAME.samples.parquet read by scalelab.fit.load_fit) and a
+budget C:
 
     minimise  L(N, D) = E + A / N^alpha + B / D^beta   subject to   C = F(N) * D
 
@@ -8,15 +9,17 @@ where F(N) is the training FLOPs per token of the model family. For plain (N, D)
 F(N) = 6 N and the optimum has a closed form (Hoffmann et al. 2022; REFERENCE.md section 3):
 
     G = (alpha A / (beta B))^(1/(alpha+beta)),  N_opt = G (C/6)^(beta/(alpha+beta)),
-    D_opt = (C/6)^(alpha/(alpha+beta)) / G.
+    D_opt = (C/6)^(alpha/(alpha+beta)) / G
 
-For fits of scalelab runs F(N) is the variant's real FLOPs per token (attention, logits, structure,
-self-guided overhead, from scalelab/flops.py) along a family of shapes inferred from the runs, and the
-optimum is found numerically. Every bootstrap sample is pushed through (vectorised over samples), so
+(scalelab.fit.laws.compute_optimal; the law's predict and compute_for_loss live beside it). For fits of
+scalelab runs F(N) is the variant's real FLOPs per token (attention, logits, structure, self-guided
+overhead, from scalelab/flops.py) along a family of shapes inferred from the runs, and the optimum is
+found numerically (plan/optimum.py). Every bootstrap sample is pushed through (vectorised over samples), so
 intervals are percentiles of the optimum, never the plug-in point with an error bar.
 
 Never imports torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +29,15 @@ import numpy as np
 
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
+from scalelab.fit import laws
+from scalelab.fit.results import GroupFit, as_fit, newest_fit  # noqa: F401  (newest_fit: re-exported)
+
 # re-exported: the planner's public names live here (docs/interfaces.md "Plan")
 from scalelab.plan.families import Candidate, ShapeFamily, ShapeRule, SixND, ffn_fraction  # noqa: F401
-from scalelab.plan.fitfile import CHINCHILLA, FRONTIER, Fit, Group, load, newest_fit  # noqa: F401
-from scalelab.plan.optimum import _n_for_ratio, chinchilla_loss, closed_form_6nd, optimum  # noqa: F401
+from scalelab.plan.optimum import CHINCHILLA, _n_for_ratio, optimum
 from scalelab.plan.results import PlanResult, Shape, VariantPlan, _interval, _jsonable  # noqa: F401
+
+FRONTIER = laws.FORMS["frontier"].params  # E, K, gamma
 
 # Peak dense bf16 FLOP/s per accelerator (REFERENCE.md section 4). "cpu": use measured rates as they are.
 PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "cpu": None}
@@ -38,7 +45,7 @@ DEFAULT_MFU = 0.4  # assumed when runs were measured on another device and carry
 EXTRAPOLATION_FACTOR = 10.0
 
 
-def _run_models(g: Group) -> list[ModelConfig]:
+def _run_models(g: GroupFit) -> list[ModelConfig]:
     out = []
     for r in g.runs:
         m = r.get("model")
@@ -48,22 +55,6 @@ def _run_models(g: Group) -> list[ModelConfig]:
             except (ScalelabError, TypeError):
                 continue
     return out
-
-
-def _n_key(g: Group) -> str:
-    """Which param count the fit's N is: compare the fitted N range with the runs' counts."""
-    lo_hi = g.range.get("N")
-    if not lo_hi or not g.runs:
-        return "params"
-    best, err = "params", float("inf")
-    for key in ("params", "params_nonembed"):
-        vals = [float(r[key]) for r in g.runs if r.get(key) is not None]
-        if not vals:
-            continue
-        e = abs(math.log(min(vals) / lo_hi[0])) + abs(math.log(max(vals) / lo_hi[1]))
-        if e < err:
-            best, err = key, e
-    return best
 
 
 def _auto_multiple(cfgs: list) -> int:
@@ -76,11 +67,25 @@ def _auto_multiple(cfgs: list) -> int:
 
 
 class Planner:
-    """Holds a fit and the per-variant FLOPs families; plan_budget / sweep / target-loss use it."""
+    """Holds a fit and the per-variant FLOPs families; plan_budget / sweep / target-loss use it.
 
-    def __init__(self, fit: Any, variants: Optional[Sequence[str]] = None, multiple: Optional[int] = None,
-                 depth: Optional[int] = None, samples: Any = None, seed: int = 0, shape_tol: float = 0.05):
-        self.fit = load(fit, samples)
+    fit: a FitResults or what scalelab.fit.as_fit takes (a fit file path, its JSON dict). The bootstrap
+    samples are required unless require_samples=False (then intervals are NaN where there are none).
+    """
+
+    def __init__(
+        self,
+        fit: Any,
+        variants: Optional[Sequence[str]] = None,
+        multiple: Optional[int] = None,
+        depth: Optional[int] = None,
+        seed: int = 0,
+        shape_tol: float = 0.05,
+        require_samples: bool = True,
+    ):
+        self.fit = as_fit(fit)
+        if require_samples:
+            self.fit.require_samples()
         self.shape_tol = shape_tol
         self.level = self.fit.level
         self.seed = seed
@@ -93,22 +98,29 @@ class Planner:
             known = {g.variant: g for g in groups} | {g.name: g for g in groups}
             unknown = [v for v in variants if v not in known]
             if unknown:
-                raise ScalelabError(f"variant {', '.join(unknown)} is not in fit {self.fit.path or ''}: "
-                                    f"choose from {', '.join(sorted({g.variant for g in groups}))}")
+                raise ScalelabError(
+                    f"variant {', '.join(unknown)} is not in fit {self.fit.path or ''}: "
+                    f"choose from {', '.join(sorted({g.variant for g in groups}))}"
+                )
             groups = list({id(known[v]): known[v] for v in variants}.values())
-        self.skipped = [f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
-                        for g in groups if g.form not in ("chinchilla", "frontier")]
+        self.skipped = [
+            f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
+            for g in groups
+            if g.form not in ("chinchilla", "frontier")
+        ]
         self.groups = [g for g in groups if g.form in ("chinchilla", "frontier")]
         if not self.groups:
-            raise ScalelabError(f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
-                                "fit with the (N, D) law (default form)")
+            raise ScalelabError(
+                f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
+                "fit with the (N, D) law (default form)"
+            )
         self.notes: dict[str, list[str]] = {}
         self.families: dict[str, Any] = {}  # FLOPs per token along N, per group
         self.shape_families: dict[str, ShapeFamily] = {}  # where shapes are chosen from
         self.rules: dict[str, Optional[ShapeRule]] = {}
         for g in self.groups:
             cfgs = _run_models(g) if self.fit.convention in ("flops", "flops_6nd") else []
-            key = _n_key(g)
+            key = g.n_column
             if cfgs and multiple is None:
                 multiple = _auto_multiple(cfgs)
             if cfgs and not (self.fit.convention == "flops_6nd" and key == "params_nonembed"):
@@ -124,73 +136,85 @@ class Planner:
                 self.rules[g.name] = None
                 self.families[g.name] = SixND(self._flops_per_param_token(g))
 
-    def _flops_per_param_token(self, g: Group) -> float:
+    def _flops_per_param_token(self, g: GroupFit) -> float:
         """k in C = k N D: 6 for 6ND fits; otherwise the runs' median C / (N D) (no configs to do better)."""
         if self.fit.convention == "6ND":
             return 6.0
-        ks = [float(r["flops"]) / (float(r["params"]) * float(r["tokens"])) for r in g.runs
-              if r.get("flops") and r.get("params") and r.get("tokens")]
+        ks = [
+            float(r["flops"]) / (float(r["params"]) * float(r["tokens"]))
+            for r in g.runs
+            if r.get("flops") and r.get("params") and r.get("tokens")
+        ]
         if not ks:
             return 6.0
         k = float(np.median(ks))
         if abs(k / 6 - 1) > 1e-6:
             self.notes.setdefault(g.name, []).append(
-                f"no model configs in the fit's runs: C = {k:.3g} N D with k the runs' median C/(N D)")
+                f"no model configs in the fit's runs: C = {k:.3g} N D with k the runs' median C/(N D)"
+            )
         return k
 
     # ---- helpers -------------------------------------------------------------------------------
     def fitted_range(self) -> dict[str, dict]:
         return {g.variant: g.range for g in self.groups}
 
-    def c_range(self, g: Group) -> tuple[float, float]:
-        c = g.range.get("C")
-        if c:
-            return float(c[0]), float(c[1])
-        fl = [float(r["flops"]) for r in g.runs if r.get("flops")]
-        return (min(fl), max(fl)) if fl else (float("nan"), float("nan"))
-
-    def _samples(self, g: Group) -> dict:
-        return g.samples
-
     # ---- one variant ---------------------------------------------------------------------------
-    def allocate(self, g: Group, C: float, inference_tokens: float = 0.0, shape: bool = True,
-                 check_low: bool = True) -> VariantPlan:
+    def allocate(
+        self, g: GroupFit, C: float, inference_tokens: float = 0.0, shape: bool = True, check_low: bool = True
+    ) -> VariantPlan:
         fam = self.families[g.name]
-        cmin, cmax = self.c_range(g)
+        cmin, cmax = g.c_range
         if check_low and math.isfinite(cmin) and C < cmin:
-            raise ScalelabError(f"budget {C:.3g} FLOPs is below the smallest fitted run of {g.variant} "
-                                f"({cmin:.3g} FLOPs): the fit says nothing there; plan for C >= {cmin:.3g}")
+            raise ScalelabError(
+                f"budget {C:.3g} FLOPs is below the smallest fitted run of {g.variant} "
+                f"({cmin:.3g} FLOPs): the fit says nothing there; plan for C >= {cmin:.3g}"
+            )
         notes: list[str] = list(self.notes.get(g.name, []))
         extrapolated = math.isfinite(cmax) and C > EXTRAPOLATION_FACTOR * cmax
         if g.form == "frontier":
             return self._allocate_frontier(g, C, fam, cmax, extrapolated)
-        point = {k: g.point[k] for k in CHINCHILLA}
+        point = {k: g.params[k] for k in CHINCHILLA}
         N0, D0, L0, edge0 = optimum({k: np.array([v]) for k, v in point.items()}, fam, C, inference_tokens)
         N0, D0, L0 = float(N0[0]), float(D0[0]), float(L0[0])
         if edge0[0] and isinstance(fam, ShapeFamily):
             if N0 <= math.exp(fam.log_n_bounds[0]) * 1.0001:
-                raise ScalelabError(f"budget {C:.3g} FLOPs is below what the smallest {g.variant} model "
-                                    f"(d_model {fam.candidates[0].cfg.d_model}) can use well: raise --flops or lower --multiple")
+                raise ScalelabError(
+                    f"budget {C:.3g} FLOPs is below what the smallest {g.variant} model "
+                    f"(d_model {fam.candidates[0].cfg.d_model}) can use well: raise --flops or lower --multiple"
+                )
             notes.append("optimum at the largest width tried; N_opt may be larger")
         if not D0 > 0:
-            raise ScalelabError(f"budget {C:.3g} FLOPs cannot cover {inference_tokens:.3g} inference tokens for any "
-                                f"{g.variant} model: raise --flops or lower --inference-tokens")
-        s = self._samples(g)
-        N, D, L, _ = optimum(s, fam, C, inference_tokens)
+            raise ScalelabError(
+                f"budget {C:.3g} FLOPs cannot cover {inference_tokens:.3g} inference tokens for any "
+                f"{g.variant} model: raise --flops or lower --inference-tokens"
+            )
+        N, D, L, _ = optimum(g.sample_arrays(CHINCHILLA), fam, C, inference_tokens)
         plan = VariantPlan(
-            variant=g.variant, group=g.name, form=g.form, C=C, N_opt=N0, N_int=_interval(N, self.level),
-            D_opt=D0, D_int=_interval(D, self.level), tokens_per_param=D0 / N0,
-            tpp_int=_interval(D / N, self.level), L_opt=L0, L_int=_interval(L, self.level),
-            L_pred_int=self._prediction_interval(g, L), extrapolated=extrapolated, notes=notes,
-            L_samples=L, sample_ids=g.sample_ids)
+            variant=g.variant,
+            group=g.name,
+            form=g.form,
+            C=C,
+            N_opt=N0,
+            N_int=_interval(N, self.level),
+            D_opt=D0,
+            D_int=_interval(D, self.level),
+            tokens_per_param=D0 / N0,
+            tpp_int=_interval(D / N, self.level),
+            L_opt=L0,
+            L_int=_interval(L, self.level),
+            L_pred_int=self._prediction_interval(g, L),
+            extrapolated=extrapolated,
+            notes=notes,
+            L_samples=L,
+            sample_ids=g.sample_ids,
+        )
         if shape and self.rules.get(g.name) is not None:
             plan.shape = self.choose_shape(g, plan, inference_tokens)
         return plan
 
-    def _allocate_frontier(self, g: Group, C: float, fam, cmax: float, extrapolated: bool) -> VariantPlan:
-        s = g.samples
-        Ls = s["E"] + s["K"] * np.power(C, -s["gamma"])
-        L0 = g.point["E"] + g.point["K"] * C ** -g.point["gamma"]
+    def _allocate_frontier(self, g: GroupFit, C: float, fam, cmax: float, extrapolated: bool) -> VariantPlan:
+        Ls = laws.predict("frontier", g.sample_arrays(FRONTIER), C=C)
+        L0 = float(laws.predict("frontier", g.params, C=C))
         ratios = [float(r["tokens"]) / float(r["params"]) for r in g.runs if r.get("tokens") and r.get("params")]
         nan2 = (float("nan"), float("nan"))
         notes = ["frontier law L(C) = E + K C^-gamma: N_opt and D_opt are not identified by this fit"]
@@ -200,37 +224,55 @@ class Planner:
             N0 = _n_for_ratio(fam, C, tpp)
             D0 = C / math.exp(float(fam.log_flops_per_token(math.log(N0))))
             notes.append(f"N and D shown use the runs' median {tpp:.3g} tokens per param (assumed, not fitted)")
-        plan = VariantPlan(variant=g.variant, group=g.name, form=g.form, C=C, N_opt=N0, N_int=nan2, D_opt=D0,
-                           D_int=nan2, tokens_per_param=tpp, tpp_int=nan2, L_opt=float(L0),
-                           L_int=_interval(Ls, self.level), L_pred_int=self._prediction_interval(g, Ls),
-                           identified=False, extrapolated=extrapolated, notes=notes, L_samples=Ls,
-                           sample_ids=g.sample_ids)
+        plan = VariantPlan(
+            variant=g.variant,
+            group=g.name,
+            form=g.form,
+            C=C,
+            N_opt=N0,
+            N_int=nan2,
+            D_opt=D0,
+            D_int=nan2,
+            tokens_per_param=tpp,
+            tpp_int=nan2,
+            L_opt=float(L0),
+            L_int=_interval(Ls, self.level),
+            L_pred_int=self._prediction_interval(g, Ls),
+            identified=False,
+            extrapolated=extrapolated,
+            notes=notes,
+            L_samples=Ls,
+            sample_ids=g.sample_ids,
+        )
         return plan
 
-    def _prediction_interval(self, g: Group, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
+    def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
-        if not g.residual_sd:
+        sd = g.residual_sd if g.residual_sd is not None and math.isfinite(g.residual_sd) else 0.0
+        if not sd:  # null or NaN in the fit (e.g. too few points): no noise to add
             return _interval(L, self.level)
         rng = np.random.default_rng(self.seed)
-        eps = rng.normal(0.0, g.residual_sd, size=(len(L), draws))
+        eps = rng.normal(0.0, sd, size=(len(L), draws))
         return _interval((L.reshape(-1, 1) * np.exp(eps)).ravel(), self.level)
 
     # ---- shape ---------------------------------------------------------------------------------
-    def choose_shape(self, g: Group, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
+    def choose_shape(self, g: GroupFit, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
         fam = self.shape_families.get(g.name)
         if fam is None or not math.isfinite(plan.N_opt):
             return None
-        point = {k: g.point[k] for k in CHINCHILLA} if g.form == "chinchilla" else None
+        point = {k: g.params[k] for k in CHINCHILLA} if g.form == "chinchilla" else None
         scored = []  # (loss at the D that spends C exactly, |FLOPs at D_opt / C - 1|, candidate, D)
         for c in fam.candidates_near(plan.N_opt):
             D = plan.C / c.flops_per_token - inference_tokens / 3.0
             if D <= 0:
                 continue
             miss = abs(c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1)  # lifetime FLOPs
-            loss = float(chinchilla_loss(point, c.N, D)) if point else abs(math.log(c.N / plan.N_opt))
+            loss = float(laws.predict("chinchilla", point, N=c.N, D=D)) if point else abs(math.log(c.N / plan.N_opt))
             scored.append((loss, miss, c, D))
         if not scored:
-            raise ScalelabError(f"no buildable {g.variant} shape near N = {plan.N_opt:.3g}: try another --multiple or --depth")
+            raise ScalelabError(
+                f"no buildable {g.variant} shape near N = {plan.N_opt:.3g}: try another --multiple or --depth"
+            )
         # feasible: trained on the ideal D_opt it would spend C within the tolerance
         feasible = [t for t in scored if t[1] <= self.shape_tol]
         if feasible:
@@ -239,25 +281,36 @@ class Planner:
         else:
             t = min(scored, key=lambda t: t[1])
             best = (t[0], t[2], t[3])
-            plan.notes.append(f"no {g.variant} shape within {self.shape_tol:.0%} of the budget at D_opt; "
-                              f"closest is {t[1]:.1%} off (try --multiple {max(2, fam.rule.multiple // 2)} or --depth)")
+            plan.notes.append(
+                f"no {g.variant} shape within {self.shape_tol:.0%} of the budget at D_opt; "
+                f"closest is {t[1]:.1%} off (try --multiple {max(2, fam.rule.multiple // 2)} or --depth)"
+            )
         loss, c, D = best
         from scalelab import flops as F
 
         counts = F.param_counts(c.cfg)
         if point:
-            Ls = chinchilla_loss(g.samples, c.N, D)
+            Ls = laws.predict("chinchilla", g.sample_arrays(CHINCHILLA), N=c.N, D=D)
             loss_int = _interval(Ls, self.level)
         else:
             loss, loss_int = plan.L_opt, plan.L_int
-        return Shape(config=c.cfg, params=c.N, params_total=float(counts.params), flops_per_token=c.flops_per_token,
-                     tokens=float(D), flops_at_D_opt=c.flops_per_token * plan.D_opt, n_rel=c.N / plan.N_opt - 1,
-                     d_rel=D / plan.D_opt - 1,
-                     flops_at_D_opt_rel=c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1,
-                     loss=float(loss), loss_int=loss_int, ffn_fraction=ffn_fraction(c.cfg))
+        return Shape(
+            config=c.cfg,
+            params=c.N,
+            params_total=float(counts.params),
+            flops_per_token=c.flops_per_token,
+            tokens=float(D),
+            flops_at_D_opt=c.flops_per_token * plan.D_opt,
+            n_rel=c.N / plan.N_opt - 1,
+            d_rel=D / plan.D_opt - 1,
+            flops_at_D_opt_rel=c.flops_per_token * (plan.D_opt + inference_tokens / 3.0) / plan.C - 1,
+            loss=float(loss),
+            loss_int=loss_int,
+            ffn_fraction=ffn_fraction(c.cfg),
+        )
 
     # ---- wall clock ----------------------------------------------------------------------------
-    def throughput(self, g: Group, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
+    def throughput(self, g: GroupFit, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
         """FLOP/s this variant achieves on `gpu`, from its runs' measured tokens/s or MFU."""
         gpu = gpu.lower()
         if gpu not in PEAK_FLOPS:
@@ -272,8 +325,14 @@ class Planner:
         devices = {str(r.get("device") or "").lower() for r in runs}
         if rate is not None and any(gpu in d for d in devices):
             return rate, f"measured on {gpu}"
-        mfus = [float(r["mfu"]) for r in runs if r.get("mfu") is not None and math.isfinite(float(r["mfu"]))
-                and float(r["mfu"]) > 0 and not any(x in str(r.get("device") or "").lower() for x in ("cpu",))]
+        mfus = [
+            float(r["mfu"])
+            for r in runs
+            if r.get("mfu") is not None
+            and math.isfinite(float(r["mfu"]))
+            and float(r["mfu"]) > 0
+            and not any(x in str(r.get("device") or "").lower() for x in ("cpu",))
+        ]
         if peak is None:
             if rate is None:
                 return None, "no measured throughput in the fit's runs"
@@ -286,10 +345,12 @@ class Planner:
         ref = [self._measured_rate(h) for h in self.groups if h.variant.split("+")[0] == "dense"]
         ref = [r for r in ref if r]
         base = ref[0] if ref else rate
-        return peak * DEFAULT_MFU * rate / base, (f"MFU {DEFAULT_MFU:.0%} assumed for dense, scaled by this "
-                                                   f"variant's measured FLOP/s relative to dense ({rate / base:.2f}x)")
+        return peak * DEFAULT_MFU * rate / base, (
+            f"MFU {DEFAULT_MFU:.0%} assumed for dense, scaled by this "
+            f"variant's measured FLOP/s relative to dense ({rate / base:.2f}x)"
+        )
 
-    def _measured_rate(self, g: Group) -> Optional[float]:
+    def _measured_rate(self, g: GroupFit) -> Optional[float]:
         """Achieved training FLOP/s (tokens/s x FLOPs per token) of the largest run that measured it:
         the shape closest to the target, and the longest, steadiest measurement."""
         runs = sorted((r for r in g.runs if r.get("params")), key=lambda r: -float(r["params"]))
@@ -300,23 +361,15 @@ class Planner:
         return None
 
     # ---- inverse: compute to reach a loss ------------------------------------------------------
-    def compute_for_loss(self, g: Group, target: float) -> dict:
+    def compute_for_loss(self, g: GroupFit, target: float) -> dict:
         """Smallest C whose optimal loss reaches `target`, point and interval (inf where unreachable)."""
         fam = self.families[g.name]
 
         def solve(p: dict) -> np.ndarray:
             p = {k: np.atleast_1d(np.asarray(v, float)) for k, v in p.items()}
-            if g.form == "frontier":
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    C = np.power((target - p["E"]) / p["K"], -1.0 / p["gamma"])
-                return np.where(target > p["E"], C, np.inf)
-            if isinstance(fam, SixND):
-                a, b = p["alpha"], p["beta"]
-                G = np.power(a * p["A"] / (b * p["B"]), 1 / (a + b))
-                k = p["A"] * G ** -a + p["B"] * G ** b
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    C = fam.k * np.power((target - p["E"]) / k, -(a + b) / (a * b))
-                return np.where(target > p["E"], C, np.inf)
+            if g.form == "frontier" or isinstance(fam, SixND):  # closed forms; NaN (never) -> inf
+                C = laws.compute_for_loss(g.form, p, target, k=getattr(fam, "k", 6.0), outer=False)
+                return np.where(np.isnan(C), np.inf, C)
             # secant in log C on log(L_opt(C) - E), all samples at once: nearly linear in log C
             # (exactly so for C = k N D), so a handful of steps reach machine precision
             reach = target > p["E"]
@@ -341,14 +394,18 @@ class Planner:
             return np.where(reach, np.exp(x1), np.inf)
 
         names = CHINCHILLA if g.form == "chinchilla" else FRONTIER
-        C0 = float(solve({k: g.point[k] for k in names})[0])
-        Cs = solve(g.samples)
+        C0 = float(solve({k: g.params[k] for k in names})[0])
+        Cs = solve(g.sample_arrays(names))
         q = (1 - self.level) / 2 * 100
         # an unreachable tail (inf) makes hi inf; percentile interpolation cannot take inf itself
         lo, hi = np.percentile(np.minimum(Cs, 1e300), [q, 100 - q])
         lo, hi = (math.inf if x >= 1e300 else x for x in (lo, hi))
-        return {"target_loss": target, "C": C0, "C_int": (float(lo), float(hi)),
-                "p_unreachable": float(np.mean(~np.isfinite(Cs)))}
+        return {
+            "target_loss": target,
+            "C": C0,
+            "C_int": (float(lo), float(hi)),
+            "p_unreachable": float(np.mean(~np.isfinite(Cs))),
+        }
 
 
 def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
@@ -367,22 +424,32 @@ def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
 
 def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warnings: list[str], **kw) -> PlanResult:
     plans.sort(key=lambda p: p.L_opt)
-    p = _p_beats(plans[0], plans[1], planner.fit.joint) if len(plans) > 1 else None
+    p = _p_beats(plans[0], plans[1], planner.fit.paired) if len(plans) > 1 else None
     for pl in plans:
-        g = planner.fit.groups[pl.group]
-        cmin, cmax = planner.c_range(g)
+        cmax = planner.fit.groups[pl.group].c_range[1]
         if pl.extrapolated:
-            warnings.append(f"{pl.variant}: C = {pl.C:.3g} is {pl.C / cmax:.0f}x the largest fitted run "
-                            f"({cmax:.3g} FLOPs): extrapolation, trust the interval more than the point")
+            warnings.append(
+                f"{pl.variant}: C = {pl.C:.3g} is {pl.C / cmax:.0f}x the largest fitted run "
+                f"({cmax:.3g} FLOPs): extrapolation, trust the interval more than the point"
+            )
         if pl.shape is not None and abs(pl.shape.n_rel) > 0.1:
             pl.notes.append(f"nearest good shape has {pl.shape.n_rel:+.0%} params vs N_opt")
     warnings += planner.skipped
-    return PlanResult(C=C, plans=plans, p_beats=p, paired=planner.fit.joint, level=planner.level,
-                      convention=planner.fit.convention, fit_path=planner.fit.path,
-                      fitted_range=planner.fitted_range(), warnings=warnings, **kw)
+    return PlanResult(
+        C=C,
+        plans=plans,
+        p_beats=p,
+        paired=planner.fit.paired,
+        level=planner.level,
+        convention=planner.fit.convention,
+        fit_path=str(planner.fit.path) if planner.fit.path else None,
+        fitted_range=planner.fitted_range(),
+        warnings=warnings,
+        **kw,
+    )
 
 
-def _unique_tokens(g: Group, given: Optional[float]) -> Optional[float]:
+def _unique_tokens(g: GroupFit, given: Optional[float]) -> Optional[float]:
     if given:
         return given
     for r in g.runs:
@@ -392,20 +459,34 @@ def _unique_tokens(g: Group, given: Optional[float]) -> Optional[float]:
     return None
 
 
-def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[Sequence[str]] = None,
-                gpu_hours: Optional[float] = None, gpu: Optional[str] = None, mfu: Optional[float] = None,
-                inference_tokens: float = 0.0, target_loss: Optional[float] = None, multiple: Optional[int] = None,
-                depth: Optional[int] = None, unique_tokens: Optional[float] = None, shape: bool = True,
-                samples: Any = None, seed: int = 0) -> PlanResult:
+def plan_budget(
+    fit: Any,
+    flops: Optional[float] = None,
+    *,
+    variants: Optional[Sequence[str]] = None,
+    gpu_hours: Optional[float] = None,
+    gpu: Optional[str] = None,
+    mfu: Optional[float] = None,
+    inference_tokens: float = 0.0,
+    target_loss: Optional[float] = None,
+    multiple: Optional[int] = None,
+    depth: Optional[int] = None,
+    unique_tokens: Optional[float] = None,
+    shape: bool = True,
+    seed: int = 0,
+) -> PlanResult:
     """Plan every variant of `fit` at `flops` training FLOPs (or `gpu_hours` on `gpu`).
 
-    fit: fits/NAME.json path, its dict, or a FitResults. Returns a PlanResult ranked by predicted loss.
+    fit: a FitResults, a fits/NAME.json path or its dict (scalelab.fit.as_fit), or a Planner. Returns a
+    PlanResult ranked by predicted loss.
     """
-    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, multiple, depth, samples, seed)
+    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, multiple, depth, seed=seed)
     if flops is None and gpu_hours is None and target_loss is None:
         raise ScalelabError("give a budget: --flops C, --gpu-hours H, or --target-loss L")
     if flops is not None and gpu_hours is not None:
-        raise ScalelabError("give either --flops or --gpu-hours, not both: the GPU-hours column is reported with --flops")
+        raise ScalelabError(
+            "give either --flops or --gpu-hours, not both: the GPU-hours column is reported with --flops"
+        )
     if flops is not None and not (flops > 0 and math.isfinite(flops)):
         raise ScalelabError(f"--flops {flops} must be a positive number of FLOPs, e.g. 1e21")
     if gpu_hours is not None and not gpu_hours > 0:
@@ -426,7 +507,7 @@ def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[S
             C = None
         if C is None:  # target loss only
             info = planner.compute_for_loss(g, target_loss)
-            C = info["C"] if math.isfinite(info["C"]) else planner.c_range(g)[1]
+            C = info["C"] if math.isfinite(info["C"]) else g.c_range[1]
             pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
         else:
             pl = planner.allocate(g, C, inference_tokens, shape=shape)
@@ -439,52 +520,108 @@ def plan_budget(fit: Any, flops: Optional[float] = None, *, variants: Optional[S
             pl.gpu_hours = pl.C / rate / 3600
             peak = PEAK_FLOPS.get((gpu or "h100").lower())
             if peak and rate > peak:
-                warnings.append(f"{g.variant}: throughput {rate:.3g} FLOP/s exceeds the {gpu or 'h100'} peak {peak:.3g} "
-                                "(MFU > 100%): check the runs' tokens_per_s and device")
+                warnings.append(
+                    f"{g.variant}: throughput {rate:.3g} FLOP/s exceeds the {gpu or 'h100'} peak {peak:.3g} "
+                    "(MFU > 100%): check the runs' tokens_per_s and device"
+                )
         if inference_tokens and g.form == "chinchilla":
             co = planner.allocate(g, C, 0.0, shape=False, check_low=False)
             fam = planner.families[g.name]
             f_co = math.exp(float(fam.log_flops_per_token(math.log(co.N_opt))))
             D_co = C / f_co - inference_tokens / 3.0  # same lifetime budget with the compute-optimal N
-            L_co = float(chinchilla_loss(g.point, co.N_opt, D_co)) if D_co > 0 else float("inf")
+            L_co = float(laws.predict("chinchilla", g.params, N=co.N_opt, D=D_co)) if D_co > 0 else float("inf")
             f_pl = math.exp(float(fam.log_flops_per_token(math.log(pl.N_opt))))
-            pl.inference = {"inference_tokens": inference_tokens, "lifetime_flops": pl.C,
-                            "train_flops": f_pl * pl.D_opt, "inference_flops": f_pl / 3.0 * inference_tokens,
-                            "compute_optimal_N": co.N_opt, "compute_optimal_tokens_per_param": co.tokens_per_param,
-                            "tokens_per_param_over_compute_optimal": pl.tokens_per_param / co.tokens_per_param,
-                            "N_over_compute_optimal": pl.N_opt / co.N_opt,
-                            "loss_if_compute_optimal_N": L_co}
+            pl.inference = {
+                "inference_tokens": inference_tokens,
+                "lifetime_flops": pl.C,
+                "train_flops": f_pl * pl.D_opt,
+                "inference_flops": f_pl / 3.0 * inference_tokens,
+                "compute_optimal_N": co.N_opt,
+                "compute_optimal_tokens_per_param": co.tokens_per_param,
+                "tokens_per_param_over_compute_optimal": pl.tokens_per_param / co.tokens_per_param,
+                "N_over_compute_optimal": pl.N_opt / co.N_opt,
+                "loss_if_compute_optimal_N": L_co,
+            }
         ut = _unique_tokens(g, unique_tokens)
         if ut and math.isfinite(pl.D_opt) and pl.D_opt > ut:
-            warnings.append(f"{g.variant}: D_opt = {pl.D_opt:.3g} tokens exceeds the corpus's {ut:.3g} unique "
-                            f"tokens: data would repeat ({pl.D_opt / ut:.1f} epochs)")
+            warnings.append(
+                f"{g.variant}: D_opt = {pl.D_opt:.3g} tokens exceeds the corpus's {ut:.3g} unique "
+                f"tokens: data would repeat ({pl.D_opt / ut:.1f} epochs)"
+            )
         plans.append(pl)
-    return _finish(planner, plans, flops, warnings, gpu=(gpu or "h100") if (gpu_hours or gpu) else None,
-                   gpu_hours=gpu_hours, inference_tokens=inference_tokens, target_loss=target_loss)
+    return _finish(
+        planner,
+        plans,
+        flops,
+        warnings,
+        gpu=(gpu or "h100") if (gpu_hours or gpu) else None,
+        gpu_hours=gpu_hours,
+        inference_tokens=inference_tokens,
+        target_loss=target_loss,
+    )
 
 
-def sweep(fit: Any, c_min: float, c_max: float, n: int = 9, *, variants: Optional[Sequence[str]] = None,
-          samples: Any = None, inference_tokens: float = 0.0):
+def sweep(
+    fit: Any,
+    c_min: float,
+    c_max: float,
+    n: int = 9,
+    *,
+    variants: Optional[Sequence[str]] = None,
+    inference_tokens: float = 0.0,
+    require_samples: bool = True,
+):
     """Allocation over log-spaced budgets -> DataFrame (variant, C, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi,
     L_opt, L_lo, L_hi, extrapolated). Shapes are not chosen. Budgets below the fitted range are allowed
     here and flagged as extrapolated, like those more than 10x above it.
+
+    fit: as for plan_budget. require_samples=False: a fit without bootstrap samples gives the point
+    allocation with NaN intervals (the figures draw it without bands) instead of an error.
     """
     import pandas as pd
 
     if not (0 < c_min <= c_max) or n < 1:
         raise ScalelabError(f"sweep needs 0 < c_min <= c_max and n >= 1, got {c_min:g}:{c_max:g} with {n} points")
-    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, samples=samples)
+    planner = fit if isinstance(fit, Planner) else Planner(fit, variants, require_samples=require_samples)
     rows = []
     for C in np.geomspace(c_min, c_max, n):
         for g in planner.groups:
-            cmin, _ = planner.c_range(g)
+            cmin = g.c_range[0]
             try:
                 p = planner.allocate(g, float(C), inference_tokens, shape=False, check_low=False)
             except ScalelabError:  # no buildable model at this budget: a gap in the table, not an error
                 rows.append(dict(variant=g.variant, C=float(C), extrapolated=True))
                 continue
-            rows.append(dict(variant=p.variant, C=float(C), N_opt=p.N_opt, N_lo=p.N_int[0], N_hi=p.N_int[1],
-                             D_opt=p.D_opt, D_lo=p.D_int[0], D_hi=p.D_int[1], L_opt=p.L_opt, L_lo=p.L_int[0],
-                             L_hi=p.L_int[1], extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin))))
-    return pd.DataFrame(rows, columns=["variant", "C", "N_opt", "N_lo", "N_hi", "D_opt", "D_lo", "D_hi",
-                                       "L_opt", "L_lo", "L_hi", "extrapolated"])
+            rows.append(
+                dict(
+                    variant=p.variant,
+                    C=float(C),
+                    N_opt=p.N_opt,
+                    N_lo=p.N_int[0],
+                    N_hi=p.N_int[1],
+                    D_opt=p.D_opt,
+                    D_lo=p.D_int[0],
+                    D_hi=p.D_int[1],
+                    L_opt=p.L_opt,
+                    L_lo=p.L_int[0],
+                    L_hi=p.L_int[1],
+                    extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)),
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "variant",
+            "C",
+            "N_opt",
+            "N_lo",
+            "N_hi",
+            "D_opt",
+            "D_lo",
+            "D_hi",
+            "L_opt",
+            "L_lo",
+            "L_hi",
+            "extrapolated",
+        ],
+    )

@@ -1,4 +1,5 @@
 """Results of a plan: Shape, VariantPlan, PlanResult (to_dict / to_frame / summary)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -106,20 +107,37 @@ class PlanResult:
 
         rows = []
         for p in self.plans:
-            rows.append(dict(variant=p.variant, C=p.C, N_opt=p.N_opt, N_lo=p.N_int[0], N_hi=p.N_int[1],
-                             D_opt=p.D_opt, D_lo=p.D_int[0], D_hi=p.D_int[1], L_opt=p.L_opt,
-                             L_lo=p.L_int[0], L_hi=p.L_int[1], extrapolated=p.extrapolated))
+            rows.append(
+                dict(
+                    variant=p.variant,
+                    C=p.C,
+                    N_opt=p.N_opt,
+                    N_lo=p.N_int[0],
+                    N_hi=p.N_int[1],
+                    D_opt=p.D_opt,
+                    D_lo=p.D_int[0],
+                    D_hi=p.D_int[1],
+                    L_opt=p.L_opt,
+                    L_lo=p.L_int[0],
+                    L_hi=p.L_int[1],
+                    extrapolated=p.extrapolated,
+                )
+            )
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
         lines = [f"Compute-optimal plan ({self.convention} FLOPs, {self.level:.0%} intervals)"]
         for p in self.plans:
-            lines.append(f"  {p.variant:<20} C={p.C:.3g} N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] "
-                         f"D={p.D_opt:.3g} [{p.D_int[0]:.3g}, {p.D_int[1]:.3g}] L={p.L_opt:.4f} "
-                         f"[{p.L_int[0]:.4f}, {p.L_int[1]:.4f}]")
+            lines.append(
+                f"  {p.variant:<20} C={p.C:.3g} N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] "
+                f"D={p.D_opt:.3g} [{p.D_int[0]:.3g}, {p.D_int[1]:.3g}] L={p.L_opt:.4f} "
+                f"[{p.L_int[0]:.4f}, {p.L_int[1]:.4f}]"
+            )
         if self.p_beats is not None and len(self.plans) > 1:
-            lines.append(f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3f}"
-                         f" ({'paired' if self.paired else 'independent'} samples)")
+            lines.append(
+                f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3f}"
+                f" ({'paired' if self.paired else 'independent'} samples)"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

@@ -1,6 +1,7 @@
 """The six figures. Each takes a Context and returns a matplotlib Figure, or raises Skip(reason)
 when its inputs cannot support it (no fit, one variant, no throughput column): a note, not an error.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,8 +9,11 @@ from typing import Optional
 
 import numpy as np
 
+from scalelab.errors import ScalelabError
+from scalelab.fit import laws as fit_laws
+from scalelab.fit.results import FitResults
 from scalelab.plot import laws, style
-from scalelab.plot.inputs import Fit, Inputs
+from scalelab.plot.inputs import Inputs
 
 LOSS_LABEL = "validation loss (nats/token)"
 
@@ -26,12 +30,16 @@ class Context:
     colors: dict = field(default_factory=dict)
     markers: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # per-figure remarks, reset by the driver
-    _alloc_cache: dict = field(default_factory=dict)
+    _alloc_cache: dict = field(default_factory=dict)  # (c_min, c_max, n) -> planner sweep or its refusal
+    _planner: object = None  # scalelab.plan.Planner on the fit, built by the first allocation
     allocation_source: str = ""
 
     @property
-    def fit(self) -> Optional[Fit]:
+    def fit(self) -> Optional[FitResults]:
         return self.inputs.fit
+
+    def variant_of(self, group: str) -> str:
+        return self.fit.groups[group].variant
 
     @property
     def runs(self):
@@ -60,18 +68,18 @@ class Context:
         """Fit groups (optionally of the given forms), in legend order."""
         if self.fit is None:
             return []
-        gs = [g for g in self.fit.groups if forms is None or self.fit.groups[g]["form"] in forms]
-        order = {v: i for i, v in enumerate(style.sort_variants(self.fit.variant_of(g) for g in gs))}
-        return sorted(gs, key=lambda g: (order[self.fit.variant_of(g)], g))
+        gs = [g.name for g in self.fit if forms is None or g.form in forms]
+        order = {v: i for i, v in enumerate(style.sort_variants(self.variant_of(g) for g in gs))}
+        return sorted(gs, key=lambda g: (order[self.variant_of(g)], g))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+
 def variant_handle(ctx: Context, v: str):
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], color=ctx.colors[v], marker=ctx.markers[v], lw=1.0, markersize=4, label=v,
-                  gid=f"variant:{v}")
+    return Line2D([], [], color=ctx.colors[v], marker=ctx.markers[v], lw=1.0, markersize=4, label=v, gid=f"variant:{v}")
 
 
 def _panel_grid(n: int, single: bool) -> tuple[int, int]:
@@ -80,8 +88,8 @@ def _panel_grid(n: int, single: bool) -> tuple[int, int]:
 
 
 def _c_span(ctx: Context, groups: list[str]) -> tuple[float, float]:
-    lo = [ctx.fit.groups[g].get("range", {}).get("C", [np.nan, np.nan])[0] for g in groups]
-    hi = [ctx.fit.groups[g].get("range", {}).get("C", [np.nan, np.nan])[1] for g in groups]
+    lo = [ctx.fit.groups[g].range.get("C", [np.nan, np.nan])[0] for g in groups]
+    hi = [ctx.fit.groups[g].range.get("C", [np.nan, np.nan])[1] for g in groups]
     lo, hi = np.nanmin(np.asarray(lo, float)), np.nanmax(np.asarray(hi, float))
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise Skip("the fit file gives no FLOPs range (range.C) for its groups")
@@ -89,48 +97,34 @@ def _c_span(ctx: Context, groups: list[str]) -> tuple[float, float]:
 
 
 def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60):
-    """Compute-optimal N, D, L over budgets for one chinchilla group, with bootstrap bands.
-
-    Columns as scalelab.plan.sweep: C, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi, L_opt, L_lo, L_hi,
-    extrapolated. Uses the planner when it is importable (real FLOPs per token); otherwise the closed
-    form of REFERENCE.md section 3 with C = k N D, k from the fitted runs.
+    """Compute-optimal N, D, L over budgets for one chinchilla group, with bootstrap bands (NaN without
+    samples): the planner's sweep (scalelab.plan.sweep, real FLOPs per token), one Planner per figure set.
+    Columns as the sweep's: C, N_opt, N_lo, N_hi, D_opt, D_lo, D_hi, L_opt, L_lo, L_hi, extrapolated.
+    Raises Skip with the planner's reason when it cannot plan from this fit.
     """
-    import pandas as pd
+    from scalelab.plan import Planner, sweep
 
     key = (c_min, c_max, n)
     if key not in ctx._alloc_cache:
-        # one failed planner call is enough: the rest of the figures use the closed form too
-        ctx._alloc_cache[key] = None if ctx._alloc_cache.get("failed") else _planner_sweep(ctx, c_min, c_max, n)
+        try:
+            if ctx._planner is None:  # one Planner on the fit for every figure
+                ctx._planner = Planner(ctx.fit, require_samples=False)
+            ctx._alloc_cache[key] = sweep(ctx._planner, c_min, c_max, n)
+        except ScalelabError as e:
+            ctx._alloc_cache[key] = e
     planned = ctx._alloc_cache[key]
-    v = ctx.fit.variant_of(group)
-    if planned is not None and (planned["variant"].astype(str) == v).any():
-        a = planned[planned["variant"].astype(str) == v].sort_values("C").reset_index(drop=True)
-        a["extrapolated"] = a["extrapolated"].astype(bool) | _outside(ctx, group, a)
-        return a
-
-    C = np.logspace(np.log10(c_min), np.log10(c_max), n)
-    k, how = laws.flops_per_param_token(ctx.fit, group)
-    why = ctx._alloc_cache.get("failed")
-    ctx.allocation_source = f"closed form (REFERENCE.md section 3), {how}" + (
-        f"; the planner's sweep was tried and refused ({why})" if why else "")
-    point, draws = laws.param_arrays(ctx.fit, group, laws.CHINCHILLA)
-    p = laws.optimal(point, C, k)
-    out = {"variant": v, "C": C}
-    for q in ("N", "D", "L"):
-        out[f"{q}_opt"] = p[q]
-        if draws is not None:
-            out[f"{q}_lo"], out[f"{q}_hi"] = laws.band(laws.optimal(draws, C, k)[q], ctx.fit.level)
-        else:
-            out[f"{q}_lo"] = out[f"{q}_hi"] = np.full_like(C, np.nan)
-    out = pd.DataFrame(out)
-    out["extrapolated"] = _outside(ctx, group, out)
-    return out
+    if isinstance(planned, ScalelabError):
+        raise Skip(f"the planner cannot allocate from this fit: {planned}")
+    ctx.allocation_source = "scalelab.plan.sweep (the planner, real FLOPs per token)"
+    a = planned[planned["variant"].astype(str) == ctx.variant_of(group)].sort_values("C").reset_index(drop=True)
+    a["extrapolated"] = a["extrapolated"].astype(bool) | _outside(ctx, group, a)
+    return a
 
 
 def _outside(ctx: Context, group: str, a) -> np.ndarray:
     """Budgets where the allocation leaves the data: C, N_opt or D_opt outside the fitted runs' range
     (the planner itself flags only C > 10x the largest run). Drawn dashed."""
-    rng = ctx.fit.groups[group].get("range") or {}
+    rng = ctx.fit.groups[group].range
     out = np.zeros(len(a), bool)
     for col, key in (("C", "C"), ("N_opt", "N"), ("D_opt", "D")):
         r = rng.get(key)
@@ -140,40 +134,31 @@ def _outside(ctx: Context, group: str, a) -> np.ndarray:
     return out
 
 
-def _planner_sweep(ctx: Context, c_min, c_max, n):
-    try:
-        from scalelab.plan import sweep
-    except ImportError:
-        ctx._alloc_cache["failed"] = "scalelab.plan not importable"
-        return None
-    try:
-        df = sweep(ctx.fit.path, c_min, c_max, n)
-        need = {"variant", "C", "N_opt", "N_lo", "N_hi", "D_opt", "D_lo", "D_hi", "L_opt", "L_lo", "L_hi"}
-        if not need <= set(df.columns):
-            raise ValueError(f"sweep columns {sorted(df.columns)}")
-    except Exception as e:  # a planner that cannot handle this fit should not stop the figures
-        ctx._alloc_cache["failed"] = f"{type(e).__name__}: {str(e)[:200]}"
-        return None
-    if "extrapolated" not in df.columns:
-        df["extrapolated"] = False
-    ctx.allocation_source = "scalelab.plan.sweep (the planner, real FLOPs per token)"
-    return df
+def _draws(g, names=None):
+    """A group's bootstrap samples of `names` (default its form's), or None when it has none."""
+    d = g.sample_arrays(names)
+    return d if len(next(iter(d.values()))) else None
 
 
 def frontier(ctx: Context, group: str, C: np.ndarray):
     """L*(C) for a group: compute-optimal loss (chinchilla) or the fitted frontier. (point, lo, hi)."""
     g = ctx.fit.groups[group]
-    if g["form"] == "chinchilla":
+    if g.form == "chinchilla":
         a = allocation(ctx, group, float(C.min()), float(C.max()), len(C))
-        return (a["C"].to_numpy(), a["L_opt"].to_numpy(), a["L_lo"].to_numpy(), a["L_hi"].to_numpy(),
-                a["extrapolated"].to_numpy(bool))
-    if g["form"] == "frontier":
-        point, draws = laws.param_arrays(ctx.fit, group, ("E", "K", "gamma"))
+        return (
+            a["C"].to_numpy(),
+            a["L_opt"].to_numpy(),
+            a["L_lo"].to_numpy(),
+            a["L_hi"].to_numpy(),
+            a["extrapolated"].to_numpy(bool),
+        )
+    if g.form == "frontier":
+        draws = _draws(g)
         lo = hi = np.full_like(C, np.nan)
         if draws is not None:
-            lo, hi = laws.band(laws.loss_c(draws, C), ctx.fit.level)
-        rng = (g.get("range") or {}).get("C") or [C.min(), C.max()]
-        return C, laws.loss_c(point, C), lo, hi, (C > rng[1] * 1.02) | (C < rng[0] / 1.02)
+            lo, hi = laws.band(fit_laws.predict("frontier", draws, C=C), ctx.fit.level)
+        rng = g.range.get("C") or [C.min(), C.max()]
+        return C, g.predict(C=C), lo, hi, (C > rng[1] * 1.02) | (C < rng[0] / 1.02)
     return None
 
 
@@ -197,8 +182,7 @@ def _legend_extras(band_label: str, with_extrap: bool = True):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    h = [Line2D([], [], color="0.3", lw=1.2, label="fitted law"),
-         Patch(facecolor="0.3", alpha=0.25, label=band_label)]
+    h = [Line2D([], [], color="0.3", lw=1.2, label="fitted law"), Patch(facecolor="0.3", alpha=0.25, label=band_label)]
     if with_extrap:
         h.append(Line2D([], [], color="0.3", lw=1.2, ls="--", label="extrapolation"))
     return h
@@ -213,6 +197,7 @@ def _finish_legend(fig, handles):
 
 
 # ---------------------------------------------------------------------------------------------- 1
+
 
 def loss_vs_flops(ctx: Context):
     """Every run's validation curve against training FLOPs, final points, fitted frontier L*(C)."""
@@ -239,8 +224,16 @@ def loss_vs_flops(ctx: Context):
             for x, y in _curves(r, all_rows[all_rows["run_id"] == rid], ccol):
                 ax.plot(x, y, color=c, lw=0.5, alpha=0.9, zorder=2)
             fin = r[r["final"]]
-            ax.scatter(fin[ccol], fin["val_loss"], marker=ctx.markers[v], s=14, facecolor=c,
-                       edgecolor=ctx.colors[v], linewidths=0.5, zorder=4)
+            ax.scatter(
+                fin[ccol],
+                fin["val_loss"],
+                marker=ctx.markers[v],
+                s=14,
+                facecolor=c,
+                edgecolor=ctx.colors[v],
+                linewidths=0.5,
+                zorder=4,
+            )
     finals = runs[runs["final"]]
     ref = finals if len(finals) else runs
     lo_y, hi_y = float(ref["val_loss"].min()), float(ref["val_loss"].max())
@@ -253,11 +246,15 @@ def loss_vs_flops(ctx: Context):
     drawn = False
     if ctx.fit is not None:
         for g in ctx.groups(("chinchilla", "frontier")):
-            v = ctx.fit.variant_of(g)
+            v = ctx.variant_of(g)
             # from a little below the group's fitted FLOPs range: further left is early-checkpoint land
-            c0 = (ctx.fit.groups[g].get("range") or {}).get("C", [xlim[0]])[0] / 3
+            c0 = ctx.fit.groups[g].range.get("C", [xlim[0]])[0] / 3
             C = np.logspace(np.log10(max(xlim[0], c0)), np.log10(xlim[1]), 80)
-            fr = frontier(ctx, g, C)
+            try:
+                fr = frontier(ctx, g, C)
+            except Skip as e:  # the planner refused: the curves still stand, without this L*(C)
+                ctx.note(f"{v}: no L*(C) drawn: {e}")
+                continue
             if fr is None:
                 continue
             x, y, lo, hi, extrap = fr
@@ -281,9 +278,19 @@ def loss_vs_flops(ctx: Context):
     ax.set_ylabel(LOSS_LABEL)
     from matplotlib.lines import Line2D
 
-    handles.append(Line2D([], [], color="0.55", lw=0.6, marker="o", markersize=3,
-                          markerfacecolor="0.8", markeredgecolor="0.3",
-                          label="runs (lighter = smaller), final points"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="0.55",
+            lw=0.6,
+            marker="o",
+            markersize=3,
+            markerfacecolor="0.8",
+            markeredgecolor="0.3",
+            label="runs (lighter = smaller), final points",
+        )
+    )
     _finish_legend(fig, handles)
     return fig
 
@@ -333,6 +340,7 @@ def _cooldown_fraction(r) -> float:
 
 # ---------------------------------------------------------------------------------------------- 2
 
+
 def _final_points(ctx: Context):
     """Final (N, D, C, loss) points per variant: run-store finals, else the fit file's runs."""
     import pandas as pd
@@ -345,11 +353,10 @@ def _final_points(ctx: Context):
             return f, "run files"
     if ctx.fit is not None:
         frames = []
-        for g in ctx.fit.groups:
-            r = laws.group_runs(ctx.fit, g)
+        for g in ctx.fit:
+            r = pd.DataFrame(g.runs)
             if len(r):
-                r = r.copy()
-                r["variant"] = ctx.fit.variant_of(g)
+                r["variant"] = g.variant
                 frames.append(r)
         if frames:
             return pd.concat(frames, ignore_index=True), "fit file runs"
@@ -425,8 +432,8 @@ def loss_vs_params(ctx: Context):
     group_of = {}
     if ctx.fit is not None:
         for g in ctx.groups(("chinchilla", "frontier")):
-            group_of.setdefault(ctx.fit.variant_of(g), g)
-    ncol_all = laws.n_column(ctx.fit, next(iter(group_of.values()))) if group_of else "params"
+            group_of.setdefault(ctx.variant_of(g), g)
+    ncol_all = ctx.fit.groups[next(iter(group_of.values()))].n_column if group_of else "params"
     if ncol_all not in pts.columns:
         ncol_all = "params"
     sl = _slices(pts, ncol_all)
@@ -445,15 +452,23 @@ def loss_vs_params(ctx: Context):
             t = j / max(nsl - 1, 1)
             c = style.shade(ctx.colors[v], 0.25 + 0.75 * t, lightest=0.7)
             ls = style.LINESTYLES[j % len(style.LINESTYLES)]
-            ax.scatter(p[ncol_all], p["loss"], marker=ctx.markers[v], s=16, facecolor=c,
-                       edgecolor=ctx.colors[v], linewidths=0.5, zorder=4)
+            ax.scatter(
+                p[ncol_all],
+                p["loss"],
+                marker=ctx.markers[v],
+                s=16,
+                facecolor=c,
+                edgecolor=ctx.colors[v],
+                linewidths=0.5,
+                zorder=4,
+            )
             if g is None:
                 continue
             # D along the slice as a function of the plotted N
             if sl.kind == "ratio":
                 D = val * _param_map(pv, ncol_all, sl.rcol)(Ngrid)
             else:
-                D = val / (laws.flops_per_param_token(ctx.fit, g)[0] * Ngrid)
+                D = val / (laws.flops_per_param_token(ctx.fit, g) * Ngrid)
             curve = _law_along(ctx, g, Ngrid, D)
             if curve is None:
                 continue
@@ -477,8 +492,18 @@ def loss_vs_params(ctx: Context):
     handles = [variant_handle(ctx, v) for v in variants]
     for j, label in enumerate(sl.labels):
         grey = style.shade("#000000", 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
-        handles.append(Line2D([], [], color=grey, ls=style.LINESTYLES[j % len(style.LINESTYLES)], lw=1.0,
-                              marker="o", markersize=3, label=label))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=grey,
+                ls=style.LINESTYLES[j % len(style.LINESTYLES)],
+                lw=1.0,
+                marker="o",
+                markersize=3,
+                label=label,
+            )
+        )
     if law_drawn:
         from matplotlib.patches import Patch
 
@@ -505,24 +530,22 @@ def _param_map(pv, xcol: str, ycol: str):
 
 def _law_along(ctx: Context, g: str, N: np.ndarray, D: np.ndarray):
     """The fitted law along a slice, (point, lo, hi); None for forms without an (N, D) reading."""
-    form = ctx.fit.groups[g]["form"]
-    if form == "chinchilla":
-        point, draws = laws.param_arrays(ctx.fit, g, laws.CHINCHILLA)
-        f = lambda p: laws.loss_nd(p, N, D)  # noqa: E731
-    elif form == "frontier":
-        k, _ = laws.flops_per_param_token(ctx.fit, g)
-        point, draws = laws.param_arrays(ctx.fit, g, ("E", "K", "gamma"))
-        f = lambda p: laws.loss_c(p, k * N * D)  # noqa: E731
+    grp = ctx.fit.groups[g]
+    if grp.form == "chinchilla":
+        at = dict(N=N, D=D)
+    elif grp.form == "frontier":
+        at = dict(C=laws.flops_per_param_token(ctx.fit, g) * N * D)
     else:
         return None
-    y = f(point)
     lo = hi = np.full_like(N, np.nan)
-    if draws is not None:
-        lo, hi = laws.band(f(draws), ctx.fit.level)
-    return y, lo, hi
+    draws = _draws(grp)
+    if draws is not None:  # (S, len(N)): every sample along the slice
+        lo, hi = laws.band(fit_laws.predict(grp.form, draws, **at), ctx.fit.level)
+    return grp.predict(**at), lo, hi
 
 
 # ---------------------------------------------------------------------------------------------- 3
+
 
 def compute_optimal(ctx: Context):
     """N_opt(C) and D_opt(C) per variant with bands; data range shaded; extrapolation dashed."""
@@ -530,8 +553,10 @@ def compute_optimal(ctx: Context):
         raise Skip("needs a fit (--fit fits/NAME.json)")
     groups = ctx.groups(("chinchilla",))
     if not groups:
-        raise Skip("no L(N, D) (chinchilla-form) group in the fit: N_opt and D_opt are not identified "
-                   "(e.g. one tokens-per-parameter ratio per group)")
+        raise Skip(
+            "no L(N, D) (chinchilla-form) group in the fit: N_opt and D_opt are not identified "
+            "(e.g. one tokens-per-parameter ratio per group)"
+        )
     c_lo, c_hi = _c_span(ctx, groups)
     c_min, c_max = c_lo / 3, c_hi * 1e3
     single = ctx.single()
@@ -540,13 +565,21 @@ def compute_optimal(ctx: Context):
     for ax in (axN, axD):
         ax.axvspan(c_lo, c_hi, color="0.85", alpha=0.6, lw=0, zorder=0)
     for g in groups:
-        v = ctx.fit.variant_of(g)
+        v = ctx.variant_of(g)
         a = allocation(ctx, g, c_min, c_max)
         x = a["C"].to_numpy()
         for ax, q in ((axN, "N"), (axD, "D")):
-            _split_extrapolated(ax, x, a[f"{q}_opt"].to_numpy(), a[f"{q}_lo"].to_numpy(),
-                                a[f"{q}_hi"].to_numpy(), a["extrapolated"].to_numpy(), ctx.colors[v],
-                                gid=f"variant:{v}", lw=1.3)
+            _split_extrapolated(
+                ax,
+                x,
+                a[f"{q}_opt"].to_numpy(),
+                a[f"{q}_lo"].to_numpy(),
+                a[f"{q}_hi"].to_numpy(),
+                a["extrapolated"].to_numpy(),
+                ctx.colors[v],
+                gid=f"variant:{v}",
+                lw=1.3,
+            )
     for ax, lab in ((axN, r"compute-optimal parameters $N_{\rm opt}$"), (axD, r"compute-optimal tokens $D_{\rm opt}$")):
         style.log_axis(ax, "x")
         style.log_axis(ax, "y")
@@ -556,7 +589,7 @@ def compute_optimal(ctx: Context):
         ax.set_ylabel(lab)
     from matplotlib.patches import Patch
 
-    handles = [variant_handle(ctx, ctx.fit.variant_of(g)) for g in groups]
+    handles = [variant_handle(ctx, ctx.variant_of(g)) for g in groups]
     handles += _legend_extras(_band_label(ctx))
     handles.append(Patch(facecolor="0.85", alpha=0.6, label="range of fitted runs"))
     _finish_legend(fig, handles)
@@ -566,18 +599,19 @@ def compute_optimal(ctx: Context):
 
 # ---------------------------------------------------------------------------------------------- 4
 
+
 def _estimate(ctx: Context, g: str, name: str):
     """(estimate, lo, hi) of alpha, beta or a = beta/(alpha+beta) for a group."""
     grp = ctx.fit.groups[g]
     if name in ("alpha", "beta"):
-        est = float(grp["params"][name])
-        ci = (grp.get("conf_int") or {}).get(name)
+        est = float(grp.params[name])
+        ci = grp.conf_int.get(name)
     else:
-        al, be = float(grp["params"]["alpha"]), float(grp["params"]["beta"])
-        est = float((grp.get("derived") or {}).get("a", be / (al + be)))
-        ci = (grp.get("derived_conf_int") or {}).get("a")
+        al, be = float(grp.params["alpha"]), float(grp.params["beta"])
+        est = float(grp.derived.get("a", be / (al + be)))
+        ci = grp.derived_conf_int.get("a")
     if ci is None:
-        _, draws = laws.param_arrays(ctx.fit, g, ("alpha", "beta"))
+        draws = _draws(grp, ("alpha", "beta"))
         if draws is not None:
             x = draws[name] if name != "a" else draws["beta"] / (draws["alpha"] + draws["beta"])
             ci = laws.band(x[:, None], ctx.fit.level)
@@ -591,12 +625,12 @@ PARAM_LABELS = {"alpha": r"$\alpha$ (params)", "beta": r"$\beta$ (tokens)", "a":
 
 def _differences(ctx: Context, groups: list[str]):
     """Differences (variant - dense) from the fit's comparisons, oriented by the point estimates."""
-    dense = [g for g in groups if ctx.fit.variant_of(g) == "dense"]
+    dense = [g for g in groups if ctx.variant_of(g) == "dense"]
     out = {}
     if not dense:
         return out
     d = dense[0]
-    for comp in ctx.fit.data.get("comparisons") or []:
+    for comp in ctx.fit.comparisons:
         a, b = comp.get("a"), comp.get("b")
         if d not in (a, b) or a not in ctx.fit.groups or b not in ctx.fit.groups:
             continue
@@ -613,7 +647,7 @@ def _differences(ctx: Context, groups: list[str]):
                 est, lo, hi = -est, -hi, -lo
             rows[name] = (est, lo, hi)
         if rows:
-            out[ctx.fit.variant_of(other)] = rows
+            out[ctx.variant_of(other)] = rows
     return out
 
 
@@ -622,19 +656,25 @@ def exponents(ctx: Context):
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
     groups = ctx.groups(("chinchilla",))
-    if len({ctx.fit.variant_of(g) for g in groups}) < 2:
-        only = ", ".join(ctx.fit.variant_of(g) for g in groups) or "none"
-        raise Skip(f"a forest plot compares variants; the fit has fewer than two L(N, D) variants ({only}): "
-                   "read the exponents from `scalelab fit`'s table")
+    if len({ctx.variant_of(g) for g in groups}) < 2:
+        only = ", ".join(ctx.variant_of(g) for g in groups) or "none"
+        raise Skip(
+            f"a forest plot compares variants; the fit has fewer than two L(N, D) variants ({only}): "
+            "read the exponents from `scalelab fit`'s table"
+        )
     diffs = _differences(ctx, groups)
     names = ["alpha", "beta", "a"]
-    variants = [ctx.fit.variant_of(g) for g in groups]
+    variants = [ctx.variant_of(g) for g in groups]
     nv = len(variants)
     two = bool(diffs)
     single = ctx.single()
     rows_h = 0.3 + 0.085 * nv * 3
-    fig, axs = style.new_figure(ctx.width, (rows_h * (2 if two else 1)) / 3.5 if single else rows_h / 7 * 1.6,
-                                2 if (two and single) else 1, 2 if (two and not single) else 1)
+    fig, axs = style.new_figure(
+        ctx.width,
+        (rows_h * (2 if two else 1)) / 3.5 if single else rows_h / 7 * 1.6,
+        2 if (two and single) else 1,
+        2 if (two and not single) else 1,
+    )
     ax = axs.flat[0]
     step = 0.8 / max(nv, 1)
 
@@ -647,8 +687,18 @@ def exponents(ctx: Context):
                 est, lo, hi = e
                 y = pi + (vi - (len(vs) - 1) / 2) * step
                 err = None if not np.isfinite(lo) else [[est - lo], [hi - est]]
-                ax.errorbar([est], [y], xerr=err, fmt=ctx.markers[v], color=ctx.colors[v], ms=4,
-                            elinewidth=1.0, capsize=2, zorder=3, gid=f"variant:{v}")
+                ax.errorbar(
+                    [est],
+                    [y],
+                    xerr=err,
+                    fmt=ctx.markers[v],
+                    color=ctx.colors[v],
+                    ms=4,
+                    elinewidth=1.0,
+                    capsize=2,
+                    zorder=3,
+                    gid=f"variant:{v}",
+                )
         ax.set_yticks(range(len(names)), [PARAM_LABELS[n] for n in names])
         ax.set_ylim(len(names) - 0.5, -0.5)
         ax.set_xlabel(xlabel)
@@ -658,8 +708,7 @@ def exponents(ctx: Context):
             ax.axhline(k + 0.5, color="0.85", lw=0.5, zorder=0)
 
     by_v = dict(zip(variants, groups))
-    forest(ax, lambda v, n: _estimate(ctx, by_v[v], n), variants,
-           f"estimate ({ctx.fit.level:.0%} bootstrap interval)")
+    forest(ax, lambda v, n: _estimate(ctx, by_v[v], n), variants, f"estimate ({ctx.fit.level:.0%} bootstrap interval)")
     if two:
         ax2 = axs.flat[1]
         dv = [v for v in variants if v in diffs]
@@ -673,22 +722,13 @@ def exponents(ctx: Context):
 
 # ---------------------------------------------------------------------------------------------- 5
 
+
 def _predict(form: str, p: dict, N, D, C):
-    """Point prediction of a fitted form (docs/interfaces.md 'Fit file'); None for an unknown form."""
+    """Point prediction of a fitted form (scalelab.fit.laws); None for a form without one (allocation)."""
     try:
-        if form == "chinchilla":
-            return laws.loss_nd({k: p[k] for k in laws.CHINCHILLA}, N, D)
-        if form == "frontier":
-            return laws.loss_c({k: p[k] for k in ("E", "K", "gamma")}, C)
-        if form == "data":
-            return laws.loss_d({k: p[k] for k in ("E", "B", "beta")}, D)
-        if form == "size":
-            return laws.loss_n({k: p[k] for k in ("E", "A", "alpha")}, N)
-        if form == "power":
-            return laws.loss_c({"E": 0.0, "K": p["K"], "gamma": p["gamma"]}, C)
-    except KeyError:
+        return fit_laws.predict(form, p, N=N, D=D, C=C)
+    except (KeyError, ValueError):
         return None
-    return None
 
 
 def _group_points(ctx: Context, g: str, runs):
@@ -697,26 +737,37 @@ def _group_points(ctx: Context, g: str, runs):
     import pandas as pd
 
     grp = ctx.fit.groups[g]
-    ncol = laws.n_column(ctx.fit, g)
+    ncol = grp.n_column
     ccol = laws.flops_column(ctx.fit)
     if runs is not None:
-        key = grp.get("key") or {"variant": ctx.fit.variant_of(g)}
+        key = grp.key or {"variant": grp.variant}
         m = runs["final"] & runs["val_loss"].notna()
         for col, val in key.items():
             if col in runs.columns:
                 m &= runs[col].astype(str) == str(val)
         r = runs[m]
         if len(r) and {ncol, "tokens", ccol} <= set(r.columns):
-            return pd.DataFrame({"N": r[ncol].to_numpy(float), "D": r["tokens"].to_numpy(float),
-                                 "C": r[ccol].to_numpy(float), "loss": r["val_loss"].to_numpy(float),
-                                 "run_id": r["run_id"].astype(str).to_numpy()})
-    f = laws.group_runs(ctx.fit, g)
+            return pd.DataFrame(
+                {
+                    "N": r[ncol].to_numpy(float),
+                    "D": r["tokens"].to_numpy(float),
+                    "C": r[ccol].to_numpy(float),
+                    "loss": r["val_loss"].to_numpy(float),
+                    "run_id": r["run_id"].astype(str).to_numpy(),
+                }
+            )
+    f = pd.DataFrame(grp.runs)
     if f.empty or "loss" not in f.columns:
         return None
-    return pd.DataFrame({"N": f["params"].astype(float), "D": f["tokens"].astype(float),
-                         "C": f["flops"].astype(float) if "flops" in f else np.nan,
-                         "loss": f["loss"].astype(float),
-                         "run_id": f["run_id"].astype(str) if "run_id" in f else ""})
+    return pd.DataFrame(
+        {
+            "N": f["params"].astype(float),
+            "D": f["tokens"].astype(float),
+            "C": f["flops"].astype(float) if "flops" in f else np.nan,
+            "loss": f["loss"].astype(float),
+            "run_id": f["run_id"].astype(str) if "run_id" in f else "",
+        }
+    )
 
 
 def diagnostics(ctx: Context):
@@ -734,23 +785,25 @@ def diagnostics(ctx: Context):
         if pts is None or pts.empty:
             ctx.note(f"group {g}: no points to compare with")
             continue
-        pred = _predict(grp["form"], grp["params"], pts["N"].to_numpy(), pts["D"].to_numpy(), pts["C"].to_numpy())
+        pred = _predict(grp.form, grp.params, pts["N"].to_numpy(), pts["D"].to_numpy(), pts["C"].to_numpy())
         if pred is None:
-            ctx.note(f"group {g}: form {grp['form']!r} has no point predictor here")
+            ctx.note(f"group {g}: form {grp.form!r} has no point predictor here")
             continue
-        pts = pts.assign(pred=pred, variant=ctx.fit.variant_of(g), held_out=False)
+        pts = pts.assign(pred=pred, variant=grp.variant, held_out=False)
         frames.append(pts)
-        h = grp.get("holdout")
+        h = grp.extra.get("holdout")
         if isinstance(h, dict) and h.get("params") and h.get("value") is not None:
             what = str(h.get("rule", "largest N")).split()[-1]
             col = {"N": "N", "D": "D", "C": "C"}.get(what, "N")
             held = pts[pts[col] >= float(h["value"]) * (1 - 1e-6)]
-            hp = _predict(grp["form"], h["params"], held["N"].to_numpy(), held["D"].to_numpy(), held["C"].to_numpy())
+            hp = _predict(grp.form, h["params"], held["N"].to_numpy(), held["D"].to_numpy(), held["C"].to_numpy())
             if len(held) and hp is not None:
                 frames.append(held.assign(pred=hp, held_out=True))
                 err = h.get("mean_rel_error")
-                ctx.note(f"{g}: {len(held)} held-out point(s) ({h.get('rule')}) predicted by the refit without them"
-                         + (f", mean |rel err| {100 * err:.2f}%" if err is not None else ""))
+                ctx.note(
+                    f"{g}: {len(held)} held-out point(s) ({h.get('rule')}) predicted by the refit without them"
+                    + (f", mean |rel err| {100 * err:.2f}%" if err is not None else "")
+                )
     if not frames:
         raise Skip("no fitted points to compare with (give the run files, or a fit file listing its runs)")
     d = pd.concat(frames, ignore_index=True)
@@ -766,8 +819,14 @@ def diagnostics(ctx: Context):
     for v in variants:
         dv = d[d["variant"] == v]
         for held, sub in dv.groupby("held_out"):
-            kw = dict(marker=ctx.markers[v], s=24 if held else 14, linewidths=0.9 if held else 0.4,
-                      edgecolor=ctx.colors[v], facecolor="white" if held else ctx.colors[v], zorder=4 if held else 3)
+            kw = dict(
+                marker=ctx.markers[v],
+                s=24 if held else 14,
+                linewidths=0.9 if held else 0.4,
+                edgecolor=ctx.colors[v],
+                facecolor="white" if held else ctx.colors[v],
+                zorder=4 if held else 3,
+            )
             ax1.scatter(sub["pred"], sub["loss"], **kw)
             ax2.scatter(sub["N"], sub["rel"], **kw)
     ax1.set_xlim(lim[0] - pad, lim[1] + pad)
@@ -784,8 +843,18 @@ def diagnostics(ctx: Context):
     handles = [variant_handle(ctx, v) for v in variants]
     handles.append(Line2D([], [], ls="", marker="o", color="0.3", markersize=4, label="fitted point"))
     if d["held_out"].any():
-        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="white", markeredgecolor="0.3",
-                              markersize=4.5, label="held out (refit without them)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                markerfacecolor="white",
+                markeredgecolor="0.3",
+                markersize=4.5,
+                label="held out (refit without them)",
+            )
+        )
     else:
         ctx.note("no held-out check in the fit (refit with `scalelab fit --holdout largest` to draw one)")
     _finish_legend(fig, handles)
@@ -793,6 +862,7 @@ def diagnostics(ctx: Context):
 
 
 # ---------------------------------------------------------------------------------------------- 6
+
 
 def throughput(ctx: Context):
     """Training tokens/s (and MFU where known) per variant against width."""
@@ -813,16 +883,31 @@ def throughput(ctx: Context):
             raise Skip("the run files record no throughput (tokens_per_s)")
         mfu = r["mfu"] if "mfu" in r.columns else pd.Series(np.nan, index=r.index)
         r = r.assign(mfu=mfu)
-        t = r.groupby(["run_id"]).agg(variant=("variant", "first"), d_model=("d_model", "first"),
-                                      tokens_per_s=("tokens_per_s", "median"), mfu=("mfu", "median")).reset_index()
+        t = (
+            r.groupby(["run_id"])
+            .agg(
+                variant=("variant", "first"),
+                d_model=("d_model", "first"),
+                tokens_per_s=("tokens_per_s", "median"),
+                mfu=("mfu", "median"),
+            )
+            .reset_index()
+        )
         src = "run files (median over each run's evaluations)"
         if "device" in runs.columns and runs["device"].nunique() > 1:
-            ctx.note(f"runs from {runs['device'].nunique()} devices pooled: {', '.join(map(str, runs['device'].unique()[:4]))}")
+            ctx.note(
+                f"runs from {runs['device'].nunique()} devices pooled: "
+                f"{', '.join(map(str, runs['device'].unique()[:4]))}"
+            )
     has_mfu = t["mfu"].notna().any() and (t["mfu"] > 0).any()
     single = ctx.single()
     npan = 2 if has_mfu else 1
-    fig, axs = style.new_figure(ctx.width, (1.4 if single else 0.42) if has_mfu else (0.8 if single else 0.45),
-                                npan if single else 1, 1 if single else npan)
+    fig, axs = style.new_figure(
+        ctx.width,
+        (1.4 if single else 0.42) if has_mfu else (0.8 if single else 0.45),
+        npan if single else 1,
+        1 if single else npan,
+    )
     variants = style.sort_variants(t["variant"])
     widths = sorted(t["d_model"].unique())
     panels = [("tokens_per_s", "training throughput (tokens/s)", 1.0)]
@@ -838,8 +923,9 @@ def throughput(ctx: Context):
             x = s.index.to_numpy(float)
             y = s["median"].to_numpy() * scale
             err = [y - s["min"].to_numpy() * scale, s["max"].to_numpy() * scale - y]
-            ax.errorbar(x, y, yerr=err, color=ctx.colors[v], marker=ctx.markers[v], ms=4, lw=1.0,
-                        capsize=2, gid=f"variant:{v}")
+            ax.errorbar(
+                x, y, yerr=err, color=ctx.colors[v], marker=ctx.markers[v], ms=4, lw=1.0, capsize=2, gid=f"variant:{v}"
+            )
         ax.set_xscale("log", base=2)
         from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
@@ -860,22 +946,40 @@ def throughput(ctx: Context):
 
 
 FIGURES = [
-    ("fig1_loss_vs_flops", loss_vs_flops,
-     "Validation loss against training FLOPs: every run's curve (lighter = smaller model), final points "
-     "as markers, each variant's fitted compute frontier L*(C) with its bootstrap band (for L(N, D) fits the "
-     "law's compute-optimal loss, dashed where C, N_opt or D_opt leave the fitted runs' range)."),
-    ("fig2_loss_vs_params", loss_vs_params,
-     "Final loss against parameters at fixed tokens-per-parameter budgets (or IsoFLOP slices), one panel "
-     "per variant, with the fitted law overlaid along each slice."),
-    ("fig3_compute_optimal", compute_optimal,
-     "Compute-optimal N_opt(C) and D_opt(C) per variant with bootstrap bands; the fitted runs' FLOPs "
-     "range shaded, dashed where C, N_opt or D_opt leave the fitted runs' range (extrapolation)."),
-    ("fig4_exponents", exponents,
-     "Forest plot of alpha, beta and a = beta/(alpha+beta) per variant with bootstrap intervals, and the "
-     "differences against dense where the fit compared them."),
-    ("fig5_fit_diagnostics", diagnostics,
-     "Fit diagnostics: observed vs predicted loss and relative residual vs size; held-out points (the "
-     "fit's `--holdout largest` check) hollow, at the prediction of the refit that did not see them."),
-    ("fig6_throughput", throughput,
-     "Training throughput (tokens/s, and MFU where recorded) per variant against width."),
+    (
+        "fig1_loss_vs_flops",
+        loss_vs_flops,
+        "Validation loss against training FLOPs: every run's curve (lighter = smaller model), final points "
+        "as markers, each variant's fitted compute frontier L*(C) with its bootstrap band (for L(N, D) fits the "
+        "law's compute-optimal loss, dashed where C, N_opt or D_opt leave the fitted runs' range).",
+    ),
+    (
+        "fig2_loss_vs_params",
+        loss_vs_params,
+        "Final loss against parameters at fixed tokens-per-parameter budgets (or IsoFLOP slices), one panel "
+        "per variant, with the fitted law overlaid along each slice.",
+    ),
+    (
+        "fig3_compute_optimal",
+        compute_optimal,
+        "Compute-optimal N_opt(C) and D_opt(C) per variant with bootstrap bands; the fitted runs' FLOPs "
+        "range shaded, dashed where C, N_opt or D_opt leave the fitted runs' range (extrapolation).",
+    ),
+    (
+        "fig4_exponents",
+        exponents,
+        "Forest plot of alpha, beta and a = beta/(alpha+beta) per variant with bootstrap intervals, and the "
+        "differences against dense where the fit compared them.",
+    ),
+    (
+        "fig5_fit_diagnostics",
+        diagnostics,
+        "Fit diagnostics: observed vs predicted loss and relative residual vs size; held-out points (the "
+        "fit's `--holdout largest` check) hollow, at the prediction of the refit that did not see them.",
+    ),
+    (
+        "fig6_throughput",
+        throughput,
+        "Training throughput (tokens/s, and MFU where recorded) per variant against width.",
+    ),
 ]

@@ -1,4 +1,5 @@
 """Draw every figure the inputs support, write them atomically, and list them in figures/index.md."""
+
 from __future__ import annotations
 
 import os
@@ -31,15 +32,20 @@ def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only
     import matplotlib.pyplot as plt
 
     variants = inputs.variants()
-    ctx = Context(inputs=inputs, width=width, style=style_name,
-                  colors=style.variant_colors(variants), markers=style.variant_markers(variants))
+    ctx = Context(
+        inputs=inputs,
+        width=width,
+        style=style_name,
+        colors=style.variant_colors(variants),
+        markers=style.variant_markers(variants),
+    )
     with plt.rc_context(style.rc_params(style_name)):
         for name, fn, desc in FIGURES:
             if only and name not in only:
                 continue
             ctx.notes = []
             if inputs.fit is not None and inputs.fit.samples_note:
-                ctx.note(inputs.fit.samples_note)
+                ctx.note(f"{inputs.fit.samples_note}: fitted lines drawn without bands")
             try:
                 fig = fn(ctx)
                 yield name, desc, fig, "", list(ctx.notes)
@@ -47,8 +53,14 @@ def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only
                 yield name, desc, None, str(e), list(ctx.notes)
 
 
-def make_figures(inputs: Inputs, out_dir: str = "figures", formats=("pdf", "png"), width: str = "double",
-                 style_name: str = "paper", keep: bool = False) -> list[Drawn]:
+def make_figures(
+    inputs: Inputs,
+    out_dir: str = "figures",
+    formats=("pdf", "png"),
+    width: str = "double",
+    style_name: str = "paper",
+    keep: bool = False,
+) -> list[Drawn]:
     """Draw, save and index. Returns what was drawn and what was skipped."""
     import matplotlib.pyplot as plt
 
@@ -82,10 +94,18 @@ def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style
     import scalelab
 
     out_dir = os.path.dirname(path)
-    lines = ["# scalelab figures", "",
-             f"Written by `scalelab plot` (scalelab {getattr(scalelab, '__version__', '?')}), "
-             f"style {style_name}, {width} column ({style.WIDTHS_IN[width]} in wide), PNG at {style.PNG_DPI} dpi, "
-             "PDF with TrueType (Type 42) fonts.", "", "## Inputs", "", "| kind | file | sha256 |", "| --- | --- | --- |"]
+    lines = [
+        "# scalelab figures",
+        "",
+        f"Written by `scalelab plot` (scalelab {getattr(scalelab, '__version__', '?')}), "
+        f"style {style_name}, {width} column ({style.WIDTHS_IN[width]} in wide), PNG at {style.PNG_DPI} dpi, "
+        "PDF with TrueType (Type 42) fonts.",
+        "",
+        "## Inputs",
+        "",
+        "| kind | file | sha256 |",
+        "| --- | --- | --- |",
+    ]
     for s in inputs.sources:
         lines.append(f"| {s.kind} | `{s.path}` | `{s.sha256[:16]}` |")
     lines += ["", "## Figures", ""]

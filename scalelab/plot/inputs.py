@@ -1,9 +1,11 @@
 """Read what `scalelab plot` is given: run-store Parquet files, a fit file, bench JSON files.
 
-Read with pandas/json directly against the documented formats (docs/DESIGN.md "Run store",
-docs/interfaces.md "Fit file"), so that plotting works on results copied to a laptop. Anything
-unreadable is a ScalelabError naming the file: one line, exit 2.
+Run files through scalelab.store, the fit (read once) through scalelab.fit.load_fit, bench JSON here,
+against the documented formats (docs/DESIGN.md "Run store", docs/interfaces.md "Fit file"), so that
+plotting works on results copied to a laptop. Anything unreadable is a ScalelabError naming the file:
+one line, exit 2.
 """
+
 from __future__ import annotations
 
 import glob
@@ -14,6 +16,7 @@ from typing import Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import sha256_file
+from scalelab.fit.results import FitResults, as_fit, load_fit
 
 # Run-store columns the figures need (DESIGN.md); other columns are used when present.
 RUN_COLUMNS = ("run_id", "variant", "step", "tokens", "flops", "val_loss", "final", "params")
@@ -33,41 +36,9 @@ class Source:
 
 
 @dataclass
-class Fit:
-    """A fit file as the figures use it: the JSON dict plus its bootstrap samples."""
-
-    path: str
-    data: dict
-    samples: Optional["object"]  # pd.DataFrame or None
-    samples_note: str = ""
-
-    @property
-    def groups(self) -> dict:
-        return self.data.get("groups", {})
-
-    @property
-    def convention(self) -> str:
-        return self.data.get("flop_convention", "flops")
-
-    @property
-    def level(self) -> float:
-        return float(self.data.get("bootstrap", {}).get("level", 0.95))
-
-    def variant_of(self, group: str) -> str:
-        key = self.groups[group].get("key") or {}
-        return str(key.get("variant", group))
-
-    def group_samples(self, group: str):
-        if self.samples is None:
-            return None
-        s = self.samples[self.samples["group"] == group]
-        return s if len(s) else None
-
-
-@dataclass
 class Inputs:
     runs: Optional["object"] = None  # pd.DataFrame of every row of every run file
-    fit: Optional[Fit] = None
+    fit: Optional[FitResults] = None
     bench: Optional["object"] = None  # pd.DataFrame: variant, d_model, tokens_per_s, mfu
     sources: list = field(default_factory=list)
 
@@ -76,7 +47,7 @@ class Inputs:
         if self.runs is not None:
             vs |= set(self.runs["variant"].astype(str))
         if self.fit is not None:
-            vs |= {self.fit.variant_of(g) for g in self.fit.groups}
+            vs |= {g.variant for g in self.fit}
         if self.bench is not None:
             vs |= set(self.bench["variant"].astype(str))
         return sorted(vs)
@@ -106,7 +77,7 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
     import pandas as pd
 
     inputs = Inputs()
-    run_files, bench_files = [], []
+    run_files, bench_files, fit_doc = [], [], None
     for p in expand_paths(paths):
         if not os.path.isfile(p):
             raise ScalelabError(f"{p}: no such file: check the path")
@@ -119,7 +90,7 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
             if isinstance(d, dict) and str(d.get("format", "")).startswith("scalelab-fit/"):
                 if fit_path and os.path.abspath(fit_path) != os.path.abspath(p):
                     raise ScalelabError(f"{p}: a second fit file (--fit {fit_path} was given): plot one fit at a time")
-                fit_path = p
+                fit_path, fit_doc = p, dict(d, _path=p)  # parsed already: not read a second time
             else:
                 bench_files.append(p)
         else:
@@ -129,10 +100,10 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
         inputs.runs = pd.concat(frames, ignore_index=True)
         inputs.sources += [Source(p, sha256(p), "runs") for p in run_files]
     if fit_path:
-        inputs.fit = read_fit(fit_path)
+        inputs.fit = as_fit(fit_doc) if fit_doc else load_fit(fit_path)
         inputs.sources.append(Source(fit_path, sha256(fit_path), "fit"))
-        sp = _samples_path(fit_path, inputs.fit.data)
-        if inputs.fit.samples is not None:
+        if inputs.fit.samples_path is not None:
+            sp = str(inputs.fit.samples_path)
             inputs.sources.append(Source(sp, sha256(sp), "samples"))
     if bench_files:
         inputs.bench = pd.concat([read_bench(p) for p in bench_files], ignore_index=True)
@@ -159,43 +130,6 @@ def _read_run_file(path: str):
     return df
 
 
-def _samples_path(fit_path: str, data: dict) -> str:
-    name = data.get("samples")
-    if not name:
-        stem = fit_path[:-5] if fit_path.endswith(".json") else fit_path
-        return stem + ".samples.parquet"
-    return name if os.path.isabs(name) else os.path.join(os.path.dirname(fit_path), name)
-
-
-def read_fit(path: str) -> Fit:
-    """Read fits/NAME.json and its NAME.samples.parquet (missing samples: no bands, with a note)."""
-    import pandas as pd
-
-    if not os.path.isfile(path):
-        raise ScalelabError(f"{path}: no such fit file: run `scalelab fit runs/*.parquet --out {path}` first")
-    d = _read_json(path)
-    if not isinstance(d, dict) or not str(d.get("format", "")).startswith("scalelab-fit/"):
-        raise ScalelabError(f"{path}: not a scalelab fit file (no 'format': 'scalelab-fit/1'): give a file written by `scalelab fit`")
-    if not isinstance(d.get("groups"), dict) or not d["groups"]:
-        raise ScalelabError(f"{path}: fit file has no groups: refit with `scalelab fit`")
-    for name, g in d["groups"].items():
-        if not isinstance(g, dict) or "params" not in g or "form" not in g:
-            raise ScalelabError(f"{path}: group {name!r} lacks 'form' or 'params': refit with `scalelab fit`")
-    sp = _samples_path(path, d)
-    samples, note = None, ""
-    if os.path.isfile(sp):
-        try:
-            samples = pd.read_parquet(sp)
-        except Exception as e:
-            raise ScalelabError(f"{sp}: cannot read bootstrap samples as Parquet ({type(e).__name__}): refit with `scalelab fit`")
-        if "group" not in samples.columns:
-            raise ScalelabError(f"{sp}: samples file lacks column 'group': refit with `scalelab fit`")
-        samples["group"] = samples["group"].astype(str)
-    else:
-        note = f"no bootstrap samples ({sp} missing): fitted lines drawn without bands"
-    return Fit(path=path, data=d, samples=samples, samples_note=note)
-
-
 def read_bench(path: str):
     """A bench JSON: rows with variant, d_model (or width), tokens_per_s and optionally mfu.
 
@@ -208,13 +142,17 @@ def read_bench(path: str):
     if isinstance(d, dict):
         rows = next((d[k] for k in ("rows", "results", "train") if isinstance(d.get(k), list)), None)
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise ScalelabError(f"{path}: no throughput rows (a list of {{variant, d_model, tokens_per_s}}): give a bench file")
+        raise ScalelabError(
+            f"{path}: no throughput rows (a list of {{variant, d_model, tokens_per_s}}): give a bench file"
+        )
     df = pd.DataFrame(rows)
     if "d_model" not in df.columns and "width" in df.columns:
         df["d_model"] = df["width"]
     for col in ("variant", "d_model", "tokens_per_s"):
         if col not in df.columns:
-            raise ScalelabError(f"{path}: bench rows lack column {col!r}: give a bench file with variant, d_model, tokens_per_s")
+            raise ScalelabError(
+                f"{path}: bench rows lack column {col!r}: give a bench file with variant, d_model, tokens_per_s"
+            )
     if "mfu" not in df.columns:
         df["mfu"] = float("nan")
     df["variant"] = df["variant"].astype(str)

@@ -4,6 +4,7 @@ One colour and one marker per variant, the same in every figure of one `scalelab
 Okabe-Ito (colour-blind safe), dense always black, the other variants in sorted-name order.
 Markers differ per variant so that a greyscale print still tells them apart.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -98,8 +99,7 @@ def new_figure(width: str, aspect: float, nrows: int = 1, ncols: int = 1, **kw):
     w = WIDTHS_IN[width]
     if plt.rcParams["font.size"] > 8:  # slides: larger type needs taller panels
         aspect *= 1.2
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w, w * aspect), layout="constrained",
-                             squeeze=False, **kw)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(w, w * aspect), layout="constrained", squeeze=False, **kw)
     return fig, axes
 
 
@@ -126,7 +126,7 @@ def ensure_decade_labels(ax, which: str = "x") -> None:
     ks = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
     ticks = []
     for ms in ((1, 2, 5), range(1, 10)):
-        ticks = [m * 10.0 ** k for k in ks for m in ms if lo <= m * 10.0 ** k <= hi]
+        ticks = [m * 10.0**k for k in ks for m in ms if lo <= m * 10.0**k <= hi]
         if len(ticks) >= 2:
             break
     if len(ticks) < 2:
@@ -145,7 +145,7 @@ def _sci_label(x: float, _pos=None) -> str:
     if x <= 0:
         return ""
     k = math.floor(math.log10(x) + 1e-9)
-    m = x / 10.0 ** k
+    m = x / 10.0**k
     if abs(m - 1) < 1e-6:
         return rf"$\mathdefault{{10^{{{k}}}}}$"
     return rf"$\mathdefault{{{m:.2g}\times10^{{{k}}}}}$"
@@ -161,8 +161,15 @@ def figure_legend(fig, handles: Sequence, labels: Sequence[str]):
     for ncols in range(min(n, 6), 0, -1):
         # matplotlib fills legends column by column; reorder so that entries read row by row
         order = [k for c in range(ncols) for k in range(c, n, ncols)]
-        leg = fig.legend([handles[k] for k in order], [labels[k] for k in order], loc="outside upper center",
-                         ncols=ncols, frameon=True, handlelength=1.8, columnspacing=1.0)
+        leg = fig.legend(
+            [handles[k] for k in order],
+            [labels[k] for k in order],
+            loc="outside upper center",
+            ncols=ncols,
+            frameon=True,
+            handlelength=1.8,
+            columnspacing=1.0,
+        )
         if ncols == 1 or leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
             return leg
         leg.remove()

@@ -15,6 +15,7 @@ Why a K-process run equals a single-process run of the same config:
   single-process gradient of the whole global batch, up to float summation order;
 - logged train loss and validation loss are all-reduced means; only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +69,9 @@ def init(device: Optional[str] = None) -> DistEnv:
     rank, world, local = _ranks_from_environ()
     want_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
     if want_cuda and not torch.cuda.is_available():
-        raise ScalelabError("device cuda requested but torch sees no GPU: use --device cpu or check CUDA_VISIBLE_DEVICES")
+        raise ScalelabError(
+            "device cuda requested but torch sees no GPU: use --device cpu or check CUDA_VISIBLE_DEVICES"
+        )
     if world == 1:
         return DistEnv(device=device or ("cuda" if want_cuda else "cpu"))
     if want_cuda:
@@ -154,12 +157,13 @@ def rank_rows(batch: torch.Tensor, env: DistEnv) -> torch.Tensor:
     if n % env.world_size:
         raise ScalelabError(f"batch of {n} rows does not split over {env.world_size} processes")
     k = n // env.world_size
-    return batch[env.rank * k:(env.rank + 1) * k]
+    return batch[env.rank * k : (env.rank + 1) * k]
 
 
 # ---- wrapping the model -----------------------------------------------------------------------------
-def wrap_model(model: torch.nn.Module, env: DistEnv, shard: bool = False,
-               find_unused_parameters: bool = False) -> torch.nn.Module:
+def wrap_model(
+    model: torch.nn.Module, env: DistEnv, shard: bool = False, find_unused_parameters: bool = False
+) -> torch.nn.Module:
     """DDP for a distributed run, FSDP2 (`fully_shard`, each transformer block then the root) under
     `shard`; the model itself otherwise. Call after moving the model to env.device and before building
     the optimizer (FSDP2 replaces parameters by sharded DTensors).
@@ -187,8 +191,9 @@ def wrap_model(model: torch.nn.Module, env: DistEnv, shard: bool = False,
     return DDP(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
-def clone_model(model: torch.nn.Module, env: DistEnv, shard: bool, build: Any,
-                find_unused_parameters: bool = False) -> torch.nn.Module:
+def clone_model(
+    model: torch.nn.Module, env: DistEnv, shard: bool, build: Any, find_unused_parameters: bool = False
+) -> torch.nn.Module:
     """An independent copy with the same weights and the same wrapping (e.g. a WSD cooldown branch).
 
     build(): a fresh unwrapped model on env.device (used under FSDP2, whose sharded modules are not
@@ -238,8 +243,7 @@ def mean(value: float | torch.Tensor, env: DistEnv) -> float:
     """The mean of a scalar over ranks (train loss of the step, validation loss of a shard)."""
     if not env.distributed:
         return float(value)
-    t = torch.as_tensor(value, dtype=torch.float64,
-                        device=env.device).detach().clone().reshape(1)
+    t = torch.as_tensor(value, dtype=torch.float64, device=env.device).detach().clone().reshape(1)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t.item()) / env.world_size
 
@@ -267,8 +271,7 @@ def barrier(env: DistEnv) -> None:
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
-def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               all_ranks: bool = False) -> tuple[dict, dict]:
+def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, all_ranks: bool = False) -> tuple[dict, dict]:
     """(model, optimizer) state dicts with full (unsharded) tensors, keyed by the unwrapped model's names.
 
     Collective under DDP/FSDP2: every rank calls it. By default (for checkpoints) only rank 0 receives
@@ -285,8 +288,9 @@ def full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return get_state_dict(inner, optimizer, options=opts)
 
 
-def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    model_state: dict, optim_state: dict) -> None:
+def load_full_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict, optim_state: dict
+) -> None:
     """Inverse of `full_state`: every rank passes the same full state dicts (read from the same file)."""
     inner = unwrap(model)
     if not (dist.is_available() and dist.is_initialized()):
@@ -295,8 +299,13 @@ def load_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
-    set_state_dict(inner, optimizer, model_state_dict=model_state, optim_state_dict=optim_state,
-                   options=StateDictOptions(full_state_dict=True))
+    set_state_dict(
+        inner,
+        optimizer,
+        model_state_dict=model_state,
+        optim_state_dict=optim_state,
+        options=StateDictOptions(full_state_dict=True),
+    )
 
 
 # ---- stopping at a step boundary (preemption, timeout) -------------------------------------------------

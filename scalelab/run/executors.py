@@ -13,6 +13,7 @@ the run's lock, skips finished runs and resumes from checkpoints: all of them sh
 any number of them can work on one grid at once. An executor has `world` (processes per run) and
 `run(grid, runs, out_dir, train_kw) -> list[RunSummary]`.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,22 +63,34 @@ class InProcess:
             console.print(f"[yellow]{note}[/yellow]")
         os.makedirs(out_dir, exist_ok=True)
         summaries: list[RunSummary] = []
-        progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16),
-                            TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                            disable=self.quiet, transient=False)
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=16),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=self.quiet,
+            transient=False,
+        )
         with progress:
             gtask = progress.add_task(f"grid {grid.name}", total=sum(est), info=f"0/{len(runs)} runs")
             done_tokens = 0
             for k, run in enumerate(runs, 1):
-                rtask = progress.add_task(f"run {k}/{len(runs)} {run.variant} d{run.model.d_model}", total=None,
-                                          info="")
+                rtask = progress.add_task(
+                    f"run {k}/{len(runs)} {run.variant} d{run.model.d_model}", total=None, info=""
+                )
 
                 def on_step(p, rtask=rtask, base=done_tokens, cap=est[k - 1]):
                     if p["step"] % 10 == 0 or p["step"] == p["total"]:
-                        progress.update(rtask, total=p["total"], completed=p["step"],
-                                        info=f"{p['tokens']:,} tok  loss {p['loss']:.3f}  "
-                                             f"{p['tokens_per_s']:,.0f} tok/s")
+                        progress.update(
+                            rtask,
+                            total=p["total"],
+                            completed=p["step"],
+                            info=f"{p['tokens']:,} tok  loss {p['loss']:.3f}  {p['tokens_per_s']:,.0f} tok/s",
+                        )
                         progress.update(gtask, completed=base + min(p["tokens"], cap))
 
                 tb = os.path.join(self.tensorboard, run.file_stem) if self.tensorboard else None
@@ -113,7 +126,7 @@ def device_slots(devices: Sequence[str], nproc_per_run: int = 1) -> list[dict[st
         raise ScalelabError(
             f"{len(devices)} device(s) do not split into runs of {k} GPUs: give a multiple of {k} devices"
         )
-    return [{"CUDA_VISIBLE_DEVICES": ",".join(devices[i:i + k])} for i in range(0, len(devices), k)]
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(devices[i : i + k])} for i in range(0, len(devices), k)]
 
 
 def cpu_slots(workers: int, nproc_per_run: int = 1) -> list[dict[str, str]]:
@@ -126,8 +139,15 @@ def cpu_slots(workers: int, nproc_per_run: int = 1) -> list[dict[str, str]]:
     return [dict(env) for _ in range(workers)]
 
 
-def worker_argv(grid: str, run_id: str, out_dir: str, nproc_per_run: int = 1, shard: bool = False,
-                device: Optional[str] = None, extra: Sequence[str] = ()) -> list[str]:
+def worker_argv(
+    grid: str,
+    run_id: str,
+    out_dir: str,
+    nproc_per_run: int = 1,
+    shard: bool = False,
+    device: Optional[str] = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """The command that trains one run: the worker module, under torchrun when K > 1."""
     argv = [sys.executable]
     if nproc_per_run > 1:
@@ -155,10 +175,17 @@ class Outcome:
         return self.returncode == 0
 
 
-def run_local(grid: str, run_ids: Sequence[str], out_dir: str, slots: Sequence[dict[str, str]],
-              nproc_per_run: int = 1, shard: bool = False, device: Optional[str] = None,
-              on_done: Optional[Callable[[Outcome], None]] = None,
-              extra_args: Sequence[str] = ()) -> list[Outcome]:
+def run_local(
+    grid: str,
+    run_ids: Sequence[str],
+    out_dir: str,
+    slots: Sequence[dict[str, str]],
+    nproc_per_run: int = 1,
+    shard: bool = False,
+    device: Optional[str] = None,
+    on_done: Optional[Callable[[Outcome], None]] = None,
+    extra_args: Sequence[str] = (),
+) -> list[Outcome]:
     """Train run_ids with at most len(slots) workers at a time, each worker a subprocess in its slot's
     environment. A failed run is reported (and its log kept) and the others go on.
 
@@ -185,8 +212,12 @@ def run_local(grid: str, run_ids: Sequence[str], out_dir: str, slots: Sequence[d
             with open(log, "ab") as f:
                 f.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} slot {slot}\n".encode())
                 f.flush()
-                rc = subprocess.call(worker_argv(grid, run_id, out_dir, nproc_per_run, shard, device, extra_args),
-                                     stdout=f, stderr=subprocess.STDOUT, env=env)
+                rc = subprocess.call(
+                    worker_argv(grid, run_id, out_dir, nproc_per_run, shard, device, extra_args),
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
             out = Outcome(run_id, rc, time.time() - t0, log, slot)
         finally:
             free.put(slot)
@@ -205,8 +236,9 @@ def run_local(grid: str, run_ids: Sequence[str], out_dir: str, slots: Sequence[d
 def _skipped(out_dir: str, runs) -> tuple[list, list[RunSummary]]:
     """(runs still to train, a "skipped" summary per finished run): workers start only for the former."""
     todo = [r for r in runs if not layout.is_finished(out_dir, r)]
-    return todo, [RunSummary(r, "skipped", layout.run_path(out_dir, r), detail="finished before")
-                  for r in runs if r not in todo]
+    return todo, [
+        RunSummary(r, "skipped", layout.run_path(out_dir, r), detail="finished before") for r in runs if r not in todo
+    ]
 
 
 def _after(out_dir: str, run, returncode: int, log: str) -> RunSummary:
@@ -241,8 +273,17 @@ class Workers:
             if self.console is not None:
                 self.console.print(f"run {o.run_id}: exit {o.returncode} after {o.seconds:.1f} s (log {o.log})")
 
-        for o in run_local(grid.path or grid.name, [r.run_id for r in todo], out_dir, self.slots, self.world,
-                           self.shard, self.device, on_done=done, extra_args=_worker_args(train_kw)):
+        for o in run_local(
+            grid.path or grid.name,
+            [r.run_id for r in todo],
+            out_dir,
+            self.slots,
+            self.world,
+            self.shard,
+            self.device,
+            on_done=done,
+            extra_args=_worker_args(train_kw),
+        ):
             out.append(_after(out_dir, by_id[o.run_id], o.returncode, o.log))
         return out
 
@@ -268,9 +309,17 @@ class Submitit:
         out_dir = os.path.abspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
         todo, out = _skipped(out_dir, runs)
-        jobs = slurm.submit(grid.path or grid.name, [r.run_id for r in todo], out_dir, self.opts,
-                            cluster=self.cluster, shard=self.shard, device=self.device,
-                            name=f"scalelab-{grid.name}", train_kwargs=train_kw)
+        jobs = slurm.submit(
+            grid.path or grid.name,
+            [r.run_id for r in todo],
+            out_dir,
+            self.opts,
+            cluster=self.cluster,
+            shard=self.shard,
+            device=self.device,
+            name=f"scalelab-{grid.name}",
+            train_kwargs=train_kw,
+        )
         for r, job in zip(todo, jobs):
             if not self.wait:
                 out.append(RunSummary(r, "submitted", layout.run_path(out_dir, r), detail=f"job {job.job_id}"))
@@ -286,9 +335,21 @@ class Submitit:
 
 
 # ---- from `scalelab run` options ---------------------------------------------------------------------
-def from_options(grid, *, executor: str = "local", workers: int = 1, devices: Optional[str] = None,
-                 nproc_per_run: int = 1, shard: bool = False, slurm: Optional[dict] = None, device: str = "auto",
-                 wait: bool = False, quiet: bool = False, tensorboard: Optional[str] = None, console=None):
+def from_options(
+    grid,
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    devices: Optional[str] = None,
+    nproc_per_run: int = 1,
+    shard: bool = False,
+    slurm: Optional[dict] = None,
+    device: str = "auto",
+    wait: bool = False,
+    quiet: bool = False,
+    tensorboard: Optional[str] = None,
+    console=None,
+):
     """The executor `scalelab run`'s options ask for: InProcess unless workers, devices, processes per run,
     sharding or a submitit executor are asked for. Bad combinations are ScalelabErrors."""
     if executor not in EXECUTORS:
@@ -298,8 +359,10 @@ def from_options(grid, *, executor: str = "local", workers: int = 1, devices: Op
     if devices and workers > 1:
         raise ScalelabError("give --workers N (CPU processes) or --devices 0,1,... (one run per GPU), not both")
     if executor != "local" and (devices or workers > 1):
-        raise ScalelabError(f"--executor {executor} schedules runs itself: drop --workers/--devices "
-                            "(use --array-parallelism and --gpus-per-run)")
+        raise ScalelabError(
+            f"--executor {executor} schedules runs itself: drop --workers/--devices "
+            "(use --array-parallelism and --gpus-per-run)"
+        )
     if nproc_per_run < 1:
         raise ScalelabError(f"--nproc-per-run must be at least 1, got {nproc_per_run}")
     if shard and nproc_per_run < 2 and not ((slurm or {}).get("gpus_per_run") or 0) > 1:
@@ -311,21 +374,13 @@ def from_options(grid, *, executor: str = "local", workers: int = 1, devices: Op
         opts = SlurmOptions.from_table(grid_slurm_table(grid.path), **(slurm or {}))
         if nproc_per_run > 1 and not (slurm or {}).get("gpus_per_run"):
             opts = SlurmOptions.from_table({**asdict(opts), "gpus_per_run": nproc_per_run})
-        return Submitit(opts, cluster="slurm" if executor == "slurm" else "local", shard=shard,
-                        device=worker_device, wait=wait)
-    if not devices and workers == 1 and worker_device != "cpu" and has_gpu():
-        import torch  # --nproc-per-run K on a GPU machine: all its GPUs, K per run
-
-        devices = ",".join(str(i) for i in range(torch.cuda.device_count()))
-    slots = device_slots(parse_devices(devices), nproc_per_run) if devices else cpu_slots(workers, nproc_per_run)
-    return Workers(slots, world=nproc_per_run, shard=shard, device=worker_device,
-                   console=None if quiet else console)
-
-
-def has_gpu() -> bool:
-    try:
+        return Submitit(
+            opts, cluster="slurm" if executor == "slurm" else "local", shard=shard, device=worker_device, wait=wait
+        )
+    if not devices and workers == 1 and worker_device != "cpu":
         import torch
 
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        return False
+        if torch.cuda.is_available():  # --nproc-per-run K on a GPU machine: all its GPUs, K per run
+            devices = ",".join(str(i) for i in range(torch.cuda.device_count()))
+    slots = device_slots(parse_devices(devices), nproc_per_run) if devices else cpu_slots(workers, nproc_per_run)
+    return Workers(slots, world=nproc_per_run, shard=shard, device=worker_device, console=None if quiet else console)

@@ -11,6 +11,7 @@ A run whose Parquet file exists is finished (it is written once, at the end); a 
 process holds is that process's. `collect` infers every run's state from these files alone, so it works
 while workers (local, torchrun or Slurm) are still writing. Torch-free.
 """
+
 from __future__ import annotations
 
 import glob
@@ -80,8 +81,17 @@ def write_status(out_dir: str, run, state: str, **extra) -> None:
     """Atomically record a run's state (running, done, diverged, failed, interrupted) for `scalelab status`."""
     path = status_path(out_dir, run.run_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    note = dict(run_id=run.run_id, grid=run.grid, variant=run.variant, d_model=run.model.d_model,
-                state=state, host=socket.gethostname(), pid=os.getpid(), time=time.time(), **extra)
+    note = dict(
+        run_id=run.run_id,
+        grid=run.grid,
+        variant=run.variant,
+        d_model=run.model.d_model,
+        state=state,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        time=time.time(),
+        **extra,
+    )
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(note, f)
@@ -104,12 +114,12 @@ def read_notes(out_dir: str) -> dict[str, dict]:
 
 
 # ---- run states -------------------------------------------------------------------------------------
-def finished_state(path: str, run_id: Optional[str] = None) -> tuple[str, dict]:
-    """("done" | "diverged", the file's columns as lists) for a finished run's file."""
+def finished_state(path: str, columns: tuple = ("status",)) -> tuple[str, dict]:
+    """("done" | "diverged", the file's `columns` as lists) for a finished run's file."""
     from scalelab.store import read_runs
 
-    cols = ["run_id", "grid", "variant", "d_model", "status", "final", "val_loss", "tokens"]
-    d = read_runs(path, columns=cols, run_id=run_id)[cols].to_dict("list")
+    cols = list(dict.fromkeys(["status", *columns]))
+    d = read_runs(path, columns=cols)[cols].to_dict("list")
     return ("diverged" if "diverged" in d["status"] else "done"), d
 
 
@@ -117,7 +127,7 @@ def outcome(out_dir: str, run, returncode: int, log: str) -> tuple[str, str]:
     """(state, detail) of a run after its worker exited: done / diverged (its file), busy, or failed."""
     path = run_path(out_dir, run)
     if os.path.isfile(path):
-        return finished_state(path, run.run_id)[0], os.path.basename(path)
+        return finished_state(path)[0], os.path.basename(path)
     if returncode == 0:
         return "busy", "another process holds its lock"
     return "failed", log
@@ -180,7 +190,7 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
         return runs.setdefault(rid, dict(run_id=rid, grid="?", variant="?", d_model=None, state=None, detail=""))
 
     for g in grids or []:  # the runs the grids expect
-        from scalelab.config import Grid
+        from scalelab.grid import Grid
 
         for r in Grid.load(g).runs():
             entry(r.run_id).update(grid=r.grid, variant=r.variant, d_model=r.model.d_model)
@@ -190,11 +200,14 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
         for k in ("grid", "variant", "d_model"):
             if n.get(k) is not None:
                 e[k] = n[k]
+    cols = ("run_id", "grid", "variant", "d_model", "final", "val_loss", "tokens")
     for p in sorted(glob.glob(os.path.join(out_dir, "*.parquet"))):  # finished runs
         try:
-            state, d = finished_state(p)
-        except ScalelabError as ex:  # a foreign or broken file: say so, do not stop
-            entry(os.path.basename(p)).update(state="failed", detail=f"unreadable Parquet: {str(ex)[:160]}")
+            state, d = finished_state(p, cols)
+        except Exception as ex:  # a foreign or broken file: say so, do not stop
+            entry(os.path.basename(p)).update(
+                state="failed", detail=f"unreadable Parquet: {str(ex).splitlines()[0][:200]}"
+            )
             continue
         if not d["run_id"]:
             continue
@@ -229,8 +242,10 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
     for e in runs.values():
         if e["state"] is None:
             e["state"] = "pending"
-    return sorted(runs.values(), key=lambda e: (str(e["grid"]), STATES.index(e["state"]), str(e["variant"]),
-                                                e["d_model"] or 0, e["run_id"]))
+    return sorted(
+        runs.values(),
+        key=lambda e: (str(e["grid"]), STATES.index(e["state"]), str(e["variant"]), e["d_model"] or 0, e["run_id"]),
+    )
 
 
 def summarize(entries: list[dict]) -> dict:

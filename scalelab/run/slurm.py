@@ -2,9 +2,10 @@
 
 One array task per run (K tasks per run for K GPUs); each task is a `RunJob` (submitit Checkpointable) that,
 on preemption or timeout, checkpoints at the next optimizer step and is requeued, resuming from its run
-checkpoint. Every task trains through the worker entry (worker.train_by_id -> one.train_one), like the local
-workers. submitit is the optional `slurm` extra; nothing else in scalelab needs it.
+checkpoint. Every task trains through one.train_by_id -> one.train_one, like the local workers. submitit
+is the optional `slurm` extra; nothing else in scalelab needs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ from typing import Any, Optional, Sequence
 
 from scalelab.errors import ScalelabError
 from scalelab.run import layout
-from scalelab.run.executors import has_gpu
 
 try:  # submitit is the optional `slurm` extra; local fan-out and torchrun work without it
     from submitit.helpers import Checkpointable as _Checkpointable
@@ -70,10 +70,15 @@ class SlurmOptions:
     def executor_parameters(self, name: str) -> dict[str, Any]:
         """submitit AutoExecutor parameters (generic ones, plus slurm_* that other executors ignore)."""
         tasks = max(1, int(self.gpus_per_run))
-        p: dict[str, Any] = dict(name=name, timeout_min=int(self.time), tasks_per_node=tasks, nodes=1,
-                                 cpus_per_task=int(self.cpus_per_task),
-                                 slurm_array_parallelism=int(self.array_parallelism),
-                                 slurm_signal_delay_s=int(self.signal_delay_s))
+        p: dict[str, Any] = dict(
+            name=name,
+            timeout_min=int(self.time),
+            tasks_per_node=tasks,
+            nodes=1,
+            cpus_per_task=int(self.cpus_per_task),
+            slurm_array_parallelism=int(self.array_parallelism),
+            slurm_signal_delay_s=int(self.signal_delay_s),
+        )
         if self.gpus_per_run:
             p["gpus_per_node"] = int(self.gpus_per_run)
         if self.mem_gb:
@@ -137,8 +142,16 @@ class RunJob(_Checkpointable):
     handler runs anyway and the run resumes from its last periodic checkpoint.
     """
 
-    def __init__(self, grid: str, run_id: str, out_dir: str, shard: bool = False,
-                 device: Optional[str] = None, grace_s: float = 60.0, train_kwargs: Optional[dict] = None):
+    def __init__(
+        self,
+        grid: str,
+        run_id: str,
+        out_dir: str,
+        shard: bool = False,
+        device: Optional[str] = None,
+        grace_s: float = 60.0,
+        train_kwargs: Optional[dict] = None,
+    ):
         self.grid, self.run_id, self.out_dir = grid, run_id, out_dir
         self.shard, self.device, self.grace_s = shard, device, grace_s
         self.train_kwargs = dict(train_kwargs or {})  # checkpoint_every, checkpoint_seconds
@@ -148,7 +161,7 @@ class RunJob(_Checkpointable):
         import submitit
 
         from scalelab.run import distributed
-        from scalelab.run.worker import train_by_id
+        from scalelab.run.one import train_by_id
 
         self.attempt += 1
         job_env = submitit.JobEnvironment()
@@ -180,8 +193,9 @@ class RunJob(_Checkpointable):
             signal.signal(signal.SIGUSR2, defer)
         distributed.clear_stop()
         try:
-            return train_by_id(self.grid, self.run_id, self.out_dir, shard=self.shard, device=self.device,
-                               **self.train_kwargs)
+            return train_by_id(
+                self.grid, self.run_id, self.out_dir, shard=self.shard, device=self.device, **self.train_kwargs
+            )
         except distributed.Preempted as e:
             print(f"scalelab: run {self.run_id} preempted: {e}", flush=True)
             if callable(submitit_handler):
@@ -207,22 +221,36 @@ def make_executor(out_dir: str, opts: SlurmOptions, cluster: str = "slurm", name
         try:
             ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=int(opts.max_requeues))
         except RuntimeError:
-            raise ScalelabError("--executor slurm: no Slurm here (srun not found): submit from a login node, "
-                                "or try the same grid with --executor submitit-local") from None
+            raise ScalelabError(
+                "--executor slurm: no Slurm here (srun not found): submit from a login node, "
+                "or try the same grid with --executor submitit-local"
+            ) from None
     else:
         ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
         if cluster == "local":
             ex._executor.max_num_timeout = int(opts.max_requeues)
     params = opts.executor_parameters(name)
-    if cluster != "slurm" and not has_gpu():
-        params.pop("gpus_per_node", None)  # a CPU machine: the local executor would look for GPUs
+    if cluster != "slurm":
+        import torch
+
+        if not torch.cuda.is_available():
+            params.pop("gpus_per_node", None)  # a CPU machine: the local executor would look for GPUs
     ex.update_parameters(**params)
     return ex
 
 
-def submit(grid: str, run_ids: Sequence[str], out_dir: str, opts: SlurmOptions, cluster: str = "slurm",
-           shard: bool = False, device: Optional[str] = None, name: Optional[str] = None,
-           train_kwargs: Optional[dict] = None, grace_s: float = 60.0) -> list:
+def submit(
+    grid: str,
+    run_ids: Sequence[str],
+    out_dir: str,
+    opts: SlurmOptions,
+    cluster: str = "slurm",
+    shard: bool = False,
+    device: Optional[str] = None,
+    name: Optional[str] = None,
+    train_kwargs: Optional[dict] = None,
+    grace_s: float = 60.0,
+) -> list:
     """Submit every run as one submitit job array (one array task per run); returns the jobs."""
     if not run_ids:
         return []
@@ -230,6 +258,9 @@ def submit(grid: str, run_ids: Sequence[str], out_dir: str, opts: SlurmOptions, 
     jobs = []
     with ex.batch():
         for rid in run_ids:
-            jobs.append(ex.submit(RunJob(grid, rid, out_dir, shard=shard, device=device, grace_s=grace_s,
-                                         train_kwargs=train_kwargs)))
+            jobs.append(
+                ex.submit(
+                    RunJob(grid, rid, out_dir, shard=shard, device=device, grace_s=grace_s, train_kwargs=train_kwargs)
+                )
+            )
     return jobs

@@ -19,6 +19,7 @@ checkpoint holds model, optimizer, torch RNG and the rows so far: a run resumed 
 the rows of an uninterrupted one (bit-identical on CPU). The run's Parquet file is written only when
 the run ends, so runs/*.parquet never holds a partial run.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,6 @@ import os
 import platform
 import subprocess
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -36,19 +36,20 @@ import numpy as np
 import torch
 
 import scalelab
-from scalelab.run import distributed as D
 from scalelab import flops as flopslib
-from scalelab import store
+from scalelab import store, structures
 from scalelab.config import RunConfig
 from scalelab.data import Corpus, batch_offsets, get_batch, val_windows
 from scalelab.fileio import atomic_write
-from scalelab.model.guided import guide_alpha, guided_layers, set_guide_alpha
 from scalelab.model.gpt import GPT
+from scalelab.model.guided import guide_alpha, guided_layers, set_guide_alpha
+from scalelab.run import distributed as D
 
 LOSS_WINDOW = 10  # train_loss in a row = mean of the last LOSS_WINDOW optimizer steps
 
 
 # ---- schedule -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Plan:
@@ -118,6 +119,7 @@ def lr_at(run: RunConfig, plan: Plan, step: int, branch_steps: Optional[int] = N
 
 # ---- environment ----------------------------------------------------------------------------------
 
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -172,6 +174,7 @@ def git_sha() -> Optional[str]:
 
 # ---- the run --------------------------------------------------------------------------------------
 
+
 @dataclass
 class RunResult:
     run_id: str
@@ -196,10 +199,21 @@ class _State:
 
 
 class Trainer:
-    def __init__(self, run: RunConfig, corpus: Corpus, *, device: str = "auto", ckpt_path: Optional[str] = None,
-                 checkpoint_every: Optional[int] = None, checkpoint_seconds: float = 60.0,
-                 progress: Optional[Callable[[dict], None]] = None, tb_dir: Optional[str] = None,
-                 should_stop: Optional[Callable[[], bool]] = None, dist_env=None, shard: bool = False):
+    def __init__(
+        self,
+        run: RunConfig,
+        corpus: Corpus,
+        *,
+        device: str = "auto",
+        ckpt_path: Optional[str] = None,
+        checkpoint_every: Optional[int] = None,
+        checkpoint_seconds: float = 60.0,
+        progress: Optional[Callable[[dict], None]] = None,
+        tb_dir: Optional[str] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
+        dist_env=None,
+        shard: bool = False,
+    ):
         self.run, self.corpus = run, corpus
         self.should_stop = should_stop  # polled every step: True -> checkpoint and return "interrupted"
         self.cfg, self.t = run.model, run.train
@@ -230,10 +244,15 @@ class Trainer:
         vx, vy = val_windows(corpus.val, self.cfg.seq_len, self.t.val_tokens)
         self.val_x, self.val_y = torch.from_numpy(vx), torch.from_numpy(vy)
         self._provenance = dict(
-            corpus=corpus.name, corpus_sha=corpus.sha, tokenizer=corpus.tokenizer,
+            corpus=corpus.name,
+            corpus_sha=corpus.sha,
+            tokenizer=corpus.tokenizer,
             device=(f"{world}x " if world > 1 else "") + device_name(self.dev),
-            torch_version=torch.__version__, scalelab_version=scalelab.__version__, git_sha=git_sha(),
-            config=json.dumps(run.to_dict(), sort_keys=True))
+            torch_version=torch.__version__,
+            scalelab_version=scalelab.__version__,
+            git_sha=git_sha(),
+            config=json.dumps(run.to_dict(), sort_keys=True),
+        )
 
     # -- model and optimizer ------------------------------------------------------------------
     def _build(self):
@@ -250,8 +269,12 @@ class Trainer:
 
     def _new_opt(self, model):
         fused = self.dev.type == "cuda" and not self.shard
-        return torch.optim.AdamW(D.unwrap(model).param_groups(self.t.weight_decay), lr=self.t.lr,
-                                 betas=(self.t.beta1, self.t.beta2), fused=fused or None)
+        return torch.optim.AdamW(
+            D.unwrap(model).param_groups(self.t.weight_decay),
+            lr=self.t.lr,
+            betas=(self.t.beta1, self.t.beta2),
+            fused=fused or None,
+        )
 
     def _fwd(self, model):
         if self.t.compile and self.dev.type == "cuda":
@@ -288,15 +311,16 @@ class Trainer:
         T = self.cfg.seq_len
         dstep = self._data_step(step)
         # the global batch: the single-process micro-batches' rows, in order; this rank keeps its slice
-        offs = np.concatenate([batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro)
-                               for i in range(self.t.accum)])
+        offs = np.concatenate(
+            [batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro) for i in range(self.t.accum)]
+        )
         if self.env is not None and self.env.distributed:
             k = self.bplan.rows_per_rank
-            offs = offs[self.env.rank * k:(self.env.rank + 1) * k]
+            offs = offs[self.env.rank * k : (self.env.rank + 1) * k]
         micro, accum = self.bplan.micro_rows, self.bplan.accum_steps
         total = 0.0
         for i in range(accum):
-            x, y = get_batch(self.corpus.train, offs[i * micro:(i + 1) * micro], T)
+            x, y = get_batch(self.corpus.train, offs[i * micro : (i + 1) * micro], T)
             x = torch.from_numpy(x).to(self.dev, non_blocking=True)
             y = torch.from_numpy(y).to(self.dev, non_blocking=True)
             with D.grad_sync(model, sync=(i == accum - 1)):
@@ -325,8 +349,8 @@ class Trainer:
         chunk = max(1, self.t.micro * 4)
         tot, n = 0.0, 0
         for i in range(0, self.val_x.shape[0], chunk):
-            x = self.val_x[i:i + chunk].to(self.dev)
-            y = self.val_y[i:i + chunk].to(self.dev)
+            x = self.val_x[i : i + chunk].to(self.dev)
+            y = self.val_y[i : i + chunk].to(self.dev)
             with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
                 _, loss = fwd(x, y)
             tot += loss.item() * x.numel()
@@ -335,25 +359,59 @@ class Trainer:
         return tot / n
 
     # -- rows ---------------------------------------------------------------------------------
-    def _row(self, st: _State, step: int, val_loss: float, lr: float, final: bool, budget: int,
-             window: list, wall_s: float, train_s: float, guide_flops: float, status: str = "ok") -> dict:
+    def _row(
+        self,
+        st: _State,
+        step: int,
+        val_loss: float,
+        lr: float,
+        final: bool,
+        budget: int,
+        window: list,
+        wall_s: float,
+        train_s: float,
+        guide_flops: float,
+        status: str = "ok",
+    ) -> dict:
         m, t = self.cfg, self.t
         tokens = step * self.plan.tokens_per_step
         fl = self.fpt * tokens + guide_flops
-        rank = m.ffn.rank if m.ffn.kind in ("lowrank", "blockdense") else (m.attn_rank if m.attn == "lpa" else None)
+        sizes = structures.get(m.ffn.kind).fields  # the FFN's sizes, from the registry (rank, blocks, ...)
+        rank = m.ffn.rank if "rank" in sizes else (m.attn_rank if m.attn == "lpa" else None)
         return dict(
-            run_id=self.run.run_id, grid=self.run.grid, variant=m.variant, structure=m.structure,
-            d_model=m.d_model, n_layers=m.n_layers, n_heads=m.n_heads, n_kv_heads=m.kv_heads, d_ff=m.ffn_width,
-            rank=rank, blocks=m.ffn.blocks if m.ffn.kind in ("blockdense", "blockshuffle") else None,
-            params=self.pc.params, params_nonembed=self.pc.params_nonembed, seq_len=m.seq_len,
-            batch_tokens=self.plan.tokens_per_step, step=step, tokens=tokens, flops=fl,
+            run_id=self.run.run_id,
+            grid=self.run.grid,
+            variant=m.variant,
+            structure=m.structure,
+            d_model=m.d_model,
+            n_layers=m.n_layers,
+            n_heads=m.n_heads,
+            n_kv_heads=m.kv_heads,
+            d_ff=m.ffn_width,
+            rank=rank,
+            blocks=m.ffn.blocks if "blocks" in sizes else None,
+            params=self.pc.params,
+            params_nonembed=self.pc.params_nonembed,
+            seq_len=m.seq_len,
+            batch_tokens=self.plan.tokens_per_step,
+            step=step,
+            tokens=tokens,
+            flops=fl,
             flops_6nd=6.0 * self.pc.params_nonembed * tokens,
             train_loss=float(np.mean(window[-LOSS_WINDOW:])) if window else float("nan"),
-            val_loss=val_loss, lr=lr, final=final, wall_s=wall_s,
+            val_loss=val_loss,
+            lr=lr,
+            final=final,
+            wall_s=wall_s,
             tokens_per_s=tokens / train_s if train_s > 0 else float("nan"),
             mfu=(fl / train_s / self.peak) if train_s > 0 and self.peak == self.peak else float("nan"),
-            status=status, seed=self.run.seed, budget=int(budget), schedule=t.schedule, guide_flops=guide_flops,
-            **self._provenance)
+            status=status,
+            seed=self.run.seed,
+            budget=int(budget),
+            schedule=t.schedule,
+            guide_flops=guide_flops,
+            **self._provenance,
+        )
 
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, model, opt, st: _State) -> None:
@@ -363,8 +421,13 @@ class Trainer:
         if not self.is_main:
             return
         os.makedirs(os.path.dirname(self.ckpt_path), exist_ok=True)
-        payload = {"run_id": self.run.run_id, "model": ms, "opt": os_,
-                   "rng": torch.get_rng_state(), "state": st.__dict__}
+        payload = {
+            "run_id": self.run.run_id,
+            "model": ms,
+            "opt": os_,
+            "rng": torch.get_rng_state(),
+            "state": st.__dict__,
+        }
         if self.dev.type == "cuda":
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.dev)
         atomic_write(self.ckpt_path, lambda f: torch.save(payload, f))
@@ -427,25 +490,48 @@ class Trainer:
                 st.init_loss = loss
             st.wall_s = time.perf_counter() - t_start
             if self._diverged(loss, st.init_loss):
-                st.rows.append(self._row(st, st.step, float("nan"), lr, False, budgets[-1], st.window,
-                                         st.wall_s, st.train_s, st.guide_flops, "diverged"))
+                st.rows.append(
+                    self._row(
+                        st,
+                        st.step,
+                        float("nan"),
+                        lr,
+                        False,
+                        budgets[-1],
+                        st.window,
+                        st.wall_s,
+                        st.train_s,
+                        st.guide_flops,
+                        "diverged",
+                    )
+                )
                 status = "diverged"
                 break
             if st.step in plan.eval_steps:
                 final = st.step == plan.total
                 v = self.evaluate(model)
                 st.wall_s = time.perf_counter() - t_start
-                st.rows.append(self._row(st, st.step, v, lr, final, budgets[-1], st.window, st.wall_s,
-                                         st.train_s, st.guide_flops))
+                st.rows.append(
+                    self._row(st, st.step, v, lr, final, budgets[-1], st.window, st.wall_s, st.train_s, st.guide_flops)
+                )
                 if self.tb is not None:
                     self.tb.add_scalar("val_loss", v, st.step * plan.tokens_per_step)
             if self.progress is not None:
-                self.progress(dict(step=st.step, total=plan.total, tokens=st.step * plan.tokens_per_step,
-                                   loss=loss, tokens_per_s=st.step * plan.tokens_per_step / max(st.train_s, 1e-9)))
+                self.progress(
+                    dict(
+                        step=st.step,
+                        total=plan.total,
+                        tokens=st.step * plan.tokens_per_step,
+                        loss=loss,
+                        tokens_per_s=st.step * plan.tokens_per_step / max(st.train_s, 1e-9),
+                    )
+                )
             if self.tb is not None:
                 self.tb.add_scalar("train_loss", loss, st.step * plan.tokens_per_step)
-            due = bool((self.checkpoint_every and st.step % self.checkpoint_every == 0) or
-                       (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds))
+            due = bool(
+                (self.checkpoint_every and st.step % self.checkpoint_every == 0)
+                or (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds)
+            )
             stop = self.should_stop is not None and self.should_stop()
             if self.env is not None:  # the same decision on every rank (clocks and signals are local)
                 due, stop = D.any_rank([due, stop or D.stop_pending()], self.env)
@@ -471,8 +557,13 @@ class Trainer:
     def _branch(self, model, opt, st: _State, budget: int, s_b: int, t_start: float) -> str:
         """Cool a copy of the trunk down to budget's end; append its final row. Trunk untouched."""
         if self.dist:
-            bmodel = D.clone_model(model, self.env, self.shard, build=lambda: GPT(self.cfg).to(self.dev),
-                                   find_unused_parameters=self._unused_ok)
+            bmodel = D.clone_model(
+                model,
+                self.env,
+                self.shard,
+                build=lambda: GPT(self.cfg).to(self.dev),
+                find_unused_parameters=self._unused_ok,
+            )
         else:
             bmodel = copy.deepcopy(model)
         bopt = self._new_opt(bmodel)
@@ -491,12 +582,24 @@ class Trainer:
             gflops += gf
             window = (window + [loss])[-LOSS_WINDOW:]
             if self._diverged(loss, st.init_loss if st.init_loss is not None else loss):
-                st.rows.append(self._row(st, s + 1, float("nan"), lr, False, budget, window,
-                                         time.perf_counter() - t_start, train_s, gflops, "diverged"))
+                st.rows.append(
+                    self._row(
+                        st,
+                        s + 1,
+                        float("nan"),
+                        lr,
+                        False,
+                        budget,
+                        window,
+                        time.perf_counter() - t_start,
+                        train_s,
+                        gflops,
+                        "diverged",
+                    )
+                )
                 return "diverged"
         v = self.evaluate(bmodel)
-        st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start,
-                                 train_s, gflops))
+        st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start, train_s, gflops))
         torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
         return "ok"
 

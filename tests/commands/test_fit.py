@@ -1,4 +1,5 @@
 """`scalelab fit` through the CLI: run-store Parquet and CSV input, outputs, and one-line errors."""
+
 import json
 
 import numpy as np
@@ -11,11 +12,10 @@ runner = CliRunner()
 
 
 def law(N, D, alpha=0.34):
-    return 1.8 + 400 / N ** alpha + 2000 / D ** 0.37
+    return 1.8 + 400 / N**alpha + 2000 / D**0.37
 
 
-def write_runs(tmp_path, variants=("dense", "lowrank-32"), sizes=(2e7, 5e7, 1e8, 2e8, 5e8), tpp=(5, 20, 80),
-               seed=0):
+def write_runs(tmp_path, variants=("dense", "lowrank-32"), sizes=(2e7, 5e7, 1e8, 2e8, 5e8), tpp=(5, 20, 80), seed=0):
     """Run-store files as DESIGN.md describes them: one file per run, curve rows plus a final row."""
     rng = np.random.default_rng(seed)
     d = tmp_path / "runs"
@@ -28,13 +28,29 @@ def write_runs(tmp_path, variants=("dense", "lowrank-32"), sizes=(2e7, 5e7, 1e8,
                 toks = D_final * np.array([0.05, 0.5, 1.0])
                 L = law(N, toks) * np.exp(0.005 * rng.standard_normal(3))
                 model = {"d_model": 64, "n_layers": 2, "n_heads": 2, "ffn": {"kind": "dense"}}
-                df = pd.DataFrame({
-                    "run_id": run_id, "grid": "test", "variant": v, "structure": v.split("-")[0],
-                    "d_model": 64, "params": N, "params_nonembed": 0.9 * N, "step": [1, 10, 20],
-                    "tokens": toks, "flops": 6.5 * N * toks, "flops_6nd": 6 * N * toks, "train_loss": L,
-                    "val_loss": L, "final": [False, False, True], "status": "ok", "tokens_per_s": 1000.0,
-                    "mfu": 0.3, "device": "cpu", "config": json.dumps({"model": model, "seed": 0}),
-                })
+                df = pd.DataFrame(
+                    {
+                        "run_id": run_id,
+                        "grid": "test",
+                        "variant": v,
+                        "structure": v.split("-")[0],
+                        "d_model": 64,
+                        "params": N,
+                        "params_nonembed": 0.9 * N,
+                        "step": [1, 10, 20],
+                        "tokens": toks,
+                        "flops": 6.5 * N * toks,
+                        "flops_6nd": 6 * N * toks,
+                        "train_loss": L,
+                        "val_loss": L,
+                        "final": [False, False, True],
+                        "status": "ok",
+                        "tokens_per_s": 1000.0,
+                        "mfu": 0.3,
+                        "device": "cpu",
+                        "config": json.dumps({"model": model, "seed": 0}),
+                    }
+                )
                 df.to_parquet(d / f"{run_id}.parquet")
     return sorted(d.glob("*.parquet"))
 
@@ -49,7 +65,7 @@ def test_fit_run_store(tmp_path):
     assert d["bootstrap"]["unit"] == "run" and len(d["inputs"]) == len(files)
     assert len(d["inputs"][0]["sha256"]) == 64
     g = d["groups"]["dense"]
-    assert g["form"] == "chinchilla" and g["n_runs"] == 15 and g["n_points"] == 15   # final rows only
+    assert g["form"] == "chinchilla" and g["n_runs"] == 15 and g["n_points"] == 15  # final rows only
     run = g["runs"][0]
     assert run["model"]["d_model"] == 64 and run["tokens_per_s"] == 1000.0 and run["device"] == "cpu"
     assert set(g["conf_int"]) == {"E", "A", "B", "alpha", "beta"}
@@ -72,13 +88,29 @@ def test_fit_all_checkpoints_drops_early_points(tmp_path):
     r = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "20", "--all-checkpoints", "--out", str(out)])
     assert r.exit_code == 0, r.output
     g = json.loads(out.read_text())["groups"]["dense"]
-    assert g["n_points"] == 30 and g["n_runs"] == 15      # 5% checkpoints dropped, 50% and final kept
+    assert g["n_points"] == 30 and g["n_runs"] == 15  # 5% checkpoints dropped, 50% and final kept
 
 
 def test_fit_csv_chinchilla_json(tmp_path, chinchilla_path):
     out = tmp_path / "c.json"
-    r = runner.invoke(app, ["fit", str(chinchilla_path), "--n-col", "Model Size", "--flops-col", "Training FLOP",
-                            "--drop-top-loss", "5", "--bootstrap", "50", "--out", str(out), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            str(chinchilla_path),
+            "--n-col",
+            "Model Size",
+            "--flops-col",
+            "Training FLOP",
+            "--drop-top-loss",
+            "5",
+            "--bootstrap",
+            "50",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     g = d["groups"]["all"]
@@ -86,10 +118,10 @@ def test_fit_csv_chinchilla_json(tmp_path, chinchilla_path):
     assert abs(g["params"]["alpha"] - 0.348) < 0.003 and out.exists()
 
 
-
-
 def test_fit_bootstrap_zero_and_holdout(tmp_path):
-    df = pd.DataFrame([{"N": N, "D": N * t, "loss": law(N, N * t)} for N in (1e7, 3e7, 1e8, 3e8, 1e9) for t in (5, 20, 80)])
+    df = pd.DataFrame(
+        [{"N": N, "D": N * t, "loss": law(N, N * t)} for N in (1e7, 3e7, 1e8, 3e8, 1e9) for t in (5, 20, 80)]
+    )
     p = tmp_path / "t.csv"
     df.to_csv(p, index=False)
     out = tmp_path / "t.json"
@@ -142,11 +174,32 @@ def test_bad_inputs_one_line_errors(tmp_path):
 def test_fit_cli_options_paths(tmp_path):
     files = write_runs(tmp_path)
     out = tmp_path / "o.json"
-    r = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "30", "--share-e", "--weights", "compute",
-                            "--compare", "lowrank-32,dense", "--loss", "lsq", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "fit",
+            *map(str, files),
+            "--bootstrap",
+            "30",
+            "--share-e",
+            "--weights",
+            "compute",
+            "--compare",
+            "lowrank-32,dense",
+            "--loss",
+            "lsq",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(out.read_text())
-    assert d["share_e"] and d["loss"] == {"kind": "lsq", "delta": 1e-3, "overestimate_penalty": 1.0, "weights": "compute"}
+    assert d["share_e"] and d["loss"] == {
+        "kind": "lsq",
+        "delta": 1e-3,
+        "overestimate_penalty": 1.0,
+        "weights": "compute",
+    }
     assert d["groups"]["dense"]["params"]["E"] == d["groups"]["lowrank-32"]["params"]["E"]
     assert [(c["a"], c["b"]) for c in d["comparisons"]] == [("lowrank-32", "dense")]
     r = runner.invoke(app, ["fit", *map(str, files), "--approach", "1", "--all-checkpoints", "--out", str(out)])

@@ -1,4 +1,5 @@
 """`scalelab inspect`: JSON numbers equal scalelab.flops; bad input is one line and exit 2."""
+
 import json
 
 import pytest
@@ -37,10 +38,30 @@ def test_issue_example_json():
 
 
 def test_fraction_attention_and_guide_options():
-    out = _json("--preset", "seed-m", "--ffn", "blockdense", "--ffn-fraction", "63", "--attn", "gqa",
-                "--kv-heads", "4", "--d-attn", "512", "--guided", "--tokens", "1B")
-    cfg = get_preset("seed-m").replace(ffn=StructureConfig("blockdense", rank=768, blocks=4, fraction=0.63),
-                                       attn="gqa", n_kv_heads=4, d_attn=512, guide=GuideConfig())
+    out = _json(
+        "--preset",
+        "seed-m",
+        "--ffn",
+        "blockdense",
+        "--ffn-fraction",
+        "63",
+        "--attn",
+        "gqa",
+        "--kv-heads",
+        "4",
+        "--d-attn",
+        "512",
+        "--guided",
+        "--tokens",
+        "1B",
+    )
+    cfg = get_preset("seed-m").replace(
+        ffn=StructureConfig("blockdense", rank=768, blocks=4, fraction=0.63),
+        attn="gqa",
+        n_kv_heads=4,
+        d_attn=512,
+        guide=GuideConfig(),
+    )
     assert out["params"] == flops.param_counts(cfg).params
     assert out["flops_per_token"] == flops.flops_per_token(cfg)
     assert out["train_flops"] == pytest.approx(flops.train_flops(cfg, 1e9))
@@ -62,25 +83,28 @@ def test_table_output():
     assert "flops_per_token" in res.stdout and "params_nonembed" in res.stdout
 
 
-@pytest.mark.parametrize("args", [
-    ["--preset", "nope"],
-    ["--preset", "tiny", "--ffn", "lowrank", "--rank", "1000"],
-    ["--preset", "tiny", "--ffn", "blockshuffle", "--blocks", "3"],
-    ["--preset", "tiny", "--ffn", "lowrank"],
-    ["--preset", "tiny", "--ffn", "dense", "--rank", "4"],
-    ["--preset", "tiny", "--ffn", "lowrank", "--rank", "8", "--ffn-fraction", "63"],
-    ["--preset", "tiny", "--attn", "lpa"],
-    ["--preset", "tiny", "--attn", "mha", "--kv-heads", "1"],
-    ["--preset", "tiny", "--attn", "gqa", "--kv-heads", "3"],
-    ["--preset", "tiny", "--tokens", "lots"],
-    ["--preset", "tiny", "--tokens", "-5"],
-    ["--preset", "tiny", "--ffn", "conv", "--rank", "4"],
-    ["--preset", "tiny", "--vocab-multiple", "0"],
-    ["--preset", "tiny", "--seq-len", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--preset", "nope"],
+        ["--preset", "tiny", "--ffn", "lowrank", "--rank", "1000"],
+        ["--preset", "tiny", "--ffn", "blockshuffle", "--blocks", "3"],
+        ["--preset", "tiny", "--ffn", "lowrank"],
+        ["--preset", "tiny", "--ffn", "dense", "--rank", "4"],
+        ["--preset", "tiny", "--ffn", "lowrank", "--rank", "8", "--ffn-fraction", "63"],
+        ["--preset", "tiny", "--attn", "lpa"],
+        ["--preset", "tiny", "--attn", "mha", "--kv-heads", "1"],
+        ["--preset", "tiny", "--attn", "gqa", "--kv-heads", "3"],
+        ["--preset", "tiny", "--tokens", "lots"],
+        ["--preset", "tiny", "--tokens", "-5"],
+        ["--preset", "tiny", "--ffn", "conv", "--rank", "4"],
+        ["--preset", "tiny", "--vocab-multiple", "0"],
+        ["--preset", "tiny", "--seq-len", "0"],
+    ],
+)
 def test_bad_input_one_line_exit_2(args):
     res = runner.invoke(app, ["inspect", *args, "--json"])
     assert res.exit_code == 2
-    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert res.stdout == ""

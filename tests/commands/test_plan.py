@@ -1,8 +1,8 @@
 """`scalelab plan` end to end through the CLI: tables, --json, --sweep, and one-line errors (exit 2)."""
+
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -17,7 +17,7 @@ EPOCH = dict(E=1.817, A=482.0, B=2085.0, alpha=0.348, beta=0.366)
 
 
 def closed_form(p, C):
-    E, A, B, a, b = p["E"], p["A"], p["B"], p["alpha"], p["beta"]
+    _E, A, B, a, b = p["E"], p["A"], p["B"], p["alpha"], p["beta"]
     G = (a * A / (b * B)) ** (1 / (a + b))
     return G * (C / 6) ** (b / (a + b)), (C / 6) ** (a / (a + b)) / G
 
@@ -27,20 +27,42 @@ def write_fit(folder: Path, name: str = "fit", samples: bool = True, groups=("ch
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     n = 200
-    doc = {"format": "scalelab-fit/1", "flop_convention": "6ND", "by": ["variant"], "approach": 3,
-           "bootstrap": {"n": n, "seed": 0, "level": 0.95, "unit": "row"}, "samples": f"{name}.samples.parquet",
-           "groups": {}, "comparisons": []}
+    doc = {
+        "format": "scalelab-fit/1",
+        "flop_convention": "6ND",
+        "by": ["variant"],
+        "approach": 3,
+        "bootstrap": {"n": n, "seed": 0, "level": 0.95, "unit": "row"},
+        "samples": f"{name}.samples.parquet",
+        "groups": {},
+        "comparisons": [],
+    }
     frames = []
     for i, g in enumerate(groups):
         point = dict(EPOCH, E=EPOCH["E"] + 0.01 * i)
-        doc["groups"][g] = {"key": {"variant": g}, "form": "chinchilla", "params": point, "residual_sd": 0.01,
-                            "range": {"N": [5.7e7, 1.6e10], "D": [1e9, 5e11], "C": [1.4e18, 1.3e22]}, "runs": []}
-        frames.append(pd.DataFrame(dict(group=g, sample=np.arange(n),
-                                        E=point["E"] + 0.02 * rng.standard_normal(n),
-                                        A=point["A"] * np.exp(0.05 * rng.standard_normal(n)),
-                                        B=point["B"] * np.exp(0.05 * rng.standard_normal(n)),
-                                        alpha=point["alpha"] + 0.005 * rng.standard_normal(n),
-                                        beta=point["beta"] + 0.005 * rng.standard_normal(n), K=np.nan, gamma=np.nan)))
+        doc["groups"][g] = {
+            "key": {"variant": g},
+            "form": "chinchilla",
+            "params": point,
+            "residual_sd": 0.01,
+            "range": {"N": [5.7e7, 1.6e10], "D": [1e9, 5e11], "C": [1.4e18, 1.3e22]},
+            "runs": [],
+        }
+        frames.append(
+            pd.DataFrame(
+                dict(
+                    group=g,
+                    sample=np.arange(n),
+                    E=point["E"] + 0.02 * rng.standard_normal(n),
+                    A=point["A"] * np.exp(0.05 * rng.standard_normal(n)),
+                    B=point["B"] * np.exp(0.05 * rng.standard_normal(n)),
+                    alpha=point["alpha"] + 0.005 * rng.standard_normal(n),
+                    beta=point["beta"] + 0.005 * rng.standard_normal(n),
+                    K=np.nan,
+                    gamma=np.nan,
+                )
+            )
+        )
     path = folder / f"{name}.json"
     path.write_text(json.dumps(doc))
     if samples:
@@ -62,7 +84,7 @@ def invoke(args, cwd: Path):
 
 def test_plan_table_defaults_to_newest_fit(tmp_path):
     write_fit(tmp_path / "fits", "old")
-    new = write_fit(tmp_path / "fits", "new", groups=("dense", "lowrank-63"))
+    write_fit(tmp_path / "fits", "new", groups=("dense", "lowrank-63"))
     os.utime(tmp_path / "fits" / "old.json", (1, 1))
     r = invoke(["plan", "--flops", "3.2e20"], tmp_path)
     assert r.exit_code == 0, r.output
@@ -95,16 +117,19 @@ def test_plan_sweep_json(tmp_path):
     assert r.exit_code == 0 and "chinchilla" in r.output
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--flops", "1e15"], "below the smallest fitted run"),
-    (["--flops", "1e21", "--variant", "nope"], "not in fit"),
-    (["--flops", "abc"], "not a number"),
-    (["--flops", "-1e21"], "positive"),
-    ([], "give a budget"),
-    (["--flops", "1e21", "--gpu", "tpu"], "unknown --gpu"),
-    (["--sweep", "1e19"], "C_MIN:C_MAX"),
-    (["--flops", "1e21", "--gpu-hours", "10"], "not both"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--flops", "1e15"], "below the smallest fitted run"),
+        (["--flops", "1e21", "--variant", "nope"], "not in fit"),
+        (["--flops", "abc"], "not a number"),
+        (["--flops", "-1e21"], "positive"),
+        ([], "give a budget"),
+        (["--flops", "1e21", "--gpu", "tpu"], "unknown --gpu"),
+        (["--sweep", "1e19"], "C_MIN:C_MAX"),
+        (["--flops", "1e21", "--gpu-hours", "10"], "not both"),
+    ],
+)
 def test_user_errors_one_line_exit_2(tmp_path, args, needle):
     path = write_fit(tmp_path)
     r = invoke(["plan", "--fit", str(path), *args], tmp_path)
@@ -135,17 +160,30 @@ def test_gpu_hours_and_target_loss_json(tmp_path):
     # L_opt(C) = E + (A G^-alpha + B G^beta) (C/6)^(-alpha beta/(alpha+beta)) = 2.1, solved by hand
     E, A, B, a, b = (EPOCH[k] for k in ("E", "A", "B", "alpha", "beta"))
     G = (a * A / (b * B)) ** (1 / (a + b))
-    C = 6 * ((2.1 - E) / (A * G ** -a + B * G ** b)) ** (-(a + b) / (a * b))
+    C = 6 * ((2.1 - E) / (A * G**-a + B * G**b)) ** (-(a + b) / (a * b))
     assert t["C"] == pytest.approx(C, rel=1e-9) and t["C_int"][0] < C < t["C_int"][1]
-
-
 
 
 def test_fit_then_plan_end_to_end(tmp_path, chinchilla_path):
     """`scalelab fit chinchilla_epoch.csv` -> `scalelab plan --flops 1e21` (newest fit), checked against
     REFERENCE.md section 3's closed form on the fitted point estimate."""
-    r = invoke(["fit", str(chinchilla_path), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--drop-top-loss", "5",
-                "--bootstrap", "100", "--out", "fits/chinchilla.json"], tmp_path)
+    r = invoke(
+        [
+            "fit",
+            str(chinchilla_path),
+            "--n-col",
+            "Model Size",
+            "--flops-col",
+            "Training FLOP",
+            "--drop-top-loss",
+            "5",
+            "--bootstrap",
+            "100",
+            "--out",
+            "fits/chinchilla.json",
+        ],
+        tmp_path,
+    )
     assert r.exit_code == 0, r.output
     r = invoke(["plan", "--flops", "1e21", "--json"], tmp_path)
     assert r.exit_code == 0, r.output
@@ -161,8 +199,21 @@ def test_fit_then_plan_end_to_end(tmp_path, chinchilla_path):
 
 
 def test_fit_without_bootstrap_is_refused(tmp_path, chinchilla_path):
-    r = invoke(["fit", str(chinchilla_path), "--n-col", "Model Size", "--flops-col", "Training FLOP", "--bootstrap", "0",
-                "--out", "fits/nob.json"], tmp_path)
+    r = invoke(
+        [
+            "fit",
+            str(chinchilla_path),
+            "--n-col",
+            "Model Size",
+            "--flops-col",
+            "Training FLOP",
+            "--bootstrap",
+            "0",
+            "--out",
+            "fits/nob.json",
+        ],
+        tmp_path,
+    )
     assert r.exit_code == 0, r.output
     r = invoke(["plan", "--flops", "1e21"], tmp_path)
     assert r.exit_code == 2

@@ -1,16 +1,14 @@
-"""`scalelab plot` end to end through the CLI, on the synthetic run store and fit of tests/test_plots.py."""
+"""`scalelab plot` end to end through the CLI, on the synthetic run store and fit of tests/plot/helpers.py."""
+
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
+from plot.helpers import ALL, write_fit, write_runs
 from typer.testing import CliRunner
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plot.test_figures import ALL, write_fit, write_runs  # noqa: E402
-
-from scalelab.cli import app  # noqa: E402
+from scalelab.cli import app
 
 
 def invoke(args):
@@ -23,8 +21,7 @@ def test_cli_writes_every_figure_in_the_asked_formats(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = write_runs("runs")
     fit = write_fit("fits", name="demo")
-    r = invoke([*runs, "--fit", fit, "--out", "figs", "--format", "pdf,png", "--width", "single",
-                "--style", "slides"])
+    r = invoke([*runs, "--fit", fit, "--out", "figs", "--format", "pdf,png", "--width", "single", "--style", "slides"])
     assert r.exit_code == 0, r.output
     assert r.output.count("wrote ") == len(ALL) and "skipped" not in r.output
     for name in ALL:
@@ -86,16 +83,19 @@ def _text_file(tmp_path):
     return [str(p)]
 
 
-@pytest.mark.parametrize("make_args, words", [
-    (_bad_parquet, "cannot read as Parquet"),
-    (_bad_fit_json, "cannot read JSON"),
-    (_not_a_run_store, "column 'run_id' missing"),
-    (_torn_samples, "bootstrap samples"),
-    (lambda t: [str(t / "nope.parquet")], "no such file"),
-    (_text_file, "unknown input type"),
-    (lambda t: [*write_runs(str(t / "runs"), ("dense",), (32,), (10,)), "--format", "jpg"], "unknown format"),
-    (lambda t: [*write_runs(str(t / "runs"), ("dense",), (32,), (10,)), "--width", "wide"], "unknown width"),
-])
+@pytest.mark.parametrize(
+    "make_args, words",
+    [
+        (_bad_parquet, "cannot read as Parquet"),
+        (_bad_fit_json, "cannot read JSON"),
+        (_not_a_run_store, "column 'run_id' missing"),
+        (_torn_samples, "bootstrap samples"),
+        (lambda t: [str(t / "nope.parquet")], "no such file"),
+        (_text_file, "unknown input type"),
+        (lambda t: [*write_runs(str(t / "runs"), ("dense",), (32,), (10,)), "--format", "jpg"], "unknown format"),
+        (lambda t: [*write_runs(str(t / "runs"), ("dense",), (32,), (10,)), "--width", "wide"], "unknown width"),
+    ],
+)
 def test_cli_unreadable_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, make_args, words):
     out = tmp_path / "out"
     r = invoke([*make_args(tmp_path), "--out", str(out)])

@@ -1,6 +1,6 @@
 """`scalelab run`: end to end through the CLI, SIGKILL + resume in a real subprocess, dry run, and
 one-line errors (exit 2, no traceback, nothing written) for bad input."""
-import math
+
 import os
 import signal
 import subprocess
@@ -9,9 +9,9 @@ import time
 
 import pandas as pd
 import pytest
+from grids import CORPUS, write_grid
 from typer.testing import CliRunner
 
-from grids import CORPUS, write_grid
 from scalelab.cli import app
 from scalelab.store import COLUMNS
 
@@ -85,15 +85,19 @@ def _rows(path):
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_rows(tmp_path):
     # one WSD run, 200 steps of d 16: long enough to be killed after its first checkpoints
-    grid = write_grid(tmp_path, budgets="[budgets]\ntokens = [25600, 51200]\n",
-                      schedule='[schedule]\nkind = "wsd"\nwarmup = 0.05\ncooldown = 0.2\n')
+    grid = write_grid(
+        tmp_path,
+        budgets="[budgets]\ntokens = [25600, 51200]\n",
+        schedule='[schedule]\nkind = "wsd"\nwarmup = 0.05\ncooldown = 0.2\n',
+    )
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
     common = ["run", "--grid", grid, "--quiet", "--device", "cpu", "--threads", "1", "--checkpoint-every", "20"]
     ref = _scalelab(*common, "--out", str(ref_out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     p = _scalelab(*common, "--out", str(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = out / ".ckpt"
     deadline = time.time() + 120
-    while time.time() < deadline and p.poll() is None and not (ck.exists() and any(f.suffix == ".pt" for f in ck.iterdir())):
+    has_ckpt = lambda: ck.exists() and any(f.suffix == ".pt" for f in ck.iterdir())
+    while time.time() < deadline and p.poll() is None and not has_ckpt():
         time.sleep(0.02)
     assert p.poll() is None, "the run finished before it could be killed"
     time.sleep(0.05)  # let it train a little past the checkpoint (not to the end on a fast machine)
@@ -107,7 +111,8 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_rows(tmp_path):
     (a,), (b,) = list(ref_out.glob("*.parquet")), list(out.glob("*.parquet"))
     assert a.name == b.name
     ra, rb = _rows(a), _rows(b)
-    assert list(ra.columns) == list(rb.columns) and len(ra) == len(rb) == len(rb.drop_duplicates(["step", "budget", "final"]))
+    assert list(ra.columns) == list(rb.columns)
+    assert len(ra) == len(rb) == len(rb.drop_duplicates(["step", "budget", "final"]))
     for c in ra.columns:
         if ra[c].dtype.kind == "f":
             assert ((ra[c] - rb[c]).abs().fillna(0) <= 1e-6).all(), c
@@ -117,13 +122,17 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_rows(tmp_path):
 
 
 def test_cli_end_to_end_parquet_loads_in_pandas(tmp_path):
-    from scalelab import flops as flopslib
-    from scalelab.config import ModelConfig
     import json
 
-    grid = write_grid(tmp_path, budgets="[budgets]\ntokens = [3200, 6400]\n",
-                      schedule='[schedule]\nkind = "wsd"\n',
-                      variants='[[variants]]\nstructure = "dense"\n[[variants]]\nstructure = "blockshuffle"\nblocks = 2\n')
+    from scalelab import flops as flopslib
+    from scalelab.config import ModelConfig
+
+    grid = write_grid(
+        tmp_path,
+        budgets="[budgets]\ntokens = [3200, 6400]\n",
+        schedule='[schedule]\nkind = "wsd"\n',
+        variants='[[variants]]\nstructure = "dense"\n[[variants]]\nstructure = "blockshuffle"\nblocks = 2\n',
+    )
     r = _cli("run", "--grid", grid, "--out", str(tmp_path / "runs"), "--quiet", "--threads", "1")
     assert r.exit_code == 0, r.output
     files = sorted((tmp_path / "runs").glob("*.parquet"))

@@ -1,14 +1,14 @@
 """The estimator against independent references: published Chinchilla replication numbers, a
 tight-tolerance scipy L-BFGS-B multi-start written here from the paper's formula, and synthetic data
 drawn from known laws."""
+
 import itertools
 
 import numpy as np
-import pytest
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from scalelab.fit import estimate, fit_laws
+from scalelab.fit import FitSpec, approaches, fit_laws, objective, solver
 from scalelab.fit.bootstrap import unit_counts
 from scalelab.fit.laws import FORMS
 
@@ -27,7 +27,7 @@ def ref_objective(theta, logN, logD, logL, w, delta=1e-3):
     r = logL - lse
     f = np.sum(w * huber(delta, r))
     p = np.exp(T - lse)
-    dpsi = w * np.clip(r, -delta, delta)               # d huber / d r
+    dpsi = w * np.clip(r, -delta, delta)  # d huber / d r
     g = -np.array([dpsi @ p[2], dpsi @ p[0], dpsi @ p[1], -dpsi @ (p[0] * logN), -dpsi @ (p[1] * logD)])
     return f, g
 
@@ -35,8 +35,14 @@ def ref_objective(theta, logN, logD, logL, w, delta=1e-3):
 def ref_fit(logN, logD, logL, w, starts):
     best = None
     for s in starts:
-        r = minimize(ref_objective, s, args=(logN, logD, logL, w), jac=True, method="L-BFGS-B",
-                     options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000})
+        r = minimize(
+            ref_objective,
+            s,
+            args=(logN, logD, logL, w),
+            jac=True,
+            method="L-BFGS-B",
+            options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000},
+        )
         if best is None or r.fun < best.fun:
             best = r
     return best
@@ -48,13 +54,16 @@ def arrays(df):
     return np.log(N), np.log(C / (6 * N)), np.log(df["loss"].to_numpy(float))
 
 
-GRID = [np.array([e, a, b, al, be]) for e, a, b, al, be in
-        itertools.product([0.5], [4.0, 8.0], [4.0, 8.0], [0.25, 0.6], [0.4])]
+GRID = [
+    np.array([e, a, b, al, be])
+    for e, a, b, al, be in itertools.product([0.5], [4.0, 8.0], [4.0, 8.0], [0.25, 0.6], [0.4])
+]
 
 
 def test_chinchilla_point_estimates_match_published_and_reference(chinchilla):
-    fit = fit_laws(chinchilla, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss",
-                   bootstrap=0, c_ref=5.88e23)
+    fit = fit_laws(
+        chinchilla, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss", bootstrap=0, c_ref=5.88e23
+    )
     p = fit["all"].params
     for k in ("E", "alpha", "beta"):
         assert abs(p[k] - PUB[k]) < 0.003, (k, p[k])
@@ -78,8 +87,9 @@ def test_chinchilla_point_estimates_match_published_and_reference(chinchilla):
 
 
 def test_chinchilla_bootstrap_intervals_match_published(chinchilla):
-    fit = fit_laws(chinchilla, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss",
-                   bootstrap=4000, seed=0)
+    fit = fit_laws(
+        chinchilla, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss", bootstrap=4000, seed=0
+    )
     ci = fit["all"].conf_int
     for k, (lo, hi) in PUB_CI.items():
         assert abs(ci[k][0] - lo) < 0.01 and abs(ci[k][1] - hi) < 0.01, (k, ci[k])
@@ -95,11 +105,11 @@ def test_each_resample_finds_its_own_optimum(chinchilla):
     W = unit_counts(np.arange(L.size), 3, np.random.default_rng(123))
     form = FORMS["chinchilla"]
     cols = {"N": logN, "D": logD}
-    prob = estimate.make_problem(form, cols, L)
-    bf = estimate.fit_batch(prob, form, cols, L, W)
-    point = estimate.fit_point(prob, form, cols, L).theta[0]
+    prob = objective.make_problem(form, cols, L)
+    bf = solver.fit_batch(prob, form, cols, L, W)
+    point = solver.fit_point(prob, form, cols, L).theta[0]
     for k in range(W.shape[0]):
-        ref = ref_fit(logN, logD, logL, W[k], GRID[::3])      # 3 scipy starts, tight tolerances
+        ref = ref_fit(logN, logD, logL, W[k], GRID[::3])  # 3 scipy starts, tight tolerances
         assert bf.f[k] <= ref.fun * (1 + 1e-6), k
         # and the resample's optimum moved away from the full-data one
     assert np.abs(bf.theta[:, 3] - point[3]).max() > 1e-3
@@ -135,8 +145,16 @@ def test_comparison_tells_different_alpha_apart_and_same_not():
     steep = synthetic(alpha=0.45, A=3000.0, seed=2, group="steep", **{k: v for k, v in base.items() if k != "A"})
     same = synthetic(alpha=0.30, seed=4, group="same", **base)
     df = __import__("pandas").concat([dense, steep, same])
-    fit = fit_laws(df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", bootstrap=300,
-                   compare=[("dense", "steep"), ("dense", "same")])
+    fit = fit_laws(
+        df,
+        n_col="N",
+        d_col="D",
+        loss_col="loss",
+        run_col="run",
+        by="group",
+        bootstrap=300,
+        compare=[("dense", "steep"), ("dense", "same")],
+    )
     c_steep, c_same = fit.comparisons
     assert c_steep["d_alpha"][1] > 0 and "more steeply than dense in N" in c_steep["verdict"]
     assert c_same["d_alpha"][1] < 0 < c_same["d_alpha"][2]
@@ -169,7 +187,7 @@ def test_data_form_per_fixed_N_recovers_beta():
     rows = []
     for N in (1e7, 5e7):
         for D in np.geomspace(1e8, 1e10, 8):
-            rows.append({"N": N, "D": D, "loss": 1.5 + 80 / N ** 0.3 + 900 / D ** 0.35, "w": N})
+            rows.append({"N": N, "D": D, "loss": 1.5 + 80 / N**0.3 + 900 / D**0.35, "w": N})
     fit = fit_laws(pd.DataFrame(rows), n_col="N", d_col="D", loss_col="loss", by="w", bootstrap=0)
     for g in fit:
         assert g.form == "data"
@@ -181,7 +199,7 @@ def test_power_form_is_log_linear():
     import pandas as pd
 
     C = np.geomspace(1e15, 1e20, 12)
-    df = pd.DataFrame({"N": C / 1e10, "D": np.full(12, 1e10 / 6), "loss": 30 * C ** -0.05})
+    df = pd.DataFrame({"N": C / 1e10, "D": np.full(12, 1e10 / 6), "loss": 30 * C**-0.05})
     g = fit_laws(df, n_col="N", d_col="D", loss_col="loss", form="power", bootstrap=10)["all"]
     assert abs(g.params["gamma"] - 0.05) < 1e-6 and abs(g.params["K"] - 30) / 30 < 1e-4
 
@@ -197,8 +215,9 @@ def test_shared_e_joint_fit():
 
     a = synthetic(E=1.7, alpha=0.3, seed=5, group="a", sd=0.003)
     b = synthetic(E=1.7, alpha=0.4, A=1500.0, seed=6, group="b", sd=0.003)
-    fit = fit_laws(pd.concat([a, b]), n_col="N", d_col="D", loss_col="loss", run_col="run", by="group",
-                   share_e=True, bootstrap=50)
+    fit = fit_laws(
+        pd.concat([a, b]), n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", share_e=True, bootstrap=50
+    )
     ea, eb = fit["a"].params["E"], fit["b"].params["E"]
     assert ea == eb and abs(ea - 1.7) < 0.1
     assert abs(fit["b"].params["alpha"] - 0.4) < 0.05
@@ -208,8 +227,7 @@ def test_shared_e_joint_fit():
 def test_overestimate_penalty_fits_lower_envelope():
     df = synthetic(sd=0.03, seed=7)
     sym = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0, loss="lsq")["all"]
-    asym = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0, loss="lsq",
-                    overestimate_penalty=10)["all"]
+    asym = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0, loss="lsq", overestimate_penalty=10)["all"]
     over = lambda g: np.mean(g.predict(N=df["N"].to_numpy(), D=df["D"].to_numpy()) > df["loss"].to_numpy())
     assert over(asym) < over(sym)
 
@@ -230,8 +248,9 @@ def test_approach_2_isoflop_recovers_allocation():
     for C in np.geomspace(1e18, 1e21, 6):
         for N in np.geomspace(1e7, 1e10, 25):
             D = C / (6 * N)
-            rows.append({"N": N, "D": D, "C": C, "loss": 1.69 + 406.4 / N ** al + 410.7 / D ** be})
-    res = estimate.fit_allocation(pd.DataFrame(rows), 2, "N", "D", "loss", c_col="C")
+            rows.append({"N": N, "D": D, "C": C, "loss": 1.69 + 406.4 / N**al + 410.7 / D**be})
+    spec = FitSpec(approach=2, n_col="N", d_col="D", loss_col="loss", c_col="C")
+    res = approaches.fit_allocation(pd.DataFrame(rows), spec)
     a = res["all"].params["a"]
     assert abs(a - be / (al + be)) < 0.03
 
@@ -249,8 +268,9 @@ def test_approach_2_d_opt_uses_the_data_flops_per_token_not_6n():
     for C in np.geomspace(1e18, 1e21, 6):
         for N in np.geomspace(1e7, 1e10, 25):
             D = C / F(N)
-            rows.append({"N": N, "D": D, "C": C, "loss": 1.69 + 406.4 / N ** al + 410.7 / D ** be})
-    res = estimate.fit_allocation(pd.DataFrame(rows), 2, "N", "D", "loss", c_col="C")
+            rows.append({"N": N, "D": D, "C": C, "loss": 1.69 + 406.4 / N**al + 410.7 / D**be})
+    spec = FitSpec(approach=2, n_col="N", d_col="D", loss_col="loss", c_col="C")
+    res = approaches.fit_allocation(pd.DataFrame(rows), spec)
     opt = res["all"].diagnostics["optima"]
     c, n, d = (np.asarray(opt[k]) for k in ("C", "N_opt", "D_opt"))
     assert c.size >= 3

@@ -1,4 +1,5 @@
 """Fit inputs from the run store: which rows become (N, D, L) points."""
+
 import pandas as pd
 import pytest
 
@@ -7,11 +8,35 @@ from scalelab.fit import io
 
 
 def _rows(run_id, status="ok", finals=((50, 12800), (25, 6400)), params=1000):
-    rows = [dict(run_id=run_id, status=status, final=False, params=params, tokens=256, flops=1e9,
-                 val_loss=5.0, variant="dense", step=1, budget=12800)]
+    rows = [
+        dict(
+            run_id=run_id,
+            status=status,
+            final=False,
+            params=params,
+            tokens=256,
+            flops=1e9,
+            val_loss=5.0,
+            variant="dense",
+            step=1,
+            budget=12800,
+        )
+    ]
     for step, tok in finals:
-        rows.append(dict(run_id=run_id, status=status, final=True, params=params, tokens=tok, flops=1e9 * tok,
-                         val_loss=3.0, variant="dense", step=step, budget=tok))
+        rows.append(
+            dict(
+                run_id=run_id,
+                status=status,
+                final=True,
+                params=params,
+                tokens=tok,
+                flops=1e9 * tok,
+                val_loss=3.0,
+                variant="dense",
+                step=step,
+                budget=tok,
+            )
+        )
     return pd.DataFrame(rows)
 
 

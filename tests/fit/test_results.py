@@ -1,4 +1,5 @@
 """Results object and fit file round trip; the fit package stays torch-free."""
+
 import json
 import subprocess
 import sys
@@ -8,14 +9,16 @@ import pandas as pd
 import pytest
 
 from scalelab.errors import ScalelabError
-from scalelab.fit import fit_laws, load_fit
+from scalelab.fit import FitSpec, fit_laws, load_fit
 
 from .conftest import synthetic
 
 
 def test_fit_package_never_imports_torch():
-    code = ("import sys, scalelab.fit, scalelab.fit.io, scalelab.bench.fit, scalelab.commands.fit; "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, scalelab.fit, scalelab.fit.io, scalelab.bench.fit, scalelab.commands.fit; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -46,3 +49,93 @@ def test_load_fit_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ScalelabError, match="bad.json"):
         load_fit(bad)
+
+
+def test_every_field_survives_to_json_and_load_fit(tmp_path):
+    """FitResults' typed fields (path, convention, level, columns, bootstrap, paired, spec, samples, groups)
+    read back equal from the file they were written to."""
+    df = pd.concat([synthetic(seed=1, group="dense"), synthetic(alpha=0.3, seed=2, group="lowrank")])
+    df["params"], df["tokens"] = df.pop("N"), df.pop("D")
+    fit = fit_laws(df, loss_col="loss", run_col="run", by="group", bootstrap=40, seed=1, holdout="largest")
+    before = {
+        k: getattr(fit, k) for k in ("convention", "level", "columns", "bootstrap", "paired", "spec", "samples_note")
+    }
+    path = fit.to_json(tmp_path / "f.json")
+    assert fit.path == path
+    back = load_fit(path)
+    assert back.path == path and list(back.groups) == ["dense", "lowrank"]
+    for k, v in before.items():
+        assert getattr(back, k) == v, k
+    assert back.convention == "6ND" and back.columns["n"] == "params" and back.columns["by"] == ["group"]
+    assert back.bootstrap == {"n": 40, "seed": 1, "level": 0.95, "unit": "run", "paired": False}
+    assert back.spec == FitSpec(
+        n_col="params", loss_col="loss", run_col="run", by=("group",), bootstrap=40, seed=1, holdout="largest"
+    )
+    assert back.samples_note == "" and not back.paired
+    back.require_samples()
+    for name, g in fit.groups.items():
+        h = back[name]
+        assert (h.variant, h.form, h.n_column, h.c_range) == (g.variant, g.form, g.n_column, g.c_range)
+        assert h.variant == name and h.n_column == "params" and h.c_range == tuple(g.range["C"])
+        assert (h.params, h.conf_int, h.derived, h.range, h.runs, h.extra) == (
+            g.params,
+            g.conf_int,
+            g.derived,
+            g.range,
+            g.runs,
+            g.extra,
+        )
+        a, b = g.sample_arrays(), h.sample_arrays()
+        assert list(b) == ["E", "A", "B", "alpha", "beta"] and len(b["E"]) == 40
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_array_equal(h.sample_ids, np.arange(40))
+
+
+def test_samples_missing_paired_and_convention_rules(tmp_path):
+    """No samples file: a note, not an error, until require_samples; identical E samples mean paired; a
+    file without flop_convention takes what `scalelab fit` would have recorded."""
+    from scalelab.fit import as_fit, newest_fit
+
+    df = pd.concat([synthetic(seed=1, group="a"), synthetic(seed=1, group="b")])
+    fit = fit_laws(df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", bootstrap=20, share_e=True)
+    path = fit.to_json(tmp_path / "j.json")
+    assert load_fit(path).paired and as_fit(str(path)).paired and as_fit(fit) is fit
+    d = json.loads(path.read_text())
+    for k in ("share_e", "flop_convention"):
+        d.pop(k)
+    d["bootstrap"].pop("paired")
+    assert as_fit(d | {"_path": str(path)}).paired  # equal E sample for sample
+    assert as_fit(d).convention == "6ND"  # columns.C records C = 6ND
+    d.pop("columns")
+    assert as_fit(d).convention == "6ND"  # no model configs: a table of N, D
+    d["groups"]["a"]["runs"][0]["model"] = {"d_model": 64}
+    assert as_fit(d).convention == "flops"  # run-store input
+    (tmp_path / "j.samples.parquet").unlink()
+    bare = load_fit(path)
+    assert "j.samples.parquet is missing" in bare.samples_note and len(bare["a"].sample_arrays()["E"]) == 0
+    with pytest.raises(ScalelabError, match="no bootstrap samples .*--bootstrap 1000"):
+        bare.require_samples()
+    none = fit_laws(df, n_col="N", d_col="D", loss_col="loss", by="group", bootstrap=0)
+    with pytest.raises(ScalelabError, match="fitted with --bootstrap 0"):
+        none.require_samples()
+    assert newest_fit(tmp_path) == path
+    with pytest.raises(ScalelabError, match="no fit files"):
+        newest_fit(tmp_path / "empty")
+
+
+def test_fit_spec_validates_and_keywords_build_it():
+    from scalelab.fit import FitSpec
+
+    with pytest.raises(ScalelabError, match="unknown form"):
+        FitSpec(form="cubic")
+    with pytest.raises(ScalelabError, match="level"):
+        FitSpec(level=1.5)
+    with pytest.raises(ScalelabError, match="--compare"):
+        FitSpec(compare=[("dense",)])
+    s = FitSpec(by=["variant"], compare=[["dense", "lowrank"]])
+    assert s.by == ("variant",) and s.compare == (("dense", "lowrank"),) and FitSpec.from_dict(s.to_dict()) == s
+    df = synthetic(seed=3)
+    a = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0)
+    b = fit_laws(df, FitSpec(n_col="N", d_col="D", loss_col="loss"), bootstrap=0)
+    assert a["all"].params == b["all"].params and a.spec == b.spec

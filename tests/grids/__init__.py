@@ -1,4 +1,5 @@
 """Tiny grids and a tiny text corpus for the runner's tests."""
+
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))

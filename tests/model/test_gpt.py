@@ -1,4 +1,5 @@
 """GPT: exact param counts, FLOPs against FlopCounterMode, causality, RoPE, training on CPU."""
+
 import contextlib
 import math
 
@@ -8,10 +9,10 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from scalelab.config import GuideConfig, StructureConfig
+from scalelab.config import GuideConfig
 from scalelab.flops import forward_flops_per_token, guide_flops_per_token, param_counts
-from scalelab.model.linear import Dense, LowRank
 from scalelab.model.gpt import GPT, apply_rope, rope_cache
+from scalelab.model.linear import Dense, LowRank
 from scalelab.presets import PRESETS, get_preset, with_ffn
 
 STRUCTS = ("dense", "lowrank", "blockdense", "blockshuffle")
@@ -22,9 +23,13 @@ def _variants(base):
     out = {k: with_ffn(base, k, fraction=0.32) for k in STRUCTS}
     out["gqa"] = base.replace(attn="gqa", n_kv_heads=1)
     out["lpa"] = base.replace(attn="lpa", attn_rank=base.d_model // 4)
-    out["lpa+lowrank"] = with_ffn(base, "lowrank", rank=base.d_model // 4).replace(attn="lpa", attn_rank=base.d_model // 4)
+    out["lpa+lowrank"] = with_ffn(base, "lowrank", rank=base.d_model // 4).replace(
+        attn="lpa", attn_rank=base.d_model // 4
+    )
     out["d_attn+swiglu"] = base.replace(d_attn=base.d_model // 2, activation="swiglu", d_ff=3 * base.d_model)
-    out["relu+nobias+blockdense"] = with_ffn(base, "blockdense", blocks=2, rank=base.d_model // 2).replace(activation="relu", bias=False)
+    out["relu+nobias+blockdense"] = with_ffn(base, "blockdense", blocks=2, rank=base.d_model // 2).replace(
+        activation="relu", bias=False
+    )
     out["all-structured"] = with_ffn(base, "blockshuffle", blocks=2).replace(dense_first_ffn=False)
     out["guided-lowrank"] = with_ffn(base, "lowrank", fraction=0.63).replace(guide=GuideConfig())
     out["guided-lpa"] = base.replace(attn="lpa", attn_rank=base.d_model // 4, guide=GuideConfig(reduce_flop=True))
@@ -161,8 +166,8 @@ def test_rope_scores_depend_on_relative_position_only():
     cos, sin = cos.double(), sin.double()
 
     def score(m, n):
-        qm = apply_rope(q.view(1, 1, 1, hd), cos[m:m + 1], sin[m:m + 1]).flatten()
-        kn = apply_rope(k.view(1, 1, 1, hd), cos[n:n + 1], sin[n:n + 1]).flatten()
+        qm = apply_rope(q.view(1, 1, 1, hd), cos[m : m + 1], sin[m : m + 1]).flatten()
+        kn = apply_rope(k.view(1, 1, 1, hd), cos[n : n + 1], sin[n : n + 1]).flatten()
         return (qm @ kn).item()
 
     assert score(5, 2) == pytest.approx(score(40, 37), rel=1e-6)  # float32 cos/sin tables
@@ -218,8 +223,11 @@ def test_tiny_model_trains_on_a_fixed_batch(kind):
     assert loss.item() < 0.6 * first
 
 
-TRACE = {k: v for k, v in _variants(SMALL.replace(seq_len=16)).items()
-         if k in ("dense", "blockdense", "blockshuffle", "gqa", "lpa+lowrank", "d_attn+swiglu", "guided-lowrank")}
+TRACE = {
+    k: v
+    for k, v in _variants(SMALL.replace(seq_len=16)).items()
+    if k in ("dense", "blockdense", "blockshuffle", "gqa", "lpa+lowrank", "d_attn+swiglu", "guided-lowrank")
+}
 
 
 @pytest.mark.parametrize("name,cfg", list(TRACE.items()))

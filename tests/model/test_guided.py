@@ -1,4 +1,5 @@
 """Self-guided training: the alpha schedule, the mix at alpha = 1 / 0, reduce_flop, model wiring."""
+
 import math
 
 import pytest
@@ -6,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from scalelab.config import GuideConfig, StructureConfig
+from scalelab.model.gpt import GPT
 from scalelab.model.guided import GuidedLinear, guide_alpha, guided_layers, set_guide_alpha
 from scalelab.model.linear import make_linear
-from scalelab.model.gpt import GPT
 from scalelab.presets import get_preset, with_ffn
 
 
@@ -26,11 +27,14 @@ def test_schedule_cosine_reaches_zero_at_fraction():
     assert guide_alpha(0, total, 1.0) == 1.0 and guide_alpha(total, total, 1.0) == 0.0
 
 
-@pytest.mark.parametrize("struct,n,m", [
-    (StructureConfig("lowrank", rank=4), 16, 40),
-    (StructureConfig("blockdense", blocks=2, rank=8), 40, 16),
-    (StructureConfig("blockshuffle", blocks=4), 16, 32),
-])
+@pytest.mark.parametrize(
+    "struct,n,m",
+    [
+        (StructureConfig("lowrank", rank=4), 16, 40),
+        (StructureConfig("blockdense", blocks=2, rank=8), 40, 16),
+        (StructureConfig("blockshuffle", blocks=4), 16, 32),
+    ],
+)
 def test_alpha_one_is_dense_alpha_zero_is_structured(struct, n, m):
     torch.manual_seed(0)
     inner = make_linear(struct, n, m, bias=True).double()
@@ -98,9 +102,9 @@ def test_model_wraps_structured_layers_and_set_guide_alpha_reaches_all():
     assert len(layers) == 6 + 4
     assert not isinstance(model.blocks[0].ffn.up, GuidedLinear)
     set_guide_alpha(model, 0.4)
-    assert all(l.alpha == pytest.approx(0.4) for l in layers)
+    assert all(ln.alpha == pytest.approx(0.4) for ln in layers)
     set_guide_alpha(model, 0.0)
-    assert all(l.alpha == 0.0 and not l.active for l in layers)
+    assert all(ln.alpha == 0.0 and not ln.active for ln in layers)
 
 
 def test_guided_model_at_alpha_one_equals_its_dense_guide_network():
@@ -110,10 +114,10 @@ def test_guided_model_at_alpha_one_equals_its_dense_guide_network():
     cfg = with_ffn(base, "blockshuffle", blocks=2).replace(guide=GuideConfig())
     model = GPT(cfg).double()
     dense = GPT(base).double()
-    sd = {k: v for k, v in model.state_dict().items()}
+    {k: v for k, v in model.state_dict().items()}
     with torch.no_grad():
-        for l in guided_layers(model):
-            l.guide_weight.add_(0.01 * torch.randn_like(l.guide_weight))
+        for ln in guided_layers(model):
+            ln.guide_weight.add_(0.01 * torch.randn_like(ln.guide_weight))
     new = {}
     for k, v in model.state_dict().items():
         if ".inner." in k:
@@ -125,3 +129,28 @@ def test_guided_model_at_alpha_one_equals_its_dense_guide_network():
     set_guide_alpha(model, 1.0)
     idx = torch.randint(0, 256, (2, 16))
     assert torch.allclose(model(idx)[0], dense(idx)[0], atol=1e-10)
+
+
+@pytest.mark.parametrize("struct", [StructureConfig("lowrank", rank=4), StructureConfig("blockshuffle", blocks=4)])
+def test_bf16_structured_factors_get_gradients_near_alpha_one(struct):
+    # in bf16, 0.999 rounds to 1.0: a mix weight 1 - round(alpha) would be exactly 0 and freeze the factors
+    assert float(torch.tensor(0.999).to(torch.bfloat16)) == 1.0
+    torch.manual_seed(0)
+    g = GuidedLinear(make_linear(struct, 16, 32, bias=False)).to(torch.bfloat16)
+    g.set_alpha(0.999)
+    g(torch.randn(8, 16, dtype=torch.bfloat16)).square().sum().backward()
+    grads = [p.grad for n, p in g.named_parameters() if n.startswith("inner.")]
+    assert grads and all(gr is not None and gr.float().abs().max() > 0 for gr in grads)
+
+
+def test_bf16_autocast_structured_factors_get_gradients_near_alpha_one():
+    # the training path: float32 weights under bf16 autocast
+    torch.manual_seed(0)
+    g = GuidedLinear(make_linear(StructureConfig("lowrank", rank=4), 16, 32, bias=False))
+    g.set_alpha(0.999)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = g(torch.randn(8, 16))
+    assert out.dtype == torch.bfloat16
+    out.float().square().sum().backward()
+    grads = [p.grad for n, p in g.named_parameters() if n.startswith("inner.")]
+    assert grads and all(gr is not None and gr.abs().max() > 0 for gr in grads)

@@ -1,4 +1,5 @@
 """Structured linears: forward == x @ materialize().T, REFERENCE.md's definitions, params, inits, errors."""
+
 import math
 
 import pytest
@@ -18,14 +19,16 @@ def _random_cases(n_cases=24, seed=0):
         b = [1, 2, 4, 8][i % 4]
         n, m = b * ri(1, 12), b * ri(1, 12)
         if i % 3 == 0:
-            n, m = min(n, m), max(n, m) + b   # N < M
+            n, m = min(n, m), max(n, m) + b  # N < M
         elif i % 3 == 1:
-            n, m = max(n, m) + b, min(n, m)   # N > M
+            n, m = max(n, m) + b, min(n, m)  # N > M
         r = ri(1, min(n, m))
         rb = b * ri(1, max(1, min(n, m) // b))
-        cases += [(StructureConfig("lowrank", rank=r), n, m),
-                  (StructureConfig("blockdense", blocks=b, rank=rb), n, m),
-                  (StructureConfig("blockshuffle", blocks=b), n, m)]
+        cases += [
+            (StructureConfig("lowrank", rank=r), n, m),
+            (StructureConfig("blockdense", blocks=b, rank=rb), n, m),
+            (StructureConfig("blockshuffle", blocks=b), n, m),
+        ]
     cases += [(StructureConfig("blockshuffle", blocks=4), 16, 16), (StructureConfig("dense"), 7, 5)]
     return cases
 
@@ -61,8 +64,12 @@ def test_gradients_reach_every_factor(struct, n, m):
 def _expected_params(struct, n, m):
     """REFERENCE.md section 1 closed forms."""
     r, b = struct.rank, struct.blocks
-    return {"dense": lambda: n * m, "lowrank": lambda: r * (n + m), "blockdense": lambda: r * n // b + r * m,
-            "blockshuffle": lambda: min(n, m) * (n + m) // b}[struct.kind]()
+    return {
+        "dense": lambda: n * m,
+        "lowrank": lambda: r * (n + m),
+        "blockdense": lambda: r * n // b + r * m,
+        "blockshuffle": lambda: min(n, m) * (n + m) // b,
+    }[struct.kind]()
 
 
 @pytest.mark.parametrize("struct,n,m", CASES, ids=[f"{s.kind}-{n}x{m}" for s, n, m in CASES])
@@ -82,17 +89,17 @@ def _blockshuffle_by_definition(layer: BlockShuffle, x: torch.Tensor) -> torch.T
     out = []
     for v in x:
         k1o, k1i = W1.shape[1:]
-        h = torch.cat([W1[i] @ v[i * k1i:(i + 1) * k1i] for i in range(B)])
-        K, q = h.numel(), h.numel() // B
+        h = torch.cat([W1[i] @ v[i * k1i : (i + 1) * k1i] for i in range(B)])
+        _K, q = h.numel(), h.numel() // B
         ph = torch.empty_like(h)
         for c in range(B):
             for a in range(q):
                 ph[c * q + a] = h[a * B + c]
         k2o, k2i = W2.shape[1:]
-        z = torch.cat([W2[i] @ ph[i * k2i:(i + 1) * k2i] for i in range(B)])
-        M, p = z.numel(), z.numel() // B
+        z = torch.cat([W2[i] @ ph[i * k2i : (i + 1) * k2i] for i in range(B)])
+        _M, p = z.numel(), z.numel() // B
         y = torch.empty_like(z)
-        for c in range(B):          # P^T: y[a B + c] = z[c p + a]
+        for c in range(B):  # P^T: y[a B + c] = z[c p + a]
             for a in range(p):
                 y[a * B + c] = z[c * p + a]
         out.append(y)
@@ -118,7 +125,7 @@ def test_blockdense_matches_reference_definition():
     layer = BlockDense(12, 20, blocks=3, rank=6, bias=False).double()
     x = torch.randn(7, 12, dtype=torch.float64)
     V, U = layer.V.detach(), layer.U.detach()
-    h = torch.cat([x[:, i * 4:(i + 1) * 4] @ V[i].T for i in range(3)], dim=1)  # V_i: (R/B) x (N/B)
+    h = torch.cat([x[:, i * 4 : (i + 1) * 4] @ V[i].T for i in range(3)], dim=1)  # V_i: (R/B) x (N/B)
     assert torch.allclose(layer(x), h @ U.T, atol=1e-12)
 
 
@@ -159,15 +166,18 @@ def test_dense_init_and_bias_zero():
     assert d.bias.abs().sum() == 0
 
 
-@pytest.mark.parametrize("struct,n,m", [
-    (StructureConfig("lowrank", rank=17), 16, 64),
-    (StructureConfig("blockdense", blocks=3, rank=6), 16, 48),
-    (StructureConfig("blockdense", blocks=4, rank=6), 16, 48),
-    (StructureConfig("blockshuffle", blocks=3), 16, 48),
-    (StructureConfig("blockshuffle", blocks=4), 16, 50),
-    (StructureConfig("lowrank"), 16, 16),
-    (StructureConfig("conv"), 16, 16),
-])
+@pytest.mark.parametrize(
+    "struct,n,m",
+    [
+        (StructureConfig("lowrank", rank=17), 16, 64),
+        (StructureConfig("blockdense", blocks=3, rank=6), 16, 48),
+        (StructureConfig("blockdense", blocks=4, rank=6), 16, 48),
+        (StructureConfig("blockshuffle", blocks=3), 16, 48),
+        (StructureConfig("blockshuffle", blocks=4), 16, 50),
+        (StructureConfig("lowrank"), 16, 16),
+        (StructureConfig("conv"), 16, 16),
+    ],
+)
 def test_bad_shapes_are_rejected_with_a_clear_error(struct, n, m):
     with pytest.raises(ScalelabError):
         make_linear(struct, n, m, bias=False)

@@ -4,6 +4,7 @@ The fit files here are written by the tests themselves in the format pinned in d
 ("Fit file"), from known law parameters and synthetic bootstrap draws, so these tests do not depend on
 the fitter's numerics (one test at the end does use the fitter on chinchilla_epoch.csv).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ def closed_form(p, C):
     G = (a * A / (b * B)) ** (1 / (a + b))
     N = G * (C / 6) ** (b / (a + b))
     D = (C / 6) ** (a / (a + b)) / G
-    L = E + (A * G ** -a + B * G ** b) * (C / 6) ** (-a * b / (a + b))
+    L = E + (A * G**-a + B * G**b) * (C / 6) ** (-a * b / (a + b))
     return N, D, L
 
 
@@ -52,27 +53,55 @@ def pinned_samples(point: dict, n: int = 400, seed: int = 0, C0: float = 1.35e20
     N0, D0, _ = closed_form(point, C0)
     total = point["A"] * N0 ** -point["alpha"] + point["B"] * D0 ** -point["beta"] - (E - point["E"])
     tA, tB = total * be / (al + be), total * al / (al + be)
-    return pd.DataFrame(dict(sample=np.arange(n), E=E, A=tA * N0 ** al, B=tB * D0 ** be, alpha=al, beta=be,
-                             K=np.nan, gamma=np.nan))
+    return pd.DataFrame(
+        dict(sample=np.arange(n), E=E, A=tA * N0**al, B=tB * D0**be, alpha=al, beta=be, K=np.nan, gamma=np.nan)
+    )
 
 
-def write_fit(tmp: Path, groups: dict, convention: str = "6ND", name: str = "fit", samples: bool = True,
-              level: float = 0.95, joint: bool = False) -> Path:
+def write_fit(
+    tmp: Path,
+    groups: dict,
+    convention: str = "6ND",
+    name: str = "fit",
+    samples: bool = True,
+    level: float = 0.95,
+    joint: bool = False,
+) -> Path:
     """groups: name -> dict(point=..., samples=DataFrame, form=..., range=..., runs=..., residual_sd=...)."""
-    out = {"format": "scalelab-fit/1", "scalelab_version": "test", "created": "2026-01-01T00:00:00",
-           "inputs": [], "flop_convention": convention, "by": ["variant"], "approach": 3,
-           "loss": {"kind": "huber", "delta": 1e-3},
-           "bootstrap": {"n": 400, "seed": 0, "level": level, "unit": "run"},
-           "samples": f"{name}.samples.parquet", "groups": {}, "comparisons": []}
+    out = {
+        "format": "scalelab-fit/1",
+        "scalelab_version": "test",
+        "created": "2026-01-01T00:00:00",
+        "inputs": [],
+        "flop_convention": convention,
+        "by": ["variant"],
+        "approach": 3,
+        "loss": {"kind": "huber", "delta": 1e-3},
+        "bootstrap": {"n": 400, "seed": 0, "level": level, "unit": "run"},
+        "samples": f"{name}.samples.parquet",
+        "groups": {},
+        "comparisons": [],
+    }
     if joint:
         out["joint"] = True
     frames = []
     for gname, g in groups.items():
         out["groups"][gname] = {
-            "key": {"variant": g.get("variant", gname)}, "form": g.get("form", "chinchilla"),
-            "params": g["point"], "conf_int": {}, "derived": {}, "derived_conf_int": {},
-            "residual_sd": g.get("residual_sd", 0.0), "n_points": 10, "n_runs": 10, "n_sizes": 5,
-            "range": g.get("range", CHIN_RANGE), "diagnostics": {}, "warnings": [], "runs": g.get("runs", [])}
+            "key": {"variant": g.get("variant", gname)},
+            "form": g.get("form", "chinchilla"),
+            "params": g["point"],
+            "conf_int": {},
+            "derived": {},
+            "derived_conf_int": {},
+            "residual_sd": g.get("residual_sd", 0.0),
+            "n_points": 10,
+            "n_runs": 10,
+            "n_sizes": 5,
+            "range": g.get("range", CHIN_RANGE),
+            "diagnostics": {},
+            "warnings": [],
+            "runs": g.get("runs", []),
+        }
         df = g["samples"].copy()
         df.insert(0, "group", gname)
         frames.append(df)
@@ -92,6 +121,7 @@ def epoch_fit(tmp_path):
 # Allocation on a 6ND (CSV) fit
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("C", [1e21, 3.2e20, 5e23])
 def test_point_plan_matches_closed_form(epoch_fit, C):
     r = P.plan_budget(epoch_fit, C)
@@ -103,7 +133,9 @@ def test_point_plan_matches_closed_form(epoch_fit, C):
     assert 6 * p.N_opt * p.D_opt == pytest.approx(C, rel=1e-10)
     assert p.tokens_per_param == pytest.approx(D / N, rel=1e-10)
     # published exponent a = beta / (alpha + beta) = 0.513 (REFERENCE.md)
-    assert math.log(P.plan_budget(epoch_fit, 10 * C)["chinchilla"].N_opt / p.N_opt, 10) == pytest.approx(0.5126, abs=1e-3)
+    assert math.log(P.plan_budget(epoch_fit, 10 * C)["chinchilla"].N_opt / p.N_opt, 10) == pytest.approx(
+        0.5126, abs=1e-3
+    )
 
 
 def test_intervals_push_every_sample_through(epoch_fit):
@@ -167,8 +199,11 @@ def test_inference_tokens_shift_to_smaller_longer_trained_models(epoch_fit):
     C, T = 1e22, 2e12
     r = P.plan_budget(epoch_fit, C, inference_tokens=T)["chinchilla"]
     # independent: minimise L(N, C/(6N) - T/3) over N with scipy
-    f = lambda x: (EPOCH["E"] + EPOCH["A"] * math.exp(-EPOCH["alpha"] * x)
-                   + EPOCH["B"] * (C / (6 * math.exp(x)) - T / 3) ** -EPOCH["beta"])
+    f = lambda x: (
+        EPOCH["E"]
+        + EPOCH["A"] * math.exp(-EPOCH["alpha"] * x)
+        + EPOCH["B"] * (C / (6 * math.exp(x)) - T / 3) ** -EPOCH["beta"]
+    )
     hi = math.log(C / (2 * T)) - 1e-9  # D > 0
     x = minimize_scalar(f, bounds=(math.log(1e6), hi), method="bounded", options={"xatol": 1e-10}).x
     assert r.N_opt == pytest.approx(math.exp(x), rel=1e-4)
@@ -193,8 +228,20 @@ def test_target_loss_inverts_the_frontier(epoch_fit):
 
 def test_sweep_columns_and_monotone(epoch_fit):
     df = P.sweep(epoch_fit, 1e19, 1e23, 5)
-    assert list(df.columns) == ["variant", "C", "N_opt", "N_lo", "N_hi", "D_opt", "D_lo", "D_hi",
-                                "L_opt", "L_lo", "L_hi", "extrapolated"]
+    assert list(df.columns) == [
+        "variant",
+        "C",
+        "N_opt",
+        "N_lo",
+        "N_hi",
+        "D_opt",
+        "D_lo",
+        "D_hi",
+        "L_opt",
+        "L_lo",
+        "L_hi",
+        "extrapolated",
+    ]
     assert len(df) == 5
     np.testing.assert_allclose(df.C, np.geomspace(1e19, 1e23, 5))
     N, D, L = closed_form(EPOCH, df.C.to_numpy())
@@ -204,15 +251,29 @@ def test_sweep_columns_and_monotone(epoch_fit):
     assert P.sweep(epoch_fit, 1e23, 1e25, 2).extrapolated.tolist() == [False, True]
 
 
+def test_sweep_without_samples_only_when_asked(tmp_path):
+    """The figures draw a fit without bootstrap samples: its sweep has the point allocation, no intervals."""
+    bare = write_fit(tmp_path, {"g": {"point": EPOCH, "samples": pinned_samples(EPOCH)}}, name="bare", samples=False)
+    with pytest.raises(ScalelabError, match="no bootstrap samples"):
+        P.sweep(bare, 1e19, 1e23, 3)
+    df = P.sweep(bare, 1e19, 1e23, 3, require_samples=False)
+    N, D, L = closed_form(EPOCH, df.C.to_numpy())
+    np.testing.assert_allclose(df.N_opt, N, rtol=1e-10)
+    np.testing.assert_allclose(df.L_opt, L, rtol=1e-10)
+    assert df[["N_lo", "N_hi", "D_lo", "D_hi", "L_lo", "L_hi"]].isna().all().all()
+
+
 # ------------------------------------------------------------------------------------------------
 # Decision between variants
 # ------------------------------------------------------------------------------------------------
 
+
 def test_ranking_and_probability_independent(tmp_path):
     worse = dict(EPOCH, E=EPOCH["E"] + 0.01)
     sa, sb = pinned_samples(EPOCH, seed=1), pinned_samples(worse, seed=2)
-    path = write_fit(tmp_path, {"dense": {"point": EPOCH, "samples": sa},
-                                "lowrank-63": {"point": worse, "samples": sb}})
+    path = write_fit(
+        tmp_path, {"dense": {"point": EPOCH, "samples": sa}, "lowrank-63": {"point": worse, "samples": sb}}
+    )
     r = P.plan_budget(path, 1e21)
     assert [p.variant for p in r.plans] == ["dense", "lowrank-63"]
     assert not r.paired
@@ -227,8 +288,13 @@ def test_probability_paired_for_joint_fits(tmp_path):
     sa = pinned_samples(EPOCH, seed=1)
     sb = sa.copy()
     sb["A"] = sb["A"] * 1.02  # the same draw with a worse A: loses in every paired draw
-    path = write_fit(tmp_path, {"dense": {"point": EPOCH, "samples": sa},
-                                "lowrank-63": {"point": dict(EPOCH, A=EPOCH["A"] * 1.02), "samples": sb}})
+    path = write_fit(
+        tmp_path,
+        {
+            "dense": {"point": EPOCH, "samples": sa},
+            "lowrank-63": {"point": dict(EPOCH, A=EPOCH["A"] * 1.02), "samples": sb},
+        },
+    )
     r = P.plan_budget(path, 1e21)
     assert r.paired  # identical E in every sample: a joint fit
     assert r.p_beats == 1.0
@@ -246,15 +312,26 @@ def test_extrapolation_and_unique_tokens_warnings(epoch_fit):
 def test_frontier_group_gives_loss_not_allocation(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
-    s = pd.DataFrame(dict(sample=np.arange(n), E=1.8 + 0.02 * rng.standard_normal(n), A=np.nan, B=np.nan,
-                          alpha=np.nan, beta=np.nan, K=np.exp(8 + 0.1 * rng.standard_normal(n)),
-                          gamma=0.15 + 0.005 * rng.standard_normal(n)))
-    runs = [dict(run_id=str(i), params=1e8 * 2 ** i, tokens=20e8 * 2 ** i) for i in range(4)]
-    path = write_fit(tmp_path, {"dense": {"form": "frontier", "point": dict(E=1.8, K=math.exp(8), gamma=0.15),
-                                          "samples": s, "runs": runs}})
+    s = pd.DataFrame(
+        dict(
+            sample=np.arange(n),
+            E=1.8 + 0.02 * rng.standard_normal(n),
+            A=np.nan,
+            B=np.nan,
+            alpha=np.nan,
+            beta=np.nan,
+            K=np.exp(8 + 0.1 * rng.standard_normal(n)),
+            gamma=0.15 + 0.005 * rng.standard_normal(n),
+        )
+    )
+    runs = [dict(run_id=str(i), params=1e8 * 2**i, tokens=20e8 * 2**i) for i in range(4)]
+    path = write_fit(
+        tmp_path,
+        {"dense": {"form": "frontier", "point": dict(E=1.8, K=math.exp(8), gamma=0.15), "samples": s, "runs": runs}},
+    )
     p = P.plan_budget(path, 1e21)["dense"]
-    assert p.L_opt == pytest.approx(1.8 + math.exp(8) * 1e21 ** -0.15)
-    np.testing.assert_allclose(p.L_int, np.percentile(s.E + s.K * 1e21 ** -s.gamma, [2.5, 97.5]))
+    assert p.L_opt == pytest.approx(1.8 + math.exp(8) * 1e21**-0.15)
+    np.testing.assert_allclose(p.L_int, np.percentile(s.E + s.K * 1e21**-s.gamma, [2.5, 97.5]))
     assert not p.identified and math.isnan(p.N_int[0])
     assert p.tokens_per_param == pytest.approx(20.0)
     assert 6 * p.N_opt * p.D_opt == pytest.approx(1e21, rel=1e-6)
@@ -264,6 +341,7 @@ def test_frontier_group_gives_loss_not_allocation(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Errors
 # ------------------------------------------------------------------------------------------------
+
 
 def test_errors(tmp_path, epoch_fit):
     with pytest.raises(ScalelabError, match="below the smallest fitted run"):
@@ -281,6 +359,7 @@ def test_errors(tmp_path, epoch_fit):
 # Fits of scalelab runs: real FLOPs per token, shapes, wall clock
 # ------------------------------------------------------------------------------------------------
 
+
 def tiny(d, layers, kind="dense", fraction=None):
     from scalelab.presets import structure_for_fraction
 
@@ -297,23 +376,42 @@ def runs_for(cfgs, tokens_per_param=20.0, device="h100", tps=1e5):
     for i, c in enumerate(cfgs):
         pc = F.param_counts(c)
         D = tokens_per_param * pc.params
-        runs.append(dict(run_id=f"r{i}", params=pc.params, params_nonembed=pc.params_nonembed, tokens=D,
-                         flops=F.train_flops(c, D), loss=2.0, tokens_per_s=tps, mfu=0.3, device=device,
-                         model=c.to_dict()))
+        runs.append(
+            dict(
+                run_id=f"r{i}",
+                params=pc.params,
+                params_nonembed=pc.params_nonembed,
+                tokens=D,
+                flops=F.train_flops(c, D),
+                loss=2.0,
+                tokens_per_s=tps,
+                mfu=0.3,
+                device=device,
+                model=c.to_dict(),
+            )
+        )
     return runs
 
 
 def structured_fit(tmp_path, kind="lowrank", fraction=0.63, device="h100"):
     # grid with aspect rule n_layers = d_model / 32
-    cfgs = {v: [tiny(d, d // 32, k, f) for d in (64, 128, 192, 256)]
-            for v, k, f in (("dense", "dense", None), (f"{kind}-{round(fraction * 100)}", kind, fraction))}
+    cfgs = {
+        v: [tiny(d, d // 32, k, f) for d in (64, 128, 192, 256)]
+        for v, k, f in (("dense", "dense", None), (f"{kind}-{round(fraction * 100)}", kind, fraction))
+    }
     groups = {}
     for v, cs in cfgs.items():
         runs = runs_for(cs, device=device, tps=2e5 if v == "dense" else 3e5)
-        groups[v] = {"point": SMALL, "samples": pinned_samples(SMALL, C0=1e14, scale=0.3), "runs": runs,
-                     "range": {"N": [min(r["params"] for r in runs), max(r["params"] for r in runs)],
-                               "D": [min(r["tokens"] for r in runs), max(r["tokens"] for r in runs)],
-                               "C": [min(r["flops"] for r in runs), max(r["flops"] for r in runs)]}}
+        groups[v] = {
+            "point": SMALL,
+            "samples": pinned_samples(SMALL, C0=1e14, scale=0.3),
+            "runs": runs,
+            "range": {
+                "N": [min(r["params"] for r in runs), max(r["params"] for r in runs)],
+                "D": [min(r["tokens"] for r in runs), max(r["tokens"] for r in runs)],
+                "C": [min(r["flops"] for r in runs), max(r["flops"] for r in runs)],
+            },
+        }
     return write_fit(tmp_path, groups, convention="flops", name=f"runs-{kind}"), cfgs
 
 
@@ -353,8 +451,13 @@ def test_flops_family_optimum_matches_brute_force(tmp_path):
     C = 3e16
     p = P.plan_budget(path, C)["dense"]
     law = lambda N, D: SMALL["E"] + SMALL["A"] * N ** -SMALL["alpha"] + SMALL["B"] * D ** -SMALL["beta"]
-    best = min(((law(F.param_counts(c).params, C / F.train_flops(c, 1.0)), c)
-                for c in (tiny(d, max(1, round(d / 32))) for d in range(64, 4097, 64))), key=lambda t: t[0])
+    best = min(
+        (
+            (law(F.param_counts(c).params, C / F.train_flops(c, 1.0)), c)
+            for c in (tiny(d, max(1, round(d / 32))) for d in range(64, 4097, 64))
+        ),
+        key=lambda t: t[0],
+    )
     # the ideal along the family bounds every buildable shape of the rule, and is close to the best one
     assert p.L_opt <= best[0] + 1e-12
     assert best[0] - p.L_opt < 2e-3
@@ -397,20 +500,30 @@ def test_below_smallest_model_errors(tmp_path):
 # End to end with the fitter on the real Chinchilla data
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def chinchilla_fit(tmp_path_factory, chinchilla_path):
     import scalelab.fit as fitmod
 
     df = pd.read_csv(chinchilla_path)
     df = df[df["loss"] < df["loss"].nlargest(5).min()]  # the replication's 240 rows
-    res = fitmod.fit_laws(df, n_col="Model Size", d_col=None, c_col="Training FLOP", loss_col="loss",
-                          form="chinchilla", bootstrap=200, seed=0, flop_convention="6ND")
+    res = fitmod.fit_laws(
+        df,
+        n_col="Model Size",
+        d_col=None,
+        c_col="Training FLOP",
+        loss_col="loss",
+        form="chinchilla",
+        bootstrap=200,
+        seed=0,
+        flop_convention="6ND",
+    )
     return res.to_json(tmp_path_factory.mktemp("fits") / "chinchilla.json")
 
 
 def test_plan_from_fitted_chinchilla_csv(chinchilla_fit):
     doc = json.loads(chinchilla_fit.read_text())
-    (name, g), = doc["groups"].items()
+    ((name, g),) = doc["groups"].items()
     pt = g["params"]
     # the fitter reproduces the replication (REFERENCE.md section 3) closely enough to plan from
     assert pt["E"] == pytest.approx(EPOCH["E"], abs=0.01) and pt["alpha"] == pytest.approx(EPOCH["alpha"], abs=0.005)
@@ -429,6 +542,7 @@ def test_plan_from_fitted_chinchilla_csv(chinchilla_fit):
 
 def test_fitted_intervals_widen_away_from_the_data(chinchilla_fit):
     """The data's runs sit at 1.4e18..1.3e22 FLOPs, most below 1e20: intervals grow both ways."""
+
     def w(C):
         p = P.plan_budget(chinchilla_fit, C).plans[0]
         return math.log(p.N_int[1] / p.N_int[0]), p.L_int[1] - p.L_int[0]
@@ -452,14 +566,38 @@ def test_plan_from_fitted_scalelab_runs(tmp_path):
             pc = F.param_counts(cfg)
             for tpp in (5, 10, 20, 40):
                 D = tpp * pc.params
-                loss = (SMALL["E"] + SMALL["A"] * pc.params ** -SMALL["alpha"] + SMALL["B"] * D ** -SMALL["beta"]) \
-                    * math.exp(0.003 * rng.standard_normal())
-                rows.append(dict(run_id=f"{v}-{d}-{tpp}", variant=v, params=pc.params, params_nonembed=pc.params_nonembed,
-                                 tokens=D, flops=F.train_flops(cfg, D), loss=loss, tokens_per_s=1e5, mfu=np.nan,
-                                 device="cpu", config=json.dumps({"model": cfg.to_dict()})))
+                loss = (
+                    SMALL["E"] + SMALL["A"] * pc.params ** -SMALL["alpha"] + SMALL["B"] * D ** -SMALL["beta"]
+                ) * math.exp(0.003 * rng.standard_normal())
+                rows.append(
+                    dict(
+                        run_id=f"{v}-{d}-{tpp}",
+                        variant=v,
+                        params=pc.params,
+                        params_nonembed=pc.params_nonembed,
+                        tokens=D,
+                        flops=F.train_flops(cfg, D),
+                        loss=loss,
+                        tokens_per_s=1e5,
+                        mfu=np.nan,
+                        device="cpu",
+                        config=json.dumps({"model": cfg.to_dict()}),
+                    )
+                )
     df = pd.DataFrame(rows)
-    res = fitmod.fit_laws(df, n_col="params", d_col="tokens", c_col="flops", loss_col="loss", run_col="run_id",
-                          by=["variant"], form="chinchilla", bootstrap=100, seed=0, flop_convention="flops")
+    res = fitmod.fit_laws(
+        df,
+        n_col="params",
+        d_col="tokens",
+        c_col="flops",
+        loss_col="loss",
+        run_col="run_id",
+        by=["variant"],
+        form="chinchilla",
+        bootstrap=100,
+        seed=0,
+        flop_convention="flops",
+    )
     path = res.to_json(tmp_path / "runs.json")
     C = 3e16
     r = P.plan_budget(path, C, multiple=32)
@@ -481,10 +619,13 @@ def test_plan_from_fitted_scalelab_runs(tmp_path):
 
 def test_other_convention_without_configs_uses_runs_k(tmp_path):
     """C counted another way (here 8 N D) and no model configs: C = k N D with k from the runs."""
-    runs = [dict(run_id=str(i), params=1e8 * 2 ** i, tokens=2e9 * 2 ** i, flops=8 * 1e8 * 2e9 * 4 ** i, model=None)
-            for i in range(4)]
-    path = write_fit(tmp_path, {"g": {"point": EPOCH, "samples": pinned_samples(EPOCH), "runs": runs}},
-                     convention="flops")
+    runs = [
+        dict(run_id=str(i), params=1e8 * 2**i, tokens=2e9 * 2**i, flops=8 * 1e8 * 2e9 * 4**i, model=None)
+        for i in range(4)
+    ]
+    path = write_fit(
+        tmp_path, {"g": {"point": EPOCH, "samples": pinned_samples(EPOCH), "runs": runs}}, convention="flops"
+    )
     p = P.plan_budget(path, 1e21)["g"]
     N, D, _ = closed_form(EPOCH, 1e21 * 6 / 8)  # C/8 = (C * 6/8)/6
     assert p.N_opt == pytest.approx(N, rel=1e-10) and 8 * p.N_opt * p.D_opt == pytest.approx(1e21, rel=1e-10)
@@ -524,11 +665,26 @@ def test_shape_rule_keeps_each_family(name):
     make = {
         "gqa": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, n_kv_heads=d // 64, attn="gqa"),
         "lpa": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, attn="lpa", attn_rank=d // 4),
-        "lowrank+sg": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, ffn=sff("lowrank", d, 4 * d, 0.32),
-                                               guide=GuideConfig(reduce_flop=True)),
-        "wide": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 64, d_attn=d // 2, n_kv_heads=d // 128,
-                                         attn="gqa", d_ff=d * 19 // 4, ffn=sff("lowrank", d, d * 19 // 4, 0.32)),
-        "swiglu": lambda d, L: ModelConfig(d_model=d, n_layers=L, n_heads=d // 32, d_ff=d * 8 // 3, activation="swiglu"),
+        "lowrank+sg": lambda d, L: ModelConfig(
+            d_model=d,
+            n_layers=L,
+            n_heads=d // 32,
+            ffn=sff("lowrank", d, 4 * d, 0.32),
+            guide=GuideConfig(reduce_flop=True),
+        ),
+        "wide": lambda d, L: ModelConfig(
+            d_model=d,
+            n_layers=L,
+            n_heads=d // 64,
+            d_attn=d // 2,
+            n_kv_heads=d // 128,
+            attn="gqa",
+            d_ff=d * 19 // 4,
+            ffn=sff("lowrank", d, d * 19 // 4, 0.32),
+        ),
+        "swiglu": lambda d, L: ModelConfig(
+            d_model=d, n_layers=L, n_heads=d // 32, d_ff=d * 8 // 3, activation="swiglu"
+        ),
     }[name]
     runs = [make(d, L).validate() for d, L in ((128, 2), (256, 4), (512, 8))]  # n_layers = d / 64
     rule = P.ShapeRule.from_runs(runs)
@@ -547,6 +703,7 @@ def test_shape_rule_keeps_each_family(name):
         # the family's counts (affine in depth past 2 layers) match flops.py on the full config
         cand = P.Candidate(c, F.param_counts(c).params, F.train_flops(c, 1.0))
         from scalelab.plan.families import _candidate
+
         fast = _candidate(c, "params", "flops")
         assert (fast.N, fast.flops_per_token) == pytest.approx((cand.N, cand.flops_per_token), rel=1e-12)
 
@@ -588,8 +745,11 @@ def test_numeric_fallback_when_the_guess_is_far_off(monkeypatch):
     N, D, L, edge = P.planner.optimum(p, Steep(), C)
     assert calls == [(41, 20), (400, 0)]  # every local bracket missed; the full search found them all
     for i in range(3):
-        f = lambda x: (p["E"][i] + p["A"][i] * math.exp(-p["alpha"][i] * x)
-                       + p["B"][i] * (C / math.exp(Steep().log_flops_per_token(x))) ** -p["beta"][i])
+        f = lambda x: (
+            p["E"][i]
+            + p["A"][i] * math.exp(-p["alpha"][i] * x)
+            + p["B"][i] * (C / math.exp(Steep().log_flops_per_token(x))) ** -p["beta"][i]
+        )
         x = minimize_scalar(f, bounds=Steep.log_n_bounds, method="bounded", options={"xatol": 1e-10}).x
         assert N[i] == pytest.approx(math.exp(x), rel=1e-4)
     assert not edge.any()
@@ -598,13 +758,22 @@ def test_numeric_fallback_when_the_guess_is_far_off(monkeypatch):
 def test_narrow_constant_depth_grid_keeps_its_depth_and_width_step(tmp_path):
     """A CPU-demo-like grid (d 32..64, 2 layers everywhere): with no --multiple the widths step by the
     runs' common divisor (8), not 64, and the depth stays the grid's 2 layers."""
-    cfgs = [ModelConfig(d_model=d, n_layers=2, n_heads=2, vocab_size=256, seq_len=128).validate()
-            for d in (32, 40, 48, 56, 64)]
+    cfgs = [
+        ModelConfig(d_model=d, n_layers=2, n_heads=2, vocab_size=256, seq_len=128).validate()
+        for d in (32, 40, 48, 56, 64)
+    ]
     runs = runs_for(cfgs)
-    rng = {"N": [runs[0]["params"], runs[-1]["params"]], "D": [runs[0]["tokens"], runs[-1]["tokens"]],
-           "C": [runs[0]["flops"], runs[-1]["flops"]]}
-    path = write_fit(tmp_path, {"dense": {"point": SMALL, "samples": pinned_samples(SMALL, C0=1e12, scale=0.3),
-                                          "runs": runs, "range": rng}}, convention="flops", name="demo-like")
+    rng = {
+        "N": [runs[0]["params"], runs[-1]["params"]],
+        "D": [runs[0]["tokens"], runs[-1]["tokens"]],
+        "C": [runs[0]["flops"], runs[-1]["flops"]],
+    }
+    path = write_fit(
+        tmp_path,
+        {"dense": {"point": SMALL, "samples": pinned_samples(SMALL, C0=1e12, scale=0.3), "runs": runs, "range": rng}},
+        convention="flops",
+        name="demo-like",
+    )
     C = 30 * rng["C"][1]
     cfg = P.plan_budget(path, C)["dense"].shape.config
     assert cfg.n_layers == 2

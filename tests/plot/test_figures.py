@@ -1,145 +1,30 @@
-"""Figures from a small synthetic run store and fit built here from known law parameters.
+"""Figures from a small synthetic run store and fit built from known law parameters (tests/plot/helpers.py).
 
 The fixtures follow the documented formats (docs/DESIGN.md "Run store", docs/interfaces.md "Fit file"),
 not the store or fit modules, so that these tests hold the plotting code to the contract.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-import zlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
-# Known laws the synthetic runs are drawn from (nats/token; N = params, D = tokens).
-LAWS = {
-    "dense": dict(E=1.2, A=40.0, B=25.0, alpha=0.32, beta=0.26),
-    "lowrank-25": dict(E=1.2, A=30.0, B=25.0, alpha=0.28, beta=0.27),
-    "blockshuffle-50": dict(E=1.2, A=35.0, B=25.0, alpha=0.30, beta=0.25),
-}
-WIDTHS = (32, 48, 64, 96)
-RATIOS = (10, 20, 40)
-K_FLOPS = 7.0  # synthetic "seeds' convention": C = 7 N D
-
-
-def law(p, N, D):
-    return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+from .helpers import ALL, K_FLOPS, LAWS, RATIOS, WIDTHS, law, run_rows, write_fit, write_runs
 
 
 def closed_form(p, C, k=6.0):
-    """REFERENCE.md section 3, written out independently of scalelab.plot.laws."""
+    """REFERENCE.md section 3, written out independently of scalelab.fit.laws and scalelab.plan."""
     al, be, A, B, E = p["alpha"], p["beta"], p["A"], p["B"], p["E"]
     G = (al * A / (be * B)) ** (1 / (al + be))
     x = C / k
     N = G * x ** (be / (al + be))
     D = x ** (al / (al + be)) / G
-    return N, D, E + A * N ** -al + B * D ** -be
-
-
-def params_of(d, layers=2, vocab=256):
-    nonembed = 12 * layers * d * d
-    return nonembed + vocab * d, nonembed
-
-
-def run_rows(variant, d, ratio, seed=0, n_eval=8):
-    """One run's rows (every DESIGN.md column), its val curve following the variant's law."""
-    p = LAWS[variant]
-    params, nonembed = params_of(d)
-    if variant != "dense":
-        params, nonembed = int(params * 0.8), int(nonembed * 0.75)
-    D_final = ratio * params
-    rid = f"{variant}-{d}-{ratio}"
-    rng = np.random.default_rng(zlib.crc32(rid.encode()))
-    tokens = np.unique(np.geomspace(D_final / 40, D_final, n_eval).astype(np.int64))
-    val = law(p, params, tokens) * (1 + 0.004 * rng.standard_normal(len(tokens)))
-    n = len(tokens)
-    tps = 84000.0 * (32 / d) ** 1.6 * (1.15 if variant != "dense" else 1.0)
-    return pd.DataFrame({
-        "run_id": rid, "grid": "synthetic", "variant": variant,
-        "structure": variant.split("-")[0], "d_model": d, "n_layers": 2, "n_heads": 4, "n_kv_heads": 4,
-        "d_ff": 4 * d, "rank": pd.array([None if variant == "dense" else d // 4] * n, dtype="Int64"),
-        "blocks": pd.array([None] * n, dtype="Int64"), "params": params, "params_nonembed": nonembed,
-        "seq_len": 128, "batch_tokens": 1024, "step": (tokens // 1024).astype(np.int64), "tokens": tokens,
-        "flops": K_FLOPS * params * tokens.astype(float), "flops_6nd": 6.0 * nonembed * tokens.astype(float),
-        "train_loss": val + 0.02, "val_loss": val, "lr": 3e-3, "final": np.arange(n) == n - 1,
-        "wall_s": tokens / tps, "tokens_per_s": tps * (1 + 0.02 * rng.standard_normal(n)),
-        "mfu": 0.3 * (d / 96) * np.ones(n), "status": "ok", "seed": seed, "corpus": "synthetic",
-        "corpus_sha": "0" * 64, "tokenizer": "byte", "device": "cpu", "torch_version": "2.13.0",
-        "scalelab_version": "0.1.0", "git_sha": "abc", "config": json.dumps({"model": {"d_model": d}}),
-    })
-
-
-def write_runs(folder, variants=("dense", "lowrank-25"), widths=WIDTHS, ratios=RATIOS):
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for v in variants:
-        for d in widths:
-            for r in ratios:
-                df = run_rows(v, d, r)
-                path = os.path.join(folder, f"{df['run_id'][0]}.parquet")
-                df.to_parquet(path, index=False)
-                paths.append(path)
-    return paths
-
-
-def write_fit(folder, variants=("dense", "lowrank-25"), comparisons=True, hold_out_largest=True,
-              n_samples=200, name="synth"):
-    """fits/NAME.json + NAME.samples.parquet from the known laws (interfaces.md 'Fit file')."""
-    os.makedirs(folder, exist_ok=True)
-    groups, samples = {}, []
-    rng = np.random.default_rng(0)
-    for v in variants:
-        p = LAWS[v]
-        draws = {k: p[k] * np.exp(0.015 * rng.standard_normal(n_samples)) for k in p}
-        runs = []
-        for d in WIDTHS:
-            for r in RATIOS:
-                f = run_rows(v, d, r).iloc[-1]
-                runs.append({k: (f[k].item() if hasattr(f[k], "item") else f[k]) for k in
-                             ("run_id", "params", "params_nonembed", "tokens", "flops", "tokens_per_s", "mfu", "device")}
-                            | {"loss": float(f["val_loss"]), "model": None})
-        N = [x["params"] for x in runs]
-        Dt = [x["tokens"] for x in runs]
-        C = [x["flops"] for x in runs]
-        a = p["beta"] / (p["alpha"] + p["beta"])
-        da = draws["beta"] / (draws["alpha"] + draws["beta"])
-        groups[v] = {
-            "key": {"variant": v}, "form": "chinchilla", "params": dict(p),
-            "conf_int": {k: [float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))] for k, x in draws.items()},
-            "derived": {"a": a, "b": 1 - a, "G": 1.0},
-            "derived_conf_int": {"a": [float(np.quantile(da, 0.025)), float(np.quantile(da, 0.975))]},
-            "residual_sd": 0.004, "n_points": len(runs), "n_runs": len(runs), "n_sizes": 3,
-            "range": {"N": [min(N), max(N)], "D": [min(Dt), max(Dt)], "C": [min(C), max(C)]},
-            "diagnostics": {}, "warnings": [], "runs": runs,
-        }
-        if hold_out_largest:  # scalelab fit --holdout largest: a refit without the largest size
-            groups[v]["holdout"] = {"rule": "largest N", "value": float(max(N)), "n_points": len(RATIOS),
-                                    "mean_rel_error": 0.01, "params": {**p, "A": p["A"] * 1.05}}
-        samples.append(pd.DataFrame({"group": v, "sample": np.arange(n_samples), **draws,
-                                     "K": np.nan, "gamma": np.nan}))
-    comps = []
-    if comparisons and "dense" in variants:
-        for v in variants:
-            if v != "dense":
-                # stated as dense - variant, to check that the figure orients it as variant - dense
-                comps.append({"a": "dense", "b": v, "verdict": "",
-                              **{f"d_{k}": [LAWS["dense"][k] - LAWS[v][k], LAWS["dense"][k] - LAWS[v][k] - 0.02,
-                                            LAWS["dense"][k] - LAWS[v][k] + 0.02] for k in ("alpha", "beta")},
-                              "d_a": [0.0, -0.03, 0.03]})
-    fit = {"format": "scalelab-fit/1", "scalelab_version": "0.1.0", "created": "2026-01-01T00:00:00",
-           "inputs": [], "flop_convention": "flops", "by": ["variant"], "approach": 3,
-           "loss": {"kind": "huber", "delta": 1e-3},
-           "bootstrap": {"n": n_samples, "seed": 0, "level": 0.95, "unit": "run"},
-           "samples": f"{name}.samples.parquet", "groups": groups, "comparisons": comps,
-           "columns": {"N": "params", "D": "tokens", "loss": "val_loss", "C": "flops", "run": "run_id"}}
-    path = os.path.join(folder, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(fit, f)
-    pd.concat(samples, ignore_index=True).to_parquet(os.path.join(folder, f"{name}.samples.parquet"), index=False)
-    return path
+    return N, D, E + A * N**-al + B * D**-be
 
 
 @pytest.fixture
@@ -150,9 +35,6 @@ def synth(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- tests
-
-ALL = ["fig1_loss_vs_flops", "fig2_loss_vs_params", "fig3_compute_optimal", "fig4_exponents",
-       "fig5_fit_diagnostics", "fig6_throughput"]
 
 
 def pdf_font_report(data: bytes) -> dict:
@@ -183,7 +65,12 @@ def test_every_figure_every_format_with_type42_fonts_and_300dpi(synth):
             if "pdf" in formats:
                 with open(os.path.join(out, f"{name}.pdf"), "rb") as f:
                     rep = pdf_font_report(f.read())
-                assert rep["FontFile2"] >= 1 and rep["FontFile3"] == rep["FontFile"] == 0 and rep["Type1"] == 0 and rep["Type3"] == 0, (name, rep)
+                assert (
+                    rep["FontFile2"] >= 1
+                    and rep["FontFile3"] == rep["FontFile"] == 0
+                    and rep["Type1"] == 0
+                    and rep["Type3"] == 0
+                ), (name, rep)
             with Image.open(os.path.join(out, f"{name}.png")) as im:
                 assert im.size[0] == round(inches * 300), (name, im.size)
                 dpi = im.info.get("dpi")
@@ -215,8 +102,11 @@ def test_every_axes_has_labels_and_colours_match_across_figures(synth):
                 for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
                     if axis.get_scale() == "log":
                         lo, hi = sorted(lim)
-                        shown = [t for t in axis.get_major_ticks() if t.label1.get_visible()
-                                 and t.label1.get_text() and lo <= t.get_loc() <= hi]
+                        shown = [
+                            t
+                            for t in axis.get_major_ticks()
+                            if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi
+                        ]
                         assert len(shown) >= 2, (name, [t.label1.get_text() for t in axis.get_major_ticks()])
         # legend entries for variants carry the variant's colour and marker
         legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
@@ -254,19 +144,20 @@ def test_palette_is_deterministic_colour_blind_safe_and_dense_fixed():
 
 
 def test_closed_form_allocation_matches_reference_and_multiplies_to_budget(tmp_path):
-    """The fallback allocation equals REFERENCE.md's closed form at the published Chinchilla values."""
-    from scalelab.plot import laws
+    """The closed-form allocation (scalelab.fit.laws, the planner's for C = 6 N D) equals REFERENCE.md's
+    closed form at the published Chinchilla values."""
+    from scalelab.fit import laws
 
     p = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
     C = np.array([1e18, 5.88e23, 1e25])
-    got = laws.optimal(p, C, 6.0)
+    got = laws.compute_optimal(p, C, 6.0)
     N, D, L = closed_form(p, C)
-    np.testing.assert_allclose(got["N"], N, rtol=1e-12)
-    np.testing.assert_allclose(got["D"], D, rtol=1e-12)
-    np.testing.assert_allclose(got["L"], L, rtol=1e-12)
-    np.testing.assert_allclose(6 * got["N"] * got["D"], C, rtol=1e-12)
+    np.testing.assert_allclose(got["N_opt"], N, rtol=1e-12)
+    np.testing.assert_allclose(got["D_opt"], D, rtol=1e-12)
+    np.testing.assert_allclose(got["L_opt"], L, rtol=1e-12)
+    np.testing.assert_allclose(6 * got["N_opt"] * got["D_opt"], C, rtol=1e-12)
     # Chinchilla's own headline: at 5.88e23 FLOPs about 70B params (approach 3 gives ~40B; a ~ 0.45).
-    assert 2e10 < got["N"][1] < 8e10
+    assert 2e10 < got["N_opt"][1] < 8e10
     # the optimum is a minimum of L along the budget: nearby N on the same budget are worse
     for f in (0.8, 1.25):
         n2 = N[1] * f
@@ -280,8 +171,9 @@ def test_frontier_band_contains_point_and_follows_samples(synth):
 
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
-    ctx = figures.Context(inputs=inputs, colors=plots.variant_colors(inputs.variants()),
-                          markers=plots.variant_markers(inputs.variants()))
+    ctx = figures.Context(
+        inputs=inputs, colors=plots.variant_colors(inputs.variants()), markers=plots.variant_markers(inputs.variants())
+    )
     C = np.logspace(9, 13, 20)
     x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
     s = pd.read_parquet(fit.replace(".json", ".samples.parquet"))
@@ -310,7 +202,9 @@ def test_one_variant_and_no_fit_skip_with_notes(tmp_path):
     assert "## Skipped" in index and "fig4_exponents" in index.split("## Skipped")[1]
 
     fit = write_fit(str(tmp_path / "fits"), variants=("dense",), comparisons=False)
-    drawn = plots.make_figures(plots.load_inputs(runs, fit), out_dir=str(tmp_path / "b"), formats=("png",), width="single")
+    drawn = plots.make_figures(
+        plots.load_inputs(runs, fit), out_dir=str(tmp_path / "b"), formats=("png",), width="single"
+    )
     by = {d.name: d for d in drawn}
     assert not by["fig4_exponents"].files and "fewer than two" in by["fig4_exponents"].skipped
     assert by["fig3_compute_optimal"].files and by["fig5_fit_diagnostics"].files
@@ -322,11 +216,33 @@ def test_fit_without_runs_and_without_samples(tmp_path):
 
     fit = write_fit(str(tmp_path / "fits"))
     os.remove(fit.replace(".json", ".samples.parquet"))
-    drawn = plots.make_figures(plots.load_inputs([], fit), out_dir=str(tmp_path / "o"), formats=("png",), width="single")
+    drawn = plots.make_figures(
+        plots.load_inputs([], fit), out_dir=str(tmp_path / "o"), formats=("png",), width="single"
+    )
     by = {d.name: d for d in drawn}
     assert not by["fig1_loss_vs_flops"].files  # needs curves
     assert by["fig3_compute_optimal"].files and by["fig5_fit_diagnostics"].files
     assert any("no bootstrap samples" in n for n in by["fig3_compute_optimal"].notes)
+
+
+def test_planner_refusal_skips_the_allocation_with_its_reason(synth, monkeypatch):
+    """The figures take the compute-optimal allocation from the planner only: when it refuses the fit,
+    figure 3 is skipped with the planner's reason, and figure 1 keeps its curves without L*(C)."""
+    import scalelab.plan
+    from scalelab import plot as plots
+    from scalelab.errors import ScalelabError
+
+    def refuse(*args, **kwargs):
+        raise ScalelabError("no buildable shape: try another --multiple")
+
+    monkeypatch.setattr(scalelab.plan, "Planner", refuse)
+    runs, fit, tmp = synth
+    drawn = plots.make_figures(plots.load_inputs(runs, fit), out_dir=str(tmp / "o"), formats=("png",), width="single")
+    by = {d.name: d for d in drawn}
+    assert not by["fig3_compute_optimal"].files
+    assert "no buildable shape: try another --multiple" in by["fig3_compute_optimal"].skipped
+    assert by["fig1_loss_vs_flops"].files
+    assert any("no L*(C) drawn: the planner cannot allocate" in n for n in by["fig1_loss_vs_flops"].notes)
 
 
 def test_differences_oriented_as_variant_minus_dense(synth):
@@ -353,8 +269,7 @@ def test_held_out_points_drawn_at_the_refit_prediction(synth):
         # the largest width x 3 ratios per variant were held out by the fit's holdout refit
         assert any(n.startswith("dense: 3 held-out") for n in notes), notes
         ax1 = fig.axes[0]
-        hollow = [c for c in ax1.collections if len(c.get_offsets()) and
-                  np.allclose(c.get_facecolor()[0][:3], 1.0)]
+        hollow = [c for c in ax1.collections if len(c.get_offsets()) and np.allclose(c.get_facecolor()[0][:3], 1.0)]
         assert sum(len(c.get_offsets()) for c in hollow) == 6
         # x of a hollow point = the refit's prediction (A 5% larger), not the main fit's
         p = dict(LAWS["dense"], A=LAWS["dense"]["A"] * 1.05)
@@ -374,10 +289,21 @@ def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
     N = 20000
     budgets = [80000, 160000, 320000]
     trunk_tokens = np.geomspace(4000, budgets[-1], 8).astype(int)
-    rows = [dict(step=t // 1024, tokens=t, flops=6.0 * N * t, val_loss=law(p, N, t) + 0.05 * (t < budgets[-1]),
-                 final=t == budgets[-1], budget=budgets[-1]) for t in trunk_tokens]
-    rows += [dict(step=b // 1024, tokens=b, flops=6.0 * N * b, val_loss=law(p, N, b), final=True, budget=b)
-             for b in budgets[:-1]]
+    rows = [
+        dict(
+            step=t // 1024,
+            tokens=t,
+            flops=6.0 * N * t,
+            val_loss=law(p, N, t) + 0.05 * (t < budgets[-1]),
+            final=t == budgets[-1],
+            budget=budgets[-1],
+        )
+        for t in trunk_tokens
+    ]
+    rows += [
+        dict(step=b // 1024, tokens=b, flops=6.0 * N * b, val_loss=law(p, N, b), final=True, budget=b)
+        for b in budgets[:-1]
+    ]
     r = pd.DataFrame(rows)
     r["config"] = json.dumps({"train": {"cooldown": 0.2}})
     curves = figures._curves(r, r, "flops")
@@ -409,8 +335,9 @@ def test_log_axis_over_less_than_a_decade_still_has_labels():
         ax.set_ylim(lo, hi)
         style.ensure_decade_labels(ax, "y")
         fig.canvas.draw()
-        shown = [t.label1.get_text() for t in ax.yaxis.get_major_ticks()
-                 if t.label1.get_text() and lo <= t.get_loc() <= hi]
+        shown = [
+            t.label1.get_text() for t in ax.yaxis.get_major_ticks() if t.label1.get_text() and lo <= t.get_loc() <= hi
+        ]
         assert len(shown) >= 2, (lo, hi, shown)
         plt.close(fig)
 
@@ -450,7 +377,7 @@ def assert_text_inside_and_apart(name, fig):
         assert b.x0 >= -1 and b.x1 <= W + 1 and b.y1 <= H + 1, name
         boxes.append(("legend", b))
     for i, (ta, a) in enumerate(boxes):
-        for tb, b in boxes[i + 1:]:
+        for tb, b in boxes[i + 1 :]:
             assert not a.overlaps(b), (name, ta, tb)
 
 
@@ -482,21 +409,41 @@ def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
     s = []
     for v, g in d["groups"].items():
         g["form"], g["params"], g["conf_int"] = "frontier", fr[v], {}
-        s.append(pd.DataFrame({"group": v, "sample": np.arange(50), "E": fr[v]["E"], "A": np.nan, "B": np.nan,
-                               "alpha": np.nan, "beta": np.nan, "K": fr[v]["K"] * np.linspace(0.98, 1.02, 50),
-                               "gamma": fr[v]["gamma"]}))
+        s.append(
+            pd.DataFrame(
+                {
+                    "group": v,
+                    "sample": np.arange(50),
+                    "E": fr[v]["E"],
+                    "A": np.nan,
+                    "B": np.nan,
+                    "alpha": np.nan,
+                    "beta": np.nan,
+                    "K": fr[v]["K"] * np.linspace(0.98, 1.02, 50),
+                    "gamma": fr[v]["gamma"],
+                }
+            )
+        )
     json.dump(d, open(path, "w"))
     pd.concat(s).to_parquet(path.replace(".json", ".samples.parquet"))
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"rows": [{"variant": "dense", "d_model": 1024, "tokens_per_s": 4e5, "mfu": 0.41},
-                                          {"variant": "lowrank-25", "d_model": 1024, "tokens_per_s": 5e5},
-                                          {"variant": "dense", "d_model": 2048, "tokens_per_s": 1.5e5, "mfu": 0.45}]}))
+    bench.write_text(
+        json.dumps(
+            {
+                "rows": [
+                    {"variant": "dense", "d_model": 1024, "tokens_per_s": 4e5, "mfu": 0.41},
+                    {"variant": "lowrank-25", "d_model": 1024, "tokens_per_s": 5e5},
+                    {"variant": "dense", "d_model": 2048, "tokens_per_s": 1.5e5, "mfu": 0.45},
+                ]
+            }
+        )
+    )
     inputs = plots.load_inputs([*runs, path, str(bench)])  # the fit found among the positional inputs
     assert inputs.fit is not None and inputs.bench is not None
     ctx = figures.Context(inputs=inputs)
     C = np.logspace(10, 13, 7)
     x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
-    np.testing.assert_allclose(y, 1.0 + 60.0 * C ** -0.12, rtol=1e-12)
+    np.testing.assert_allclose(y, 1.0 + 60.0 * C**-0.12, rtol=1e-12)
     assert np.all(lo <= y) and np.all(y <= hi)
     by = {}
     for name, _, fig, skip, notes in plots.build(inputs, width="single"):
@@ -504,7 +451,9 @@ def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
         if fig is not None:
             plt.close(fig)
     assert by["fig1_loss_vs_flops"][0] is not None
-    assert by["fig3_compute_optimal"][0] is None and "N_opt and D_opt are not identified" in by["fig3_compute_optimal"][1]
+    assert (
+        by["fig3_compute_optimal"][0] is None and "N_opt and D_opt are not identified" in by["fig3_compute_optimal"][1]
+    )
     assert by["fig4_exponents"][0] is None
     assert by["fig6_throughput"][0] is not None and any("bench files" in n for n in by["fig6_throughput"][2])
 
@@ -514,9 +463,11 @@ def test_plotting_never_imports_torch(synth):
     import sys
 
     runs, fit, tmp = synth
-    code = ("import sys; from scalelab import plot as plots; "
-            f"inp = plots.load_inputs({runs[:6]!r}, {fit!r}); "
-            "[f for f in plots.build(inp, only=['fig1_loss_vs_flops', 'fig3_compute_optimal'])]; "
-            "import scalelab.commands.plot; print('torch' in sys.modules)")
+    code = (
+        "import sys; from scalelab import plot as plots; "
+        f"inp = plots.load_inputs({runs[:6]!r}, {fit!r}); "
+        "[f for f in plots.build(inp, only=['fig1_loss_vs_flops', 'fig3_compute_optimal'])]; "
+        "import scalelab.commands.plot; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -5,6 +5,7 @@ batch in one forward, AdamW, grad clipping. The distributed side runs 2 real pro
 multiprocessing spawn, gloo) through scalelab.run.distributed: per-rank slices, micro-batch accumulation with
 no_sync, DDP or FSDP2 gradient averaging, all-reduced loss.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ import socket
 import pytest
 import torch
 
-from scalelab.run import distributed as D
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
+from scalelab.run import distributed as D
 
 CFG = dict(d_model=32, n_layers=2, n_heads=2, vocab_size=64, seq_len=16)
 GLOBAL_ROWS, STEPS, LR = 8, 5, 3e-3
@@ -60,8 +61,9 @@ def _free_port() -> int:
 
 
 def _rank_main(rank: int, world: int, port: int, out_dir: str, shard: bool, micro_rows: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     with D.process_group("cpu") as env:
         assert env.backend == "gloo" and env.world_size == world
@@ -193,8 +195,8 @@ val_tokens = 512
 def wsd_grid(tmp_path_factory):
     """A WSD run (trunk + one cooldown branch: exercises the branch copy under DDP/FSDP2) and its
     single-process result from the plain in-process runner."""
-    from scalelab.config import Grid
-    from scalelab.run.runner import run_grid
+    from scalelab.grid import Grid
+    from scalelab.run.grid import run_grid
     from scalelab.store import read_runs
 
     root = tmp_path_factory.mktemp("ddp")
@@ -211,9 +213,9 @@ def wsd_grid(tmp_path_factory):
 
 def test_torchrun_run_gives_the_rows_of_a_single_process_run(wsd_grid, tmp_path, shard=True):
     """torchrun, 2 gloo ranks, FSDP2 (--shard). (DDP through the trainer, as 2 submitit tasks, is
-    checked in tests/test_executors.py's preemption test.)"""
+    checked in tests/run/test_executors.py's preemption test.)"""
+    from scalelab.grid import Grid
     from scalelab.run import executors
-    from scalelab.config import Grid
     from scalelab.store import read_runs
 
     path, ref = wsd_grid

@@ -1,4 +1,5 @@
 """Grid runner: every run once, finished runs skipped, locks respected, divergence does not stop it."""
+
 import os
 
 import pytest
@@ -6,9 +7,10 @@ import pytest
 pytest.importorskip("torch")
 
 from grids import TINY, write_grid  # noqa: E402
-from scalelab.config import Grid  # noqa: E402
-from scalelab.run.layout import lock_path, run_path
-from scalelab.run.runner import run_grid  # noqa: E402
+
+from scalelab.grid import Grid  # noqa: E402
+from scalelab.run.grid import run_grid  # noqa: E402
+from scalelab.run.layout import lock_path, run_path  # noqa: E402
 from scalelab.store import read_runs  # noqa: E402
 
 
@@ -44,8 +46,11 @@ def test_a_run_locked_by_another_process_is_left_alone(tmp_path):
     from filelock import FileLock
 
     out = str(tmp_path / "runs")
-    p = write_grid(tmp_path, model="[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n",
-                   budgets="[budgets]\ntokens = [2560]\n")
+    p = write_grid(
+        tmp_path,
+        model="[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n",
+        budgets="[budgets]\ntokens = [2560]\n",
+    )
     g = Grid.load(p)
     first = g.runs()[0]
     os.makedirs(os.path.dirname(lock_path(out, first)), exist_ok=True)
@@ -57,9 +62,12 @@ def test_a_run_locked_by_another_process_is_left_alone(tmp_path):
 
 def test_divergent_run_is_recorded_and_the_grid_goes_on(tmp_path):
     out = str(tmp_path / "runs")
-    p = write_grid(tmp_path, model="[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n",
-                   budgets="[budgets]\ntokens = [2560]\n",
-                   optimizer='[optimizer]\nlr_table = { "16" = 1e4, "32" = 3e-3 }\nbatch_size = 8\n')
+    p = write_grid(
+        tmp_path,
+        model="[model]\nwidths = [16, 32]\nn_layers = 2\nheads = 2\nseq_len = 32\n",
+        budgets="[budgets]\ntokens = [2560]\n",
+        optimizer='[optimizer]\nlr_table = { "16" = 1e4, "32" = 3e-3 }\nbatch_size = 8\n',
+    )
     sums = run_grid(Grid.load(p), out, device="cpu", quiet=True)
     assert [s.state for s in sums] == ["diverged", "trained"]
     df = read_runs(os.path.join(out, "*.parquet"))

@@ -1,5 +1,5 @@
 """The trainer on tiny models (CPU): schedules, rows, WSD branches, resume, divergence, guide FLOPs."""
-import dataclasses
+
 import math
 
 import numpy as np
@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from grids import write_grid  # noqa: E402
+
 from scalelab import flops as flopslib  # noqa: E402
-from scalelab.config import Grid  # noqa: E402
 from scalelab.data import load_corpus  # noqa: E402
+from scalelab.grid import Grid  # noqa: E402
 from scalelab.model.gpt import GPT  # noqa: E402
 from scalelab.run.train import Trainer, estimate_tokens, lr_at, make_plan  # noqa: E402
 
@@ -53,8 +54,12 @@ def test_cosine_and_wsd_schedules_match_closed_forms(tmp_path):
 
 
 def test_wsd_run_rows_are_sane_with_one_final_per_budget(tmp_path):
-    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [6400, 12800]\n", schedule=WSD,
-                       variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n')
+    run, corpus = _run(
+        tmp_path,
+        budgets="[budgets]\ntokens = [6400, 12800]\n",
+        schedule=WSD,
+        variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n',
+    )
     res = Trainer(run, corpus, device="cpu").train()
     rows = res.rows
     assert res.status == "ok"
@@ -99,7 +104,7 @@ def test_resume_from_checkpoint_reproduces_an_uninterrupted_run(tmp_path):
 
     part = Trainer(run, corpus, device="cpu", ckpt_path=ck, checkpoint_every=7, should_stop=stop).train()
     assert part.status == "interrupted"
-    calls["n"] = -10**9  # never again
+    calls["n"] = -(10**9)  # never again
     res = Trainer(run, corpus, device="cpu", ckpt_path=ck, checkpoint_every=7).train()
     assert res.resumed_from == 17
     assert len(res.rows) == len(ref.rows)
@@ -132,7 +137,11 @@ def test_equal_flops_guide_trains_longer_and_counts_guide_flops(tmp_path):
     assert last["final"] and last["tokens"] == plan.total * 256
     # the dense guide path ran on every step with alpha > 0: steps 0 .. guide_steps-1 (alpha(0) = 1)
     dense_mm = sum(n * m for n, m in [(16, 64), (64, 16)])  # block 1's FFN pair (block 0 stays dense)
-    n_active = sum(1 for s in range(plan.total) if 0.5 * (1 + math.cos(math.pi * s / plan.guide_steps)) > 0 and s < plan.guide_steps)
+    n_active = sum(
+        1
+        for s in range(plan.total)
+        if 0.5 * (1 + math.cos(math.pi * s / plan.guide_steps)) > 0 and s < plan.guide_steps
+    )
     ref = 6.0 * dense_mm * 256 * n_active
     assert last["guide_flops"] == pytest.approx(ref)
     assert last["flops"] == pytest.approx(flopslib.flops_per_token(run.model) * last["tokens"] + ref)
@@ -144,13 +153,14 @@ def _ddp_rank(rank, port, grid_path, out_dir, shard):
 
     import torch as T
 
-    from scalelab.run import distributed as D
-    from scalelab.config import Grid as G
     from scalelab.data import load_corpus as lc
+    from scalelab.grid import Grid as G
+    from scalelab.run import distributed as D
     from scalelab.run.train import Trainer as Tr
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank)
+    )
     T.set_num_threads(1)
     with D.process_group("cpu") as env:
         (run,) = G.load(grid_path).runs()
@@ -170,8 +180,12 @@ def test_two_processes_give_the_rows_of_one(tmp_path, shard):
 
     import torch.multiprocessing as mp
 
-    p = write_grid(tmp_path, budgets="[budgets]\ntokens = [1536, 3072]\n", schedule=WSD,
-                   optimizer="[optimizer]\nlr = 3e-3\nbatch_size = 8\nmicro_batch = 2\n")
+    p = write_grid(
+        tmp_path,
+        budgets="[budgets]\ntokens = [1536, 3072]\n",
+        schedule=WSD,
+        optimizer="[optimizer]\nlr = 3e-3\nbatch_size = 8\nmicro_batch = 2\n",
+    )
     (run,) = Grid.load(p).runs()
     ref = Trainer(run, load_corpus(run.data), device="cpu").train().rows
     with socket.socket() as s:

@@ -1,8 +1,9 @@
 """Grid fan-out beyond one process, all on CPU: worker processes, submitit's local executor (the same
 code path as Slurm, with requeue on preemption), kill-and-resubmit, and two `scalelab run` processes on
-one grid. The reference is always the plain in-process runner (scalelab.run.runner.run_grid with the in-process executor) on the same grid;
-every process runs one torch thread so the float results are comparable bit for bit.
+one grid. The reference is always the in-process executor (scalelab.run.grid.run_grid on its defaults) on the
+same grid; every process runs one torch thread so the float results are comparable bit for bit.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,9 @@ import time
 import pandas as pd
 import pytest
 
-from scalelab.run import executors, slurm
-from scalelab.run.runner import run_grid
 from scalelab.errors import ScalelabError
+from scalelab.run import executors, slurm
+from scalelab.run.grid import run_grid
 
 GRID = """
 name = "{name}"
@@ -77,7 +78,7 @@ def tiny(tmp_path_factory):
     """A 2-run grid and its results from the in-process runner (the reference)."""
     import torch
 
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     root = tmp_path_factory.mktemp("tiny")
     path = make_grid(root)
@@ -107,12 +108,11 @@ def assert_same_results(got: pd.DataFrame, ref: pd.DataFrame) -> None:
 
 # ---- local fan-out ------------------------------------------------------------------------------
 def test_two_cpu_workers_match_the_in_process_runner(tiny, tmp_path):
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     path, ref = tiny
     seen = []
-    out = run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu",
-                            console=None)
+    out = run_grid(Grid.load(path), str(tmp_path / "runs"), workers=2, device="cpu", console=None)
     assert sorted(o.state for o in out) == ["done", "done"]
     assert_same_results(read_sorted(tmp_path / "runs"), ref)
     # a second pass finds both finished and starts no worker
@@ -140,11 +140,10 @@ def test_slots_and_commands():
 
 # ---- submitit: job array, requeue on preemption, kill and resubmit -------------------------------------
 def test_submitit_local_executor_matches_the_in_process_runner(tiny, tmp_path):
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     path, ref = tiny
-    out = run_grid(Grid.load(path), str(tmp_path / "runs"), executor="submitit-local", wait=True,
-                            device="cpu")
+    out = run_grid(Grid.load(path), str(tmp_path / "runs"), executor="submitit-local", wait=True, device="cpu")
     assert sorted(o.state for o in out) == ["done", "done"], out
     assert_same_results(read_sorted(tmp_path / "runs"), ref)
 
@@ -175,7 +174,7 @@ def long_run(tmp_path_factory):
     """A single longer run (96 optimizer steps) and its uninterrupted in-process result."""
     import torch
 
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     root = tmp_path_factory.mktemp("long")
     path = make_grid(root, name="long", widths=(16,), tokens=8 * 16 * 96)
@@ -193,14 +192,14 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(long_run, tmp
     """A 2-task job (what gpus_per_run = 2 gives on Slurm: DDP over 2 gloo ranks here) gets SIGUSR2 on
     rank 0; both ranks agree to stop at the next step, save a checkpoint there, submitit requeues the
     job, and the new job resumes from that step and ends with the uninterrupted rows."""
-    from scalelab.run.layout import ckpt_path
-    from scalelab.run.layout import status_path
+    from scalelab.run.layout import ckpt_path, status_path
 
     path, run, ref = long_run
     out = str(tmp_path / "runs")
     opts = slurm.SlurmOptions(time=10, max_requeues=3, gpus_per_run=2)
-    (job,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=60.0,
-                             train_kwargs={"checkpoint_every": 8})
+    (job,) = slurm.submit(
+        path, [run.run_id], out, opts, cluster="local", device="cpu", grace_s=60.0, train_kwargs={"checkpoint_every": 8}
+    )
     ck = ckpt_path(out, run)
     seen = _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8 and _ckpt_step(ck), what="a first checkpoint")
     # What Slurm does before a time limit or a preemption: SIGUSR2 to the job's task. (LocalJob._interrupt
@@ -225,14 +224,14 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(long_run, tmp
 
 
 def test_killed_job_resubmitted_resumes_from_its_checkpoint(long_run, tmp_path):
-    from scalelab.run.layout import ckpt_path
-    from scalelab.run.layout import status_path
+    from scalelab.run.layout import ckpt_path, status_path
 
     path, run, ref = long_run
     out = str(tmp_path / "runs")
     opts = slurm.SlurmOptions(time=10, max_requeues=0)
-    (job,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
-                             train_kwargs={"checkpoint_every": 8})
+    (job,) = slurm.submit(
+        path, [run.run_id], out, opts, cluster="local", device="cpu", train_kwargs={"checkpoint_every": 8}
+    )
     ck = ckpt_path(out, run)
     _wait_for(lambda: os.path.isfile(ck) and _ckpt_step(ck) >= 8, what="a first checkpoint")
     note = json.loads(open(status_path(out, run.run_id)).read())
@@ -241,8 +240,9 @@ def test_killed_job_resubmitted_resumes_from_its_checkpoint(long_run, tmp_path):
         job.result()
     killed_at = _ckpt_step(ck)
     assert 8 <= killed_at < 96
-    (job2,) = slurm.submit(path, [run.run_id], out, opts, cluster="local", device="cpu",
-                              train_kwargs={"checkpoint_every": 8})
+    (job2,) = slurm.submit(
+        path, [run.run_id], out, opts, cluster="local", device="cpu", train_kwargs={"checkpoint_every": 8}
+    )
     res = job2.result()
     assert res["state"] == "trained" and res["resumed_from"] == killed_at
     assert_same_results(read_sorted(out), ref)
@@ -250,12 +250,20 @@ def test_killed_job_resubmitted_resumes_from_its_checkpoint(long_run, tmp_path):
 
 def test_slurm_options_from_grid_table_and_cli(tmp_path, monkeypatch):
     p = tmp_path / "g.toml"
-    p.write_text('name = "g"\n[slurm]\npartition = "gpu"\ntime = "02:00:00"\ngpus_per_run = 4\n'
-                 'cpus_per_task = 12\nmem_gb = 200\narray_parallelism = 8\n')
+    p.write_text(
+        'name = "g"\n[slurm]\npartition = "gpu"\ntime = "02:00:00"\ngpus_per_run = 4\n'
+        "cpus_per_task = 12\nmem_gb = 200\narray_parallelism = 8\n"
+    )
     table = slurm.grid_slurm_table(str(p))
     opts = slurm.SlurmOptions.from_table(table, partition="big", time=None)
-    assert (opts.partition, opts.time, opts.gpus_per_run, opts.cpus_per_task, opts.mem_gb,
-            opts.array_parallelism) == ("big", 120, 4, 12, 200, 8)
+    assert (opts.partition, opts.time, opts.gpus_per_run, opts.cpus_per_task, opts.mem_gb, opts.array_parallelism) == (
+        "big",
+        120,
+        4,
+        12,
+        200,
+        8,
+    )
     assert slurm.parse_time("1-00:30:00") == 24 * 60 + 30 and slurm.parse_time(45) == 45
     with pytest.raises(ScalelabError, match="unknown slurm setting"):
         slurm.SlurmOptions.from_table({"partiton": "x"})
@@ -265,9 +273,16 @@ def test_slurm_options_from_grid_table_and_cli(tmp_path, monkeypatch):
     monkeypatch.setattr(ss.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
     ex = slurm.make_executor(str(tmp_path / "runs"), opts, cluster="slurm", name="scalelab-g")
     text = ex._executor._make_submission_file_text("python -m x", "uid")
-    for line in ("#SBATCH --partition=big", "#SBATCH --time=120", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=12", "#SBATCH --mem=200GB",
-                 "#SBATCH --signal=USR2@120", "#SBATCH --job-name=scalelab-g"):
+    for line in (
+        "#SBATCH --partition=big",
+        "#SBATCH --time=120",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --cpus-per-task=12",
+        "#SBATCH --mem=200GB",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --job-name=scalelab-g",
+    ):
         assert line in text, f"{line} not in the sbatch script:\n{text}"
 
 
@@ -275,8 +290,20 @@ def test_slurm_options_from_grid_table_and_cli(tmp_path, monkeypatch):
 def test_two_scalelab_run_processes_train_each_run_once(tiny, tmp_path):
     path, ref = tiny
     out = str(tmp_path / "runs")
-    cmd = [sys.executable, "-m", "scalelab.cli", "run", "--grid", path, "--out", out, "--device", "cpu",
-           "--quiet", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scalelab.cli",
+        "run",
+        "--grid",
+        path,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = []
     for p in procs:
@@ -289,16 +316,18 @@ def test_two_scalelab_run_processes_train_each_run_once(tiny, tmp_path):
 
 
 def test_bad_dispatch_options_are_user_errors(tmp_path):
-    from scalelab.config import Grid
+    from scalelab.grid import Grid
 
     g = Grid.load(make_grid(tmp_path / "g"))  # batch of 8 sequences
     out = str(tmp_path / "runs")
-    for kw, msg in [(dict(devices="0,1", workers=2), "not both"),
-                    (dict(executor="slurm", workers=2), "schedules runs itself"),
-                    (dict(shard=True), "--nproc-per-run K"),
-                    (dict(executor="pbs"), "unknown executor"),
-                    (dict(nproc_per_run=3), "does not split evenly over 3"),
-                    (dict(executor="submitit-local", slurm={"gpus_per_run": 3}), "does not split evenly over 3")]:
+    for kw, msg in [
+        (dict(devices="0,1", workers=2), "not both"),
+        (dict(executor="slurm", workers=2), "schedules runs itself"),
+        (dict(shard=True), "--nproc-per-run K"),
+        (dict(executor="pbs"), "unknown executor"),
+        (dict(nproc_per_run=3), "does not split evenly over 3"),
+        (dict(executor="submitit-local", slurm={"gpus_per_run": 3}), "does not split evenly over 3"),
+    ]:
         with pytest.raises(ScalelabError, match=msg):
             run_grid(g, out, **kw)
     assert not os.path.exists(os.path.join(out, ".submitit"))  # nothing submitted
@@ -311,8 +340,22 @@ def test_cli_slurm_options_reach_the_dispatcher(tmp_path):
 
     path = make_grid(tmp_path / "g")  # batch of 8 sequences
     out = str(tmp_path / "runs")
-    res = CliRunner().invoke(app, ["run", "--grid", path, "--out", out, "--executor", "submitit-local",
-                                   "--gpus-per-run", "3", "--time", "01:00:00"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--grid",
+            path,
+            "--out",
+            out,
+            "--executor",
+            "submitit-local",
+            "--gpus-per-run",
+            "3",
+            "--time",
+            "01:00:00",
+        ],
+    )
     assert res.exit_code == 2 and "does not split evenly over 3" in res.output, res.output
     res = CliRunner().invoke(app, ["run", "--grid", path, "--out", out, "--executor", "slurm", "--partition", "gpu"])
     assert res.exit_code == 2, res.output  # this machine has no srun: one line, no traceback

@@ -2,8 +2,9 @@
 
 Whichever executor trains them (this process, worker processes, torchrun ranks, a Slurm job array), each run
 goes through one.train_one, which takes its lock, skips it when finished and resumes it from its checkpoint;
-the runs/ folder's layout is run/layout.py's. `describe` is the dry run's table.
+the runs/ folder's layout is run/layout.py's. `describe` and `estimate_seconds` are the dry run's table.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -21,10 +22,22 @@ def describe(grid) -> list[dict]:
         pc = flopslib.param_counts(r.model)
         tok = estimate_tokens(r)
         fl = flopslib.flops_per_token(r.model) * tok
-        out.append(dict(run_id=r.run_id, variant=r.variant, d_model=r.model.d_model, n_layers=r.model.n_layers,
-                        params=pc.params, params_nonembed=pc.params_nonembed,
-                        budgets=list(r.train.budgets), schedule=r.train.schedule, seed=r.seed,
-                        lr=r.train.lr, tokens=tok, flops=fl))
+        out.append(
+            dict(
+                run_id=r.run_id,
+                variant=r.variant,
+                d_model=r.model.d_model,
+                n_layers=r.model.n_layers,
+                params=pc.params,
+                params_nonembed=pc.params_nonembed,
+                budgets=list(r.train.budgets),
+                schedule=r.train.schedule,
+                seed=r.seed,
+                lr=r.train.lr,
+                tokens=tok,
+                flops=fl,
+            )
+        )
     return out
 
 
@@ -32,8 +45,15 @@ def estimate_seconds(flops: float, device_peak: float, efficiency: float) -> flo
     return flops / max(device_peak * efficiency, 1.0)
 
 
-def run_grid(grid, out_dir: str = "runs", *, executor="local", checkpoint_every: Optional[int] = None,
-             checkpoint_seconds: float = 60.0, **options) -> list[RunSummary]:
+def run_grid(
+    grid,
+    out_dir: str = "runs",
+    *,
+    executor="local",
+    checkpoint_every: Optional[int] = None,
+    checkpoint_seconds: float = 60.0,
+    **options,
+) -> list[RunSummary]:
     """Train every unfinished run of the grid; one summary per run (finished-before runs first for workers).
 
     executor: an executor from run/executors.py, or its name ("local", "slurm", "submitit-local") with
@@ -52,5 +72,6 @@ def run_grid(grid, out_dir: str = "runs", *, executor="local", checkpoint_every:
 
         for r in runs:
             plan_batch(r.train.batch_size, r.train.micro, executor.world)
-    return executor.run(grid, runs, out_dir, {"checkpoint_every": checkpoint_every,
-                                              "checkpoint_seconds": checkpoint_seconds})
+    return executor.run(
+        grid, runs, out_dir, {"checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds}
+    )

@@ -1,0 +1,306 @@
+"""Solving a Problem for many starts and bootstrap resamples at once: grid seeds, then Gauss-Newton polish.
+
+Method, all numpy, batched over S = (resamples x starts):
+1. Coarse search over the exponents. For fixed exponents L_hat is linear in (E, A, B), so a
+   non-negative least-squares solve of the relative residuals (L - L_hat)/L ~ log-residuals gives the
+   best coefficients for each grid point of exponents; every resample gets its own solve (its rows are
+   just weights), ranked by the exact Huber objective at the best few.
+2. Polish the best few starts per resample with a damped Gauss-Newton / Levenberg-Marquardt step on
+   the Huber objective (IRLS weights psi(r)/r), projected onto box bounds, to convergence.
+A bootstrap resample of rows or runs is a vector of integer counts, so resamples share the design and
+differ only in their weights: that is what makes the batch cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scalelab.fit.laws import Form
+from scalelab.fit.objective import CHUNK, Problem
+
+THREADS = min(4, os.cpu_count() or 1)
+# Coarse exponent grid for resamples (each resample searches it all): dense near the usual 0.1-0.8,
+# sparse out to 2.5. The point fit uses the finer one.
+COARSE_GRID = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.3, 1.7, 2.2])
+EXPONENT_GRID = np.unique(np.concatenate([np.arange(0.02, 1.0, 0.04), np.arange(1.0, 2.51, 0.125)]))
+
+
+def polish(
+    prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int = 60, tol: float = 1e-10, chunk: int | None = None
+):
+    """Polish in chunks of starts small enough for the working arrays to stay in cache."""
+    chunk = chunk or CHUNK
+    jobs = [(theta[i : i + chunk], W[i : i + chunk]) for i in range(0, theta.shape[0], chunk)]
+    if len(jobs) > 1 and THREADS > 1:
+        # numpy releases the GIL inside its loops: chunks run in parallel on the machine's cores
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(THREADS) as ex:
+            outs = list(ex.map(lambda j: _polish(prob, j[0], j[1], iters, tol), jobs))
+    else:
+        outs = [_polish(prob, t, w, iters, tol) for t, w in jobs]
+    return tuple(np.concatenate(o) for o in zip(*outs))
+
+
+def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: float):
+    """Batched Levenberg-Marquardt on the (Huber) objective, projected onto the bounds.
+
+    theta[S, P] starts, W[S, n] weights. Returns (theta, f, |grad|) with the gradient taken over the
+    free coordinates (those not pinned at a bound). Each start keeps its own damping lambda and only
+    accepts steps that lower its objective, so the objective never increases; a start stops when an
+    accepted step gains less than `tol` (relative) or its damping explodes."""
+    theta = np.clip(np.array(theta, float), prob.lo, prob.hi)
+    S, P = theta.shape
+    lam = np.full(S, 1e-3)
+    eye = np.eye(P)
+    zhat, J = prob.log_pred(theta, jac=True)
+    r = prob.z - zhat
+    f = prob.rho(r, W).sum(-1)
+    active = np.ones(S, bool)
+    for _ in range(iters):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        sl = slice(None) if idx.size == S else idx
+        Ja, Wa = J[sl], W[sl]
+        psi, curv = prob.psi_curv(r[sl], Wa)
+        g = -(Ja @ psi[..., None])[..., 0]  # gradient [s, P]
+        H = (Ja * curv[:, None, :]) @ Ja.transpose(0, 2, 1)  # Gauss-Newton [s, P, P]
+        dH = np.diagonal(H, axis1=1, axis2=2)
+        A = H + lam[sl, None, None] * (dH[:, :, None] * eye + 1e-12 * eye)
+        step = np.nan_to_num(-np.linalg.solve(A, g[..., None])[..., 0])
+        new = np.clip(theta[sl] + step, prob.lo, prob.hi)
+        zn, Jn = prob.log_pred(new, jac=True)
+        rn = prob.z - zn
+        fn = prob.rho(rn, Wa).sum(-1)
+        fa = f[sl]
+        ok = fn < fa
+        gain = np.where(ok, fa - fn, 0.0)
+        acc = idx[ok]
+        theta[acc], r[acc], J[acc], f[acc] = new[ok], rn[ok], Jn[ok], fn[ok]
+        lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
+        lam[idx[~ok]] *= 4.0
+        done = (ok & (gain <= tol * np.maximum(fn, 1e-300))) | (lam[idx] > 1e10)
+        active[idx[done]] = False
+    psi = prob.psi_curv(r, W)[0]
+    g = -(J @ psi[..., None])[..., 0]
+    free = ~(((theta <= prob.lo + 1e-9) & (g > 0)) | ((theta >= prob.hi - 1e-9) & (g < 0)))
+    gnorm = np.sqrt(((g * free) ** 2).sum(-1))
+    return theta, f, gnorm
+
+
+# ---- seeding: linear solves over an exponent grid --------------------------------------------------
+def _nnls3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
+    """Exact non-negative least squares for 3 unknowns by enumerating the 7 active sets.
+
+    Entries of X^T W X (m..), X^T W t (v.) and t^T W t (tt), arrays of one shape. Returns
+    (c0, c1, c2, sse). Written out entry by entry: millions of tiny systems at numpy speed."""
+    best = np.full(np.broadcast(v0, v1, v2).shape, np.inf)
+    c = [np.zeros_like(best) for _ in range(3)]
+    zero = np.zeros_like(best)
+
+    def consider(sse, sol):
+        nonlocal best
+        ok = np.isfinite(sse) & (sse < best)
+        for s_ in sol.values():
+            ok &= s_ >= 0
+        for i in range(3):
+            c[i] = np.where(ok, sol.get(i, zero), c[i])
+        best = np.where(ok, sse, best)
+
+    with np.errstate(all="ignore"):
+        M = {(0, 0): m00, (0, 1): m01, (0, 2): m02, (1, 1): m11, (1, 2): m12, (2, 2): m22}
+        v = {0: v0, 1: v1, 2: v2}
+        for i in range(3):
+            ci = v[i] / M[i, i]
+            consider(tt - ci * v[i], {i: ci})
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            det = M[i, i] * M[j, j] - M[i, j] ** 2
+            ci = (M[j, j] * v[i] - M[i, j] * v[j]) / det
+            cj = (M[i, i] * v[j] - M[i, j] * v[i]) / det
+            consider(tt - ci * v[i] - cj * v[j], {i: ci, j: cj})
+        A_ = m11 * m22 - m12 * m12
+        B_ = m02 * m12 - m01 * m22
+        C_ = m01 * m12 - m11 * m02
+        E_ = m00 * m22 - m02 * m02
+        F_ = m01 * m02 - m00 * m12
+        I_ = m00 * m11 - m01 * m01
+        det = m00 * A_ + m01 * B_ + m02 * C_
+        c0 = (A_ * v0 + B_ * v1 + C_ * v2) / det
+        c1 = (B_ * v0 + E_ * v1 + F_ * v2) / det
+        c2 = (C_ * v0 + F_ * v1 + I_ * v2) / det
+        consider(tt - c0 * v0 - c1 * v1 - c2 * v2, {0: c0, 1: c1, 2: c2})
+    return c[0], c[1], c[2], best
+
+
+def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID):
+    """For every resample (row of W[K, n]) and exponent pair (alpha, beta) on the grid, the NNLS
+    (E, A, B) minimising sum w ((L - E - A N^-alpha - B D^-beta)/L)^2 (relative ~ log residuals).
+    Returns theta[K, G*G, 5] in (e, a, b, alpha, beta) and the LS proxy sse[K, G*G]."""
+    G = grid.size
+    invL = 1.0 / L
+    u = np.exp(-np.outer(logN, grid)) * invL[:, None]  # [n, G]  N^-alpha / L
+    v = np.exp(-np.outer(logD, grid)) * invL[:, None]  # [n, G]  D^-beta / L
+    uv = (u[:, :, None] * v[:, None, :]).reshape(-1, G * G)  # [n, G*G]
+    Wf = np.asarray(W, float)
+    K = Wf.shape[0]
+    s00 = (Wf @ (invL * invL))[:, None, None]  # [K, 1, 1]
+    s0u, s0v = (Wf @ (u * invL[:, None]))[:, :, None], (Wf @ (v * invL[:, None]))[:, None, :]
+    suu, svv = (Wf @ (u * u))[:, :, None], (Wf @ (v * v))[:, None, :]
+    suv = (Wf @ uv).reshape(K, G, G)
+    r0 = (Wf @ invL)[:, None, None]  # X^T W t with t = L/L = 1
+    ru, rv = (Wf @ u)[:, :, None], (Wf @ v)[:, None, :]
+    tt = Wf.sum(-1)[:, None, None]
+    cE, cA, cB, sse = _nnls3(s00, s0u, s0v, suu, suv, svv, r0, ru, rv, tt)
+    floor = 1e-12 * L.min()
+    al, be = np.meshgrid(grid, grid, indexing="ij")
+    theta = np.stack(
+        [
+            np.log(np.maximum(cE, floor)),
+            np.log(np.maximum(cA, floor)),
+            np.log(np.maximum(cB, floor)),
+            np.broadcast_to(al, (K, G, G)),
+            np.broadcast_to(be, (K, G, G)),
+        ],
+        -1,
+    )
+    return theta.reshape(K, G * G, 5), sse.reshape(K, G * G)
+
+
+def seed_single(logX, L, W, grid=EXPONENT_GRID):
+    """Two-term forms E + K X^-s (data, size, frontier): NNLS for (E, K) per exponent on the grid.
+    Returns theta[K, G, 3] in (e, k, s) and the LS proxy sse[K, G]."""
+    invL = 1.0 / L
+    u = np.exp(-np.outer(logX, grid)) * invL[:, None]
+    Wf = np.asarray(W, float)
+    K, G = Wf.shape[0], grid.size
+    one, zero = np.ones((K, G)), np.zeros((K, G))
+    m00 = (Wf @ (invL * invL))[:, None] * one
+    cE, cK, _, sse = _nnls3(
+        m00,
+        Wf @ (u * invL[:, None]),
+        zero,
+        Wf @ (u * u),
+        zero,
+        one,
+        (Wf @ invL)[:, None] * one,
+        Wf @ u,
+        zero,
+        Wf.sum(-1)[:, None] * one,
+    )
+    floor = 1e-12 * L.min()
+    theta = np.stack([np.log(np.maximum(cE, floor)), np.log(np.maximum(cK, floor)), np.broadcast_to(grid, (K, G))], -1)
+    return theta, sse
+
+
+def seed_power(logX, z, W):
+    """Pure power law log L = k - gamma log X: weighted least squares in log space, exact."""
+    Wf = W.astype(float)
+    sw = Wf.sum(-1)
+    mx, mz = Wf @ logX / sw, Wf @ z / sw
+    sxx = Wf @ (logX * logX) / sw - mx * mx
+    sxz = Wf @ (logX * z) / sw - mx * mz
+    slope = sxz / np.maximum(sxx, 1e-300)
+    theta = np.stack([mz - slope * mx, -slope], -1)
+    return theta[:, None, :], np.zeros((W.shape[0], 1))
+
+
+# ---- one form on one group, batched over resamples --------------------------------------------------
+@dataclass
+class BatchFit:
+    theta: np.ndarray  # [K, P] best per resample
+    f: np.ndarray  # [K]
+    grad_norm: np.ndarray  # [K]
+    n_at_best: np.ndarray  # [K] starts whose polished objective is within 1e-6 (relative) of the best
+    n_starts: int
+    at_bound: list[list[str]] = field(default_factory=list)
+
+
+def fit_batch(
+    prob: Problem,
+    form: Form,
+    cols: dict,
+    L: np.ndarray,
+    W: np.ndarray,
+    n_starts: int = 2,
+    n_screen: int = 8,
+    iters: int = 40,
+    extra_starts: np.ndarray | None = None,
+    grid: np.ndarray = COARSE_GRID,
+) -> BatchFit:
+    """Fit every resample (rows of W[K, n], counts x point weights) from its own best starts.
+
+    Seeds from the exponent grid (each resample's own linear solves), screens the `n_screen` best by the
+    LS proxy on the exact objective, polishes the `n_starts` best. `extra_starts[M, P]` are added for
+    every resample (e.g. a point fit's optimum), never used alone."""
+    K = W.shape[0]
+    Wp = W * prob.point_w[None, :]
+    if form.name == "chinchilla":
+        cand, proxy = seed_chinchilla(cols["N"], cols["D"], L, Wp, grid)
+    elif form.name == "power":
+        cand, proxy = seed_power(cols["C"], prob.z, Wp)
+    else:
+        cand, proxy = seed_single(cols[form.terms[0][2]], L, Wp, grid)
+    # screen: best n_screen by the LS proxy, then exact objective
+    m = min(n_screen, cand.shape[1])
+    top = np.argpartition(proxy, m - 1, axis=1)[:, :m] if m < cand.shape[1] else np.tile(np.arange(m), (K, 1))
+    cand = np.take_along_axis(cand, top[..., None], 1)  # [K, m, P]
+    if extra_starts is not None:
+        cand = np.concatenate([cand, np.broadcast_to(extra_starts[None], (K,) + extra_starts.shape)], 1)
+    cand = np.clip(cand, prob.lo, prob.hi)
+    m = cand.shape[1]
+    Wrep = np.repeat(Wp, m, axis=0)
+    fc = prob.objective(cand.reshape(K * m, -1), Wrep).reshape(K, m)
+    s = min(n_starts, m)
+    order = _diverse(fc, cand, [i for i, t in enumerate(prob.theta_names) if t in ("alpha", "beta", "gamma")], s)
+    starts = np.take_along_axis(cand, order[..., None], 1).reshape(K * s, -1)
+    th, f, gn = polish(prob, starts, np.repeat(Wp, s, axis=0), iters=iters)
+    th, f, gn = th.reshape(K, s, -1), f.reshape(K, s), gn.reshape(K, s)
+    best = np.argmin(f, axis=1)
+    fb = f[np.arange(K), best]
+    n_at = (f <= fb[:, None] + 1e-6 * np.abs(fb[:, None]) + 1e-15).sum(1)
+    thb = th[np.arange(K), best]
+    at_b = [
+        [
+            prob.theta_names[p]
+            for p in range(prob.P)
+            if abs(thb[k, p] - prob.lo[p]) < 1e-6 or abs(thb[k, p] - prob.hi[p]) < 1e-6
+        ]
+        for k in range(K)
+    ]
+    return BatchFit(thb, fb, gn[np.arange(K), best], n_at, s, at_b)
+
+
+def _diverse(fc, cand, exp_idx, s, min_sep=0.1):
+    """Per resample, the indices of `s` starts: the best by objective, then greedily the best whose
+    exponents differ from all chosen by at least `min_sep` (falling back to the next best), so that
+    the starts probe different basins rather than neighbouring grid points of one."""
+    K, m = fc.shape
+    order = np.argsort(fc, axis=1)
+    chosen = [order[:, 0]]
+    if s == 1 or not exp_idx:
+        return order[:, :s]
+    ex = cand[..., exp_idx]  # [K, m, e]
+    taken = np.zeros((K, m), bool)
+    taken[np.arange(K), order[:, 0]] = True
+    for _ in range(1, s):
+        dist = np.full((K, m), np.inf)
+        for c in chosen:
+            d = np.abs(ex - ex[np.arange(K), c][:, None, :]).max(-1)
+            dist = np.minimum(dist, d)
+        score = np.where(taken, np.inf, fc + np.where(dist >= min_sep, 0.0, 1e300))
+        nxt = np.argmin(score, axis=1)
+        fallback = np.argmin(np.where(taken, np.inf, fc), axis=1)
+        nxt = np.where(np.isfinite(score[np.arange(K), nxt]) & (score[np.arange(K), nxt] < 1e299), nxt, fallback)
+        taken[np.arange(K), nxt] = True
+        chosen.append(nxt)
+    return np.stack(chosen, 1)
+
+
+def fit_point(prob: Problem, form: Form, cols: dict, L: np.ndarray, n_starts: int = 64, iters: int = 200):
+    """The point fit: same method with many more starts and iterations (cheap for one data set)."""
+    W = np.ones((1, prob.n))
+    return fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=10**6, iters=iters, grid=EXPONENT_GRID)

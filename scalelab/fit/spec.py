@@ -1,0 +1,106 @@
+"""FitSpec: every choice a fit makes, validated once, recorded in the fit file as "spec".
+
+spec = FitSpec(n_col="params", d_col="tokens", loss_col="val_loss", c_col="flops", run_col="run_id",
+               by=("variant",), bootstrap=1000)
+fit = scalelab.fit.fit_laws(df, spec)          # or fit_laws(df, n_col=..., ...) with the same names
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from scalelab.errors import ScalelabError
+from scalelab.fit.laws import FORMS
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    # input columns: N (params), D (tokens; None: D = C/(6N)), the loss, C (FLOPs; None: C = 6ND),
+    # the run id (the bootstrap unit; None: rows), the grouping columns (none: one group "all")
+    n_col: str = "params"
+    d_col: str | None = "tokens"
+    loss_col: str = "loss"
+    c_col: str | None = None
+    run_col: str | None = None
+    by: tuple[str, ...] = ()
+    # the law and how it is fitted
+    form: str = "auto"  # auto | chinchilla | data | size | frontier | power
+    approach: int = 3  # 3: parametric; 1: envelope; 2: IsoFLOP parabolas
+    loss: str = "huber"  # huber | lsq, on log loss
+    delta: float = 1e-3  # Huber delta
+    weights: str | None = None  # None | "compute" (sqrt(C), normalised)
+    overestimate_penalty: float = 1.0  # factor on residuals the law over-predicts (1: symmetric)
+    n_starts: int | None = None  # polished starts per resample (None: procedure.auto_starts)
+    share_e: bool = False  # one E across groups (joint L(N, D) fit)
+    holdout: str | None = None  # None | "largest"
+    c_ref: float | None = None  # FLOPs of the reported compute-optimal N, D (None: largest C)
+    flop_convention: str | None = None  # what C means (None: "6ND" without c_col, else c_col)
+    # uncertainty
+    bootstrap: int = 1000  # resamples of runs (0: none)
+    seed: int = 0
+    level: float = 0.95
+    compare: tuple[tuple[str, str], ...] | None = None  # group pairs (None: every group vs dense)
+    # input selection, recorded for provenance (applied by the reader / the command)
+    drop_top_loss: int = 0
+    all_checkpoints: bool = False
+
+    def __post_init__(self):
+        # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
+        by = (self.by,) if isinstance(self.by, str) else tuple(self.by or ())
+        object.__setattr__(self, "by", by)
+        if self.compare is not None:
+            object.__setattr__(self, "compare", tuple(tuple(p) for p in self.compare))
+        if self.form not in ("auto", *FORMS):
+            raise ScalelabError(f"unknown form {self.form!r}: use auto, {', '.join(FORMS)}")
+        if self.approach not in (1, 2, 3):
+            raise ScalelabError(f"--approach {self.approach}: use 1, 2 or 3")
+        if self.loss not in ("huber", "lsq"):
+            raise ScalelabError(f"unknown loss {self.loss!r}: use huber or lsq")
+        if not 0 < self.level < 1:
+            raise ScalelabError(f"level {self.level} must be in (0, 1), e.g. 0.95")
+        if self.bootstrap < 0:
+            raise ScalelabError("--bootstrap must be >= 0")
+        if self.weights not in (None, "none", "compute"):
+            raise ScalelabError(f"unknown weights {self.weights!r}: use none or compute")
+        if self.overestimate_penalty < 1:
+            raise ScalelabError("--overestimate-penalty must be >= 1 (1 = symmetric Huber)")
+        if not self.delta > 0:
+            raise ScalelabError(f"--delta {self.delta} must be positive (e.g. 1e-3)")
+        if self.holdout not in (None, "largest"):
+            raise ScalelabError(f"--holdout {self.holdout!r}: the only rule is 'largest'")
+        if self.n_starts is not None and self.n_starts < 1:
+            raise ScalelabError(f"--starts {self.n_starts} must be >= 1")
+        if self.c_ref is not None and not (self.c_ref > 0 and math.isfinite(self.c_ref)):
+            raise ScalelabError(f"--at-flops {self.c_ref} must be a positive number of FLOPs, e.g. 1e21")
+        if self.drop_top_loss < 0:
+            raise ScalelabError(f"--drop-top-loss {self.drop_top_loss} must be >= 0")
+        if not self.n_col or not self.loss_col:
+            raise ScalelabError("name the N and loss columns (--n-col, --loss-col)")
+        if not self.d_col and not self.c_col:
+            raise ScalelabError("need tokens (--d-col) or FLOPs (--flops-col) to know D")
+        for pair in self.compare or ():
+            if len(pair) != 2 or not all(pair):
+                raise ScalelabError(
+                    f"--compare {','.join(pair)!r}: give two group names, e.g. --compare dense,lowrank-32"
+                )
+
+    @property
+    def convention(self) -> str:
+        """What C means in the fit: the given convention, else "6ND" (C computed) or the FLOPs column."""
+        return self.flop_convention or ("6ND" if self.c_col is None else self.c_col)
+
+    def replace(self, **changes) -> "FitSpec":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["by"] = list(self.by)
+        d["compare"] = None if self.compare is None else [list(p) for p in self.compare]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitSpec":
+        """The inverse of to_dict; unknown keys (a newer scalelab's) are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

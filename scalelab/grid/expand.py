@@ -1,0 +1,114 @@
+"""A parsed grid (GridSpec) -> RunConfigs: seeds x widths x variants (x budgets for cosine). Pure and
+torch-free: the only input beside the spec is the data's vocab size.
+
+WSD makes one run per (width, variant, seed) with every budget a cooldown branch of it.
+"""
+
+from __future__ import annotations
+
+from scalelab import shapes, structures
+from scalelab.config import ModelConfig, RunConfig, StructureConfig, TrainConfig
+from scalelab.errors import ScalelabError
+from scalelab.grid.spec import GridSpec, ModelTable, VariantSpec
+
+
+def expand(spec: GridSpec, name: str, vocab_size: int) -> list[RunConfig]:
+    out: list[RunConfig] = []
+    m = spec.model
+    for wi, d in enumerate(m.widths):
+        base = dict(m.fields)
+        base.update(d_model=d, n_layers=_depth(m, wi, d), vocab_size=vocab_size)
+        if m.d_ff_ratio is not None:
+            base["d_ff"] = shapes.ffn_width(d, m.d_ff_ratio)
+        for v in spec.variants:
+            mc = variant_model(v, base, m.heads_at(wi), m.head_dim)
+            if spec.schedule == "wsd" and mc.guide is not None and mc.guide.equal_flops:
+                raise ScalelabError(
+                    f"grid: {v.where}: the equal-FLOPs guide mode replays data at the end of one "
+                    'schedule; use [schedule] kind = "cosine"'
+                )
+            for seed in spec.seeds:
+                tokens = budgets(spec, mc)
+                if spec.schedule == "wsd" and mc.guide is not None and len(set(tokens)) > 1:
+                    # the guide fades over a fraction of the trunk (largest budget): a smaller budget's
+                    # branch would be guided over another share of its run, or end still guided
+                    raise ScalelabError(
+                        f"grid: {v.where}: a self-guided variant fades its guide over one schedule, "
+                        "so WSD cooldown branches at several budgets would not match it; use "
+                        '[schedule] kind = "cosine" (one run per budget) or one budget'
+                    )
+                for bud in [tokens] if spec.schedule == "wsd" else [[t] for t in tokens]:
+                    train = TrainConfig(budgets=tuple(bud), lr=spec.train.lr.at(d), **spec.train.kw).validate()
+                    out.append(RunConfig(grid=name, model=mc, train=train, data=spec.data, seed=seed))
+    return out
+
+
+def _depth(m: ModelTable, wi: int, d: int) -> int:
+    return shapes.n_layers(d, fixed=m.depths[wi] if m.depths is not None else None, aspect=m.aspect, default=m.n_layers)
+
+
+def variant_model(v: VariantSpec, base: dict, heads, head_dim) -> ModelConfig:
+    """One variant at one width: base (the width's shape and [model] fields) + the variant's changes."""
+    cfg = dict(base)
+    cfg.update(v.model)
+    d = cfg["d_model"]
+    if head_dim is not None:
+        cfg["n_heads"] = shapes.n_heads(cfg.get("d_attn") or d, head_dim)
+    elif heads is not None:
+        cfg["n_heads"] = heads
+    cfg["ffn"] = _ffn(v, d, cfg.get("d_ff") or 4 * d)
+    if v.dense_first_ffn is not None:
+        cfg["dense_first_ffn"] = v.dense_first_ffn
+    if v.attn is not None:
+        cfg["attn"] = v.attn
+    if v.attn_rank is not None or v.attn_rank_ratio is not None:
+        cfg["attn"] = "lpa"
+        cfg["attn_rank"] = v.attn_rank if v.attn_rank is not None else max(1, round(d * v.attn_rank_ratio))
+    if v.kv_heads is not None:
+        cfg["n_kv_heads"] = v.kv_heads
+        if cfg.get("attn", "mha") == "mha" and v.kv_heads != cfg.get("n_heads", 4):
+            cfg["attn"] = "gqa"
+    if v.guide is not None:
+        cfg["guide"] = v.guide
+    try:
+        mc = ModelConfig.from_dict(cfg)
+    except TypeError as e:
+        raise ScalelabError(f"grid: {v.where}: {e}") from None
+    return mc.validate()
+
+
+def _ffn(v: VariantSpec, d: int, d_ff: int) -> StructureConfig:
+    if v.structure == "dense":
+        return StructureConfig()
+    if v.fraction is not None:
+        return structures.for_fraction(v.structure, d, d_ff, v.fraction)
+    rank = v.rank
+    if rank is None and v.rank_ratio is not None:
+        rank = max(1, round(d * v.rank_ratio))
+        # name the variant by its kept FFN share, constant across widths (lowrank-31), not by a rank that
+        # changes with width; fits group rows by that name
+        s = StructureConfig(v.structure, rank=rank, blocks=v.blocks)
+        s.check_shape(d, d_ff, v.where)
+        return StructureConfig(
+            v.structure, rank=rank, blocks=v.blocks, fraction=round(structures.ffn_fraction(s, d, d_ff), 2)
+        )
+    return StructureConfig(v.structure, rank=rank, blocks=v.blocks)
+
+
+def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:
+    """The token budgets of one model: as given (per width from a table), or tokens per param."""
+    b = spec.budgets
+    if isinstance(b.tokens, dict):
+        if mc.d_model not in b.tokens:
+            raise ScalelabError(f"grid: [budgets] tokens table has no entry for width {mc.d_model}")
+        toks = [int(float(t)) for t in b.tokens[mc.d_model]]
+    elif b.tokens is not None:
+        toks = [int(float(t)) for t in b.tokens]
+    else:
+        from scalelab.flops import param_counts
+
+        n = getattr(param_counts(mc), b.param_count)
+        toks = [int(round(float(r) * n)) for r in b.tokens_per_param]
+    if any(t < 1 for t in toks):
+        raise ScalelabError("grid: [budgets] token budgets must be positive")
+    return sorted(set(toks))

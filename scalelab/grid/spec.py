@@ -1,0 +1,322 @@
+"""A grid file's TOML, parsed once into typed tables. Torch-free.
+
+`parse(raw)` checks every key and value that needs no model shape (unknown keys, one of tokens /
+tokens_per_param, one LR rule, guide tables, structure kinds) and returns a `GridSpec`; errors are
+one-line ScalelabErrors naming the table. Shape-dependent checks (a rank too large for a width, an LR
+table without the width) happen in scalelab.grid.expand, which only reads these dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from scalelab import structures
+from scalelab.config import DataConfig, GuideConfig, ModelConfig
+from scalelab.errors import ScalelabError
+
+GRID_KEYS = {
+    "name",
+    "description",
+    "seeds",
+    "data",
+    "model",
+    "variants",
+    "budgets",
+    "schedule",
+    "optimizer",
+    "eval",
+    "slurm",
+}  # [slurm] is read by scalelab.run.slurm
+SHAPE_KEYS = {"widths", "depths", "n_layers", "aspect", "heads", "head_dim", "d_ff_ratio"}  # scalelab.shapes
+MODEL_KEYS = SHAPE_KEYS | {f.name for f in dataclasses.fields(ModelConfig)} - {"d_model", "ffn", "guide"}
+VARIANT_MODEL_KEYS = MODEL_KEYS - {"widths", "depths", "aspect", "heads", "head_dim", "d_ff_ratio"}
+VARIANT_KEYS = {
+    "structure",
+    "rank",
+    "rank_ratio",
+    "blocks",
+    "fraction",
+    "attn",
+    "attn_rank",
+    "attn_rank_ratio",
+    "kv_heads",
+    "guide",
+    "dense_first_ffn",
+    "model",
+}
+BUDGET_KEYS = {"tokens", "tokens_per_param", "param_count"}
+SCHEDULE_KEYS = {"kind", "warmup", "cooldown", "min_lr_ratio"}
+OPT_KEYS = {
+    "lr",
+    "lr_table",
+    "lr_law",
+    "weight_decay",
+    "betas",
+    "grad_clip",
+    "batch_size",
+    "micro_batch",
+    "compile",
+    "dtype",
+    "diverge_factor",
+}
+EVAL_KEYS = {"points", "val_tokens"}
+
+
+def check_keys(table: Any, allowed: set, where: str) -> dict:
+    if not isinstance(table, dict):
+        raise ScalelabError(f"grid: [{where}] must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise ScalelabError(
+            f"grid: unknown key(s) {', '.join(sorted(unknown))} in [{where}]: "
+            f"valid keys are {', '.join(sorted(allowed))}"
+        )
+    return table
+
+
+def as_list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """[model]: widths and the shape rule (scalelab.shapes); `fields` are ModelConfig fields as given."""
+
+    widths: tuple
+    depths: Optional[tuple] = None  # one n_layers per width
+    aspect: Optional[float] = None  # n_layers = d_model / aspect
+    n_layers: int = 2
+    heads: Union[None, int, tuple] = None  # one number, or one per width
+    head_dim: Optional[int] = None
+    d_ff_ratio: Optional[float] = None
+    fields: dict = dataclasses.field(default_factory=dict)
+
+    def heads_at(self, i: int) -> Optional[int]:
+        return self.heads[i] if isinstance(self.heads, tuple) else self.heads
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One [[variants]] table: an FFN structure (by kept fraction, rank / rank_ratio, blocks), attention
+    (attn, LPA rank or its ratio to d_model, kv heads), self-guidance and ModelConfig overrides."""
+
+    index: int  # 1-based, for messages
+    structure: str = "dense"
+    rank: Optional[int] = None
+    rank_ratio: Optional[float] = None
+    blocks: Optional[int] = None
+    fraction: Optional[float] = None
+    attn: Optional[str] = None
+    attn_rank: Optional[int] = None
+    attn_rank_ratio: Optional[float] = None
+    kv_heads: Optional[int] = None
+    guide: Optional[GuideConfig] = None
+    dense_first_ffn: Optional[bool] = None
+    model: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"variants #{self.index}"
+
+
+@dataclass(frozen=True)
+class BudgetsTable:
+    tokens: Union[None, tuple, dict] = None  # token counts, or {width: counts}
+    tokens_per_param: Optional[tuple] = None
+    param_count: str = "params_nonembed"
+
+
+@dataclass(frozen=True)
+class LrRule:
+    """[optimizer] lr (fixed), lr_table {width: lr} or lr_law base (width / law_width)^exponent."""
+
+    lr: float = 3e-3
+    table: Optional[dict] = None
+    law: Optional[tuple] = None  # (base, width, exponent)
+
+    def at(self, width: int) -> float:
+        if self.table is not None:
+            if width not in self.table:
+                raise ScalelabError(f'grid: [optimizer] lr_table has no entry for width {width}: add "{width}" = LR')
+            return self.table[width]
+        if self.law is not None:
+            base, w0, exponent = self.law
+            return base * (width / w0) ** exponent
+        return self.lr
+
+
+@dataclass(frozen=True)
+class TrainTable:
+    """[schedule], [optimizer] and [eval] as TrainConfig keywords (all but budgets and lr)."""
+
+    kw: dict
+    lr: LrRule
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    name: Optional[str]
+    description: str
+    seeds: tuple
+    data: DataConfig
+    model: ModelTable
+    variants: tuple  # of VariantSpec
+    budgets: BudgetsTable
+    schedule: str
+    train: TrainTable
+
+
+def parse(raw: dict) -> GridSpec:
+    """Every key and shape-free value of a grid file, checked in the order the file reads."""
+    check_keys(raw, GRID_KEYS, "top level")
+    data = parse_data(raw.get("data", {}))
+    model = _parse_model(raw.get("model", {}))
+    variants = raw.get("variants", [{"structure": "dense"}])
+    if not isinstance(variants, list) or not variants:
+        raise ScalelabError("grid: [[variants]] must be a non-empty array of tables")
+    budgets = _parse_budgets(raw.get("budgets", {}))
+    sched = check_keys(raw.get("schedule", {}), SCHEDULE_KEYS, "schedule")
+    opt = check_keys(raw.get("optimizer", {}), OPT_KEYS, "optimizer")
+    ev = check_keys(raw.get("eval", {}), EVAL_KEYS, "eval")
+    seeds = tuple(int(x) for x in as_list(raw.get("seeds", [0])))
+    kind = sched.get("kind", "cosine")
+    lr = _parse_lr(opt)
+    betas = opt.get("betas", [0.9, 0.95])
+    kw = dict(
+        schedule=kind,
+        min_lr_ratio=float(sched.get("min_lr_ratio", 0.1)),
+        warmup=float(sched.get("warmup", 0.05)),
+        cooldown=float(sched.get("cooldown", 0.2)),
+        batch_size=int(opt.get("batch_size", 8)),
+        micro_batch=opt.get("micro_batch"),
+        weight_decay=float(opt.get("weight_decay", 0.1)),
+        beta1=float(betas[0]),
+        beta2=float(betas[1]),
+        grad_clip=float(opt.get("grad_clip", 1.0)),
+        eval_points=int(ev.get("points", 8)),
+        val_tokens=int(ev.get("val_tokens", 32_768)),
+        diverge_factor=float(opt.get("diverge_factor", 2.0)),
+        compile=bool(opt.get("compile", False)),
+        dtype=str(opt.get("dtype", "auto")),
+    )
+    return GridSpec(
+        name=raw.get("name"),
+        description=str(raw.get("description", "")),
+        seeds=seeds,
+        data=data,
+        model=model,
+        variants=tuple(_parse_variant(v, i + 1) for i, v in enumerate(variants)),
+        budgets=budgets,
+        schedule=kind,
+        train=TrainTable(kw=kw, lr=lr),
+    )
+
+
+def parse_data(d: Any) -> DataConfig:
+    check_keys(d, {f.name for f in dataclasses.fields(DataConfig)}, "data")
+    try:
+        return DataConfig(**d).validate()
+    except TypeError as e:
+        raise ScalelabError(f"grid: bad [data] table: {e}") from None
+
+
+def _parse_model(m: Any) -> ModelTable:
+    m = dict(check_keys(m, MODEL_KEYS, "model"))
+    widths = tuple(int(w) for w in as_list(m.pop("widths", [128])))
+    depths, aspect, n_layers = m.pop("depths", None), m.pop("aspect", None), m.pop("n_layers", None)
+    heads, head_dim, d_ff_ratio = m.pop("heads", None), m.pop("head_dim", None), m.pop("d_ff_ratio", None)
+    if depths is not None and len(as_list(depths)) != len(widths):
+        raise ScalelabError(
+            f"grid: [model] depths has {len(as_list(depths))} entries for {len(widths)} widths: "
+            "give one depth per width, or n_layers, or aspect"
+        )
+    if heads is not None and head_dim is not None:
+        raise ScalelabError("grid: [model] give heads or head_dim, not both")
+    if isinstance(heads, list) and len(heads) != len(widths):
+        raise ScalelabError(
+            f"grid: [model] heads has {len(heads)} entries for {len(widths)} widths: give one per width, or one number"
+        )
+    return ModelTable(
+        widths=widths,
+        depths=tuple(int(x) for x in as_list(depths)) if depths is not None else None,
+        aspect=float(aspect) if aspect is not None else None,
+        n_layers=int(n_layers) if n_layers is not None else 2,
+        heads=tuple(int(h) for h in heads) if isinstance(heads, list) else (int(heads) if heads is not None else None),
+        head_dim=int(head_dim) if head_dim is not None else None,
+        d_ff_ratio=float(d_ff_ratio) if d_ff_ratio is not None else None,
+        fields=m,
+    )
+
+
+def _parse_variant(v: Any, index: int) -> VariantSpec:
+    where = f"variants #{index}"
+    v = check_keys(v, VARIANT_KEYS, where)
+    kind = v.get("structure", "dense")
+    if kind not in structures.names():
+        raise ScalelabError(
+            f"grid: unknown variant structure {kind!r} in [[variants]] #{index}: "
+            f"use one of {', '.join(structures.names())}"
+        )
+    model = dict(check_keys(v.get("model", {}), VARIANT_MODEL_KEYS, f"{where}.model"))
+    g = v.get("guide")
+    if g is True:
+        guide = GuideConfig()
+    elif isinstance(g, dict):
+        check_keys(g, {f.name for f in dataclasses.fields(GuideConfig)}, f"{where}.guide")
+        guide = GuideConfig(**g)
+    elif g in (None, False):
+        guide = None
+    else:
+        raise ScalelabError(f"grid: {where}: guide must be true/false or a table")
+    return VariantSpec(
+        index=index,
+        structure=kind,
+        rank=v.get("rank"),
+        rank_ratio=_opt(float, v.get("rank_ratio")),
+        blocks=v.get("blocks"),
+        fraction=_opt(float, v.get("fraction")),
+        attn=v.get("attn"),
+        attn_rank=_opt(int, v.get("attn_rank")),
+        attn_rank_ratio=_opt(float, v.get("attn_rank_ratio")),
+        kv_heads=_opt(int, v.get("kv_heads")),
+        guide=guide,
+        dense_first_ffn=_opt(bool, v.get("dense_first_ffn")),
+        model=model,
+    )
+
+
+def _opt(cast, x):
+    return None if x is None else cast(x)
+
+
+def _parse_budgets(b: Any) -> BudgetsTable:
+    b = check_keys(b, BUDGET_KEYS, "budgets")
+    if ("tokens" in b) == ("tokens_per_param" in b):
+        raise ScalelabError("grid: [budgets] needs exactly one of tokens = [...] or tokens_per_param = [...]")
+    basis = b.get("param_count", "params_nonembed")
+    if basis not in ("params", "params_nonembed"):
+        raise ScalelabError(f"grid: [budgets] param_count must be params or params_nonembed, got {basis!r}")
+    tokens = b.get("tokens")
+    if isinstance(tokens, dict):  # per-width table: {"768" = 2.2e9, ...}
+        tokens = {int(k): tuple(as_list(x)) for k, x in tokens.items()}
+    elif tokens is not None:
+        tokens = tuple(as_list(tokens))
+    tpp = tuple(as_list(b["tokens_per_param"])) if "tokens_per_param" in b else None
+    return BudgetsTable(tokens=tokens, tokens_per_param=tpp, param_count=basis)
+
+
+def _parse_lr(opt: dict) -> LrRule:
+    given = [k for k in ("lr", "lr_table", "lr_law") if k in opt]
+    if len(given) > 1:
+        raise ScalelabError(f"grid: [optimizer] give one of lr, lr_table, lr_law, not {', '.join(given)}")
+    if "lr_table" in opt:
+        return LrRule(table={int(k): float(v) for k, v in opt["lr_table"].items()})
+    if "lr_law" in opt:
+        law = check_keys(opt["lr_law"], {"base", "width", "exponent"}, "optimizer.lr_law")
+        try:
+            return LrRule(law=(float(law["base"]), float(law["width"]), float(law["exponent"])))
+        except KeyError as e:
+            raise ScalelabError(f"grid: [optimizer] lr_law needs base, width and exponent (missing {e})") from None
+    return LrRule(lr=float(opt.get("lr", 3e-3)))
