@@ -20,17 +20,20 @@ from scalelab.structures import StructureConfig
 
 ATTENTIONS = ("mha", "gqa", "lpa")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
+LPA_INITS = ("default", "svd")
 
 
 @dataclass(frozen=True)
 class GuideConfig:
     """Self-guided training: a dense W mixed in with weight alpha, cosine from 1 to 0 over `fraction`
-    of the optimizer steps. `reduce_flop`: run the dense path only with probability alpha.
-    `equal_flops`: the seeds' mode that guides the first r of the token budget and replays it at the end.
+    of the optimizer steps. `reduce_flop`: run the dense path only with probability alpha (on by
+    default: every published seed self-guided command sets it, so `guide = true` is what the seeds ran).
+    `equal_flops`: the seeds' mode that guides the first r of the token budget and replays it at the end
+    (r from flops.equal_flops_ratio, exact in either reduce_flop mode).
     """
 
     fraction: float = 0.5
-    reduce_flop: bool = False
+    reduce_flop: bool = True
     equal_flops: bool = False
 
     def __post_init__(self) -> None:
@@ -69,6 +72,9 @@ class ModelConfig:
     rope_base: float = 10000.0
     init_std: float = 0.02
     vocab_multiple: int = 1  # pad the vocab to a multiple of this (64 on GPU); padded logits are masked
+    # LPA projections: "default" = PyTorch's nn.Linear init of each factor (LPA's code), "svd" = the
+    # structured-FFN truncated-SVD init of a N(0, init_std^2) draw
+    lpa_init: str = "default"
 
     # ---- derived shapes -------------------------------------------------------------------------
     @property
@@ -141,6 +147,8 @@ class ModelConfig:
             )
         if self.attn == "gqa" and self.kv_heads == self.n_heads:
             bad("attn=gqa needs n_kv_heads < n_heads: set n_kv_heads (e.g. --kv-heads 2)")
+        if self.lpa_init not in LPA_INITS:
+            bad(f"unknown lpa_init {self.lpa_init!r}: use one of {', '.join(LPA_INITS)}")
         if self.attn == "lpa":
             if self.attn_rank is None or self.attn_rank < 1:
                 bad("attn=lpa needs attn_rank (e.g. --attn-rank 64)")
@@ -201,6 +209,8 @@ def stable_hash(obj: Any, n: int = 12) -> str:
 
 SCHEDULES = ("cosine", "wsd")
 DATA_FORMATS = ("auto", "stdlib", "text", "jsonl", "parquet", "bin")
+DATA_ORDERS = ("epoch", "random")
+DECAY_SETS = ("matrices", "all")
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,8 @@ class TrainConfig:
     batch_size is in sequences per optimizer step; micro_batch (None = batch_size) is what one
     forward sees, so batch_size / micro_batch micro-steps are accumulated per step.
     warmup and cooldown are fractions of a budget's optimizer steps.
+    decay: which parameters weight decay applies to: "matrices" (nanoGPT: >= 2-D tensors, not biases and
+    norm gains) or "all" (the seeds' AdamW over model.parameters()).
     """
 
     budgets: tuple = (1_000_000,)
@@ -222,6 +234,7 @@ class TrainConfig:
     batch_size: int = 8
     micro_batch: Optional[int] = None
     weight_decay: float = 0.1
+    decay: str = "matrices"
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
@@ -264,6 +277,8 @@ class TrainConfig:
             bad(f"min_lr_ratio {self.min_lr_ratio} must be in [0, 1]")
         if self.eval_points < 1 or self.val_tokens < 1:
             bad("eval_points and val_tokens must be positive")
+        if self.decay not in DECAY_SETS:
+            bad(f"unknown decay {self.decay!r}: use one of {', '.join(DECAY_SETS)}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             bad(f"unknown dtype {self.dtype!r}: use auto, float32 or bfloat16")
         return self
@@ -275,6 +290,9 @@ class DataConfig:
     standard-library source, byte level); otherwise a text file, folder or glob, a JSONL/Parquet file
     with a `text_column`, or pre-tokenized uint16 .bin files (a folder with train.bin and val.bin).
     tokenizer: "byte" (vocab 256) or a path to a local Hugging Face tokenizer.json.
+    order: training windows "epoch" (each disjoint window once per epoch, a fresh permutation per epoch)
+    or "random" (the seeds': window starts drawn uniformly with replacement); both are pure functions of
+    (seed, step).
     """
 
     source: str = "stdlib"
@@ -285,11 +303,14 @@ class DataConfig:
     vocab_size: Optional[int] = (
         None  # the model vocab if larger than the tokenizer's; .bin data without meta.json: its vocab
     )
+    order: str = "epoch"
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> "DataConfig":
+        if self.order not in DATA_ORDERS:
+            raise ScalelabError(f"data config: unknown order {self.order!r}: use one of {', '.join(DATA_ORDERS)}")
         if self.format not in DATA_FORMATS:
             raise ScalelabError(f"data config: unknown format {self.format!r}: use one of {', '.join(DATA_FORMATS)}")
         if not 0 < self.val_fraction < 1:

@@ -22,6 +22,8 @@ This module never imports torch.
 
 from __future__ import annotations
 
+import functools
+
 import glob as globlib
 import hashlib
 import json
@@ -453,6 +455,34 @@ def batch_offsets(n_tokens: int, seq_len: int, seed: int, step: int, micro_index
     return rng.integers(0, n_tokens - seq_len - 1, size=micro)
 
 
+def n_windows(n_tokens: int, seq_len: int) -> int:
+    """Disjoint training windows of seq_len + 1 tokens (input and shifted target) at starts k x seq_len."""
+    return (n_tokens - 1) // seq_len
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_perm(n_win: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([int(seed), int(epoch), 0x5CA1E]).permutation(n_win)
+
+
+def epoch_offsets(n_tokens: int, seq_len: int, seed: int, first: int, count: int) -> np.ndarray:
+    """Window starts of training sequences first .. first + count - 1 in epoch order: every disjoint window
+    once per epoch, in a fresh permutation per (seed, epoch). A pure function of (seed, sequence index),
+    so a resumed or replayed step sees exactly the same data, as with `batch_offsets`."""
+    if n_tokens <= seq_len + 1:
+        raise ScalelabError(
+            f"the training split has {n_tokens} tokens, fewer than one window of {seq_len + 1}: use a bigger corpus "
+            "or a shorter seq_len"
+        )
+    n_win = n_windows(n_tokens, seq_len)
+    idx = np.arange(first, first + count, dtype=np.int64)
+    out = np.empty(count, dtype=np.int64)
+    for e in np.unique(idx // n_win):
+        sel = idx // n_win == e
+        out[sel] = _epoch_perm(n_win, int(seed), int(e))[idx[sel] % n_win] * seq_len
+    return out
+
+
 def get_batch(tokens: np.ndarray, offsets: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """x[B, T], y[B, T] (next-token targets) as int64 arrays."""
     idx = offsets[:, None] + np.arange(seq_len + 1)[None, :]
@@ -473,6 +503,7 @@ def val_windows(val: np.ndarray, seq_len: int, n_tokens: int) -> tuple[np.ndarra
 
 
 def epochs_note(tokens_asked: int, corpus: Corpus) -> Optional[str]:
+    """A warning line when a run would see some training data more than once (None if not)."""
     if tokens_asked > corpus.n_train:
         return (
             f"note: the largest run asks for {tokens_asked:,} tokens but corpus {corpus.name} has "

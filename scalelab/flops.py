@@ -22,6 +22,7 @@ step because it depends on alpha.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from scalelab import structures
@@ -131,31 +132,64 @@ def dense_counterpart(cfg: ModelConfig) -> ModelConfig:
     return dataclasses.replace(cfg, ffn=_DENSE, attn=attn, attn_rank=None, guide=None)
 
 
-def equal_flops_ratio(cfg: ModelConfig) -> float:
-    """r of the seeds' equal-FLOPs self-guided mode: C_struct (1 + r) + 0.5 r C_guide = C_dense.
+def _guide_duty(cfg: ModelConfig) -> float:
+    """Mean share of the guide window in which the dense path runs: the cosine alpha averages 1/2, and
+    under reduce_flop the path runs with probability alpha; without it, on every step of the window."""
+    g = cfg.guide if cfg.guide is not None else GuideConfig()
+    return 0.5 if g.reduce_flop else 1.0
 
-    Guide the first r of the token budget (cosine alpha: the guide path costs 0.5 C_guide on average
-    over the window) and replay that data at the end, so the total matches the dense model's FLOPs.
+
+def equal_flops_ratio(cfg: ModelConfig) -> float:
+    """r of the seeds' equal-FLOPs self-guided mode: C_struct (1 + r) + duty r C_guide = C_dense.
+
+    Guide the first r of the token budget and replay that data at the end, so the total matches the
+    dense model's FLOPs. duty = 1/2 under reduce_flop (the dense path runs with probability alpha,
+    cosine alpha averages 1/2), 1 without it (the dense path runs on every step of the window): the
+    seeds' formula assumes reduce_flop; using it without would spend 7-12% more than dense.
     """
     c_struct = flops_per_token(dataclasses.replace(cfg, guide=None))
     c_dense = flops_per_token(dense_counterpart(cfg))
     g = cfg if cfg.guide is not None else dataclasses.replace(cfg, guide=GuideConfig())
     c_guide = guide_flops_per_token(g)
-    return (c_dense - c_struct) / (c_struct + 0.5 * c_guide)
+    return (c_dense - c_struct) / (c_struct + _guide_duty(g) * c_guide)
+
+
+def equal_flops_replay(cfg: ModelConfig, steps: int) -> int:
+    """Replay (= guide window) steps n of an equal-FLOPs run of `steps` budget steps: the integer n whose
+    expected cost C_struct (S + n) + C_guide G(n) is closest to C_dense S, with the discrete sums of the
+    cosine alpha over n steps, G(n) = (n + 1) / 2 under reduce_flop (sum of alpha) and n without."""
+    c_struct = flops_per_token(dataclasses.replace(cfg, guide=None))
+    c_dense = flops_per_token(dense_counterpart(cfg))
+    c_guide = guide_flops_per_token(cfg)
+    rf = cfg.guide is not None and cfg.guide.reduce_flop
+
+    def gap(n: int) -> float:
+        return abs(c_struct * (steps + n) + c_guide * ((n + 1) / 2 if rf else n) - c_dense * steps)
+
+    n0 = equal_flops_ratio(cfg) * steps
+    return min((max(1, int(math.floor(n0)) + k) for k in (-1, 0, 1, 2)), key=gap)
+
+
+def guide_share(cfg: ModelConfig) -> float:
+    """Share of a run's trained tokens (replay included) during which the guide path is active."""
+    if cfg.guide is None:
+        return 0.0
+    if cfg.guide.equal_flops:
+        r = equal_flops_ratio(cfg)
+        return r / (1 + r)  # the window is r S of the (1 + r) S steps
+    return cfg.guide.fraction
 
 
 def guide_train_flops(cfg: ModelConfig, tokens: float) -> float:
-    """Expected extra FLOPs of the self-guided dense path over a run of `tokens` tokens.
-
-    The dense path runs over the first guide.fraction of the steps; with reduce_flop it runs with
-    probability alpha, and the cosine alpha averages 1/2 over that window.
-    """
+    """Expected extra FLOPs of the self-guided dense path over a run that trains `tokens` tokens (as the
+    run store counts them: replayed tokens included)."""
     if cfg.guide is None:
         return 0.0
-    share = cfg.guide.fraction * (0.5 if cfg.guide.reduce_flop else 1.0)
-    return guide_flops_per_token(cfg) * share * float(tokens)
+    return guide_flops_per_token(cfg) * guide_share(cfg) * _guide_duty(cfg) * float(tokens)
 
 
 def train_flops(cfg: ModelConfig, tokens: float) -> float:
-    """Training FLOPs of a run of `tokens` tokens: flops_per_token x tokens + the guide overhead."""
+    """THE training-FLOP count of a run that trains `tokens` tokens (the run store's `tokens`, replay
+    included), for runs, plans and bench alike: flops_per_token x tokens + the expected guide overhead.
+    In equal-FLOPs mode this equals the dense counterpart's cost of tokens / (1 + r) budget tokens."""
     return flops_per_token(cfg) * float(tokens) + guide_train_flops(cfg, tokens)

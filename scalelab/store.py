@@ -59,10 +59,12 @@ SCHEMA = pa.schema(
         ("budget", pa.int64()),  # the token budget whose schedule this row belongs to
         ("schedule", pa.string()),  # cosine | wsd
         ("guide_flops", pa.float64()),  # self-guided dense-path FLOPs included in `flops`
+        ("epochs", pa.float64()),  # tokens seen / unique training tokens of the corpus (> 1: data repeated)
     ]
 )
 COLUMNS = SCHEMA.names
-NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu"}
+NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu", "epochs"}
+OPTIONAL = {"epochs"}  # added later: files written before it read as NaN
 STATUSES = ("ok", "diverged")
 
 
@@ -72,11 +74,14 @@ def to_table(df) -> pa.Table:
 
     if not isinstance(df, pd.DataFrame):
         df = pd.DataFrame(list(df))
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in COLUMNS if c not in df.columns and c not in OPTIONAL]
     if missing:
         raise ValueError(f"run rows lack column(s) {', '.join(missing)}")
     arrays = []
     for f in SCHEMA:
+        if f.name not in df.columns:
+            arrays.append(pa.nulls(len(df), type=f.type))
+            continue
         col = df[f.name]
         vals = [
             None if (v is None or (isinstance(v, float) and v != v and f.name in ("rank", "blocks", "git_sha"))) else v
@@ -201,6 +206,8 @@ def _read_file(path: str, need: Optional[list[str]]):
             )
     df = table.to_pandas()
     if need is None:
+        for c in OPTIONAL - set(df.columns):
+            df[c] = float("nan")
         _check_values(path, df)
     key = [c for c in ("run_id", "step", "budget", "final") if c in df.columns]
     dup = df.duplicated(key) if "step" in key else None
@@ -216,6 +223,8 @@ def _read_file(path: str, need: Optional[list[str]]):
 
 def _check_schema(path: str, table: pa.Table) -> None:
     for f in SCHEMA:
+        if f.name not in table.column_names and f.name in OPTIONAL:
+            continue
         if f.name not in table.column_names:
             raise ScalelabError(
                 f"run file {path} lacks column {f.name!r}: it was not written by `scalelab run` "

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import math
+
 import pytest
 
 from scalelab.config import GuideConfig, ModelConfig, StructureConfig
@@ -64,7 +66,9 @@ def test_padded_vocab_enters_params_and_logits():
 
 
 def test_guide_flops():
-    cfg = get_preset("small").replace(ffn=StructureConfig("lowrank", rank=32), guide=GuideConfig(fraction=0.4))
+    cfg = get_preset("small").replace(
+        ffn=StructureConfig("lowrank", rank=32), guide=GuideConfig(fraction=0.4, reduce_flop=False)
+    )
     d, f, L = 128, 512, 4
     assert guide_flops_per_token(cfg) == 6 * (L - 1) * 2 * d * f  # 3 x 2 x the dense W of up and down
     assert param_counts(cfg).guide_params == (L - 1) * 2 * d * f
@@ -98,3 +102,59 @@ def test_seed_budgets_are_about_20_tokens_per_param():
     """REFERENCE: seed token budgets are about 20 per parameter (counting the tied embedding once)."""
     for name, tokens in {"seed-s": 2.2e9, "seed-m": 6.7e9, "seed-l": 14.58e9, "seed-xl": 25.5e9}.items():
         assert 19.5 < tokens / param_counts(get_preset(name)).params < 20.5, name
+
+
+def _seed_lowrank(name: str, **guide) -> tuple:
+    base = get_preset(name)
+    ffn = structure_for_fraction("lowrank", base.d_model, base.ffn_width, 0.32)
+    return base, base.replace(ffn=ffn, guide=GuideConfig(equal_flops=True, **guide))
+
+
+def test_guide_true_is_the_seeds_pairing():
+    # every published seed self-guided command sets reduce_flop
+    assert GuideConfig().reduce_flop is True
+
+
+@pytest.mark.parametrize("reduce_flop", [True, False])
+def test_equal_flops_ratio_is_exact_in_either_mode(reduce_flop):
+    """Without reduce_flop the dense path runs on every step of the window (duty 1, not 1/2): r must solve
+    C_struct (1 + r) + duty r C_guide = C_dense, or the run spends more than its dense twin."""
+    base, cfg = _seed_lowrank("seed-xl", reduce_flop=reduce_flop)
+    r = equal_flops_ratio(cfg)
+    duty = 0.5 if reduce_flop else 1.0
+    c_s = flops_per_token(cfg.replace(guide=None))
+    assert c_s * (1 + r) + duty * r * guide_flops_per_token(cfg) == pytest.approx(flops_per_token(base))
+    # the whole run (trained tokens include the replayed (1 + r) share) costs what the dense twin does
+    unique = 25.5e9
+    assert train_flops(cfg, (1 + r) * unique) == pytest.approx(flops_per_token(base) * unique)
+
+
+@pytest.mark.parametrize("reduce_flop", [True, False])
+def test_equal_flops_replay_steps_match_dense_cost(reduce_flop):
+    """The integer replay n from discrete sums of the cosine alpha over n steps (alpha(0) = 1):
+    sum alpha = (n + 1) / 2 under reduce_flop, n steps with the dense path without."""
+    from scalelab.flops import equal_flops_replay
+
+    base, cfg = _seed_lowrank("seed-s", reduce_flop=reduce_flop)
+    S = 400
+    n = equal_flops_replay(cfg, S)
+    alphas = [0.5 * (1 + math.cos(math.pi * s / n)) for s in range(n)]
+    used = sum(alphas) if reduce_flop else sum(a > 0 for a in alphas)
+    cost = flops_per_token(cfg.replace(guide=None)) * (S + n) + guide_flops_per_token(cfg) * used
+    assert cost == pytest.approx(flops_per_token(base) * S, rel=1 / S)
+
+
+def test_planner_families_use_train_flops():
+    """One FLOP accounting: the planner's FLOPs per token of a guided equal-FLOPs model is the run's
+    train_flops per trained token, which is the dense twin's cost spread over (1 + r) tokens."""
+    from scalelab.plan.families import _expected_flops_per_token
+
+    base, cfg = _seed_lowrank("seed-xl")
+    r = equal_flops_ratio(cfg)
+    got = _expected_flops_per_token(cfg, "flops")
+    assert got == pytest.approx(train_flops(cfg, 1.0))
+    assert got == pytest.approx(flops_per_token(base) / (1 + r))
+    frac = cfg.replace(guide=GuideConfig(fraction=0.4, reduce_flop=True))
+    assert _expected_flops_per_token(frac, "flops") == pytest.approx(
+        flops_per_token(frac) + 0.4 * 0.5 * guide_flops_per_token(frac)
+    )

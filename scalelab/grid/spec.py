@@ -46,13 +46,14 @@ VARIANT_KEYS = {
     "dense_first_ffn",
     "model",
 }
-BUDGET_KEYS = {"tokens", "tokens_per_param", "param_count"}
+BUDGET_KEYS = {"tokens", "tokens_per_param", "flops", "param_count"}
 SCHEDULE_KEYS = {"kind", "warmup", "cooldown", "min_lr_ratio"}
 OPT_KEYS = {
     "lr",
     "lr_table",
     "lr_law",
     "weight_decay",
+    "decay",
     "betas",
     "grad_clip",
     "batch_size",
@@ -125,6 +126,7 @@ class VariantSpec:
 class BudgetsTable:
     tokens: Union[None, tuple, dict] = None  # token counts, or {width: counts}
     tokens_per_param: Optional[tuple] = None
+    flops: Optional[tuple] = None  # IsoFLOP budgets: each model trains for C / its FLOPs per token
     param_count: str = "params_nonembed"
 
 
@@ -192,6 +194,7 @@ def parse(raw: dict) -> GridSpec:
         batch_size=int(opt.get("batch_size", 8)),
         micro_batch=opt.get("micro_batch"),
         weight_decay=float(opt.get("weight_decay", 0.1)),
+        decay=str(opt.get("decay", "matrices")),
         beta1=float(betas[0]),
         beta2=float(betas[1]),
         grad_clip=float(opt.get("grad_clip", 1.0)),
@@ -293,8 +296,10 @@ def _opt(cast, x):
 
 def _parse_budgets(b: Any) -> BudgetsTable:
     b = check_keys(b, BUDGET_KEYS, "budgets")
-    if ("tokens" in b) == ("tokens_per_param" in b):
-        raise ScalelabError("grid: [budgets] needs exactly one of tokens = [...] or tokens_per_param = [...]")
+    if sum(k in b for k in ("tokens", "tokens_per_param", "flops")) != 1:
+        raise ScalelabError(
+            "grid: [budgets] needs exactly one of tokens = [...], tokens_per_param = [...] or flops = [...]"
+        )
     basis = b.get("param_count", "params_nonembed")
     if basis not in ("params", "params_nonembed"):
         raise ScalelabError(f"grid: [budgets] param_count must be params or params_nonembed, got {basis!r}")
@@ -304,7 +309,11 @@ def _parse_budgets(b: Any) -> BudgetsTable:
     elif tokens is not None:
         tokens = tuple(as_list(tokens))
     tpp = tuple(as_list(b["tokens_per_param"])) if "tokens_per_param" in b else None
-    return BudgetsTable(tokens=tokens, tokens_per_param=tpp, param_count=basis)
+    flops = tuple(as_list(b["flops"])) if "flops" in b else None
+    for x in flops or ():
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+            raise ScalelabError(f"grid: [budgets] flops must be positive numbers of FLOPs (e.g. 1e13), got {x!r}")
+    return BudgetsTable(tokens=tokens, tokens_per_param=tpp, flops=flops, param_count=basis)
 
 
 def _parse_lr(opt: dict) -> LrRule:

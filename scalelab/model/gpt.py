@@ -14,6 +14,8 @@ Parameter count = scalelab.flops.param_counts(cfg).params (+ guide_params when g
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,11 +27,27 @@ from scalelab.model.linear import Dense, make_linear
 _DENSE = StructureConfig("dense")
 
 
-def _linear(cfg: ModelConfig, struct: StructureConfig, n_in: int, n_out: int) -> nn.Module:
+def _linear(cfg: ModelConfig, struct: StructureConfig, n_in: int, n_out: int, lpa: bool = False) -> nn.Module:
     layer = make_linear(struct, n_in, n_out, bias=cfg.bias, init_std=cfg.init_std)
+    if lpa and cfg.lpa_init == "default":
+        _lpa_default_init(layer)
     if cfg.guide is not None and struct.kind != "dense":
         layer = GuidedLinear(layer, reduce_flop=cfg.guide.reduce_flop)
     return layer
+
+
+@torch.no_grad()
+def _lpa_default_init(layer: nn.Module) -> None:
+    """LPA's init (its code builds each projection as nn.Linear(d, r) then nn.Linear(r, d)): PyTorch's
+    nn.Linear default per factor, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for V (fan_in d) and U (fan_in r).
+    scalelab's one bias sits after the second factor (none between the factors); it gets nn.Linear's
+    default for that factor, U(-1/sqrt(r), 1/sqrt(r))."""
+    for w in (layer.V, layer.U):
+        bound = 1.0 / math.sqrt(w.shape[1])
+        nn.init.uniform_(w, -bound, bound)  # = kaiming_uniform_(a=sqrt(5)), nn.Linear's default
+    if layer.bias is not None:
+        bound = 1.0 / math.sqrt(layer.U.shape[1])
+        nn.init.uniform_(layer.bias, -bound, bound)
 
 
 def rope_cache(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,14 +87,14 @@ class Attention(nn.Module):
         self.splits = (a, kv, kv)
         if cfg.attn == "lpa":
             s = StructureConfig("lowrank", rank=cfg.attn_rank)
-            self.q = _linear(cfg, s, d, a)
-            self.k = _linear(cfg, s, d, kv)
-            self.v = _linear(cfg, s, d, kv)
+            self.q = _linear(cfg, s, d, a, lpa=True)
+            self.k = _linear(cfg, s, d, kv, lpa=True)
+            self.v = _linear(cfg, s, d, kv, lpa=True)
             self.qkv = None
         else:
             # one fused dense projection: same params and FLOPs as three, one matmul
             self.qkv = Dense(d, a + 2 * kv, bias=cfg.bias, init_std=cfg.init_std)
-        self.o = _linear(cfg, s, a, d) if cfg.attn == "lpa" else Dense(a, d, bias=cfg.bias, init_std=cfg.init_std)
+        self.o = _linear(cfg, s, a, d, lpa=True) if cfg.attn == "lpa" else Dense(a, d, bias=cfg.bias, init_std=cfg.init_std)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

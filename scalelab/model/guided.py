@@ -39,11 +39,12 @@ class GuidedLinear(nn.Module):
         # process that merely imports the model).
         self._coin_fn = torch.compiler.disable(_host_coin) if reduce_flop else None
         self.guide_weight = nn.Parameter(torch.empty(inner.out_features, inner.in_features))
-        # the mixing weights (alpha, 1 - alpha) live in a buffer (changing them does not recompile under
-        # torch.compile), both formed in float64 on the host: rounding alpha to bf16 first would make
-        # 1 - alpha exactly 0 for alpha > 1 - 2^-9 and freeze the structured factors early in every guide
-        # window. `active` (alpha > 0) is the only Python-level branch. Both are set by set_guide_alpha.
-        self.register_buffer("mix_t", torch.tensor([1.0, 0.0]), persistent=False)
+        # the mixing weights (alpha, 1 - alpha) live in a float32 buffer (changing them does not recompile
+        # under torch.compile), both formed in float64 on the host, and the mix is done in float32:
+        # rounding alpha to bf16 first would make 1 - alpha exactly 0 for alpha > 1 - 2^-9 and freeze the
+        # structured factors early in every guide window, and a bf16 alpha (0.999 -> 1.0) weights the
+        # paths wrongly. `active` (alpha > 0) is the only Python-level branch. Set by set_guide_alpha.
+        self.register_buffer("mix_t", torch.tensor([1.0, 0.0], dtype=torch.float32), persistent=False)
         self.active = True
         self._alpha_f = 1.0
         # forward calls that ran the dense path (guide FLOP accounting): a buffer, so that counting also
@@ -99,8 +100,10 @@ class GuidedLinear(nn.Module):
         y = self.inner.structured_forward(x)
         if self._use_dense():
             self._dense_calls.add_(1)
-            w = self.mix_t.to(y.dtype)  # [alpha, 1 - alpha]
-            y = w[0] * F.linear(x, self.guide_weight) + w[1] * y
+            # mix in at least float32: [alpha, 1 - alpha] are never rounded to a bf16 activation dtype
+            mix = torch.promote_types(y.dtype, torch.float32)
+            w = self.mix_t.to(mix)
+            y = (w[0] * F.linear(x, self.guide_weight).to(mix) + w[1] * y.to(mix)).to(y.dtype)
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:

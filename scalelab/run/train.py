@@ -14,7 +14,8 @@ Self-guided models get alpha = guide_alpha(step, S, fraction) each step; in the 
 the guide fades over the first r x S steps (r = flops.equal_flops_ratio), training runs S + r S steps
 and the last r S steps replay the data of the first r S.
 
-Data order is a pure function of (seed, step) (data.batch_offsets), model init of the seed, and a
+Data order is a pure function of (seed, step): by default each disjoint window once per epoch
+(data.epoch_offsets; DataConfig.order = "random" draws starts with replacement as the seeds do), model init of the seed, and a
 checkpoint holds model, optimizer, torch RNG and the rows so far: a run resumed from a checkpoint gives
 the rows of an uninterrupted one (bit-identical on CPU). The run's Parquet file is written only when
 the run ends, so runs/*.parquet never holds a partial run.
@@ -28,6 +29,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -39,7 +41,7 @@ import scalelab
 from scalelab import flops as flopslib
 from scalelab import store, structures
 from scalelab.config import RunConfig
-from scalelab.data import Corpus, batch_offsets, get_batch, val_windows
+from scalelab.data import Corpus, batch_offsets, epoch_offsets, get_batch, val_windows
 from scalelab.fileio import atomic_write
 from scalelab.model.gpt import GPT
 from scalelab.model.guided import guide_alpha, guided_layers, set_guide_alpha
@@ -75,14 +77,16 @@ def make_plan(run: RunConfig) -> Plan:
     replay = guide = 0
     if m.guide is not None:
         if m.guide.equal_flops:
-            replay = max(1, round(flopslib.equal_flops_ratio(m) * total))
+            replay = flopslib.equal_flops_replay(m, total)  # exact in either reduce_flop mode
             guide = replay
         else:
             guide = max(1, round(m.guide.fraction * total))
         total += replay
     warmup = round(t.warmup * steps[0])
     n = max(1, t.eval_points)
-    pts = np.unique(np.round(np.geomspace(max(1.0, total / 64), total, n)).astype(int))
+    pts = np.round(np.geomspace(max(1.0, total / 64), total, n)).astype(int)
+    # the last step is always evaluated: np.geomspace(a, b, 1) is [a], which would leave no final row
+    pts = np.unique(np.append(pts[:-1] if n > 1 else pts[:0], total))
     return Plan(tps, steps, total, warmup, guide, replay, [int(p) for p in pts if p >= 1])
 
 
@@ -264,13 +268,18 @@ class Trainer:
 
     @property
     def _unused_ok(self) -> bool:
-        g = self.cfg.guide
-        return g is not None and g.reduce_flop
+        # any guided run: once alpha = 0 the dense guide weights get no gradient (and under reduce_flop
+        # they skip steps at random), which DDP must be told about (the seeds enable it for every guided run)
+        return self.cfg.guide is not None
 
     def _new_opt(self, model):
         fused = self.dev.type == "cuda" and not self.shard
+        if self.t.decay == "all":  # the seeds: AdamW over model.parameters(), biases and gains decayed too
+            groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}]
+        else:
+            groups = D.unwrap(model).param_groups(self.t.weight_decay)
         return torch.optim.AdamW(
-            D.unwrap(model).param_groups(self.t.weight_decay),
+            groups,
             lr=self.t.lr,
             betas=(self.t.beta1, self.t.beta2),
             fused=fused or None,
@@ -311,9 +320,13 @@ class Trainer:
         T = self.cfg.seq_len
         dstep = self._data_step(step)
         # the global batch: the single-process micro-batches' rows, in order; this rank keeps its slice
-        offs = np.concatenate(
-            [batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro) for i in range(self.t.accum)]
-        )
+        if self.run.data.order == "epoch":
+            B = self.t.batch_size
+            offs = epoch_offsets(self.corpus.n_train, T, self.run.seed, dstep * B, B)
+        else:
+            offs = np.concatenate(
+                [batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro) for i in range(self.t.accum)]
+            )
         if self.env is not None and self.env.distributed:
             k = self.bplan.rows_per_rank
             offs = offs[self.env.rank * k : (self.env.rank + 1) * k]
@@ -398,6 +411,7 @@ class Trainer:
             tokens=tokens,
             flops=fl,
             flops_6nd=6.0 * self.pc.params_nonembed * tokens,
+            epochs=tokens / self.corpus.n_train,  # seen / unique training tokens (> 1: data repeated)
             train_loss=float(np.mean(window[-LOSS_WINDOW:])) if window else float("nan"),
             val_loss=val_loss,
             lr=lr,
@@ -436,10 +450,18 @@ class Trainer:
         if not self.ckpt_path or not os.path.isfile(self.ckpt_path):
             return None
         try:
-            payload = torch.load(self.ckpt_path, map_location=self.dev, weights_only=False)
-        except Exception:
-            return None  # a torn or foreign checkpoint: start over rather than fail
-        if payload.get("run_id") != self.run.run_id:
+            # weights_only: tensors and plain containers only, no pickle code from a shared runs/ folder
+            payload = torch.load(self.ckpt_path, map_location=self.dev, weights_only=True)
+            if not isinstance(payload, dict) or payload.get("run_id") != self.run.run_id:
+                raise ValueError("not this run's checkpoint")
+        except Exception as e:  # torn, foreign or unreadable: say so, then start over rather than fail
+            if self.is_main:
+                print(
+                    f"checkpoint {self.ckpt_path} is unreadable ({type(e).__name__}): run {self.run.run_id} restarts "
+                    "from step 0",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return None
         if self.dist:
             D.load_full_state(model, opt, payload["model"], payload["opt"])

@@ -31,7 +31,7 @@ def _variants(base):
         activation="relu", bias=False
     )
     out["all-structured"] = with_ffn(base, "blockshuffle", blocks=2).replace(dense_first_ffn=False)
-    out["guided-lowrank"] = with_ffn(base, "lowrank", fraction=0.63).replace(guide=GuideConfig())
+    out["guided-lowrank"] = with_ffn(base, "lowrank", fraction=0.63).replace(guide=GuideConfig(reduce_flop=False))
     out["guided-lpa"] = base.replace(attn="lpa", attn_rank=base.d_model // 4, guide=GuideConfig(reduce_flop=True))
     return out
 
