@@ -5,7 +5,7 @@ Commands are registered from scalelab/commands/*, each importing its heavy depen
 
 import typer
 
-from scalelab.commands import bench, data, fit, inspect, plan, plot, run, status
+from scalelab.commands import bench, check, data, fit, inspect, plan, plot, run, status
 
 app = typer.Typer(
     name="scalelab",
@@ -23,6 +23,7 @@ app.command("run")(run.run)
 app.command("fit")(fit.fit)
 app.command("plan")(plan.plan)
 app.command("plot")(plot.plot)
+app.command("check")(check.check)
 app.command("inspect")(inspect.inspect)
 app.command("status")(status.status)
 app.add_typer(bench.app, name="bench")

@@ -95,6 +95,16 @@ def plan(
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Table over log-spaced budgets instead, e.g. 1e19:1e23."),
     sweep_points: int = typer.Option(9, "--sweep-points", help="Number of budgets in --sweep."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (for machines) instead of a table."),
+    emit_grid: Optional[Path] = typer.Option(
+        None,
+        "--emit-grid",
+        help="Also write a grid TOML that trains, per variant, the planned shape and sizes around it, all at the "
+        "--flops budget (an IsoFLOP set bracketing the optimum), with the fitted runs' data and training settings.",
+    ),
+    emit_sizes: int = typer.Option(5, "--emit-sizes", help="Sizes per variant in --emit-grid (3 to 7)."),
+    emit_spread: float = typer.Option(
+        4.0, "--emit-spread", help="--emit-grid sizes span N_opt / SPREAD .. N_opt x SPREAD (log-evenly)."
+    ),
 ) -> None:
     """Compute-optimal N, D, shape and predicted loss per variant at a FLOPs budget, with bootstrap intervals.
 
@@ -128,10 +138,12 @@ def plan(
         raise ScalelabError("give a budget: --flops 1e21, --gpu-hours H, --target-loss L or --sweep 1e19:1e23")
     if mfu is not None and not 0 < mfu <= 1:
         raise ScalelabError(f"--mfu {mfu} must be in (0, 1], e.g. 0.4")
+    if emit_grid is not None and C is None:
+        raise ScalelabError("--emit-grid needs a FLOPs budget: plan with --flops C")
+    planner = P.Planner(fit_path, variant or None, multiple, depth)
     result = P.plan_budget(
-        fit_path,
+        planner,
         C,
-        variants=variant or None,
         gpu_hours=gpu_hours,
         gpu=gpu,
         mfu=mfu,
@@ -145,6 +157,28 @@ def plan(
         typer.echo(json.dumps(result.to_dict(), indent=1))
     else:
         _print_plan(result, fit_path)
+    if emit_grid is not None:
+        _emit(planner, result, emit_grid, emit_sizes, emit_spread)
+
+
+def _emit(planner, result, path: Path, sizes: int, spread: float) -> None:
+    """Write the IsoFLOP grid (scalelab.loop.emit), check it loads and spends the budget, say so on stderr."""
+    from scalelab.loop.emit import check_emitted, emit_grid
+
+    e = emit_grid(planner, result, path, sizes=sizes, spread=spread)
+    try:
+        rows = check_emitted(e)
+    except Exception:
+        path.unlink(missing_ok=True)  # never leave a grid that would mislead
+        raise
+    worst = max(abs(r["flops"] / e.flops - 1) for r in rows)
+    typer.echo(
+        f"wrote {path}: {len(rows)} runs at widths {', '.join(map(str, e.widths))}, each within {worst:.1%} of "
+        f"{e.flops:.3g} FLOPs; train with `scalelab run --grid {path}`",
+        err=True,
+    )
+    for n in e.notes:
+        typer.echo(f"note: {n}", err=True)
 
 
 def _print_plan(r, fit_path) -> None:

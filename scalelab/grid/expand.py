@@ -96,7 +96,8 @@ def _ffn(v: VariantSpec, d: int, d_ff: int) -> StructureConfig:
 
 
 def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:
-    """The token budgets of one model: as given (per width from a table), or tokens per param."""
+    """The token budgets of one model: as given (per width from a table), tokens per param, or the tokens
+    that spend each IsoFLOP budget C in the run's own FLOP accounting (flops.budget_flops, guide included)."""
     b = spec.budgets
     if isinstance(b.tokens, dict):
         if mc.d_model not in b.tokens:
@@ -104,6 +105,11 @@ def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:
         toks = [int(float(t)) for t in b.tokens[mc.d_model]]
     elif b.tokens is not None:
         toks = [int(float(t)) for t in b.tokens]
+    elif b.flops is not None:
+        from scalelab.flops import budget_flops
+
+        per_token = budget_flops(mc, 1e12) / 1e12  # linear in the budget
+        toks = [int(round(float(c) / per_token)) for c in b.flops]
     else:
         from scalelab.flops import param_counts
 

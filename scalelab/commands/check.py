@@ -1,0 +1,79 @@
+"""`scalelab check --fit fits/NAME.json runs/*.parquet`: was the fit right about runs it did not see?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalelab.commands._common import stdout_console, user_errors
+
+
+@user_errors
+def check(
+    runs: list[Path] = typer.Argument(..., help="Run-store files (runs/*.parquet); runs the fit used are skipped."),
+    fit_path: Path = typer.Option(..., "--fit", help="The fit to check (fits/NAME.json with its samples file)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Folder for the figure check.png / check.pdf (predicted vs observed). Default: none."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print points, IsoFLOP optima and summary as JSON."),
+) -> None:
+    """Predicted loss (with its one-run interval) against observed, for every final point of a run the fit
+    did not use: relative error and whether the interval covered it. For an IsoFLOP set (>= 3 sizes of a
+    variant at one budget, as `scalelab plan --emit-grid` writes), also the observed optimum N against
+    the planned N_opt and its interval.
+    """
+    from rich.table import Table
+
+    from scalelab.fit.results import load_fit
+    from scalelab.loop.check import check_fit
+
+    fit = load_fit(fit_path)
+    res = check_fit(fit, [str(p) for p in runs])
+    written = []
+    if out is not None:
+        from scalelab.plot.check import save_check_figure
+
+        out.mkdir(parents=True, exist_ok=True)
+        written = save_check_figure(res, str(out / "check"), formats=("png", "pdf"))
+    if as_json:
+        typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
+        return
+    con = stdout_console()
+    t = Table(
+        title=f"fit {fit_path} vs {res.points['run_id'].nunique()} runs it did not use "
+        f"({res.level:.0%} one-run intervals)"
+    )
+    for c in ("variant", "d_model", "tokens", "FLOPs", "observed", "predicted [interval]", "rel. error", "covered"):
+        t.add_column(c, justify="right" if c not in ("variant", "covered") else "left")
+    for _, r in res.points.iterrows():
+        t.add_row(
+            r["variant"],
+            str(r["d_model"]),
+            f"{r['D']:.3g}",
+            f"{r['C']:.3g}" + (" *" if r["extrapolated"] else ""),
+            f"{r['observed']:.4f}",
+            f"{r['predicted']:.4f} [{r['lo']:.4f}, {r['hi']:.4f}]",
+            f"{r['rel_error']:+.2%}",
+            "yes" if r["covered"] else "NO",
+        )
+    con.print(t)
+    for _, s in res.summary.iterrows():
+        con.print(
+            f"{s['variant']}: {s['points']} points, mean |rel. error| {s['mean_abs_rel_error']:.2%}, "
+            f"{s['coverage']:.0%} inside their interval"
+        )
+    if res.points["extrapolated"].any():
+        con.print("* beyond the fit's largest FLOPs: a test of extrapolation")
+    for _, r in res.isoflop.iterrows():
+        con.print(
+            f"{r['variant']} IsoFLOP set at {r['C']:.3g} FLOPs ({r['sizes']} sizes): "
+            f"observed optimum N = {r['N_obs']:.3g} "
+            f"({r['how']}{'' if r['inside_set'] else ', outside the sizes trained'}), predicted {r['N_pred']:.3g} "
+            f"[{r['N_pred_lo']:.3g}, {r['N_pred_hi']:.3g}]: {r['ratio']:.2f}x, "
+            f"{'inside' if r['covered'] else 'OUTSIDE'} the interval"
+        )
+    for p in written:
+        con.print(f"wrote {p}")

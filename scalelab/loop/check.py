@@ -1,0 +1,208 @@
+"""Was the prediction right? A fit checked against runs it did not see.
+
+For every final point of a run the fit did not use: the law's prediction with its one-run interval (the
+bootstrap samples of the mean law times the fit's residual noise in log loss, as the planner's one-run
+interval), the relative error, and whether the interval covered the observation. Runs that form an
+IsoFLOP set (>= 3 sizes of a variant at one training-FLOPs budget, as `plan --emit-grid` writes) also get
+the observed optimum (the minimum of a parabola in log N through the set, or the best run when the
+parabola opens downward) against the planner's predicted N_opt at that budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from scalelab import store
+from scalelab.errors import ScalelabError
+from scalelab.fit import laws
+from scalelab.fit.results import FitResults
+
+ISO_TOL = 0.05  # runs within 5% of one FLOPs budget form one IsoFLOP set
+
+
+@dataclass
+class CheckResult:
+    """Per held-out point: predicted vs observed (`points`); per IsoFLOP set: observed vs planned optimum
+    (`isoflop`); `summary` per variant (mean |relative error|, coverage)."""
+
+    points: pd.DataFrame
+    isoflop: pd.DataFrame
+    level: float
+    fit_path: str | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        p = self.points
+        return (
+            p.groupby("variant")
+            .agg(
+                points=("observed", "size"),
+                mean_abs_rel_error=("rel_error", lambda x: float(np.mean(np.abs(x)))),
+                coverage=("covered", "mean"),
+            )
+            .reset_index()
+        )
+
+    def to_dict(self) -> dict:
+        def rows(df):
+            return [
+                {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                for r in df.to_dict("records")
+            ]
+
+        return {
+            "fit": self.fit_path,
+            "level": self.level,
+            "points": rows(self.points),
+            "isoflop": rows(self.isoflop),
+            "summary": rows(self.summary),
+            "notes": self.notes,
+        }
+
+
+def _one_run_interval(g, level: float, seed: int = 0, draws: int = 16, **at):
+    """(lo, hi) arrays for one new run at each point `at` (N=, D= or C=): the law's bootstrap samples times
+    exp(residual noise in log loss)."""
+    s = g.sample_arrays()
+    n = len(next(iter(at.values())))
+    if not len(next(iter(s.values()))):
+        return np.full(n, np.nan), np.full(n, np.nan)
+    L = laws.predict(g.form, s, **at)  # (S, P)
+    sd = g.residual_sd if g.residual_sd is not None and math.isfinite(g.residual_sd) else 0.0
+    rng = np.random.default_rng(seed)
+    noisy = L[:, None, :] * np.exp(rng.normal(0.0, sd, size=(L.shape[0], draws, L.shape[1])))
+    flat = noisy.reshape(-1, L.shape[1])
+    q = (1 - level) / 2
+    return np.quantile(flat, q, axis=0), np.quantile(flat, 1 - q, axis=0)
+
+
+def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
+    """Compare `fit` with the final points of the runs in `run_paths` that it did not use."""
+    fit.require_samples()
+    cols = fit.columns
+    loss_col = cols["loss"] or "val_loss"
+    df = store.read_runs(run_paths, ok_only=True, final_only=True)
+    used = {r.get("run_id") for g in fit for r in g.runs} - {None}
+    new = df[~df["run_id"].isin(used)]
+    if new.empty:
+        raise ScalelabError(
+            f"every run given ({df['run_id'].nunique()}) was used by fit {fit.path}: give runs it did not see "
+            "(e.g. the grid `scalelab plan --emit-grid` wrote, once trained)"
+        )
+    by_variant = {g.variant: g for g in fit if g.form in ("chinchilla", "frontier")}
+    unknown = sorted(set(new["variant"].astype(str)) - set(by_variant))
+    if unknown:
+        raise ScalelabError(
+            f"runs of variant(s) {', '.join(unknown)} are not in fit {fit.path} (it has "
+            f"{', '.join(sorted(by_variant))}): check runs from the fitted grid's variants"
+        )
+    _same_data(fit, new)
+    rows = []
+    for v, sub in new.groupby("variant"):
+        g = by_variant[str(v)]
+        N = sub[g.n_column].to_numpy(float)
+        D = sub["tokens"].to_numpy(float)
+        C = sub[fit_flops_column(fit)].to_numpy(float)
+        pred = g.predict(N=N, D=D, C=C)
+        at = dict(N=N, D=D) if g.form == "chinchilla" else dict(C=C)
+        lo, hi = _one_run_interval(g, fit.level, seed, **at)
+        obs = sub[loss_col].to_numpy(float)
+        for i, (_, r) in enumerate(sub.iterrows()):
+            rows.append(
+                {
+                    "variant": str(v),
+                    "run_id": r["run_id"],
+                    "d_model": int(r["d_model"]) if "d_model" in r else None,
+                    "N": N[i],
+                    "D": D[i],
+                    "C": C[i],
+                    "observed": obs[i],
+                    "predicted": float(pred[i]),
+                    "lo": float(lo[i]),
+                    "hi": float(hi[i]),
+                    "rel_error": float(obs[i] / pred[i] - 1),
+                    "covered": bool(lo[i] <= obs[i] <= hi[i]),
+                    "extrapolated": bool(C[i] > g.c_range[1] * 1.0001),
+                }
+            )
+    points = pd.DataFrame(rows)
+    return CheckResult(
+        points=points, isoflop=_isoflop(fit, points), level=fit.level, fit_path=str(fit.path) if fit.path else None
+    )
+
+
+def fit_flops_column(fit: FitResults) -> str:
+    c = fit.columns.get("flops")
+    return c if c in ("flops", "flops_6nd") else ("flops_6nd" if fit.convention == "flops_6nd" else "flops")
+
+
+def _same_data(fit: FitResults, new: pd.DataFrame) -> None:
+    """Runs on another corpus or tokenizer than the fitted ones cannot check the fit: refuse."""
+    fitted = {(r.get("corpus"), r.get("tokenizer")) for g in fit for r in g.runs if r.get("corpus")}
+    if not fitted or "corpus" not in new.columns:
+        return
+    other = set(zip(new["corpus"], new["tokenizer"])) - fitted
+    if other:
+        c, t = sorted(other)[0]
+        raise ScalelabError(
+            f"runs trained on corpus {c!r} / tokenizer {t!r}, but the fit's runs used "
+            f"{', '.join(sorted(f'{a!r}' for a, _ in fitted))}: a law predicts only its own data; "
+            "check runs of the same corpus"
+        )
+
+
+def _isoflop(fit: FitResults, points: pd.DataFrame) -> pd.DataFrame:
+    """Observed vs predicted compute-optimal N for each IsoFLOP set among the checked points."""
+    from scalelab.plan import Planner
+
+    out = []
+    if points.empty:
+        return pd.DataFrame(out)
+    planner = None
+    for v, sub in points.groupby("variant"):
+        sub = sub.sort_values("C")
+        c = sub["C"].to_numpy()
+        start = 0
+        while start < len(sub):
+            end = start
+            while end + 1 < len(sub) and c[end + 1] <= c[start] * (1 + ISO_TOL):
+                end += 1
+            s = sub.iloc[start : end + 1]
+            start = end + 1
+            if s["N"].nunique() < 3:
+                continue
+            C = float(np.exp(np.mean(np.log(s["C"]))))
+            x, y = np.log(s["N"].to_numpy()), np.log(s["observed"].to_numpy())
+            a, b, _ = np.polyfit(x, y, 2)
+            best = s.loc[s["observed"].idxmin()]
+            if a > 0:
+                n_obs, how = float(np.exp(-b / (2 * a))), "parabola in log N"
+                inside = s["N"].min() <= n_obs <= s["N"].max()
+            else:
+                n_obs, how, inside = float(best["N"]), "best run (the parabola opens downward)", True
+            planner = planner or Planner(fit)
+            g = next(g for g in planner.groups if g.variant == v)
+            vp = planner.allocate(g, C, 0.0, shape=False, check_low=False)
+            out.append(
+                {
+                    "variant": v,
+                    "C": C,
+                    "sizes": int(s["N"].nunique()),
+                    "N_obs": n_obs,
+                    "how": how,
+                    "inside_set": bool(inside),
+                    "N_pred": vp.N_opt,
+                    "N_pred_lo": vp.N_int[0],
+                    "N_pred_hi": vp.N_int[1],
+                    "ratio": n_obs / vp.N_opt,
+                    "covered": bool(vp.N_int[0] <= n_obs <= vp.N_int[1]),
+                    "best_run": best["run_id"],
+                    "best_loss": float(best["observed"]),
+                }
+            )
+    return pd.DataFrame(out)
