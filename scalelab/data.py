@@ -23,7 +23,6 @@ This module never imports torch.
 from __future__ import annotations
 
 import functools
-
 import glob as globlib
 import hashlib
 import json

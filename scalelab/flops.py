@@ -193,3 +193,15 @@ def train_flops(cfg: ModelConfig, tokens: float) -> float:
     included), for runs, plans and bench alike: flops_per_token x tokens + the expected guide overhead.
     In equal-FLOPs mode this equals the dense counterpart's cost of tokens / (1 + r) budget tokens."""
     return flops_per_token(cfg) * float(tokens) + guide_train_flops(cfg, tokens)
+
+
+def trained_tokens(cfg: ModelConfig, budget_tokens: float) -> float:
+    """Tokens a run of `budget_tokens` budget trains (equal-FLOPs mode replays r of them at the end)."""
+    if cfg.guide is not None and cfg.guide.equal_flops:
+        return (1 + equal_flops_ratio(cfg)) * float(budget_tokens)
+    return float(budget_tokens)
+
+
+def budget_flops(cfg: ModelConfig, budget_tokens: float) -> float:
+    """Training FLOPs of a run whose token budget is `budget_tokens` (what a grid's budgets name)."""
+    return train_flops(cfg, trained_tokens(cfg, budget_tokens))

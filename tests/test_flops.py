@@ -1,9 +1,8 @@
 """Analytic params and FLOPs against closed forms and the seeds' published numbers (torch-free module)."""
 
+import math
 import subprocess
 import sys
-
-import math
 
 import pytest
 

@@ -94,7 +94,9 @@ class Attention(nn.Module):
         else:
             # one fused dense projection: same params and FLOPs as three, one matmul
             self.qkv = Dense(d, a + 2 * kv, bias=cfg.bias, init_std=cfg.init_std)
-        self.o = _linear(cfg, s, a, d, lpa=True) if cfg.attn == "lpa" else Dense(a, d, bias=cfg.bias, init_std=cfg.init_std)
+        self.o = (
+            _linear(cfg, s, a, d, lpa=True) if cfg.attn == "lpa" else Dense(a, d, bias=cfg.bias, init_std=cfg.init_std)
+        )
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape

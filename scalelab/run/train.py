@@ -15,10 +15,10 @@ the guide fades over the first r x S steps (r = flops.equal_flops_ratio), traini
 and the last r S steps replay the data of the first r S.
 
 Data order is a pure function of (seed, step): by default each disjoint window once per epoch
-(data.epoch_offsets; DataConfig.order = "random" draws starts with replacement as the seeds do), model init of the seed, and a
-checkpoint holds model, optimizer, torch RNG and the rows so far: a run resumed from a checkpoint gives
-the rows of an uninterrupted one (bit-identical on CPU). The run's Parquet file is written only when
-the run ends, so runs/*.parquet never holds a partial run.
+(data.epoch_offsets; DataConfig.order = "random" draws starts with replacement as the seeds do), model
+init of the seed, and a checkpoint holds model, optimizer, torch RNG and the rows so far: a run resumed
+from a checkpoint gives the rows of an uninterrupted one (bit-identical on CPU). The run's Parquet file
+is written only when the run ends, so runs/*.parquet never holds a partial run.
 """
 
 from __future__ import annotations
@@ -275,7 +275,9 @@ class Trainer:
     def _new_opt(self, model):
         fused = self.dev.type == "cuda" and not self.shard
         if self.t.decay == "all":  # the seeds: AdamW over model.parameters(), biases and gains decayed too
-            groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}]
+            groups = [
+                {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}
+            ]
         else:
             groups = D.unwrap(model).param_groups(self.t.weight_decay)
         return torch.optim.AdamW(
@@ -325,7 +327,10 @@ class Trainer:
             offs = epoch_offsets(self.corpus.n_train, T, self.run.seed, dstep * B, B)
         else:
             offs = np.concatenate(
-                [batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro) for i in range(self.t.accum)]
+                [
+                    batch_offsets(self.corpus.n_train, T, self.run.seed, dstep, i, self.t.micro)
+                    for i in range(self.t.accum)
+                ]
             )
         if self.env is not None and self.env.distributed:
             k = self.bplan.rows_per_rank
@@ -440,7 +445,7 @@ class Trainer:
             "model": ms,
             "opt": os_,
             "rng": torch.get_rng_state(),
-            "state": st.__dict__,
+            "state": _plain(st.__dict__),  # plain Python: loadable with weights_only=True
         }
         if self.dev.type == "cuda":
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.dev)
@@ -624,6 +629,18 @@ class Trainer:
         st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start, train_s, gflops))
         torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
         return "ok"
+
+
+def _plain(x):
+    """numpy scalars and str subclasses -> plain Python, recursively: torch.load(weights_only=True)
+    refuses numpy types and torch's TorchVersion."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, str):
+        return str(x)  # torch.__version__ is a str subclass
+    return x.item() if isinstance(x, np.generic) else x
 
 
 def train_run(run: RunConfig, corpus: Corpus, out_path: Optional[str] = None, **kw) -> RunResult:
