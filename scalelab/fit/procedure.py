@@ -12,46 +12,36 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
-from scalelab.fit import laws
+from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
 from scalelab.fit.bootstrap import percentile_interval, unit_counts
 from scalelab.fit.groups import GroupData, distinct, point_weights, split_groups
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.results import FitResults, GroupFit, now_iso
-from scalelab.fit.solver import fit_batch, fit_point, polish
+from scalelab.fit.solver import fit_point, fit_resamples, fix_parameters, polish
 from scalelab.fit.spec import FitSpec
 
 
-def choose_form(N, D, requested: str = "auto", confound_tol: float = 0.05) -> tuple[str, list[str]]:
-    """The form to fit and the notes explaining the choice.
+def choose_form(N, D, requested: str = "auto", C=None, fixed=(), group: str = "all") -> tuple[str, list[str]]:
+    """The form the design identifies and why (identify.choose: from the design alone, before fitting),
+    or a one-line ScalelabError naming what is missing. C defaults to 6 N D."""
+    C = 6.0 * np.asarray(N, float) * np.asarray(D, float) if C is None else C
+    form, why, _ = identify.choose(N, D, C, requested, fixed, group)
+    return form, [why]
 
-    auto: chinchilla when N and D both vary independently; data (L(D)) when N is fixed; size (L(N))
-    when D is fixed; frontier L(C) when every run has the same tokens per parameter (within
-    `confound_tol`, relative): then N and D move together and L(N, D) is not identified."""
-    notes = []
-    nN, nD = distinct(N), distinct(D)
-    tpp = np.asarray(D, float) / np.asarray(N, float)
-    confounded = nN > 1 and tpp.max() / tpp.min() <= 1 + confound_tol
-    if requested != "auto":
-        if requested == "chinchilla" and confounded:
-            notes.append(
-                f"N and D are confounded (every point has D/N = {np.median(tpp):.3g} within "
-                f"{confound_tol:.0%}): alpha, beta, A, B are not identified separately"
-            )
-        return requested, notes
-    if nN == 1 and nD == 1:
-        return "chinchilla", notes  # rejected later: nothing varies
-    if nN == 1:
-        return "data", notes
-    if nD == 1:
-        return "size", notes
-    if confounded:
-        notes.append(
-            f"N and D are confounded (every point has D/N = {np.median(tpp):.3g} within "
-            f"{confound_tol:.0%}): fitted the compute frontier L(C) instead of L(N, D)"
+
+def _fixed_for(form, spec: FitSpec, group: str) -> dict:
+    """The --fix values for a group fitted with `form`; a fixed name the form lacks is an error."""
+    bad = [k for k in spec.fixed if k not in form.params]
+    if bad:
+        raise ScalelabError(
+            f"--fix {', '.join(bad)}: group {group!r} is fitted with {form.description}, which has no "
+            f"{', '.join(bad)}; fix one of {', '.join(form.params)} (or choose the form with --form)"
         )
-        return "frontier", notes
-    return "chinchilla", notes
+    return dict(spec.fixed)
+
+
+_ALLOCATION = ("N_opt", "D_opt", "tokens_per_param")
 
 
 def auto_starts(n: int) -> int:
@@ -65,16 +55,18 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
     """Point fit and bootstrap of one group. counts[K, n]: resample counts per point (None: none).
 
     Returns (GroupFit with intervals, derived quantities and checks, its Problem, its Form)."""
-    form_name, notes = choose_form(g.N, g.D, spec.form)
+    form_name, why, design = identify.choose(g.N, g.D, g.C, spec.form, spec.fix, g.name)
     form = laws.FORMS[form_name]
+    fixed = _fixed_for(form, spec, g.name)
     cols = g.cols()
     pw = point_weights(g, spec.weights)
     prob = make_problem(form, cols, g.L, pw, spec.loss, spec.delta, spec.overestimate_penalty)
+    fix_parameters(prob, form, fixed)
     pt = fit_point(prob, form, cols, g.L)
     theta = pt.theta[0]
     params = {k: float(v) for k, v in laws.to_natural(form, theta).items()}
     r = prob.z - prob.log_pred(theta[None])[0]
-    warnings = list(notes)
+    warnings = []
     n_sizes = distinct(g.N)
     if n_sizes < 5 and form_name in ("chinchilla", "size"):
         warnings.append(f"only {n_sizes} distinct model sizes (fewer than 5): the N exponent is poorly constrained")
@@ -83,6 +75,13 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
     n_units = np.unique(g.unit).size
     if counts is not None and n_units < 5:
         warnings.append(f"only {n_units} runs to resample: bootstrap intervals are unreliable")
+    if counts is not None and spec.run_col is None:
+        per_size = np.unique(np.round(np.log(g.N), 9), return_counts=True)[1].max()
+        if per_size > 1:
+            warnings.append(
+                f"rows are resampled one by one (no --run-col) but sizes repeat (up to {per_size} rows at one N): "
+                "if they are checkpoints of one run the intervals are too narrow; name the run column with --run-col"
+            )
     if pt.at_bound[0]:
         warnings.append(f"parameter(s) at a bound of the search box: {', '.join(pt.at_bound[0])}")
     diag = {
@@ -93,15 +92,25 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         "at_bound": pt.at_bound[0],
     }
 
-    extra = {}
+    extra = {"identification": {"form": form_name, "why": why, **design.to_dict()}}
+    if fixed:
+        extra["fixed"] = fixed
     c_ref = spec.c_ref if spec.c_ref is not None else float(g.C.max())
     der = {k: float(v) for k, v in laws.derived(form_name, params, c_ref).items()}
     if der:
         extra["c_ref"] = c_ref
+    plaus = identify.plausible_tpp(design.tpp_min, design.tpp_max)
+    unidentified = identify.allocation_check(der["tokens_per_param"], plaus) if "tokens_per_param" in der else None
+    if "tokens_per_param" in der:
+        extra["compute_optimal"] = {"identified": unidentified is None, "plausible_tokens_per_param": list(plaus)}
+        if unidentified:  # the numbers are not a reading of the data: kept out of `derived`, said in words
+            extra["compute_optimal"].update(why=unidentified, tokens_per_param=der["tokens_per_param"])
+            warnings.append(unidentified)
+            der = {k: v for k, v in der.items() if k not in _ALLOCATION}
     conf, dconf, samples = {}, {}, None
     if counts is not None and counts.shape[0] > 0:
         W = counts
-        bf = fit_batch(
+        bf = fit_resamples(
             prob,
             form,
             cols,
@@ -116,6 +125,8 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         for k, v in nat.items():
             conf[k] = list(percentile_interval(v, spec.level))
         for k, v in dsamp.items():
+            if unidentified and k in _ALLOCATION:
+                continue
             dconf[k] = list(percentile_interval(v, spec.level))
             if k in ("a", "b"):
                 samples[k] = v
@@ -126,7 +137,17 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
             "frac_one_start_at_best": single,
             "frac_at_bound": bound_frac,
             "grad_norm_p99": float(np.percentile(bf.grad_norm, 99)),
+            "frac_agreed_first": bf.frac_agreed_first,
+            "frac_agreed": bf.frac_agreed,
+            "n_raised": bf.n_raised,
+            "n_starts_raised": bf.n_starts_raised,
         }
+        if bf.frac_agreed < 0.9:
+            warnings.append(
+                f"in {1 - bf.frac_agreed:.0%} of bootstrap resamples no two of up to "
+                f"{max(bf.n_starts_raised, bf.n_starts)} starts reached the same best value: the objective is "
+                "rugged (e.g. a small --delta); intervals may be wider than shown"
+            )
         if bound_frac > 0.05:
             warnings.append(
                 f"{bound_frac:.0%} of bootstrap fits have a parameter at a bound of the search box: "
@@ -134,6 +155,10 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
             )
     if spec.holdout == "largest":
         extra["holdout"] = holdout_largest(g, form_name, spec)
+    if spec.rollout:
+        from scalelab.fit.rollout import rollout
+
+        extra["rollout"] = rollout(g, form_name, spec)
     rng_ = {
         "N": [float(g.N.min()), float(g.N.max())],
         "D": [float(g.D.min()), float(g.D.max())],
@@ -177,6 +202,7 @@ def holdout_largest(g: GroupData, form_name: str, spec: FitSpec) -> dict:
     prob = make_problem(
         form, cols, rest.L, point_weights(rest, spec.weights), spec.loss, spec.delta, spec.overestimate_penalty
     )
+    fix_parameters(prob, form, {k: v for k, v in spec.fixed.items() if k in form.params})
     pt = fit_point(prob, form, cols, rest.L)
     p = {k: float(v) for k, v in laws.to_natural(form, pt.theta[0]).items()}
     pred = laws.predict(form, p, N=g.N[big], D=g.D[big], C=g.C[big])

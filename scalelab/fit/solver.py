@@ -56,7 +56,10 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
     S, P = theta.shape
     lam = np.full(S, 1e-3)
     eye = np.eye(P)
+    fixed = fixed_mask(prob)
     zhat, J = prob.log_pred(theta, jac=True)
+    if fixed.any():  # a fixed parameter (lo == hi) takes no step: its Jacobian row is zero
+        J = J * ~fixed[None, :, None]
     r = prob.z - zhat
     f = prob.rho(r, W).sum(-1)
     active = np.ones(S, bool)
@@ -74,6 +77,8 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
         step = np.nan_to_num(-np.linalg.solve(A, g[..., None])[..., 0])
         new = np.clip(theta[sl] + step, prob.lo, prob.hi)
         zn, Jn = prob.log_pred(new, jac=True)
+        if fixed.any():
+            Jn = Jn * ~fixed[None, :, None]
         rn = prob.z - zn
         fn = prob.rho(rn, Wa).sum(-1)
         fa = f[sl]
@@ -90,6 +95,25 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
     free = ~(((theta <= prob.lo + 1e-9) & (g > 0)) | ((theta >= prob.hi - 1e-9) & (g < 0)))
     gnorm = np.sqrt(((g * free) ** 2).sum(-1))
     return theta, f, gnorm
+
+
+def fixed_mask(prob: Problem) -> np.ndarray:
+    """[P] True where a parameter is held fixed (--fix): its box has no width (lo == hi)."""
+    return np.asarray(prob.lo, float) >= np.asarray(prob.hi, float)
+
+
+def fix_parameters(prob: Problem, form: Form, fixed: dict) -> Problem:
+    """Hold the natural parameters in `fixed` ({"E": 1.69}) at their values: their bounds collapse to a point
+    (log space for coefficients), so seeds, polish and bounds all keep them there. Returns `prob`."""
+    from scalelab.fit.laws import EXPONENTS
+
+    lo, hi = np.array(prob.lo, float), np.array(prob.hi, float)
+    for i, name in enumerate(form.params):
+        if name in fixed:
+            v = float(fixed[name]) if name in EXPONENTS else float(np.log(fixed[name]))
+            lo[i] = hi[i] = v
+    prob.lo, prob.hi = lo, hi
+    return prob
 
 
 # ---- seeding: linear solves over an exponent grid --------------------------------------------------
@@ -136,61 +160,68 @@ def _nnls3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
     return c[0], c[1], c[2], best
 
 
-def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID):
+def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID, grid_b=None, E=None):
     """For every resample (row of W[K, n]) and exponent pair (alpha, beta) on the grid, the NNLS
     (E, A, B) minimising sum w ((L - E - A N^-alpha - B D^-beta)/L)^2 (relative ~ log residuals).
-    Returns theta[K, G*G, 5] in (e, a, b, alpha, beta) and the LS proxy sse[K, G*G]."""
-    G = grid.size
+    grid_b: beta's grid (default `grid`); E: a fixed E (then only A, B are solved for).
+    Returns theta[K, G*Gb, 5] in (e, a, b, alpha, beta) and the LS proxy sse[K, G*Gb]."""
+    grid_b = grid if grid_b is None else np.asarray(grid_b, float)
+    G, Gb = grid.size, grid_b.size
     invL = 1.0 / L
     u = np.exp(-np.outer(logN, grid)) * invL[:, None]  # [n, G]  N^-alpha / L
-    v = np.exp(-np.outer(logD, grid)) * invL[:, None]  # [n, G]  D^-beta / L
-    uv = (u[:, :, None] * v[:, None, :]).reshape(-1, G * G)  # [n, G*G]
+    v = np.exp(-np.outer(logD, grid_b)) * invL[:, None]  # [n, Gb]  D^-beta / L
+    uv = (u[:, :, None] * v[:, None, :]).reshape(-1, G * Gb)  # [n, G*Gb]
     Wf = np.asarray(W, float)
     K = Wf.shape[0]
-    s00 = (Wf @ (invL * invL))[:, None, None]  # [K, 1, 1]
-    s0u, s0v = (Wf @ (u * invL[:, None]))[:, :, None], (Wf @ (v * invL[:, None]))[:, None, :]
     suu, svv = (Wf @ (u * u))[:, :, None], (Wf @ (v * v))[:, None, :]
-    suv = (Wf @ uv).reshape(K, G, G)
-    r0 = (Wf @ invL)[:, None, None]  # X^T W t with t = L/L = 1
-    ru, rv = (Wf @ u)[:, :, None], (Wf @ v)[:, None, :]
-    tt = Wf.sum(-1)[:, None, None]
+    suv = (Wf @ uv).reshape(K, G, Gb)
+    if E is None:
+        s00 = (Wf @ (invL * invL))[:, None, None]  # [K, 1, 1]
+        s0u, s0v = (Wf @ (u * invL[:, None]))[:, :, None], (Wf @ (v * invL[:, None]))[:, None, :]
+        r0 = (Wf @ invL)[:, None, None]  # X^T W t with t = L/L = 1
+        ru, rv = (Wf @ u)[:, :, None], (Wf @ v)[:, None, :]
+        tt = Wf.sum(-1)[:, None, None]
+    else:  # E known: t = (L - E)/L, the E column out (its coefficient solves to 0 and is replaced by E)
+        t = (L - E) * invL
+        s00, s0u, s0v, r0 = np.ones((K, 1, 1)), np.zeros((K, G, 1)), np.zeros((K, 1, Gb)), np.zeros((K, 1, 1))
+        ru, rv = (Wf @ (u * t[:, None]))[:, :, None], (Wf @ (v * t[:, None]))[:, None, :]
+        tt = (Wf @ (t * t))[:, None, None]
     cE, cA, cB, sse = _nnls3(s00, s0u, s0v, suu, suv, svv, r0, ru, rv, tt)
     floor = 1e-12 * L.min()
-    al, be = np.meshgrid(grid, grid, indexing="ij")
+    if E is not None:
+        cE = np.full_like(cA, E)
+    al, be = np.meshgrid(grid, grid_b, indexing="ij")
     theta = np.stack(
         [
             np.log(np.maximum(cE, floor)),
             np.log(np.maximum(cA, floor)),
             np.log(np.maximum(cB, floor)),
-            np.broadcast_to(al, (K, G, G)),
-            np.broadcast_to(be, (K, G, G)),
+            np.broadcast_to(al, (K, G, Gb)),
+            np.broadcast_to(be, (K, G, Gb)),
         ],
         -1,
     )
-    return theta.reshape(K, G * G, 5), sse.reshape(K, G * G)
+    return theta.reshape(K, G * Gb, 5), sse.reshape(K, G * Gb)
 
 
-def seed_single(logX, L, W, grid=EXPONENT_GRID):
-    """Two-term forms E + K X^-s (data, size, frontier): NNLS for (E, K) per exponent on the grid.
-    Returns theta[K, G, 3] in (e, k, s) and the LS proxy sse[K, G]."""
+def seed_single(logX, L, W, grid=EXPONENT_GRID, E=None):
+    """Two-term forms E + K X^-s (data, size, frontier): NNLS for (E, K) per exponent on the grid (K alone
+    when E is fixed). Returns theta[K, G, 3] in (e, k, s) and the LS proxy sse[K, G]."""
     invL = 1.0 / L
     u = np.exp(-np.outer(logX, grid)) * invL[:, None]
     Wf = np.asarray(W, float)
     K, G = Wf.shape[0], grid.size
     one, zero = np.ones((K, G)), np.zeros((K, G))
-    m00 = (Wf @ (invL * invL))[:, None] * one
-    cE, cK, _, sse = _nnls3(
-        m00,
-        Wf @ (u * invL[:, None]),
-        zero,
-        Wf @ (u * u),
-        zero,
-        one,
-        (Wf @ invL)[:, None] * one,
-        Wf @ u,
-        zero,
-        Wf.sum(-1)[:, None] * one,
-    )
+    if E is None:
+        m00, m01, v0 = (Wf @ (invL * invL))[:, None] * one, Wf @ (u * invL[:, None]), (Wf @ invL)[:, None] * one
+        v1, tt = Wf @ u, Wf.sum(-1)[:, None] * one
+    else:
+        t = (L - E) * invL
+        m00, m01, v0 = one, zero, zero
+        v1, tt = Wf @ (u * t[:, None]), (Wf @ (t * t))[:, None] * one
+    cE, cK, _, sse = _nnls3(m00, m01, zero, Wf @ (u * u), zero, one, v0, v1, zero, tt)
+    if E is not None:
+        cE = np.full_like(cK, E)
     floor = 1e-12 * L.min()
     theta = np.stack([np.log(np.maximum(cE, floor)), np.log(np.maximum(cK, floor)), np.broadcast_to(grid, (K, G))], -1)
     return theta, sse
@@ -217,6 +248,11 @@ class BatchFit:
     n_at_best: np.ndarray  # [K] starts whose polished objective is within 1e-6 (relative) of the best
     n_starts: int
     at_bound: list[list[str]] = field(default_factory=list)
+    # raised starts (fit_resamples): resamples refitted with more starts, and how many
+    n_raised: int = 0
+    n_starts_raised: int = 0
+    frac_agreed_first: float = float("nan")  # share of resamples whose first starts agreed (>= 2 at the best)
+    frac_agreed: float = float("nan")  # the same after raising: the best value reached twice
 
 
 def fit_batch(
@@ -238,12 +274,19 @@ def fit_batch(
     every resample (e.g. a point fit's optimum), never used alone."""
     K = W.shape[0]
     Wp = W * prob.point_w[None, :]
+    fixed = fixed_mask(prob)
+    fval = {t: float(prob.lo[i]) for i, t in enumerate(prob.theta_names) if fixed[i]}
+    E = float(np.exp(fval["e"])) if "e" in fval else None
+
+    def grid_of(name):  # a fixed exponent is searched at its value only
+        return np.array([fval[name]]) if name in fval else grid
+
     if form.name == "chinchilla":
-        cand, proxy = seed_chinchilla(cols["N"], cols["D"], L, Wp, grid)
+        cand, proxy = seed_chinchilla(cols["N"], cols["D"], L, Wp, grid_of("alpha"), grid_of("beta"), E=E)
     elif form.name == "power":
         cand, proxy = seed_power(cols["C"], prob.z, Wp)
     else:
-        cand, proxy = seed_single(cols[form.terms[0][2]], L, Wp, grid)
+        cand, proxy = seed_single(cols[form.terms[0][2]], L, Wp, grid_of(form.theta[2]), E=E)
     # screen: best n_screen by the LS proxy, then exact objective
     m = min(n_screen, cand.shape[1])
     top = np.argpartition(proxy, m - 1, axis=1)[:, :m] if m < cand.shape[1] else np.tile(np.arange(m), (K, 1))
@@ -267,11 +310,52 @@ def fit_batch(
         [
             prob.theta_names[p]
             for p in range(prob.P)
-            if abs(thb[k, p] - prob.lo[p]) < 1e-6 or abs(thb[k, p] - prob.hi[p]) < 1e-6
+            if not fixed[p] and (abs(thb[k, p] - prob.lo[p]) < 1e-6 or abs(thb[k, p] - prob.hi[p]) < 1e-6)
         ]
         for k in range(K)
     ]
     return BatchFit(thb, fb, gn[np.arange(K), best], n_at, s, at_b)
+
+
+MAX_STARTS = 16  # starts a resample is raised to when its first starts disagree
+
+
+def fit_resamples(
+    prob: Problem,
+    form: Form,
+    cols: dict,
+    L: np.ndarray,
+    W: np.ndarray,
+    n_starts: int = 2,
+    n_screen: int = 8,
+    max_starts: int = MAX_STARTS,
+) -> BatchFit:
+    """fit_batch for bootstrap resamples, with starts raised where they disagree.
+
+    A resample's starts agree when at least two of them reach its best value (within 1e-6, relative). Those
+    that do not are refitted from `max_starts` starts and keep the better optimum; `frac_agreed_first` is
+    the share that agreed at first, `frac_agreed` the share whose best value was reached twice in the end
+    (by two of the raised starts, or by a raised start and the first fit). With n_starts 1 nothing is raised."""
+    bf = fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=n_screen)
+    agreed = bf.n_at_best >= 2
+    bf.frac_agreed_first = float(np.mean(agreed))
+    if n_starts < 2 or agreed.all() or max_starts <= n_starts:
+        bf.frac_agreed = bf.frac_agreed_first
+        return bf
+    idx = np.flatnonzero(~agreed)
+    more = fit_batch(prob, form, cols, L, W[idx], n_starts=max_starts, n_screen=max(n_screen, 2 * max_starts))
+    f0 = bf.f[idx]
+    same = np.abs(more.f - f0) <= 1e-6 * np.abs(f0) + 1e-15
+    better = more.f < f0
+    bf.theta[idx[better]] = more.theta[better]
+    bf.f[idx[better]] = more.f[better]
+    bf.grad_norm[idx[better]] = more.grad_norm[better]
+    for j in np.flatnonzero(better):
+        bf.at_bound[idx[j]] = more.at_bound[j]
+    agreed[idx] = (better & (more.n_at_best >= 2)) | same
+    bf.n_at_best[idx] = np.where(agreed[idx], np.maximum(2, more.n_at_best), 1)
+    bf.n_raised, bf.n_starts_raised, bf.frac_agreed = int(idx.size), int(max_starts), float(np.mean(agreed))
+    return bf
 
 
 def _diverse(fc, cand, exp_idx, s, min_sep=0.1):

@@ -44,6 +44,10 @@ class FitSpec:
     # input selection, recorded for provenance (applied by the reader / the command)
     drop_top_loss: int = 0
     all_checkpoints: bool = False
+    # parameters held at given values ((name, value) pairs, natural units: --fix E=1.69), and the
+    # rollout check (fit on the k smallest sizes, predict the next; rollout.py)
+    fix: tuple[tuple[str, float], ...] = ()
+    rollout: bool = False
 
     def __post_init__(self):
         # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
@@ -51,6 +55,7 @@ class FitSpec:
         object.__setattr__(self, "by", by)
         if self.compare is not None:
             object.__setattr__(self, "compare", tuple(tuple(p) for p in self.compare))
+        object.__setattr__(self, "fix", _fixed(self.fix))
         if self.form not in ("auto", *FORMS):
             raise ScalelabError(f"unknown form {self.form!r}: use auto, {', '.join(FORMS)}")
         if self.approach not in (1, 2, 3):
@@ -97,10 +102,53 @@ class FitSpec:
         d = asdict(self)
         d["by"] = list(self.by)
         d["compare"] = None if self.compare is None else [list(p) for p in self.compare]
+        d["fix"] = dict(self.fix)
         return d
+
+    @property
+    def fixed(self) -> dict[str, float]:
+        return dict(self.fix)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitSpec":
         """The inverse of to_dict; unknown keys (a newer scalelab's) are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_FIXABLE = ("E", "A", "B", "alpha", "beta", "K", "gamma")
+
+
+def _fixed(fix) -> tuple[tuple[str, float], ...]:
+    """--fix values as sorted (name, value) pairs: from a dict, pairs, or "E=1.69" / "E=1.69,beta=0.3" text."""
+    if not fix:
+        return ()
+    items = []
+    if isinstance(fix, dict):
+        items = list(fix.items())
+    else:
+        for x in [fix] if isinstance(fix, str) else fix:
+            if isinstance(x, str):
+                for part in (p.strip() for p in x.split(",")):
+                    if not part:
+                        continue
+                    name, eq, val = part.partition("=")
+                    if not eq:
+                        raise ScalelabError(f"--fix {part!r}: write NAME=VALUE, e.g. --fix E=1.69")
+                    items.append((name.strip(), val.strip()))
+            else:
+                items.append(tuple(x))
+    out = {}
+    for name, val in items:
+        if name not in _FIXABLE:
+            raise ScalelabError(f"--fix {name}: not a law parameter; fix one of {', '.join(_FIXABLE)}")
+        try:
+            v = float(val)
+        except (TypeError, ValueError):
+            raise ScalelabError(f"--fix {name}={val}: not a number; write e.g. --fix E=1.69") from None
+        if not (math.isfinite(v) and v > 0):
+            raise ScalelabError(f"--fix {name}={val}: must be a positive finite number")
+        if name in out and out[name] != v:
+            raise ScalelabError(f"--fix {name} given twice with different values ({out[name]:g}, {v:g})")
+        out[name] = v
+    return tuple(sorted(out.items()))

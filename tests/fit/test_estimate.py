@@ -174,7 +174,7 @@ def test_default_comparisons_against_dense():
 def test_confounded_grid_fits_frontier():
     df = synthetic(tpp=(20,), sizes=(1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9), sd=0.002)
     g = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=20)["all"]
-    assert g.form == "frontier" and any("confounded" in w for w in g.warnings)
+    assert g.form == "frontier" and "confounded" in g.extra["identification"]["why"] and not g.warnings
     assert set(g.params) == {"E", "K", "gamma"}
     C = 6 * df["N"] * df["D"]
     pred = g.predict(C=C.to_numpy())
