@@ -72,11 +72,18 @@ def fit(
         help="Two groups 'A,B' to compare (repeatable): bootstrap interval of B - A in alpha, beta, a. Default: "
         "every group against dense when a dense group exists.",
     ),
-    at_flops: Optional[float] = typer.Option(
+    at_flops: Optional[str] = typer.Option(
         None,
         "--at-flops",
-        help="FLOPs C at which to report compute-optimal N, D and tokens per parameter (C = 6ND allocation). "
-        "Default: the largest C in the group.",
+        help="FLOPs budgets, comma-separated (e.g. 1e21,1e22). The first: where compute-optimal N, D and tokens per "
+        "parameter are reported (C = 6ND allocation; default the largest C in the group). All: where each "
+        "comparison's compute multiplier is reported (default: the largest fitted C and 10x it).",
+    ),
+    share_exponents: bool = typer.Option(
+        False,
+        "--share-exponents",
+        help="Joint fit across groups with one E and one set of exponents (alpha, beta; gamma for L(C)) and "
+        "per-group coefficients (Volkova et al. 2026): each variant's compute multiplier is then one number.",
     ),
     all_checkpoints: bool = typer.Option(
         False,
@@ -146,6 +153,7 @@ def fit(
         all_checkpoints=all_checkpoints,
     )
     pairs = [tuple(x.strip() for x in c.split(",")) for c in compare] if compare else None
+    budgets = _budgets(at_flops)
     spec = FitSpec(
         **cols,
         form=form,
@@ -160,7 +168,9 @@ def fit(
         share_e=share_e,
         holdout=holdout,
         compare=pairs,
-        c_ref=at_flops,
+        c_ref=budgets[0] if budgets else None,
+        at_flops=budgets,
+        share_exponents=share_exponents,
         n_starts=starts,
         drop_top_loss=drop_top_loss,
     )
@@ -196,6 +206,18 @@ def fit(
     typer.echo(f"wrote {path}")
 
 
+def _budgets(text):
+    """--at-flops "1e21,1e22" -> [1e21, 1e22] (None when not given)."""
+    from scalelab.errors import ScalelabError
+
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()] or None
+    except ValueError:
+        raise ScalelabError(f"--at-flops {text!r}: give FLOPs as numbers, comma-separated, e.g. 1e21,1e22") from None
+
+
 def _long(v) -> str:
     from scalelab.fit.results import _fmt
 
@@ -209,9 +231,14 @@ def _table(res) -> None:
         return "nan" if v is None or v != v else f"{float(v):.3g}"
 
     lvl = int(round(res.level * 100))
-    t = Table(
-        title=f"scaling-law fits ({lvl}% bootstrap intervals, {res.meta.get('bootstrap', {}).get('n', 0)} resamples)"
-    )
+    n_boot = res.meta.get("bootstrap", {}).get("n", 0)
+    if res.meta.get("intervals") == "ols":
+        kind = f"{lvl}% OLS intervals of the approach {res.meta.get('approach')} power laws, no bootstrap"
+    else:
+        kind = (
+            f"{lvl}% bootstrap intervals, {n_boot} resamples of {res.meta.get('bootstrap', {}).get('unit') or 'run'}s"
+        )
+    t = Table(title=f"scaling-law fits ({kind})")
     for c in ("group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs"):
         t.add_column(c, overflow="fold")
 
@@ -275,3 +302,20 @@ def _table(res) -> None:
             )
     for c in res.comparisons:
         con.print(f"{c['b']} vs {c['a']}: {c['verdict']}")
+    rows = [c for c in res.comparisons if c.get("multiplier")]
+    if rows:  # the verdict in compute (fit/multiplier.py)
+        t = Table(title=f"compute multiplier: C_b(L_a*(C)) / C, {lvl}% intervals (< 1: b needs less compute)")
+        for col in ("b vs a", "budget C", "multiplier", "frontiers cross at"):
+            t.add_column(col, overflow="fold")
+        for c in rows:
+            for i, m in enumerate(c["multiplier"]):
+                est = "never" if m["est"] is None else f"{m['est']:.3g}x"
+                ci = "" if m["lo"] is None or m["lo"] != m["lo"] else f" [{m['lo']:.3g}, {m['hi']:.3g}]"
+                ext = " (extrapolated)" if m["extrapolated"] else ""
+                t.add_row(
+                    f"{c['b']} vs {c['a']}" if i == 0 else "",
+                    f"{m['C']:.3g}{ext}",
+                    est + ci,
+                    c["crossover"]["text"] if i == 0 else "",
+                )
+        con.print(t)

@@ -371,6 +371,10 @@ def fit_laws(
                 "(fixed N or D, or confounded): drop --share-e or those groups"
             )
         _apply_shared_e(groups, fits, spec, counts)
+    if spec.share_exponents:
+        from scalelab.fit.shared import apply_shared_exponents
+
+        apply_shared_exponents(groups, fits, spec, counts)
 
     comparisons = []
     byname = {f.name: f for f in fits}
@@ -399,8 +403,14 @@ def fit_laws(
                 paired=shared_runs,
             )
         )
+    from scalelab.fit.multiplier import add_compute_verdicts
+
+    joint = bool(shared_runs or spec.share_e or spec.share_exponents)
+    add_compute_verdicts(comparisons, byname, {g.name: g for g in groups}, spec.at_flops, spec.level, joint)
     meta = _meta(spec, inputs)
     meta["bootstrap"]["paired"] = bool(shared_runs)
+    meta["share_exponents"] = bool(spec.share_exponents)
+    meta["at_flops"] = list(spec.at_flops) if spec.at_flops else None
     return FitResults({f.name: f for f in fits}, comparisons, meta)
 
 

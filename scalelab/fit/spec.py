@@ -35,6 +35,8 @@ class FitSpec:
     share_e: bool = False  # one E across groups (joint L(N, D) fit)
     holdout: str | None = None  # None | "largest"
     c_ref: float | None = None  # FLOPs of the reported compute-optimal N, D (None: largest C)
+    at_flops: tuple[float, ...] | None = None  # budgets of the compute multipliers (None: largest C, 10x it)
+    share_exponents: bool = False  # one E and one set of exponents across groups (fit/shared.py)
     flop_convention: str | None = None  # what C means (None: "6ND" without c_col, else c_col)
     # uncertainty
     bootstrap: int = 1000  # resamples of runs (0: none)
@@ -53,6 +55,11 @@ class FitSpec:
         # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
         by = (self.by,) if isinstance(self.by, str) else tuple(self.by or ())
         object.__setattr__(self, "by", by)
+        if self.at_flops is not None:
+            object.__setattr__(self, "at_flops", tuple(float(c) for c in self.at_flops))
+            for c in self.at_flops:
+                if not (c > 0 and math.isfinite(c)):
+                    raise ScalelabError(f"--at-flops {c} must be a positive number of FLOPs, e.g. 1e21")
         if self.compare is not None:
             object.__setattr__(self, "compare", tuple(tuple(p) for p in self.compare))
         object.__setattr__(self, "fix", _fixed(self.fix))
@@ -101,6 +108,7 @@ class FitSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["by"] = list(self.by)
+        d["at_flops"] = None if self.at_flops is None else list(self.at_flops)
         d["compare"] = None if self.compare is None else [list(p) for p in self.compare]
         d["fix"] = dict(self.fix)
         return d
