@@ -74,6 +74,13 @@ class GuidedLinear(nn.Module):
     def dense_calls(self, value: int) -> None:
         self._dense_calls.fill_(int(value))
 
+    def _apply(self, fn, recurse=True):
+        # model.to(torch.bfloat16) would round the mixing weights too: re-form them in float32 afterwards
+        super()._apply(fn, recurse)
+        a = self._alpha_f
+        self.mix_t = torch.tensor([a, 1.0 - a], dtype=torch.float64).to(torch.float32).to(self.mix_t.device)
+        return self
+
     def set_alpha(self, alpha: float) -> None:
         alpha = float(min(max(alpha, 0.0), 1.0))
         self.mix_t.copy_(torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))

@@ -154,3 +154,28 @@ def test_bf16_autocast_structured_factors_get_gradients_near_alpha_one():
     out.float().square().sum().backward()
     grads = [p.grad for n, p in g.named_parameters() if n.startswith("inner.")]
     assert grads and all(gr is not None and gr.abs().max() > 0 for gr in grads)
+
+
+def test_bf16_mix_keeps_structured_factor_gradients_near_alpha_one():
+    """Issue 12, defect 3: alpha rounded to bf16 before 1 - alpha gives the structured path weight 0 for
+    alpha > 1 - 2^-9. With bf16 tensors at alpha = 0.999 the factors must get gradients, and the mix must be
+    the float32 one (alpha, 1 - alpha) of the two bf16 path outputs, not a bf16-rounded alpha (0.999 -> 1)."""
+    torch.manual_seed(0)
+    g = GuidedLinear(make_linear(StructureConfig("lowrank", rank=4), 64, 64, bias=False)).to(torch.bfloat16)
+    with torch.no_grad():
+        g.guide_weight.normal_(0.0, 0.05)  # a trained guide differs from the factors' product
+    g.set_alpha(0.999)
+    x = torch.randn(256, 64, dtype=torch.bfloat16)
+    y = g(x)
+    y.float().sum().backward()
+    assert g.inner.U.grad.abs().sum() > 0 and g.inner.V.grad.abs().sum() > 0
+    with torch.no_grad():
+        dense = F.linear(x, g.guide_weight)
+        struct = g.inner.structured_forward(x)
+        ref = 0.999 * dense.double() + (1 - 0.999) * struct.double()  # exact mix of the two bf16 paths
+        w = torch.tensor([0.999, 1 - 0.999]).to(torch.bfloat16)  # the weights rounded to bf16: [1.0, 0.001]
+        rounded = w[0] * dense + w[1] * struct
+    # y is the exact mix rounded once to bf16 (float32 arithmetic may flip a rare tie), the bf16 weights are not
+    exact = ref.to(torch.bfloat16)
+    assert (y == exact).double().mean() > 0.99
+    assert (y == exact).double().mean() > (rounded == exact).double().mean()
