@@ -157,3 +157,19 @@ def test_epochs_note(tmp_path):
     c = load_corpus(DataConfig(source=str(d), val_fraction=0.3))
     assert epochs_note(len(c.train) // 2, c) is None
     assert "about 3.0 epochs" in epochs_note(3 * len(c.train), c)
+
+
+def test_epoch_order_sees_every_window_once_per_epoch():
+    from scalelab.data import epoch_offsets, n_windows
+
+    n, T, seed = 1000, 32, 3
+    W = n_windows(n, T)
+    assert W == (n - 1) // T and (W - 1) * T + T + 1 <= n  # the last window and its target fit
+    first = epoch_offsets(n, T, seed, 0, W)
+    assert sorted(first.tolist()) == [k * T for k in range(W)]  # each disjoint window exactly once
+    second = epoch_offsets(n, T, seed, W, W)
+    assert sorted(second.tolist()) == sorted(first.tolist()) and second.tolist() != first.tolist()
+    # a pure function of (seed, index): any slice equals the same part of the whole
+    whole = epoch_offsets(n, T, seed, 0, 3 * W)
+    assert epoch_offsets(n, T, seed, W - 5, 11).tolist() == whole[W - 5 : W + 6].tolist()
+    assert epoch_offsets(n, T, seed + 1, 0, W).tolist() != first.tolist()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from scalelab.config import GuideConfig
+from scalelab.config import GuideConfig, ModelConfig
 from scalelab.flops import forward_flops_per_token, guide_flops_per_token, param_counts
 from scalelab.model.gpt import GPT, apply_rope, rope_cache
 from scalelab.model.linear import Dense, LowRank
@@ -268,3 +268,22 @@ def test_guided_alpha_changes_do_not_recompile():
         compiled(idx, idx)
     assert counter.frame_count == 2  # one graph with the guide path, one without (alpha = 0)
     assert layer.dense_calls == 4  # counted inside the compiled graph too (FLOP accounting)
+
+
+@pytest.mark.parametrize("init", ["default", "svd"])
+def test_lpa_projection_init(init):
+    """lpa_init = "default": LPA's nn.Linear init per factor, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias after the
+    second factor likewise; "svd": the structured-FFN SVD init (factors balanced: U^T U = V V^T), zero bias."""
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=4, vocab_size=64, seq_len=16, attn="lpa", attn_rank=16)
+    torch.manual_seed(0)
+    q = GPT(cfg.replace(lpa_init=init)).blocks[0].attn.q
+    d, r = 64, 16
+    if init == "default":
+        for w, fan_in in ((q.V, d), (q.U, r)):
+            b = 1 / math.sqrt(fan_in)
+            assert w.abs().max() <= b and w.abs().max() > 0.9 * b  # fills its uniform range
+            assert w.var().item() == pytest.approx(b * b / 3, rel=0.15)  # variance of U(-b, b)
+        assert q.bias.abs().max() <= 1 / math.sqrt(r) and q.bias.abs().max() > 0
+    else:
+        assert torch.allclose(q.U.T @ q.U, q.V @ q.V.T, atol=1e-6)
+        assert q.bias.abs().max() == 0
