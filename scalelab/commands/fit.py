@@ -115,13 +115,30 @@ def fit(
         None, "--group-col", help="CSV: column naming each point's group (same as --by)."
     ),
     run_col: Optional[str] = typer.Option(
-        None, "--run-col", help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: rows."
+        None,
+        "--run-col",
+        help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: a column named run "
+        "or run_id when there is one, else rows.",
     ),
     starts: Optional[int] = typer.Option(
         None,
         "--starts",
         help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64). "
-        "Default: 2 for groups of >= 240 points, up to 8 for small groups.",
+        "Default: 480 // points, clipped to 2..8 (2 from 161 points, 8 up to 60). A resample whose starts "
+        "disagree (fewer than 2 reach its best value) is refitted from 16 starts; the fraction that agreed is "
+        "reported.",
+    ),
+    fix: Optional[List[str]] = typer.Option(
+        None,
+        "--fix",
+        help="Hold a law parameter at a value, e.g. --fix E=1.69 (repeatable, or a comma list: --fix E=1.69,beta=0.3). "
+        "Any of E, A, B, alpha, beta, K, gamma; recorded in the fit file.",
+    ),
+    rollout: bool = typer.Option(
+        False,
+        "--rollout",
+        help="Rollout check: fit on the k smallest sizes, predict the next, for growing k; prints the error table "
+        "and records it per group in the fit file.",
     ),
     out: Optional[Path] = typer.Option(
         None,
@@ -173,6 +190,8 @@ def fit(
         share_exponents=share_exponents,
         n_starts=starts,
         drop_top_loss=drop_top_loss,
+        fix=tuple(fix or ()),
+        rollout=rollout,
     )
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} files)"
 
@@ -216,6 +235,24 @@ def _budgets(text):
         return [float(x) for x in text.split(",") if x.strip()] or None
     except ValueError:
         raise ScalelabError(f"--at-flops {text!r}: give FLOPs as numbers, comma-separated, e.g. 1e21,1e22") from None
+
+
+def _rollout(con, g) -> None:
+    ro = g.extra["rollout"]
+    what = ro["key"]
+    con.print(f"{g.name}: rollout ({ro['rule']}): relative error of the predicted loss", highlight=False)
+    if ro.get("note"):
+        con.print(f"  {ro['note']}")
+    for r in ro["rows"]:
+        head = f"  k={r['k']}: fit {what} <= {r['fit_up_to']:.3g} ({r['n_fit']} pts) -> {what} = {r['predict']:.3g}"
+        if "mean_rel_error" in r:
+            con.print(
+                f"{head} ({r['n_predicted']} pts): mean |err| {r['mean_rel_error']:.3g}, max {r['max_rel_error']:.3g}, "
+                f"signed {r['mean_signed_rel_error']:+.3g}",
+                highlight=False,
+            )
+        else:
+            con.print(f"{head}: not fitted ({r['note']})", highlight=False)
 
 
 def _long(v) -> str:
@@ -265,6 +302,12 @@ def _table(res) -> None:
         )
     con = stdout_console()
     con.print(t)
+    for g in res:  # why this form: from the design, before fitting (fit/identify.py)
+        ident = g.extra.get("identification")
+        if ident:
+            fixed = g.extra.get("fixed")
+            held = f" (held fixed: {', '.join(f'{k}={v:.3g}' for k, v in fixed.items())})" if fixed else ""
+            con.print(f"{g.name}: {ident['why']}{held}", highlight=False)
     # warnings below the table, one per line: in a column they fold into an unreadable strip at 80 columns
     for g in res:
         for w in g.warnings:
@@ -277,7 +320,13 @@ def _table(res) -> None:
             boot = (
                 (
                     f"; bootstrap: {b['n_starts']} starts per resample, >= 2 of them reached the best value in "
-                    f"{1 - b['frac_one_start_at_best']:.0%} of resamples, {b['frac_at_bound']:.0%} at a bound"
+                    f"{b.get('frac_agreed_first', 1 - b['frac_one_start_at_best']):.0%} of resamples"
+                    + (
+                        f" ({b['n_raised']} raised to {b['n_starts_raised']} starts: {b['frac_agreed']:.0%} agreed)"
+                        if b.get("n_raised")
+                        else ""
+                    )
+                    + f", {b['frac_at_bound']:.0%} at a bound"
                 )
                 if b
                 else ""
@@ -289,11 +338,15 @@ def _table(res) -> None:
             )
         if "tokens_per_param" in g.derived:
             c = g.derived_conf_int.get("tokens_per_param")
-            extra = f" [{_fmt(c[0])}, {_fmt(c[1])}]" if c else ""
+            extra = f" [{c[0]:.3g}, {c[1]:.3g}]" if c else ""
             con.print(
-                f"{g.name}: compute-optimal at C = {g.extra['c_ref']:.3g} FLOPs: N = {_fmt(g.derived['N_opt'])}, "
-                f"D = {_fmt(g.derived['D_opt'])}, {_fmt(g.derived['tokens_per_param'])}{extra} tokens/param"
+                f"{g.name}: compute-optimal at C = {g.extra['c_ref']:.3g} FLOPs: N = {g.derived['N_opt']:.3g}, "
+                f"D = {g.derived['D_opt']:.3g}, {g.derived['tokens_per_param']:.3g}{extra} tokens/param"
             )
+        elif (g.extra.get("compute_optimal") or {}).get("identified") is False:
+            con.print(f"{g.name}: compute-optimal N, D not identified (see the warning above)")
+        if g.extra.get("rollout"):
+            _rollout(con, g)
         if "holdout" in g.extra and g.extra["holdout"].get("mean_rel_error") is not None:
             h = g.extra["holdout"]
             con.print(

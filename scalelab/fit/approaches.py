@@ -1,8 +1,31 @@
 """Approaches 1 and 2 of Hoffmann et al. 2022: the compute-optimal allocation read off the data directly.
 
 Approach 1: the lower envelope of loss against FLOPs gives (C, N_opt, D_opt) per FLOPs bin.
-Approach 2: IsoFLOP slices, a parabola in log N per slice, its vertex N_opt(C).
-Both then fit N_opt = kN C^a and D_opt = kD C^b by log-log OLS (statsmodels, with intervals).
+Approach 2: IsoFLOP slices, a parabola in log N per slice fitted near the slice's minimum, its vertex N_opt(C).
+Both then fit N_opt = kN C^a and D_opt = kD C^b by log-log least squares: the "allocation" form
+(laws.allocation), which `plan` and `plot` use like any other fit.
+
+The near-minimum rule (approach 2). A parabola in log N is only a local approximation of loss along an
+IsoFLOP slice; fitted to a whole slice that is sampled asymmetrically about its minimum, its vertex is
+pulled towards the side with more (or farther) points, and the bias in N_opt and in the exponent a grows
+with the asymmetry (Czech et al. 2026, "Problems with Chinchilla Approach 2", arXiv 2603.22339, Open-Athena).
+So each slice is fitted on a window symmetric in log N about its minimum:
+
+  1. x* = log N of the slice's lowest-loss point; a slice whose lowest loss is at its smallest or largest
+     size does not bracket its minimum and is dropped.
+  2. h = the larger of the log-N distances from x* to the WINDOW-th nearest size on each side (or the
+     farthest size where a side has fewer): every point with |log N - x*| <= h is used, so the window holds
+     at least WINDOW sizes on each side when the slice has them.
+  3. Fit loss = c0 + c1 x + c2 x^2 on those points (weighted by bootstrap counts); re-centre once, x* = the
+     vertex -c1 / (2 c2), same h, refit.
+  4. Dropped, with the reason recorded (diagnostics.slices, and a warning): fewer than 3 sizes, the minimum
+     at the slice's edge, curvature c2 <= 0, or a vertex outside the window's sizes.
+
+Intervals: with --bootstrap K (default) the runs are resampled and the whole approach (slices, windows,
+vertices, power laws) refitted per resample, so the samples of a, b, kN, kD go to the samples file and the
+intervals are percentile bootstrap intervals; with --bootstrap 0 they are statsmodels OLS intervals of the
+final log-log regression (which ignore the error in each slice's vertex), and the fit file says so
+("intervals": "ols").
 """
 
 from __future__ import annotations
@@ -11,9 +34,18 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fit import laws
+from scalelab.fit.bootstrap import percentile_interval, unit_counts
 from scalelab.fit.groups import distinct
 from scalelab.fit.results import FitResults, GroupFit, now_iso
 from scalelab.fit.spec import FitSpec
+
+WINDOW = 3  # sizes on each side of a slice's minimum (near-minimum rule, module docstring)
+WINDOW_RULE = (
+    f"parabola in log N fitted on a window symmetric in log N about the slice's lowest-loss point, wide enough "
+    f"for {WINDOW} sizes on each side where the slice has them, re-centred once on the vertex (Czech et al. "
+    "2026, arXiv 2603.22339)"
+)
 
 
 def _loglog(x, y, level):
@@ -26,44 +58,109 @@ def _loglog(x, y, level):
     return float(r.params[1]), float(r.params[0]), list(map(float, ci[1])), list(map(float, ci[0]))
 
 
-def envelope_points(N, D, C, L, n_bins: int = 20):
+def _slope(x, y):
+    """Least-squares slope and intercept of log y on log x (numpy; the bootstrap's inner loop)."""
+    lx, ly = np.log(x), np.log(y)
+    mx, my = lx.mean(), ly.mean()
+    s = np.sum((lx - mx) ** 2)
+    b = np.sum((lx - mx) * (ly - my)) / s if s > 0 else np.nan
+    return b, my - b * mx
+
+
+def envelope_points(N, D, C, L, n_bins: int = 20, w=None):
     """Approach 1: the lower envelope of loss vs FLOPs over all curves' points. C is split into
-    log-spaced bins; in each the lowest-loss point gives (C, N_opt, D_opt). Returns arrays."""
+    log-spaced bins; in each the lowest-loss point (of those with weight w > 0) gives (C, N_opt, D_opt)."""
     edges = np.logspace(np.log10(C.min()), np.log10(C.max()) * (1 + 1e-12), n_bins + 1)
+    Lw = L if w is None else np.where(w > 0, L, np.inf)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (C >= lo) & (C < hi)
+        m = (C >= lo) & (C < hi) & np.isfinite(Lw)
         if m.any():
-            i = np.flatnonzero(m)[np.argmin(L[m])]
+            i = np.flatnonzero(m)[np.argmin(Lw[m])]
             out.append((C[i], N[i], D[i]))
     return np.array(out).reshape(-1, 3).T
 
 
-def isoflop_minima(N, C, L, tol: float = 0.1, level: float = 0.95):
-    """Approach 2: split points into IsoFLOP slices (C within `tol` relative of its neighbours), fit
-    loss = c0 + c1 log N + c2 (log N)^2 per slice (statsmodels OLS) and take the vertex.
-    Returns rows (C_slice, N_opt) for slices with >= 3 sizes, positive curvature and the vertex
-    inside the slice's sizes (an off-centre slice biases the minimum: such slices are skipped)."""
-    import statsmodels.api as sm
-
-    order = np.argsort(C)
+def isoflop_slices(C, tol: float = 0.1) -> list[np.ndarray]:
+    """Row indices of each IsoFLOP slice: points sorted by C, split where C jumps by more than `tol` (relative)."""
+    order = np.argsort(C, kind="stable")
     lc = np.log(C[order])
     cuts = np.flatnonzero(np.diff(lc) > np.log1p(tol)) + 1
-    rows = []
-    for idx in np.split(order, cuts):
-        x = np.log(N[idx])
-        if distinct(N[idx]) < 3:
-            continue
-        X = sm.add_constant(np.column_stack([x, x * x]))
-        r = sm.OLS(L[idx], X).fit()
-        c0, c1, c2 = r.params
-        if c2 <= 0:
-            continue
+    return np.split(order, cuts)
+
+
+def _parabola(x, L, w):
+    """Weighted least squares of L on (1, x, x^2) (x centred for conditioning): (c0, c1, c2) in x."""
+    m = np.average(x, weights=w)
+    u = x - m
+    X = np.stack([np.ones_like(u), u, u * u], 1)
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(X * sw[:, None], L * sw, rcond=None)
+    b0, b1, b2 = coef
+    return b0 - b1 * m + b2 * m * m, b1 - 2 * b2 * m, b2
+
+
+def slice_vertex(x, L, w=None, window: int | None = WINDOW):
+    """The near-minimum vertex of one IsoFLOP slice (module docstring): (x_opt or NaN, n_used, reason or None).
+
+    x: log N of the slice's points, L their losses, w their weights (bootstrap counts; 0 = not drawn).
+    window None: the whole slice (the classic fit, kept for comparison)."""
+    w = np.ones_like(x) if w is None else np.asarray(w, float)
+    keep = w > 0
+    x, L, w = x[keep], L[keep], w[keep]
+    sizes = np.unique(np.round(x, 9))
+    if sizes.size < 3:
+        return np.nan, int(x.size), "fewer than 3 sizes"
+    x0 = x[np.argmin(L)]
+    if window is None:
+        use = np.ones(x.size, bool)
+    else:
+        if x0 <= sizes[0] + 1e-9 or x0 >= sizes[-1] - 1e-9:
+            return (
+                np.nan,
+                int(x.size),
+                "lowest loss at the smallest or largest size: the slice does not bracket its minimum",
+            )
+        left, right = sizes[sizes < x0 - 1e-9], sizes[sizes > x0 + 1e-9]
+        h = max(x0 - left[-min(window, left.size)], right[min(window, right.size) - 1] - x0)
+        use = np.abs(x - x0) <= h + 1e-9
+    for it in range(2 if window is not None else 1):
+        if np.unique(np.round(x[use], 9)).size < 3:
+            return np.nan, int(use.sum()), "fewer than 3 sizes in the window about the minimum"
+        _, c1, c2 = _parabola(x[use], L[use], w[use])
+        if not c2 > 0:
+            return np.nan, int(use.sum()), "curvature <= 0: no minimum"
         xv = -c1 / (2 * c2)
-        if not x.min() <= xv <= x.max():
-            continue
-        rows.append((float(np.exp(np.mean(np.log(C[idx])))), float(np.exp(xv))))
-    return np.array(rows).reshape(-1, 2).T
+        if not x[use].min() <= xv <= x[use].max():
+            return np.nan, int(use.sum()), "vertex outside the sizes fitted"
+        if it == 0 and window is not None:  # re-centre once on the vertex, same half-width
+            use = np.abs(x - xv) <= h + 1e-9
+    return float(xv), int(use.sum()), None
+
+
+def isoflop_minima(N, C, L, tol: float = 0.1, w=None, window: int | None = WINDOW, detail: bool = False):
+    """Approach 2: per IsoFLOP slice the near-minimum parabola's vertex. Returns (C_slice, N_opt) arrays
+    of the slices kept; with `detail` also one record per slice {C, n_points, n_used, N_opt, used, reason}."""
+    rows, recs = [], []
+    for idx in isoflop_slices(C, tol):
+        wi = None if w is None else w[idx]
+        xv, n_used, why = slice_vertex(np.log(N[idx]), L[idx], wi, window)
+        c = float(np.exp(np.mean(np.log(C[idx]))))
+        if why is None:
+            rows.append((c, float(np.exp(xv))))
+        if detail:
+            recs.append(
+                {
+                    "C": c,
+                    "n_points": int(idx.size),
+                    "n_used": n_used,
+                    "N_opt": None if why else float(np.exp(xv)),
+                    "used": why is None,
+                    "reason": why,
+                }
+            )
+    out = np.array(rows).reshape(-1, 2).T
+    return (out[0], out[1], recs) if detail else (out[0], out[1])
 
 
 def flops_per_token_at(n, N, F):
@@ -81,41 +178,100 @@ def flops_per_token_at(n, N, F):
     return np.exp(out)
 
 
+def optima(approach: int, N, D, C, L, w=None, detail: bool = False):
+    """(C, N_opt, D_opt) of approach 1 or 2 on points with weights w (None: all once), and the slice records."""
+    recs = []
+    if approach == 1:
+        c, n_opt, d_opt = envelope_points(N, D, C, L, w=w)
+    else:
+        c, n_opt, *rest = isoflop_minima(N, C, L, w=w, detail=detail)
+        recs = rest[0] if rest else []
+        # tokens C buys at N_opt: C / F(N_opt), F the data's FLOPs per token (6 N only under 6ND;
+        # run-store FLOPs also count attention and logits)
+        d_opt = c / flops_per_token_at(n_opt, N, C / D) if c.size else c
+    return c, n_opt, d_opt, recs
+
+
+def _bootstrap(approach, N, D, C, L, counts) -> np.ndarray:
+    """[K, 4] samples of (a, b, kN, kD): the whole approach refitted on each resample (NaN rows where a
+    resample keeps fewer than 3 optima)."""
+    out = np.full((counts.shape[0], 4), np.nan)
+    for k, w in enumerate(counts):
+        c, n_opt, d_opt, _ = optima(approach, N, D, C, L, w=w)
+        if c.size >= 3 and np.unique(c).size >= 2:
+            a, ia = _slope(c, n_opt)
+            b, ib = _slope(c, d_opt)
+            out[k] = (a, b, np.exp(ia), np.exp(ib))
+    return out
+
+
 def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", inputs=None) -> FitResults:
-    """Approaches 1 and 2 (spec.approach) per group: power laws N_opt = kN C^a, D_opt = kD C^b (log-log OLS
-    with statsmodels intervals). Returns FitResults with form 'allocation' groups (no bootstrap samples).
-    Called by procedure.fit_laws for spec.approach 1 or 2."""
+    """Approaches 1 and 2 (spec.approach) per group: power laws N_opt = kN C^a, D_opt = kD C^b (the
+    "allocation" form), with run-level bootstrap intervals and samples (spec.bootstrap > 0; groups drawn
+    with independent seeds) or statsmodels OLS intervals (bootstrap 0). Called by procedure.fit_laws."""
     from scalelab import __version__
 
     approach, level = spec.approach, spec.level
     n_col, d_col, loss_col, c_col, run_col = spec.n_col, spec.d_col, spec.loss_col, spec.c_col, spec.run_col
     by = list(spec.by)
+    missing = [c for c in [n_col, loss_col, *(x for x in (d_col, c_col, run_col) if x), *by] if c not in df.columns]
+    if missing:
+        raise ScalelabError(
+            f"{source}: no column(s) {', '.join(missing)}: name them with --n-col/--d-col/--loss-col/--flops-col"
+        )
     keys = df[by].astype(str).agg("/".join, axis=1) if by else pd.Series(["all"] * len(df), index=df.index)
+    names = list(dict.fromkeys(keys))
+    seqs = np.random.SeedSequence(spec.seed).spawn(len(names))
     groups = {}
-    for name in dict.fromkeys(keys):
+    for name, sq in zip(names, seqs):
         sub = df[(keys == name).to_numpy()]
         N = sub[n_col].to_numpy(float)
         L = sub[loss_col].to_numpy(float)
         D = sub[d_col].to_numpy(float) if d_col else sub[c_col].to_numpy(float) / (6 * N)
         C = sub[c_col].to_numpy(float) if c_col else 6 * N * D
-        if approach == 1:
-            c, n_opt, d_opt = envelope_points(N, D, C, L)
-        else:
-            c, n_opt = isoflop_minima(N, C, L, level=level)
-            # tokens C buys at N_opt: C / F(N_opt), F the data's FLOPs per token (6 N only under 6ND;
-            # run-store FLOPs also count attention and logits)
-            d_opt = c / flops_per_token_at(n_opt, N, C / D) if c.size else c
-        if c.size < 3:
-            what = "envelope bins" if approach == 1 else "IsoFLOP slices with >= 3 sizes and an interior minimum"
+        bad = ~(np.isfinite(N) & np.isfinite(D) & np.isfinite(C) & np.isfinite(L) & (N > 0) & (D > 0) & (C > 0))
+        if bad.any():
             raise ScalelabError(
-                f"{source}: group {name!r}: approach {approach} found {c.size} {what}; "
-                "need at least 3 (use --approach 3)"
+                f"{source}: group {name!r}: {int(bad.sum())} row(s) with a missing or non-positive N, D, C or loss: "
+                "drop them first"
+            )
+        c, n_opt, d_opt, recs = optima(approach, N, D, C, L, detail=True)
+        if c.size < 3:
+            what = "envelope bins" if approach == 1 else "IsoFLOP slices with a bracketed minimum"
+            dropped = "; ".join(f"C={r['C']:.2g}: {r['reason']}" for r in recs if not r["used"])
+            raise ScalelabError(
+                f"{source}: group {name!r}: approach {approach} found {c.size} {what}; need at least 3 "
+                f"(use --approach 3){' [dropped: ' + dropped + ']' if dropped else ''}"
             )
         a, ia, a_ci, ia_ci = _loglog(c, n_opt, level)
         b, ib, b_ci, ib_ci = _loglog(c, d_opt, level)
         params = {"a": a, "b": b, "kN": float(np.exp(ia)), "kD": float(np.exp(ib))}
         conf = {"a": a_ci, "b": b_ci, "kN": list(np.exp(ia_ci)), "kD": list(np.exp(ib_ci))}
+        units = sub[run_col].astype(str).to_numpy() if run_col else np.arange(len(sub))
+        samples, diag = None, {"optima": {"C": c.tolist(), "N_opt": n_opt.tolist(), "D_opt": d_opt.tolist()}}
         warnings = []
+        if approach == 2:
+            diag["slices"], diag["window"] = recs, WINDOW_RULE
+            drop = [r for r in recs if not r["used"]]
+            if drop:
+                warnings.append(
+                    f"{len(drop)} of {len(recs)} IsoFLOP slices dropped: "
+                    + "; ".join(f"C={r['C']:.2g} ({r['n_points']} pts): {r['reason']}" for r in drop)
+                )
+        if spec.bootstrap > 0:
+            counts = unit_counts(units, spec.bootstrap, np.random.default_rng(sq))
+            s = _bootstrap(approach, N, D, C, L, counts)
+            ok = np.isfinite(s).all(1)
+            samples = pd.DataFrame(s, columns=list(laws.ALLOCATION))
+            conf = {k: list(percentile_interval(samples[k].to_numpy(), level)) for k in laws.ALLOCATION}
+            diag["bootstrap"] = {"n": int(spec.bootstrap), "frac_failed": float(np.mean(~ok))}
+            if np.mean(~ok) > 0.05:
+                warnings.append(
+                    f"{np.mean(~ok):.0%} of bootstrap resamples kept fewer than 3 optima and were left out: "
+                    "intervals are conditional on the rest"
+                )
+            if np.unique(units).size < 10:
+                warnings.append(f"only {np.unique(units).size} runs to resample: bootstrap intervals are unreliable")
         if abs(a + b - 1) > 0.1:
             warnings.append(f"a + b = {a + b:.3f}, far from 1: N_opt D_opt is not proportional to C")
         groups[name] = GroupFit(
@@ -125,27 +281,42 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
             params=params,
             conf_int=conf,
             derived={"a": a, "b": b},
-            derived_conf_int={"a": a_ci, "b": b_ci},
+            derived_conf_int={"a": conf["a"], "b": conf["b"]},
             n_points=int(len(sub)),
-            n_runs=int(sub[run_col].nunique()) if run_col and run_col in sub else int(len(sub)),
+            n_runs=int(np.unique(units).size),
             n_sizes=distinct(N),
             range={
                 "N": [float(N.min()), float(N.max())],
                 "D": [float(D.min()), float(D.max())],
                 "C": [float(C.min()), float(C.max())],
             },
-            diagnostics={"optima": {"C": c.tolist(), "N_opt": n_opt.tolist(), "D_opt": d_opt.tolist()}},
+            diagnostics=diag,
             warnings=warnings,
+            samples=samples,
         )
     meta = {
         "scalelab_version": __version__,
         "created": now_iso(),
         "inputs": inputs or [],
-        "flop_convention": spec.flop_convention or "6ND",
+        "flop_convention": spec.convention,
         "by": by,
         "approach": approach,
         "loss": {"kind": "ols"},
-        "bootstrap": {"n": 0, "seed": None, "level": level, "unit": None},
+        "intervals": "bootstrap" if spec.bootstrap > 0 else "ols",
+        "bootstrap": {
+            "n": int(spec.bootstrap),
+            "seed": spec.seed if spec.bootstrap > 0 else None,
+            "level": level,
+            "unit": ("run" if run_col else "row") if spec.bootstrap > 0 else None,
+            "paired": False,
+        },
+        "columns": {
+            "N": n_col,
+            "D": d_col or f"{c_col}/(6 N)",
+            "loss": loss_col,
+            "C": c_col or "6ND",
+            "run": run_col,
+        },
         "drop_top_loss": spec.drop_top_loss,
         "all_checkpoints": spec.all_checkpoints,
         "spec": spec.to_dict(),

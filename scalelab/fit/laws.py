@@ -70,7 +70,22 @@ FORMS: dict[str, Form] = {
     "power": Form("power", ("k", "gamma"), ("K", "gamma"), (("k", "gamma", "C"),), "L(C) = K/C^gamma"),
 }
 EXPONENTS = {"alpha", "beta", "gamma"}
-SAMPLE_COLUMNS = ("E", "A", "B", "alpha", "beta", "K", "gamma")
+SAMPLE_COLUMNS = ("E", "A", "B", "alpha", "beta", "K", "gamma", "a", "b", "kN", "kD")
+
+# The allocation form of approaches 1 and 2 (Hoffmann et al. 2022): no loss law, the compute-optimal
+# allocation itself, N_opt = kN C^a and D_opt = kD C^b (C in the fit's FLOPs convention).
+ALLOCATION = ("a", "b", "kN", "kD")
+
+
+def allocation(params: dict, C, outer: bool = True) -> dict[str, np.ndarray]:
+    """N_opt = kN C^a, D_opt = kD C^b and tokens per parameter D_opt / N_opt of an allocation fit.
+    Broadcasting as in `predict` (samples x budgets under `outer`)."""
+    p = _broadcast(params, ALLOCATION, np.ndim(C), outer)
+    C = np.asarray(C, float)
+    with np.errstate(all="ignore"):
+        N = p["kN"] * np.power(C, p["a"])
+        D = p["kD"] * np.power(C, p["b"])
+    return {"N_opt": N, "D_opt": D, "tokens_per_param": D / N}
 
 
 def to_natural(form: Form, theta: np.ndarray) -> dict[str, np.ndarray]:
