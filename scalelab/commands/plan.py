@@ -36,6 +36,11 @@ def _si(x: Optional[float], digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _g(x: float) -> str:
+    """3 significant digits; '-' for NaN."""
+    return f"{x:.3g}" if x is not None and math.isfinite(x) else "-"
+
+
 def _console():
     from scalelab.commands._common import stdout_console
 
@@ -105,6 +110,26 @@ def plan(
     emit_spread: float = typer.Option(
         4.0, "--emit-spread", help="--emit-grid sizes span N_opt / SPREAD .. N_opt x SPREAD (log-evenly)."
     ),
+    suggest_k: Optional[int] = typer.Option(
+        None,
+        "--suggest",
+        help="Instead of a plan: the K new runs (shape, tokens) that most narrow the interval of --suggest-for "
+        "per FLOP, found by refitting the fit's points (with its bootstrap) with each candidate's predicted loss.",
+    ),
+    suggest_flops: Optional[str] = typer.Option(
+        None, "--suggest-flops", help="Most FLOPs one suggested run may cost (default: 4x the largest fitted run)."
+    ),
+    suggest_for: str = typer.Option(
+        "n_opt",
+        "--suggest-for",
+        help="n_opt (a variant's compute-optimal N at --at) or multiplier (its compute multiplier vs --versus).",
+    ),
+    suggest_variant: Optional[str] = typer.Option(None, "--suggest-variant", help="Variant whose quantity to narrow."),
+    versus: str = typer.Option("dense", "--versus", help="Reference variant of --suggest-for multiplier."),
+    at: Optional[str] = typer.Option(
+        None, "--at", help="Budget (FLOPs) of the quantity --suggest narrows (default: 10x the largest fitted run)."
+    ),
+    suggest_boot: int = typer.Option(200, "--suggest-bootstrap", help="Resamples per refit in --suggest."),
 ) -> None:
     """Compute-optimal N, D, shape and predicted loss per variant at a FLOPs budget, with bootstrap intervals.
 
@@ -120,6 +145,9 @@ def plan(
 
     fit_path = fit if fit is not None else P.newest_fit("fits")
     T = _number(inference_tokens, "--inference-tokens") or 0.0
+    if suggest_k is not None:
+        _suggest(fit_path, suggest_k, suggest_flops, suggest_for, suggest_variant, versus, at, suggest_boot, as_json)
+        return
     if sweep is not None:
         try:
             lo, hi = (float(x) for x in sweep.split(":"))
@@ -161,6 +189,87 @@ def plan(
         _emit(planner, result, emit_grid, emit_sizes, emit_spread)
 
 
+def _suggest(fit_path, k, flops, quantity, variant, versus, at, n_boot, as_json) -> None:
+    """`plan --suggest K`: rank candidate runs by interval reduction per FLOP (scalelab.loop.suggest)."""
+    from rich.progress import Progress
+
+    from scalelab.fit.results import load_fit
+    from scalelab.loop.suggest import suggest
+
+    fit = load_fit(fit_path)
+    fit.require_samples()
+    budget = _number(flops, "--suggest-flops") or 4 * max(g.c_range[1] for g in fit)
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("refitting with each candidate", total=None)
+        s = suggest(
+            fit,
+            k,
+            budget,
+            quantity=quantity,
+            variant=variant,
+            versus=versus,
+            at=_number(at, "--at"),
+            n_boot=n_boot,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+        )
+    if as_json:
+        rows = [c.__dict__ for c in s.ranked]
+        typer.echo(
+            json.dumps(
+                {
+                    "fit": str(fit_path),
+                    "quantity": s.quantity,
+                    "at": s.at,
+                    "baseline_log_width": s.baseline,
+                    "interval": list(s.interval),
+                    "suggested": rows,
+                    "notes": s.notes,
+                },
+                indent=1,
+            )
+        )
+        return
+    from rich.table import Table
+
+    what = "compute-optimal N" if quantity == "n_opt" else f"compute multiplier vs {versus}"
+    t = Table(
+        title=f"Next runs: narrowing {what} at {s.at:.3g} FLOPs (now [{s.interval[0]:.3g}, {s.interval[1]:.3g}], "
+        f"width {s.baseline:.3f} in log units) - fit {fit_path}"
+    )
+    for c in (
+        "#",
+        "variant",
+        "d_model x layers",
+        "params",
+        "tokens",
+        "tokens/param",
+        "FLOPs",
+        "width after",
+        "narrower",
+    ):
+        t.add_column(c, justify="left" if c == "variant" else "right")
+    for i, c in enumerate(s.ranked, 1):
+        t.add_row(
+            str(i),
+            c.variant,
+            c.shape or "-",
+            f"{c.N:.3g}",
+            f"{c.D:.3g}",
+            f"{c.D / c.N:.3g}",
+            f"{c.flops:.3g}",
+            f"{c.width:.3f}",
+            f"{c.reduction / s.baseline:.1%}",
+        )
+    con = _console()
+    con.print(t)
+    con.print(
+        f"{len(s.tried)} candidates (shapes over the fitted sizes x 5-80 tokens/param, each <= {budget:.3g} "
+        "FLOPs), ranked by narrowing per FLOP; each refit assumes the run lands on the fit's prediction"
+    )
+    for n in s.notes:
+        con.print(f"note: {n}")
+
+
 def _emit(planner, result, path: Path, sizes: int, spread: float) -> None:
     """Write the IsoFLOP grid (scalelab.loop.emit), check it loads and spends the budget, say so on stderr."""
     from scalelab.loop.emit import check_emitted, emit_grid
@@ -195,6 +304,7 @@ def _print_plan(r, fit_path) -> None:
     t = Table(
         title=f"Compute-optimal plan at {budget} ({r.convention} convention; {r.level:.0%} intervals) - fit {fit_path}"
     )
+    hours = any(p.gpu_hours for p in r.plans)  # only with a measured or stated throughput basis
     for col in (
         "#",
         "variant",
@@ -206,7 +316,7 @@ def _print_plan(r, fit_path) -> None:
         "loss [interval]",
         "one-run interval",
         "FLOPs",
-        f"{(r.gpu or 'GPU')}-hours",
+        *([f"{(r.gpu or 'GPU')}-hours"] if hours else []),
     ):
         t.add_column(col, justify="left" if col in ("variant", "loss [interval]") else "right")
     for i, p in enumerate(r.plans, 1):
@@ -224,6 +334,8 @@ def _print_plan(r, fit_path) -> None:
             shape, rb = "-", "-"
             params, tokens, loss, lint, flops = p.N_opt, p.D_opt, p.L_opt, p.L_int, p.C
         tpp = tokens / params if params and math.isfinite(params) else float("nan")
+        if not p.identified and p.form == "chinchilla":  # outside the plausible range: no numbers shown
+            params = tokens = tpp = float("nan")
         t.add_row(
             str(i),
             p.variant,
@@ -231,11 +343,11 @@ def _print_plan(r, fit_path) -> None:
             rb,
             _si(params) + (f"\n[{_si(p.N_int[0])}, {_si(p.N_int[1])}]" if p.identified else "\n(not identified)"),
             _si(tokens) + (f"\n[{_si(p.D_int[0])}, {_si(p.D_int[1])}]" if p.identified else ""),
-            f"{tpp:.3g}" + (f"\n[{p.tpp_int[0]:.3g}, {p.tpp_int[1]:.3g}]" if p.identified else ""),
-            f"{loss:.4f} [{lint[0]:.4f}, {lint[1]:.4f}]",
-            f"[{p.L_pred_int[0]:.4f}, {p.L_pred_int[1]:.4f}]",
+            _g(tpp) + (f"\n[{p.tpp_int[0]:.3g}, {p.tpp_int[1]:.3g}]" if p.identified else ""),
+            f"{loss:.3f} [{lint[0]:.3f}, {lint[1]:.3f}]",
+            f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]",
             f"{flops:.3g}",
-            f"{p.gpu_hours:.3g}" if p.gpu_hours else "-",
+            *([f"{p.gpu_hours:.3g}" if p.gpu_hours else "-"] if hours else []),
         )
     con.print(t)
     if sh_any := [p for p in r.plans if p.shape is not None]:
@@ -243,15 +355,18 @@ def _print_plan(r, fit_path) -> None:
         for p in sh_any:
             s = p.shape
             con.print(
-                f"  {p.variant}: N_opt {_si(p.N_opt)}, D_opt {_si(p.D_opt)}, L_opt {p.L_opt:.4f}; shape params "
+                f"  {p.variant}: N_opt {_si(p.N_opt)}, D_opt {_si(p.D_opt)}, L_opt {p.L_opt:.3f}; shape params "
                 f"{s.n_rel:+.1%}, tokens {s.d_rel:+.1%}, FLOPs at D_opt {s.flops_at_D_opt_rel:+.1%}"
                 + (f", FFN kept {s.ffn_fraction:.0%}" if s.ffn_fraction else "")
             )
     if len(r.plans) > 1 and r.p_beats is not None:
         con.print(
-            f"P({r.plans[0].variant} beats {r.plans[1].variant}) = {r.p_beats:.3f} over bootstrap samples "
-            f"({'paired: joint fit' if r.paired else 'independent fits'})"
+            f"P({r.plans[0].variant} beats {r.plans[1].variant}) = {r.p_beats:.3g} over bootstrap samples "
+            f"({r.pairing or ('paired samples' if r.paired else 'independent fits')})"
         )
+    if not hours and r.gpu and not r.gpu_hours:
+        why = next((p.throughput_source for p in r.plans if p.throughput_source), "")
+        con.print(f"GPU-hours not shown: {why or 'no throughput basis'}", highlight=False)
     for p in r.plans:
         rg = r.fitted_range.get(p.variant) or {}
         fr = ", ".join(
@@ -271,10 +386,10 @@ def _print_plan(r, fit_path) -> None:
         if p.inference:
             inf = p.inference
             con.print(
-                f"  with {inf['inference_tokens']:.3g} inference tokens: N is {inf['N_over_compute_optimal']:.2f}x the "
-                f"compute-optimal N, trained at {inf['tokens_per_param_over_compute_optimal']:.2f}x its tokens/param "
+                f"  with {inf['inference_tokens']:.3g} inference tokens: N is {inf['N_over_compute_optimal']:.3g}x the "
+                f"compute-optimal N, trained at {inf['tokens_per_param_over_compute_optimal']:.3g}x its tokens/param "
                 f"({inf['compute_optimal_tokens_per_param']:.3g}); loss with the compute-optimal N would be "
-                f"{inf['loss_if_compute_optimal_N']:.4f}"
+                f"{inf['loss_if_compute_optimal_N']:.3f}"
             )
         for n in p.notes:
             con.print(f"  note {p.variant}: {n}")
@@ -298,13 +413,14 @@ def _print_sweep(df, fit_path) -> None:
     ):
         t.add_column(col, justify="left" if col == "variant" else "right")
     for row in df.itertuples():
+        ok = bool(getattr(row, "identified", True))
         t.add_row(
             row.variant,
             f"{row.C:.3g}",
-            f"{_si(row.N_opt)} [{_si(row.N_lo)}, {_si(row.N_hi)}]",
-            f"{_si(row.D_opt)} [{_si(row.D_lo)}, {_si(row.D_hi)}]",
-            f"{row.D_opt / row.N_opt:.3g}",
-            f"{row.L_opt:.4f} [{row.L_lo:.4f}, {row.L_hi:.4f}]",
+            f"{_si(row.N_opt)} [{_si(row.N_lo)}, {_si(row.N_hi)}]" if ok else "(not identified)",
+            f"{_si(row.D_opt)} [{_si(row.D_lo)}, {_si(row.D_hi)}]" if ok else "-",
+            _g(row.D_opt / row.N_opt) if ok else "-",
+            f"{row.L_opt:.3f} [{row.L_lo:.3f}, {row.L_hi:.3f}]",
             "yes" if row.extrapolated else "",
         )
     con.print(t)

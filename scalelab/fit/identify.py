@@ -101,10 +101,17 @@ def chinchilla_gap(d: Design) -> str | None:
         mid = math.sqrt(lo * hi)
         return (
             f"{d.n_sizes} sizes at nearly one tokens-per-param ratio ({lo:.3g}-{hi:.3g}, {d.separation:.3g}x apart "
-            f"at a given size): N and D are confounded; add runs at {mid / 4:.2g}x and {mid * 2.5:.2g}x "
+            f"at a given size): N and D are confounded; add runs at {_nice(mid / 4):g}x and {_nice(mid * 2.5):g}x "
             "tokens/param to separate them"
         )
     return None
+
+
+def _nice(x: float) -> float:
+    """x rounded to 1, 2 or 5 times a power of ten."""
+    e = math.floor(math.log10(x))
+    m = x / 10**e
+    return min((1, 2, 5, 10), key=lambda c: abs(math.log(m / c))) * 10**e
 
 
 def choose(N, D, C, requested: str = "auto", fixed=(), group: str = "all") -> tuple[str, str, Design]:

@@ -145,6 +145,9 @@ def load_inputs(
             d_col = "D" if "D" in _csv_columns(paths[0]) or not flops_col else None
         if by is None:
             by = [group_col] if group_col else []
+        if run_col is None:  # a column named run or run_id is the bootstrap unit unless told otherwise
+            present = _csv_columns(paths[0])
+            run_col = next((c for c in ("run", "run_id") if c in present), None)
         numeric = [c for c in (n_col, d_col, loss_col, flops_col) if c]
         df = read_csv(paths, numeric, [c for c in (*by, run_col) if c])
         convention = "6ND"

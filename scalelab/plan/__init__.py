@@ -2,7 +2,6 @@
 optimum and the result objects live beside it. Never imports torch."""
 
 from scalelab.plan.planner import (  # noqa: F401
-    DEFAULT_MFU,
     EXTRAPOLATION_FACTOR,
     PEAK_FLOPS,
     Candidate,
@@ -15,6 +14,7 @@ from scalelab.plan.planner import (  # noqa: F401
     _jsonable,
     ffn_fraction,
     newest_fit,
+    pairing,
     plan_budget,
     sweep,
 )

@@ -29,7 +29,7 @@ import numpy as np
 
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
-from scalelab.fit import laws
+from scalelab.fit import identify, laws
 from scalelab.fit.results import GroupFit, as_fit, newest_fit  # noqa: F401  (newest_fit: re-exported)
 
 # re-exported: the planner's public names live here (docs/interfaces.md "Plan")
@@ -41,7 +41,7 @@ FRONTIER = laws.FORMS["frontier"].params  # E, K, gamma
 
 # Peak dense bf16 FLOP/s per accelerator (REFERENCE.md section 4). "cpu": use measured rates as they are.
 PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "cpu": None}
-DEFAULT_MFU = 0.4  # assumed when runs were measured on another device and carry no MFU
+# No MFU is ever assumed: GPU-hours need a measured throughput (the runs' tokens/s or MFU) or a stated --mfu.
 EXTRAPOLATION_FACTOR = 10.0
 
 
@@ -106,9 +106,9 @@ class Planner:
         self.skipped = [
             f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
             for g in groups
-            if g.form not in ("chinchilla", "frontier")
+            if g.form not in ("chinchilla", "frontier", "allocation")
         ]
-        self.groups = [g for g in groups if g.form in ("chinchilla", "frontier")]
+        self.groups = [g for g in groups if g.form in ("chinchilla", "frontier", "allocation")]
         if not self.groups:
             raise ScalelabError(
                 f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
@@ -173,9 +173,13 @@ class Planner:
         extrapolated = math.isfinite(cmax) and C > EXTRAPOLATION_FACTOR * cmax
         if g.form == "frontier":
             return self._allocate_frontier(g, C, fam, cmax, extrapolated)
+        if g.form == "allocation":
+            return self._allocate_power_laws(g, C, extrapolated)
         point = {k: g.params[k] for k in CHINCHILLA}
         N0, D0, L0, edge0 = optimum({k: np.array([v]) for k, v in point.items()}, fam, C, inference_tokens)
         N0, D0, L0 = float(N0[0]), float(D0[0]), float(L0[0])
+        # outside the data's plausible tokens/param the allocation is not a reading of the data: marked
+        why = identify.allocation_check(D0 / N0, identify.plausible_tpp(*_tpp_range(g)))
         if edge0[0] and isinstance(fam, ShapeFamily):
             if N0 <= math.exp(fam.log_n_bounds[0]) * 1.0001:
                 raise ScalelabError(
@@ -208,6 +212,10 @@ class Planner:
             L_samples=L,
             sample_ids=g.sample_ids,
         )
+        if why:
+            plan.identified = False
+            plan.notes.append(why)
+            return plan
         if shape and self.rules.get(g.name) is not None:
             plan.shape = self.choose_shape(g, plan, inference_tokens)
         return plan
@@ -245,6 +253,35 @@ class Planner:
             sample_ids=g.sample_ids,
         )
         return plan
+
+    def _allocate_power_laws(self, g: GroupFit, C: float, extrapolated: bool) -> VariantPlan:
+        """An approach 1/2 fit (form "allocation"): N_opt = kN C^a, D_opt = kD C^b (laws.allocation) with
+        intervals over its run-level bootstrap samples. No loss law: L_opt is NaN, no shape is chosen."""
+        pt = laws.allocation(g.params, C)
+        s = laws.allocation(g.sample_arrays(laws.ALLOCATION), C)
+        nan2 = (float("nan"), float("nan"))
+        return VariantPlan(
+            variant=g.variant,
+            group=g.name,
+            form=g.form,
+            C=C,
+            N_opt=float(pt["N_opt"]),
+            N_int=_interval(s["N_opt"], self.level),
+            D_opt=float(pt["D_opt"]),
+            D_int=_interval(s["D_opt"], self.level),
+            tokens_per_param=float(pt["tokens_per_param"]),
+            tpp_int=_interval(s["tokens_per_param"], self.level),
+            L_opt=float("nan"),
+            L_int=nan2,
+            L_pred_int=nan2,
+            extrapolated=extrapolated,
+            notes=[
+                f"approach {self.fit.meta.get('approach')} allocation N_opt = kN C^a, D_opt = kD C^b: "
+                "no loss law, so no predicted loss and no shape"
+            ],
+            L_samples=None,
+            sample_ids=g.sample_ids,
+        )
 
     def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
@@ -316,10 +353,8 @@ class Planner:
         if gpu not in PEAK_FLOPS:
             raise ScalelabError(f"unknown --gpu {gpu!r}: use one of {', '.join(PEAK_FLOPS)}")
         peak = PEAK_FLOPS[gpu]
-        if mfu is not None:
-            if peak is None:
-                raise ScalelabError("--mfu needs an accelerator with a known peak: use --gpu h100|h200|a100")
-            return peak * mfu, f"assumed MFU {mfu:.0%}"
+        if mfu is not None and peak is None:
+            raise ScalelabError("--mfu needs an accelerator with a known peak: use --gpu h100|h200|a100")
         rate = self._measured_rate(g)
         runs = sorted((r for r in g.runs if r.get("params")), key=lambda r: -float(r["params"]))[:3]
         devices = {str(r.get("device") or "").lower() for r in runs}
@@ -337,17 +372,19 @@ class Planner:
             if rate is None:
                 return None, "no measured throughput in the fit's runs"
             return rate, "measured (" + ", ".join(sorted(d for d in devices if d)) + ")"
-        if mfus:
-            return peak * float(np.median(mfus)), f"MFU {np.median(mfus):.0%} measured on {', '.join(sorted(devices))}"
+        if mfu is None and mfus:
+            return peak * float(np.median(mfus)), f"MFU {np.median(mfus):.3g} measured on {', '.join(sorted(devices))}"
+        if mfu is None:
+            return None, f"no throughput measured on {gpu} in the fit's runs: state one with --mfu (e.g. 0.4)"
         if rate is None:
-            return peak * DEFAULT_MFU, f"assumed MFU {DEFAULT_MFU:.0%} (no measurements in the runs)"
-        # measured elsewhere (e.g. CPU): keep each variant's speed relative to the fastest-per-FLOP dense run
+            return peak * mfu, f"stated MFU {mfu:.3g}"
+        # measured elsewhere (e.g. CPU): the stated MFU for dense, each variant's measured speed relative to dense
         ref = [self._measured_rate(h) for h in self.groups if h.variant.split("+")[0] == "dense"]
         ref = [r for r in ref if r]
         base = ref[0] if ref else rate
-        return peak * DEFAULT_MFU * rate / base, (
-            f"MFU {DEFAULT_MFU:.0%} assumed for dense, scaled by this "
-            f"variant's measured FLOP/s relative to dense ({rate / base:.2f}x)"
+        return peak * mfu * rate / base, (
+            f"stated MFU {mfu:.3g} for dense, scaled by this variant's measured FLOP/s relative to dense "
+            f"({rate / base:.3g}x)"
         )
 
     def _measured_rate(self, g: GroupFit) -> Optional[float]:
@@ -424,7 +461,8 @@ def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
 
 def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warnings: list[str], **kw) -> PlanResult:
     plans.sort(key=lambda p: p.L_opt)
-    p = _p_beats(plans[0], plans[1], planner.fit.paired) if len(plans) > 1 else None
+    ranked = len(plans) > 1 and all(q.L_samples is not None for q in plans[:2])  # allocation fits: no loss
+    p = _p_beats(plans[0], plans[1], planner.fit.paired) if ranked else None
     for pl in plans:
         cmax = planner.fit.groups[pl.group].c_range[1]
         if pl.extrapolated:
@@ -440,6 +478,7 @@ def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warn
         plans=plans,
         p_beats=p,
         paired=planner.fit.paired,
+        pairing=pairing(planner.fit),
         level=planner.level,
         convention=planner.fit.convention,
         fit_path=str(planner.fit.path) if planner.fit.path else None,
@@ -447,6 +486,33 @@ def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warn
         warnings=warnings,
         **kw,
     )
+
+
+def pairing(fit) -> str:
+    """How the winner's P(beats) pairs bootstrap samples, in words: only a joint fit is called one."""
+    m = fit.meta
+    if m.get("share_e") or m.get("share_exponents") or m.get("joint"):
+        return "paired: joint fit"
+    if fit.bootstrap["paired"]:
+        return "paired: the same resamples of shared runs"
+    if fit.paired:
+        return "paired: identical E samples sample by sample"
+    return "independent fits"
+
+
+def _tpp_range(g: GroupFit) -> tuple[float, float]:
+    """The fitted points' tokens per parameter: recorded by the fit (identification), else from its runs,
+    else the widest the N and D ranges allow."""
+    ident = g.extra.get("identification") or {}
+    if ident.get("tpp_min") and ident.get("tpp_max"):
+        return float(ident["tpp_min"]), float(ident["tpp_max"])
+    r = [float(x["tokens"]) / float(x["params"]) for x in g.runs if x.get("tokens") and x.get("params")]
+    if r:
+        return min(r), max(r)
+    rn, rd = (g.range or {}).get("N"), (g.range or {}).get("D")
+    if rn and rd:
+        return rd[0] / rn[1], rd[1] / rn[0]
+    return 0.0, math.inf
 
 
 def _unique_tokens(g: GroupFit, given: Optional[float]) -> Optional[float]:
@@ -493,6 +559,22 @@ def plan_budget(
         raise ScalelabError(f"--gpu-hours {gpu_hours} must be positive")
     if inference_tokens < 0:
         raise ScalelabError(f"--inference-tokens {inference_tokens} must be >= 0")
+    if target_loss is not None:
+        if not (target_loss > 0 and math.isfinite(target_loss)):
+            raise ScalelabError(f"--target-loss {target_loss:g} must be a positive loss in nats, e.g. 2.5")
+        alloc = [g.variant for g in planner.groups if g.form == "allocation"]
+        if alloc:
+            raise ScalelabError(
+                f"--target-loss needs a loss law, and {', '.join(alloc)} is an approach 1/2 allocation fit "
+                "(N_opt, D_opt only): plan with --flops, or fit with --approach 3"
+            )
+        below = [g for g in planner.groups if not target_loss > g.params.get("E", 0.0)]
+        if below:
+            g = max(below, key=lambda h: h.params["E"])
+            raise ScalelabError(
+                f"--target-loss {target_loss:g} is at or below {g.variant}'s fitted irreducible loss E = "
+                f"{g.params['E']:.3g}: no compute reaches it; choose a target above E (or leave {g.variant} out)"
+            )
     warnings: list[str] = []
     plans: list[VariantPlan] = []
     for g in planner.groups:
@@ -515,6 +597,8 @@ def plan_budget(
             pl.target = planner.compute_for_loss(g, target_loss)
             if rate:
                 pl.target["gpu_hours"] = pl.target["C"] / rate / 3600
+        if not rate and source:  # why no GPU-hours: said once by the table
+            pl.throughput_source = source
         if rate:
             pl.throughput, pl.throughput_source = rate, source
             pl.gpu_hours = pl.C / rate / 3600
@@ -590,7 +674,7 @@ def sweep(
             try:
                 p = planner.allocate(g, float(C), inference_tokens, shape=False, check_low=False)
             except ScalelabError:  # no buildable model at this budget: a gap in the table, not an error
-                rows.append(dict(variant=g.variant, C=float(C), extrapolated=True))
+                rows.append(dict(variant=g.variant, C=float(C), extrapolated=True, identified=False))
                 continue
             rows.append(
                 dict(
@@ -606,6 +690,7 @@ def sweep(
                     L_lo=p.L_int[0],
                     L_hi=p.L_int[1],
                     extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)),
+                    identified=bool(p.identified),
                 )
             )
     return pd.DataFrame(
@@ -623,5 +708,6 @@ def sweep(
             "L_lo",
             "L_hi",
             "extrapolated",
+            "identified",
         ],
     )

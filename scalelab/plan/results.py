@@ -84,6 +84,7 @@ class PlanResult:
     warnings: list[str]
     gpu: Optional[str] = None
     gpu_hours: Optional[float] = None
+    pairing: str = ""  # how p_beats pairs samples, in words (planner.pairing)
     inference_tokens: float = 0.0
     target_loss: Optional[float] = None
 
@@ -129,14 +130,19 @@ class PlanResult:
         lines = [f"Compute-optimal plan ({self.convention} FLOPs, {self.level:.0%} intervals)"]
         for p in self.plans:
             lines.append(
-                f"  {p.variant:<20} C={p.C:.3g} N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] "
-                f"D={p.D_opt:.3g} [{p.D_int[0]:.3g}, {p.D_int[1]:.3g}] L={p.L_opt:.4f} "
-                f"[{p.L_int[0]:.4f}, {p.L_int[1]:.4f}]"
+                f"  {p.variant:<20} C={p.C:.3g} "
+                + (
+                    f"N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] D={p.D_opt:.3g} [{p.D_int[0]:.3g}, "
+                    f"{p.D_int[1]:.3g}] "
+                    if p.identified
+                    else "N, D not identified "
+                )
+                + f"L={p.L_opt:.3f} [{p.L_int[0]:.3f}, {p.L_int[1]:.3f}]"
             )
         if self.p_beats is not None and len(self.plans) > 1:
             lines.append(
-                f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3f}"
-                f" ({'paired' if self.paired else 'independent'} samples)"
+                f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3g}"
+                f" ({self.pairing or ('paired samples' if self.paired else 'independent fits')})"
             )
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)

@@ -128,6 +128,8 @@ def test_plan_sweep_json(tmp_path):
         (["--flops", "1e21", "--gpu", "tpu"], "unknown --gpu"),
         (["--sweep", "1e19"], "C_MIN:C_MAX"),
         (["--flops", "1e21", "--gpu-hours", "10"], "not both"),
+        (["--target-loss", "-1"], "positive"),
+        (["--target-loss", "1.5"], "below chinchilla's fitted irreducible loss E = 1.82"),
     ],
 )
 def test_user_errors_one_line_exit_2(tmp_path, args, needle):
@@ -219,3 +221,21 @@ def test_fit_without_bootstrap_is_refused(tmp_path, chinchilla_path):
     assert r.exit_code == 2
     (line,) = r.stderr.strip().splitlines()
     assert "no usable bootstrap samples" in line or "no bootstrap samples" in line
+
+
+def test_pairing_words_and_no_assumed_gpu_hours(tmp_path):
+    """ "paired: joint fit" only for a joint fit; no GPU-hours without a measured or stated throughput."""
+    path = write_fit(tmp_path, groups=("dense", "lowrank-63"))
+    r = invoke(["plan", "--fit", str(path), "--flops", "1e21"], tmp_path)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "(independent fits)" in out and "joint fit" not in out
+    assert "h100-hours" not in out and "GPU-hours not shown" in out and "--mfu" in out
+    doc = json.loads(path.read_text())
+    doc["share_e"] = True
+    path.write_text(json.dumps(doc))
+    r = invoke(["plan", "--fit", str(path), "--flops", "1e21", "--mfu", "0.5"], tmp_path)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "(paired: joint fit)" in out and "h100-hours" in out
+    # stated MFU: hours = C / (0.5 x 989e12) / 3600, to 3 significant digits
+    assert f"{1e21 / (0.5 * 989e12) / 3600:.3g}" in out

@@ -221,9 +221,10 @@ def test_target_loss_inverts_the_frontier(epoch_fit):
     assert closed_form(EPOCH, C)[2] == pytest.approx(target, rel=1e-10)
     lo, hi = r.target["C_int"]
     assert lo < C < hi
-    # below E no budget suffices: every draw is unreachable
-    r2 = P.plan_budget(epoch_fit, target_loss=1.5)["chinchilla"]
-    assert math.isinf(r2.target["C"]) and r2.target["p_unreachable"] == 1.0
+    # at or below E no budget suffices, and a loss is positive: refused, naming E
+    for bad, needle in ((1.5, "E = 1.82"), (EPOCH["E"], "E = 1.82"), (-1.0, "positive"), (0.0, "positive")):
+        with pytest.raises(ScalelabError, match=needle):
+            P.plan_budget(epoch_fit, target_loss=bad)
 
 
 def test_sweep_columns_and_monotone(epoch_fit):
@@ -241,8 +242,9 @@ def test_sweep_columns_and_monotone(epoch_fit):
         "L_lo",
         "L_hi",
         "extrapolated",
+        "identified",
     ]
-    assert len(df) == 5
+    assert len(df) == 5 and df.identified.all()
     np.testing.assert_allclose(df.C, np.geomspace(1e19, 1e23, 5))
     N, D, L = closed_form(EPOCH, df.C.to_numpy())
     np.testing.assert_allclose(df.N_opt, N, rtol=1e-10)
@@ -648,6 +650,8 @@ def test_gpu_hours_cpu_measured_runs_scaled_to_gpu(tmp_path):
     r = P.plan_budget(path, 3e16, gpu="a100")
     rate_d = 2e5 * F.train_flops(cfgs["dense"][-1], 1.0)
     rate_l = 3e5 * F.train_flops(cfgs["lowrank-63"][-1], 1.0)
+    assert r["dense"].gpu_hours is None and r["dense"].throughput is None  # no MFU is assumed
+    r = P.plan_budget(path, 3e16, gpu="a100", mfu=0.4)  # a stated MFU for dense, relative speeds measured
     assert r["dense"].throughput == pytest.approx(0.4 * 312e12)
     assert r["lowrank-63"].throughput == pytest.approx(0.4 * 312e12 * rate_l / rate_d)
     # --gpu cpu: the measured rates as they are
