@@ -127,3 +127,16 @@ def test_check_refusals_are_one_line(base, tmp_path):
     assert invoke("fit", *paths, "--bootstrap", 0, "--out", nofit).exit_code == 0
     r = invoke("check", "--fit", nofit, *other)
     assert r.exit_code == 2 and "bootstrap" in r.stderr
+
+
+def test_plan_suggest_lists_runs_within_the_budget_that_narrow_the_interval(base):
+    d, paths, fit = base
+    budget = _c_max(paths)
+    r = invoke("plan", "--fit", fit, "--suggest", 2, "--suggest-flops", budget, "--suggest-bootstrap", 40, "--json")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert 1 <= len(s["suggested"]) <= 2
+    for c in s["suggested"]:
+        assert c["flops"] <= budget * (1 + 1e-9) and c["reduction"] > 0 and c["width"] < s["baseline_log_width"]
+    per_flop = [c["per_flop"] for c in s["suggested"]]
+    assert per_flop == sorted(per_flop, reverse=True)
