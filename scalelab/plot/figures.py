@@ -13,9 +13,7 @@ from scalelab.errors import ScalelabError
 from scalelab.fit import laws as fit_laws
 from scalelab.fit.results import FitResults
 from scalelab.plot import laws, style
-from scalelab.plot.inputs import Inputs
-
-LOSS_LABEL = "validation loss (nats/token)"
+from scalelab.plot.inputs import FIT_RUNS_SOURCE, Inputs
 
 
 class Skip(Exception):
@@ -29,6 +27,7 @@ class Context:
     style: str = "paper"
     colors: dict = field(default_factory=dict)
     markers: dict = field(default_factory=dict)
+    linestyles: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # per-figure remarks, reset by the driver
     _alloc_cache: dict = field(default_factory=dict)  # (c_min, c_max, n) -> planner sweep or its refusal
     _planner: object = None  # scalelab.plan.Planner on the fit, built by the first allocation
@@ -77,9 +76,13 @@ class Context:
 
 
 def variant_handle(ctx: Context, v: str):
+    """A group's legend entry: its colour, marker and line style."""
     from matplotlib.lines import Line2D
 
-    return Line2D([], [], color=ctx.colors[v], marker=ctx.markers[v], lw=1.0, markersize=4, label=v, gid=f"variant:{v}")
+    ls = ctx.linestyles.get(v, "-")
+    return Line2D(
+        [], [], color=ctx.colors[v], marker=ctx.markers[v], ls=ls, lw=1.0, markersize=4, label=v, gid=f"variant:{v}"
+    )
 
 
 def _panel_grid(n: int, single: bool) -> tuple[int, int]:
@@ -162,8 +165,9 @@ def frontier(ctx: Context, group: str, C: np.ndarray):
     return None
 
 
-def _split_extrapolated(ax, x, y, lo, hi, extrap, color, gid=None, lw=None, band_alpha=0.15):
-    """Solid inside the fitted range, dashed outside; band shaded throughout."""
+def _split_extrapolated(ax, x, y, lo, hi, extrap, color, gid=None, lw=None, band_alpha=0.15, ls="-", marker=None):
+    """The group's line style (`ls`, solid by default) inside the fitted range, dashed and lighter outside
+    (style.EXTRAPOLATION); band shaded throughout; `marker` every few points of the inside part."""
     extrap = np.asarray(extrap, bool)
     if np.isfinite(lo).any():
         ax.fill_between(x, lo, hi, color=color, alpha=band_alpha, lw=0, zorder=1)
@@ -172,10 +176,15 @@ def _split_extrapolated(ax, x, y, lo, hi, extrap, color, gid=None, lw=None, band
     grow = inside.copy()
     grow[1:] |= inside[:-1]
     grow[:-1] |= inside[1:]
-    for mask, ls in ((grow, "-"), (extrap, "--")):
+    for mask, line, alpha in ((grow, ls, 1.0), (extrap, style.EXTRAPOLATION, 0.6)):
         if mask.any():
             yy = np.where(mask, y, np.nan)
-            ax.plot(x, yy, ls=ls, color=color, lw=lw, zorder=3, gid=gid)
+            kw = {}
+            if marker:  # every sixth of the curve, on whichever piece holds it
+                every = np.arange(len(x))[:: max(len(x) // 6, 1)]
+                idx = [int(i) for i in every if (inside[i] if line is ls else extrap[i])]
+                kw = dict(marker=marker, markevery=idx, markersize=3.5) if idx else {}
+            ax.plot(x, yy, ls=line, color=color, lw=lw, zorder=3, gid=gid, alpha=alpha, **kw)
 
 
 def _legend_extras(band_label: str, with_extrap: bool = True):
@@ -184,7 +193,7 @@ def _legend_extras(band_label: str, with_extrap: bool = True):
 
     h = [Line2D([], [], color="0.3", lw=1.2, label="fitted law"), Patch(facecolor="0.3", alpha=0.25, label=band_label)]
     if with_extrap:
-        h.append(Line2D([], [], color="0.3", lw=1.2, ls="--", label="extrapolation"))
+        h.append(Line2D([], [], color="0.3", lw=1.2, ls=style.EXTRAPOLATION, alpha=0.6, label="extrapolation"))
     return h
 
 
@@ -203,7 +212,14 @@ def loss_vs_flops(ctx: Context):
     """Every run's validation curve against training FLOPs, final points, fitted frontier L*(C)."""
     runs = ctx.ok_runs()
     if runs is None:
-        raise Skip("needs run files (runs/*.parquet) for the training curves")
+        runs = _runs_from_points(ctx)
+    if runs is None:
+        raise Skip("needs run files (runs/*.parquet) or a table of points for the training curves")
+    lcol = _fit_loss_column(ctx)
+    if lcol != "val_loss" and lcol in runs.columns:  # the loss the fit read (e.g. train_loss), drawn as such
+        runs = runs.assign(val_loss=runs[lcol])
+    else:
+        lcol = "val_loss"
     ccol = laws.flops_column(ctx.fit)
     if ccol not in runs.columns or runs[ccol].isna().all():
         ctx.note(f"run files lack column {ccol!r}: x is the 'flops' column instead")
@@ -258,7 +274,9 @@ def loss_vs_flops(ctx: Context):
             if fr is None:
                 continue
             x, y, lo, hi, extrap = fr
-            _split_extrapolated(ax, x, y, lo, hi, extrap, ctx.colors[v], gid=f"variant:{v}", lw=1.3)
+            _split_extrapolated(
+                ax, x, y, lo, hi, extrap, ctx.colors[v], gid=f"variant:{v}", lw=1.3, ls=ctx.linestyles.get(v, "-")
+            )
             drawn = True
             if v not in variants:
                 handles.append(variant_handle(ctx, v))
@@ -275,7 +293,7 @@ def loss_vs_flops(ctx: Context):
     style.log_axis(ax, "x")
     style.ensure_decade_labels(ax, "x")
     ax.set_xlabel(laws.convention_label(ctx.fit.convention if ctx.fit else "flops"))
-    ax.set_ylabel(LOSS_LABEL)
+    ax.set_ylabel(laws.loss_label(lcol))
     from matplotlib.lines import Line2D
 
     handles.append(
@@ -293,6 +311,32 @@ def loss_vs_flops(ctx: Context):
     )
     _finish_legend(fig, handles)
     return fig
+
+
+def _fit_loss_column(ctx: Context) -> str:
+    if ctx.fit is None:
+        return "val_loss"
+    spec = ctx.fit.spec
+    return (spec.loss_col if spec is not None else ctx.fit.columns.get("loss")) or "val_loss"
+
+
+def _runs_from_points(ctx: Context):
+    """Run-store-like rows from a table of points (CSV input): each run's points as its curve, its
+    largest-D point as its final point. None without points."""
+    pts = ctx.inputs.points
+    if pts is None or not len(pts) or not np.isfinite(pts["C"].to_numpy(float)).any():
+        return None
+    if ctx.inputs.points_source == FIT_RUNS_SOURCE:  # one point per run: no curves to draw
+        return None
+    run = pts["run"].astype(str) if "run" in pts.columns and (pts["run"].astype(str) != "").all() else None
+    if run is None:  # no run column: every point its own run
+        run = pts["group"].astype(str) + "#" + pts.index.astype(str)
+    r = pts.assign(run_id=pts["group"].astype(str) + "/" + run, variant=pts["variant"].astype(str))
+    r = r.assign(params=r["N"], flops=r["C"], flops_6nd=r["C"], val_loss=r["loss"], step=r["D"], tokens=r["D"])
+    r = r.drop(columns=[c for c in ("budget", "status", "config") if c in r.columns])
+    r["final"] = r["D"] == r.groupby("run_id")["D"].transform("max")
+    ctx.note(f"curves: the points of each run of {ctx.inputs.points_source}")
+    return r
 
 
 def _curves(r, rows, ccol: str):
@@ -342,25 +386,51 @@ def _cooldown_fraction(r) -> float:
 
 
 def _final_points(ctx: Context):
-    """Final (N, D, C, loss) points per variant: run-store finals, else the fit file's runs."""
-    import pandas as pd
-
+    """(points, source, by): every fitted point per fit group (inputs.points: group, variant, N, D, C,
+    loss, run), else, without a fit, the run files' final rows per variant."""
+    pts = ctx.inputs.points
+    if pts is not None and len(pts):
+        for n in ctx.inputs.points_notes:
+            ctx.note(n)
+        return pts, ctx.inputs.points_source, "group"
     runs = ctx.ok_runs()
     if runs is not None:
         f = runs[runs["final"] & runs["val_loss"].notna()].copy()
         if len(f):
             f["loss"] = f["val_loss"]
-            return f, "run files"
+            f["group"] = f["variant"]
+            f["N"] = f["params"]
+            return f, "run files' final rows", "variant"
+    raise Skip("needs points: run files with `final` rows, a CSV table, or a fit file listing its runs")
+
+
+def loss_label(ctx: Context) -> str:
+    """The loss axis label, from the loss column the fit read (run files without a fit: val_loss)."""
+    col = None
     if ctx.fit is not None:
-        frames = []
-        for g in ctx.fit:
-            r = pd.DataFrame(g.runs)
-            if len(r):
-                r["variant"] = g.variant
-                frames.append(r)
-        if frames:
-            return pd.concat(frames, ignore_index=True), "fit file runs"
-    raise Skip("needs final points: run files with `final` rows, or a fit file listing its runs")
+        spec = ctx.fit.spec
+        col = spec.loss_col if spec is not None else ctx.fit.columns.get("loss")
+    return laws.loss_label(col or ("val_loss" if ctx.runs is not None else "loss"))
+
+
+def _loss_label_of(ctx: Context, lcol: str) -> str:
+    return laws.loss_label(lcol)
+
+
+def use_log_loss(spans) -> bool:
+    """A log loss axis when any panel's values span more than a factor of 2 (LOG_LOSS_SPAN)."""
+    return any(hi > LOG_LOSS_SPAN * lo for lo, hi in spans if lo > 0)
+
+
+LOG_LOSS_SPAN = 2.0
+
+
+def _loss_limits(lo: float, hi: float, log: bool, pad: float = 0.08) -> tuple[float, float]:
+    if log:
+        r = (hi / lo) ** pad if hi > lo else 1.05
+        return lo / r, hi * r
+    d = (hi - lo) * pad or 0.05 * hi
+    return lo - d, hi + d
 
 
 @dataclass
@@ -419,49 +489,47 @@ def _cluster(x: np.ndarray, tol: float = 1.1):
 
 
 def loss_vs_params(ctx: Context):
-    """Loss vs parameters at fixed token budgets (or IsoFLOP slices), fitted law overlaid."""
+    """Loss vs parameters at fixed token budgets (or IsoFLOP slices), one panel per fit group (per variant
+    without a fit), every fitted point, the law solid over each slice's points and dashed beyond; each
+    panel's own y range (the data's), a log loss axis when a panel's loss spans more than 2x."""
     from matplotlib.lines import Line2D
 
-    pts, src = _final_points(ctx)
-    variants = style.sort_variants(pts["variant"])
-    nrows, ncols = _panel_grid(len(variants), ctx.single())
-    aspect = (0.8 if ctx.single() else 0.42) * nrows
+    pts, src, by = _final_points(ctx)
+    law_groups = set(ctx.groups(("chinchilla", "frontier"))) if ctx.fit is not None else set()
+    if by == "group" and ctx.fit is not None:
+        panels = [g for g in ctx.groups() if g in set(pts["group"])]
+    else:
+        panels = style.sort_variants(pts["group"])
+    if not panels:
+        raise Skip("no fitted points for the fit's groups")
+    variant = {p: (ctx.variant_of(p) if by == "group" and ctx.fit is not None else p) for p in panels}
+    nrows, ncols = _panel_grid(len(panels), ctx.single())
+    aspect = (1.0 if ctx.single() else 0.42) * nrows
     if ncols == 1 and not ctx.single():
         aspect = 0.5
-    fig, axs = style.new_figure(ctx.width, aspect, nrows, ncols, sharey=True)
-    group_of = {}
-    if ctx.fit is not None:
-        for g in ctx.groups(("chinchilla", "frontier")):
-            group_of.setdefault(ctx.variant_of(g), g)
-    ncol_all = ctx.fit.groups[next(iter(group_of.values()))].n_column if group_of else "params"
-    if ncol_all not in pts.columns:
-        ncol_all = "params"
+    fig, axs = style.new_figure(ctx.width, aspect, nrows, ncols)
+    ncol_all = "N"
     sl = _slices(pts, ncol_all)
     nsl = len(sl.values)
-    law_drawn = False
-    for i, v in enumerate(variants):
+    spans = [(float(pts[pts["group"] == p]["loss"].min()), float(pts[pts["group"] == p]["loss"].max())) for p in panels]
+    log = use_log_loss(spans)
+    law_drawn = extrap_drawn = False
+    for i, (panel, (ylo, yhi)) in enumerate(zip(panels, spans)):
         ax = axs[i // ncols, i % ncols]
-        pv = pts[pts["variant"] == v]
-        g = group_of.get(v)
+        pv = pts[pts["group"] == panel]
+        v = variant[panel]
+        g = panel if panel in law_groups else None
         nmin, nmax = float(pv[ncol_all].min()), float(pv[ncol_all].max())
-        Ngrid = np.logspace(np.log10(nmin / 1.3), np.log10(nmax * 1.3), 50)
-        for j, (label, val) in enumerate(zip(sl.labels, sl.values)):
+        Ngrid = np.logspace(np.log10(nmin / 1.3), np.log10(nmax * 1.3), 60)
+        for j, val in enumerate(sl.values):
             p = pv[sl.index[pv.index] == j]
             if p.empty:
                 continue
-            t = j / max(nsl - 1, 1)
-            c = style.shade(ctx.colors[v], 0.25 + 0.75 * t, lightest=0.7)
-            ls = style.LINESTYLES[j % len(style.LINESTYLES)]
+            c = style.shade(ctx.colors[v], 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
             ax.scatter(
-                p[ncol_all],
-                p["loss"],
-                marker=ctx.markers[v],
-                s=16,
-                facecolor=c,
-                edgecolor=ctx.colors[v],
-                linewidths=0.5,
-                zorder=4,
-            )
+                p[ncol_all], p["loss"], marker=ctx.markers[v], s=12, facecolor=c, edgecolor=ctx.colors[v],
+                linewidths=0.5, zorder=4, gid=f"points:{panel}",
+            )  # fmt: skip
             if g is None:
                 continue
             # D along the slice as a function of the plotted N
@@ -473,48 +541,54 @@ def loss_vs_params(ctx: Context):
             if curve is None:
                 continue
             y, lo, hi = curve
+            inside = (Ngrid >= float(p[ncol_all].min()) / 1.02) & (Ngrid <= float(p[ncol_all].max()) * 1.02)
             if np.isfinite(lo).any():
-                ax.fill_between(Ngrid, lo, hi, color=c, alpha=0.12, lw=0, zorder=1)
-            ax.plot(Ngrid, y, color=c, ls=ls, lw=1.0, zorder=3)
+                ax.fill_between(Ngrid, np.where(inside, lo, np.nan), np.where(inside, hi, np.nan), color=c,
+                                alpha=0.15, lw=0, zorder=1)  # fmt: skip
+            _split_extrapolated(ax, Ngrid, y, lo * np.nan, hi * np.nan, ~inside, c, gid=f"law:{panel}")
             law_drawn = True
-        ax.set_title(v + ("" if g else " (no fit)"), color="black")
+            extrap_drawn |= bool((~inside).any())
+        ax.set_title(panel + ("" if g or ctx.fit is None else " (no L(N, D) law)"), color="black")
         style.log_axis(ax, "x")
         ax.set_xlim(Ngrid[0], Ngrid[-1])
         style.ensure_decade_labels(ax, "x")
-        ax.set_xlabel("parameters N" + (" (non-embedding)" if ncol_all == "params_nonembed" else ""))
-        ax.set_ylabel(LOSS_LABEL)
-        ax.tick_params(labelleft=True)
-    spare = [axs[j // ncols, j % ncols] for j in range(len(variants), nrows * ncols)]
+        # the panel's own range: its points decide it, the law beyond them is clipped, never stretches it
+        if log:
+            style.log_axis(ax, "y")
+        ax.set_ylim(*_loss_limits(ylo, yhi, log))
+        if log:
+            style.ensure_decade_labels(ax, "y")
+        ax.set_xlabel("parameters N" + (" (non-embedding)" if _n_is_nonembed(ctx) else ""))
+        ax.set_ylabel(loss_label(ctx) + (" (log scale)" if log else ""))
+    spare = [axs[j // ncols, j % ncols] for j in range(len(panels), nrows * ncols)]
     for ax in spare:
         ax.axis("off")  # the first spare panel holds the legend; the rest stay blank
     if ctx.fit is None:
         ctx.note("no fit given: points only, no law overlaid")
-    handles = [variant_handle(ctx, v) for v in variants]
+    handles = [variant_handle(ctx, v) for v in dict.fromkeys(variant.values())]
     for j, label in enumerate(sl.labels):
         grey = style.shade("#000000", 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=grey,
-                ls=style.LINESTYLES[j % len(style.LINESTYLES)],
-                lw=1.0,
-                marker="o",
-                markersize=3,
-                label=label,
-            )
-        )
+        handles.append(Line2D([], [], color=grey, ls="", marker="o", markersize=3, label=label))
     if law_drawn:
         from matplotlib.patches import Patch
 
+        handles.append(Line2D([], [], color="0.3", lw=1.0, label="law over the slice's points"))
+        if extrap_drawn:
+            handles.append(
+                Line2D([], [], color="0.3", lw=1.0, ls=style.EXTRAPOLATION, alpha=0.6, label="law beyond them")
+            )
         handles.append(Patch(facecolor="0.3", alpha=0.25, label=_band_label(ctx)))
     if spare:
         spare[0].legend(handles, [h.get_label() for h in handles], loc="center", frameon=True)
     else:
         _finish_legend(fig, handles)
     kind = "fixed tokens-per-parameter budgets" if sl.kind == "ratio" else "IsoFLOP slices"
-    ctx.note(f"points from the {src}, in {kind}; lines: the fitted law along each slice")
+    ctx.note(f"{len(pts)} points from {src}, in {kind}; lines: the fitted law along each slice")
     return fig
+
+
+def _n_is_nonembed(ctx: Context) -> bool:
+    return ctx.fit is not None and any(g.n_column == "params_nonembed" for g in ctx.fit)
 
 
 def _param_map(pv, xcol: str, ycol: str):
@@ -579,6 +653,8 @@ def compute_optimal(ctx: Context):
                 ctx.colors[v],
                 gid=f"variant:{v}",
                 lw=1.3,
+                ls=ctx.linestyles.get(v, "-"),
+                marker=ctx.markers[v],
             )
     for ax, lab in ((axN, r"compute-optimal parameters $N_{\rm opt}$"), (axD, r"compute-optimal tokens $D_{\rm opt}$")):
         style.log_axis(ax, "x")
@@ -651,31 +727,98 @@ def _differences(ctx: Context, groups: list[str]):
     return out
 
 
+def _interval(ax, est, lo, hi, y, color, marker, gid, horizontal=True):
+    """A point estimate with its interval drawn as a bar from lo to hi: a percentile bootstrap interval
+    need not contain the point estimate, so the bar is not drawn as +/- errors around it."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        seg = ([lo, hi], [y, y]) if horizontal else ([y, y], [lo, hi])
+        ax.plot(*seg, color=color, lw=1.0, zorder=2, gid=gid, solid_capstyle="butt")
+        cap = "|" if horizontal else "_"
+        ax.plot(
+            *(([lo, hi], [y, y]) if horizontal else ([y, y], [lo, hi])), ls="", marker=cap, ms=4, color=color, zorder=2
+        )
+    if np.isfinite(est):
+        xy = ([est], [y]) if horizontal else ([y], [est])
+        ax.plot(*xy, ls="", marker=marker, ms=4, color=color, zorder=3, gid=gid)
+
+
+def _multipliers(ctx: Context) -> list:
+    """The fit's compute multipliers per comparison (docs/interfaces.md "Fit file", comparisons[].multiplier):
+    [(b group, a group, rows)], rows as recorded: {C, est, lo, hi, extrapolated, frac_unreachable}."""
+    out = []
+    for comp in ctx.fit.comparisons:
+        rows = comp.get("multiplier")
+        a, b = comp.get("a"), comp.get("b")
+        if isinstance(rows, list) and rows and a in ctx.fit.groups and b in ctx.fit.groups:
+            out.append((b, a, [r for r in rows if isinstance(r, dict) and r.get("C")]))
+    return [m for m in out if m[2]]
+
+
+def _multiplier_panel(ctx: Context, ax, mults: list) -> None:
+    """Multiplier of each variant vs its reference at each recorded budget, with its interval; 1 = parity.
+    Hollow: extrapolated budget; a triangle at the top: the variant never reaches the reference's loss."""
+    budgets = sorted({float(r["C"]) for _, _, rows in mults for r in rows})
+    nb = len(mults)
+    unreachable = []
+    for i, (b, a, rows) in enumerate(mults):
+        v = ctx.variant_of(b)
+        for r in rows:
+            C = float(r["C"])
+            x = C * 10 ** ((i - (nb - 1) / 2) * 0.06)  # side by side at each budget (log x)
+            est, lo, hi = (np.nan if r.get(k) is None else float(r[k]) for k in ("est", "lo", "hi"))
+            if not np.isfinite(est):
+                unreachable.append(f"{v} at {C:.1e}")
+                continue
+            hi = hi if np.isfinite(hi) else np.nan
+            _interval(ax, est, lo, hi, x, ctx.colors[v], ctx.markers[v], f"variant:{v}", horizontal=False)
+            if r.get("extrapolated"):
+                ax.plot([x], [est], ls="", marker=ctx.markers[v], ms=4, mfc="white", mec=ctx.colors[v], zorder=4)
+    ax.axhline(1.0, color="0.3", lw=0.8, zorder=1)
+    style.log_axis(ax, "x")
+    style.log_axis(ax, "y")
+    ax.set_xlim(budgets[0] / 3, budgets[-1] * 3)
+    style.ensure_decade_labels(ax, "x")
+    style.ensure_decade_labels(ax, "y")
+    refs = sorted({ctx.variant_of(a) for _, a, _ in mults})
+    ax.set_xlabel(laws.convention_label(ctx.fit.convention) + ": budget")
+    ax.set_ylabel(f"compute multiplier vs {', '.join(refs)}\n(< 1: reaches its loss with less)")
+    if unreachable:
+        ctx.note(f"never reaches the reference's loss (no multiplier): {', '.join(unreachable)}")
+    if any(r.get("extrapolated") for _, _, rows in mults for r in rows):
+        ctx.note("multipliers at budgets outside the fitted FLOPs range drawn hollow (extrapolated)")
+
+
 def exponents(ctx: Context):
-    """Forest plot of alpha, beta, a per variant; differences against dense when compared."""
+    """Forest plot of alpha, beta, a per variant; differences against dense when compared; the compute
+    multiplier of each variant vs its reference at each budget where the fit records them."""
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
     groups = ctx.groups(("chinchilla",))
-    if len({ctx.variant_of(g) for g in groups}) < 2:
+    mults = _multipliers(ctx)
+    forest_ok = len({ctx.variant_of(g) for g in groups}) >= 2
+    if not forest_ok and not mults:
         only = ", ".join(ctx.variant_of(g) for g in groups) or "none"
         raise Skip(
-            f"a forest plot compares variants; the fit has fewer than two L(N, D) variants ({only}): "
-            "read the exponents from `scalelab fit`'s table"
+            f"a forest plot compares variants; the fit has fewer than two L(N, D) variants ({only}) and no "
+            "compute multipliers: read the exponents from `scalelab fit`'s table"
         )
-    diffs = _differences(ctx, groups)
+    if not mults:
+        ctx.note("no compute multipliers in the fit's comparisons (refit with a scalelab that records them)")
+    diffs = _differences(ctx, groups) if forest_ok else {}
     names = ["alpha", "beta", "a"]
-    variants = [ctx.variant_of(g) for g in groups]
-    nv = len(variants)
-    two = bool(diffs)
+    variants = [ctx.variant_of(g) for g in groups] if forest_ok else []
+    nv = max(len(variants), 1)
+    kinds = (["forest"] if forest_ok else []) + (["diff"] if diffs else []) + (["mult"] if mults else [])
+    npan = len(kinds)
     single = ctx.single()
-    rows_h = 0.3 + 0.085 * nv * 3
+    rows_h = max(0.3 + 0.085 * nv * 3, 1.6 if "mult" in kinds else 0)
     fig, axs = style.new_figure(
         ctx.width,
-        (rows_h * (2 if two else 1)) / 3.5 if single else rows_h / 7 * 1.6,
-        2 if (two and single) else 1,
-        2 if (two and not single) else 1,
+        (rows_h * npan) / 3.5 if single else rows_h / 7 * 1.6 * (1 if npan < 3 else 0.8),
+        npan if single else 1,
+        1 if single else npan,
     )
-    ax = axs.flat[0]
+    panel = dict(zip(kinds, axs.flat))
     step = 0.8 / max(nv, 1)
 
     def forest(ax, est_of, vs, xlabel):
@@ -686,19 +829,7 @@ def exponents(ctx: Context):
                     continue
                 est, lo, hi = e
                 y = pi + (vi - (len(vs) - 1) / 2) * step
-                err = None if not np.isfinite(lo) else [[est - lo], [hi - est]]
-                ax.errorbar(
-                    [est],
-                    [y],
-                    xerr=err,
-                    fmt=ctx.markers[v],
-                    color=ctx.colors[v],
-                    ms=4,
-                    elinewidth=1.0,
-                    capsize=2,
-                    zorder=3,
-                    gid=f"variant:{v}",
-                )
+                _interval(ax, est, lo, hi, y, ctx.colors[v], ctx.markers[v], f"variant:{v}")
         ax.set_yticks(range(len(names)), [PARAM_LABELS[n] for n in names])
         ax.set_ylim(len(names) - 0.5, -0.5)
         ax.set_xlabel(xlabel)
@@ -708,15 +839,24 @@ def exponents(ctx: Context):
             ax.axhline(k + 0.5, color="0.85", lw=0.5, zorder=0)
 
     by_v = dict(zip(variants, groups))
-    forest(ax, lambda v, n: _estimate(ctx, by_v[v], n), variants, f"estimate ({ctx.fit.level:.0%} bootstrap interval)")
-    if two:
-        ax2 = axs.flat[1]
+    if forest_ok:
+        forest(
+            panel["forest"],
+            lambda v, n: _estimate(ctx, by_v[v], n),
+            variants,
+            f"estimate ({ctx.fit.level:.0%} bootstrap interval)",
+        )
+    if diffs:
+        ax2 = panel["diff"]
         dv = [v for v in variants if v in diffs]
         forest(ax2, lambda v, n: diffs[v].get(n), dv, "difference vs dense (variant - dense)")
         ax2.axvline(0, color="0.3", lw=0.8, zorder=1)
-    else:
+    elif forest_ok:
         ctx.note("no comparison against dense in the fit: differences not drawn")
-    _finish_legend(fig, [variant_handle(ctx, v) for v in variants])
+    if mults:
+        _multiplier_panel(ctx, panel["mult"], mults)
+    shown = list(dict.fromkeys(variants + [ctx.variant_of(x) for m in mults for x in m[:2]]))
+    _finish_legend(fig, [variant_handle(ctx, v) for v in style.sort_variants(shown)])
     return fig
 
 
@@ -732,42 +872,15 @@ def _predict(form: str, p: dict, N, D, C):
 
 
 def _group_points(ctx: Context, g: str, runs):
-    """A group's (N, D, C, loss) points: the run files' final rows of the group's key when given
-    (every WSD branch), else the fit file's runs list (one point per run)."""
-    import pandas as pd
-
-    grp = ctx.fit.groups[g]
-    ncol = grp.n_column
-    ccol = laws.flops_column(ctx.fit)
-    if runs is not None:
-        key = grp.key or {"variant": grp.variant}
-        m = runs["final"] & runs["val_loss"].notna()
-        for col, val in key.items():
-            if col in runs.columns:
-                m &= runs[col].astype(str) == str(val)
-        r = runs[m]
-        if len(r) and {ncol, "tokens", ccol} <= set(r.columns):
-            return pd.DataFrame(
-                {
-                    "N": r[ncol].to_numpy(float),
-                    "D": r["tokens"].to_numpy(float),
-                    "C": r[ccol].to_numpy(float),
-                    "loss": r["val_loss"].to_numpy(float),
-                    "run_id": r["run_id"].astype(str).to_numpy(),
-                }
-            )
-    f = pd.DataFrame(grp.runs)
-    if f.empty or "loss" not in f.columns:
+    """A group's (N, D, C, loss) points: every fitted point (inputs.points: read through the fit's columns
+    from the data files, else the fit file's runs list, one point per run)."""
+    pts = ctx.inputs.points
+    if pts is None:
         return None
-    return pd.DataFrame(
-        {
-            "N": f["params"].astype(float),
-            "D": f["tokens"].astype(float),
-            "C": f["flops"].astype(float) if "flops" in f else np.nan,
-            "loss": f["loss"].astype(float),
-            "run_id": f["run_id"].astype(str) if "run_id" in f else "",
-        }
-    )
+    p = pts[pts["group"] == g]
+    if p.empty:
+        return None
+    return p[["N", "D", "C", "loss", "run"]].rename(columns={"run": "run_id"}).reset_index(drop=True)
 
 
 def diagnostics(ctx: Context):
@@ -777,11 +890,12 @@ def diagnostics(ctx: Context):
 
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
-    runs = ctx.ok_runs()
     frames = []
+    for n in ctx.inputs.points_notes:
+        ctx.note(n)
     for g in ctx.groups():
         grp = ctx.fit.groups[g]
-        pts = _group_points(ctx, g, runs)
+        pts = _group_points(ctx, g, None)
         if pts is None or pts.empty:
             ctx.note(f"group {g}: no points to compare with")
             continue
@@ -812,28 +926,39 @@ def diagnostics(ctx: Context):
     fig, axs = style.new_figure(ctx.width, 1.6 if single else 0.42, 2 if single else 1, 1 if single else 2)
     ax1, ax2 = axs.flat
     lim = [min(d["loss"].min(), d["pred"].min()), max(d["loss"].max(), d["pred"].max())]
-    pad = 0.07 * (lim[1] - lim[0] or 1)
-    ax1.plot([lim[0] - pad, lim[1] + pad], [lim[0] - pad, lim[1] + pad], color="0.5", lw=0.8, ls="--", zorder=1)
+    log = use_log_loss([lim])
+    lim = _loss_limits(lim[0], lim[1], log, pad=0.06)
+    ax1.plot(lim, lim, color="0.5", lw=0.8, ls="--", zorder=1)
     ax2.axhline(0, color="0.5", lw=0.8, ls="--", zorder=1)
     variants = style.sort_variants(d["variant"])
+    dense_cloud = len(d) > 200  # many points: smaller, translucent markers so that groups stay visible
     for v in variants:
         dv = d[d["variant"] == v]
         for held, sub in dv.groupby("held_out"):
             kw = dict(
                 marker=ctx.markers[v],
-                s=24 if held else 14,
+                s=(14 if dense_cloud else 24) if held else (5 if dense_cloud else 14),
+                alpha=0.6 if dense_cloud and not held else 1.0,
                 linewidths=0.9 if held else 0.4,
                 edgecolor=ctx.colors[v],
                 facecolor="white" if held else ctx.colors[v],
                 zorder=4 if held else 3,
+                gid=f"{'held' if held else 'fitted'}:{v}",
             )
             ax1.scatter(sub["pred"], sub["loss"], **kw)
             ax2.scatter(sub["N"], sub["rel"], **kw)
-    ax1.set_xlim(lim[0] - pad, lim[1] + pad)
-    ax1.set_ylim(lim[0] - pad, lim[1] + pad)
+    if log:
+        style.log_axis(ax1, "x")
+        style.log_axis(ax1, "y")
+    ax1.set_xlim(*lim)
+    ax1.set_ylim(*lim)
+    if log:
+        style.ensure_decade_labels(ax1, "x")
+        style.ensure_decade_labels(ax1, "y")
     ax1.set_aspect("equal", adjustable="box")
-    ax1.set_xlabel("predicted loss (nats/token)")
-    ax1.set_ylabel("observed loss (nats/token)")
+    label = loss_label(ctx)
+    ax1.set_xlabel(f"predicted {label}" + (" (log scale)" if log else ""))
+    ax1.set_ylabel(f"observed {label}" + (" (log scale)" if log else ""))
     style.log_axis(ax2, "x")
     style.ensure_decade_labels(ax2, "x")
     ax2.set_xlabel("parameters N")
@@ -841,7 +966,8 @@ def diagnostics(ctx: Context):
     from matplotlib.lines import Line2D
 
     handles = [variant_handle(ctx, v) for v in variants]
-    handles.append(Line2D([], [], ls="", marker="o", color="0.3", markersize=4, label="fitted point"))
+    n_fit = int((~d["held_out"]).sum())
+    handles.append(Line2D([], [], ls="", marker="o", color="0.3", markersize=4, label=f"fitted points ({n_fit})"))
     if d["held_out"].any():
         handles.append(
             Line2D(

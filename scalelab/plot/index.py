@@ -38,6 +38,7 @@ def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only
         style=style_name,
         colors=style.variant_colors(variants),
         markers=style.variant_markers(variants),
+        linestyles=style.variant_linestyles(variants),
     )
     with plt.rc_context(style.rc_params(style_name)):
         for name, fn, desc in FIGURES:
@@ -121,7 +122,10 @@ def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style
         lines.append("")
     colors = style.variant_colors(inputs.variants())
     markers = style.variant_markers(inputs.variants())
-    lines += ["## Variants", "", "| variant | colour | marker |", "| --- | --- | --- |"]
-    lines += [f"| {v} | `{colors[v]}` | `{markers[v]}` |" for v in style.sort_variants(inputs.variants())]
+    styles = style.variant_linestyles(inputs.variants())
+    lines += ["## Variants", "", "| variant | colour | marker | line style |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {v} | `{colors[v]}` | `{markers[v]}` | `{styles[v]}` |" for v in style.sort_variants(inputs.variants())
+    ]
     text = "\n".join(lines) + "\n"
     atomic_write_text(path, text)

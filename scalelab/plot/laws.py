@@ -45,3 +45,16 @@ def convention_label(convention: str) -> str:
     if c in ("flops_6nd", "6nd"):
         return "training compute C = 6ND (FLOPs)"
     return "training compute C (FLOPs, 3 x forward)"
+
+
+LOSS_LABELS = {
+    "val_loss": "validation loss (nats/token)",
+    "train_loss": "training loss (nats/token)",
+    "loss": "loss",
+}
+
+
+def loss_label(column: str) -> str:
+    """The loss axis label for the loss column a fit read: the run store's val_loss and train_loss by name,
+    any other column as itself (its unit is whatever the table holds)."""
+    return LOSS_LABELS.get(column, f"loss ({column})")

@@ -1,8 +1,10 @@
 """Look and size of every scalelab figure: palette, markers, fonts, widths, log axes, saving.
 
-One colour and one marker per variant, the same in every figure of one `scalelab plot` call:
-Okabe-Ito (colour-blind safe), dense always black, the other variants in sorted-name order.
-Markers differ per variant so that a greyscale print still tells them apart.
+One colour, one marker and one line style per variant (or fit group), the same in every figure of one
+`scalelab plot` call: Okabe-Ito (colour-blind safe) then Paul Tol's muted set, 16 distinct colours, dense
+always black, the others in sorted-name order. Markers and line styles differ per variant as well, so that
+a greyscale print still tells up to 16 groups apart. Dashed is kept for extrapolation (the law beyond the
+fitted data), so no group is drawn dashed.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from scalelab.fileio import atomic_write
 # Okabe & Ito (2008) "Color Universal Design". Dense is the reference: always black.
 DENSE_COLOR = "#000000"
 OKABE_ITO = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442"]
+# Tol (2021) "muted", for groups 8 to 16; its pale grey is left out (it reads as a missing value).
+TOL_MUTED = ["#332288", "#882255", "#117733", "#999933", "#aa4499", "#88ccee", "#44aa99", "#cc6677", "#ddcc77"]
+PALETTE = OKABE_ITO + TOL_MUTED  # 16 distinct colours besides dense's black
 DENSE_MARKER = "o"
-MARKERS = ["s", "^", "D", "v", "P", "X", "<", ">", "*", "h"]
-LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p", "H", "d"]  # 13: pairs with 4 styles repeat at 52
+DENSE_LINESTYLE = "-"
+# Group line styles: solid, dotted, dash-dot, dash-dot-dot. Plain dashes ("--") mean extrapolation.
+LINESTYLES = ["-", ":", "-.", (0, (4, 1.2, 1, 1.2, 1, 1.2))]
+EXTRAPOLATION = "--"
 
 WIDTHS_IN = {"single": 3.5, "double": 7.0}  # journal column widths
 STYLES = ("paper", "slides")
@@ -41,13 +49,20 @@ def _by_variant(variants: Iterable[str], cycle: Sequence[str], dense_value: str)
 
 
 def variant_colors(variants: Iterable[str]) -> dict[str, str]:
-    """Variant -> hex colour. Deterministic: dense black, others Okabe-Ito by sorted name."""
-    return _by_variant(variants, OKABE_ITO, DENSE_COLOR)
+    """Variant -> hex colour. Deterministic: dense black, others Okabe-Ito then Tol muted by sorted name
+    (16 distinct colours; a 17th group repeats the first)."""
+    return _by_variant(variants, PALETTE, DENSE_COLOR)
 
 
 def variant_markers(variants: Iterable[str]) -> dict[str, str]:
     """Variant -> matplotlib marker, same ordering rule as the colours."""
     return _by_variant(variants, MARKERS, DENSE_MARKER)
+
+
+def variant_linestyles(variants: Iterable[str]) -> dict:
+    """Variant -> matplotlib line style (never plain dashes: those mark extrapolation), same ordering rule.
+    With 13 markers and 4 styles, (marker, style) pairs stay distinct for 52 groups."""
+    return _by_variant(variants, LINESTYLES, DENSE_LINESTYLE)
 
 
 def shade(color: str, t: float, lightest: float = 0.65) -> tuple:
