@@ -93,7 +93,6 @@ def run(
     last checkpoint. Two processes on the same grid share the work (a lock per run).
     """
     from rich.console import Console
-    from rich.table import Table
 
     from scalelab.grid import Grid
 
@@ -142,6 +141,27 @@ def run(
             )
             ex.tensorboard = None
     sums = run_grid(g, out, executor=ex, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+    try:
+        _report(g, out, ex, sums, as_json, console)
+    finally:
+        _exit_if_failed(sums)
+
+
+def _exit_if_failed(sums) -> None:
+    """Exit 1 after the grid when any run failed, naming each and its log (or error), so that scripts and
+    job schedulers can tell a grid with a crashed run from a finished one."""
+    failed = [s for s in sums if s.state == "failed"]
+    if failed:
+        where = "; ".join(f"{s.run.run_id} ({s.run.variant} d{s.run.model.d_model}): {s.detail}" for s in failed)
+        typer.echo(f"error: {len(failed)} of {len(sums)} run(s) failed: {where}", err=True)
+        raise typer.Exit(1)
+
+
+def _report(g, out, ex, sums, as_json: bool, console) -> None:
+    from rich.table import Table
+
+    from scalelab.run import executors
+
     if not isinstance(ex, executors.InProcess):  # worker outcomes: state and where to look
         rows = [
             dict(
@@ -194,7 +214,10 @@ def run(
             s.state,
         )
     console.print(t)
-    n = {k: sum(1 for s in sums if s.state == k) for k in ("trained", "skipped", "busy", "diverged", "interrupted")}
+    n = {
+        k: sum(1 for s in sums if s.state == k)
+        for k in ("trained", "skipped", "busy", "diverged", "interrupted", "failed")
+    }
     console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + f". Next: scalelab fit {out}/*.parquet")
 
 

@@ -33,6 +33,10 @@ class Grid:
             import tomllib  # Python 3.11+
         except ModuleNotFoundError:  # pragma: no cover
             import tomli as tomllib  # type: ignore
+        if os.path.isdir(path):
+            raise ScalelabError(
+                f"grid path {path} is a folder: give a .toml grid file inside it or a built-in grid name"
+            )
         if not os.path.isfile(path):
             raise ScalelabError(
                 f"grid file {path} not found: give a path to a .toml file or a built-in grid name "
@@ -43,6 +47,8 @@ class Grid:
                 raw = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ScalelabError(f"grid file {path} is not valid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise ScalelabError(f"grid file {path} is not UTF-8 text: save it as UTF-8 TOML") from None
         except OSError as e:
             raise ScalelabError(f"cannot read grid file {path}: {e.strerror}") from None
         name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
@@ -73,7 +79,8 @@ class Grid:
 
         s = self.parsed
         vocab = data_vocab_size(s.data, base_dir=os.path.dirname(self.path) if self.path else None)
-        return tuple(expand.expand(s, self.name, vocab))
+        with gridspec.table("model] or [[variants"):  # shape-dependent values met while building runs
+            return tuple(expand.expand(s, self.name, vocab))
 
     def runs(self) -> list[RunConfig]:
         """Every run, validated (expanded once per Grid; ScalelabError for any run that cannot be built)."""

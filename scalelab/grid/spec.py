@@ -8,6 +8,7 @@ table without the width) happen in scalelab.grid.expand, which only reads these 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -170,51 +171,96 @@ class GridSpec:
     train: TrainTable
 
 
+def num(cast, x):
+    """cast(x) for a TOML number; a string or boolean where a number goes is an error ("8" is not 8)."""
+    if isinstance(x, (str, bool)):
+        raise TypeError(f"{x!r} where a number goes")
+    return cast(x)
+
+
+@contextlib.contextmanager
+def table(where: str):
+    """Turn a wrong value type met while reading table `where` (float("many"), a string compared with a
+    number, ...) into one line naming the table, rather than a traceback."""
+    try:
+        yield
+    except ScalelabError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ScalelabError(
+            f"grid: [{where}] has a value of the wrong type ({why}): write numbers unquoted (lr = 3e-3), "
+            "lists as [...] and tables as {...}"
+        ) from None
+
+
 def parse(raw: dict) -> GridSpec:
     """Every key and shape-free value of a grid file, checked in the order the file reads."""
+    with table("top level"):
+        return _parse(raw)
+
+
+def _parse(raw: dict) -> GridSpec:
     check_keys(raw, GRID_KEYS, "top level")
-    data = parse_data(raw.get("data", {}))
-    model = _parse_model(raw.get("model", {}))
+    with table("data"):
+        data = parse_data(raw.get("data", {}))
+    with table("model"):
+        model = _parse_model(raw.get("model", {}))
     variants = raw.get("variants", [{"structure": "dense"}])
     if not isinstance(variants, list) or not variants:
         raise ScalelabError("grid: [[variants]] must be a non-empty array of tables")
-    budgets = _parse_budgets(raw.get("budgets", {}))
+    with table("budgets"):
+        budgets = _parse_budgets(raw.get("budgets", {}))
     sched = check_keys(raw.get("schedule", {}), SCHEDULE_KEYS, "schedule")
     opt = check_keys(raw.get("optimizer", {}), OPT_KEYS, "optimizer")
     ev = check_keys(raw.get("eval", {}), EVAL_KEYS, "eval")
-    seeds = tuple(int(x) for x in as_list(raw.get("seeds", [0])))
+    with table("top level: seeds"):
+        seeds = tuple(num(int, x) for x in as_list(raw.get("seeds", [0])))
     kind = sched.get("kind", "cosine")
-    lr = _parse_lr(opt)
+    with table("optimizer"):
+        lr = _parse_lr(opt)
     betas = opt.get("betas", [0.9, 0.95])
-    kw = dict(
-        schedule=kind,
-        min_lr_ratio=float(sched.get("min_lr_ratio", 0.1)),
-        warmup=float(sched.get("warmup", 0.05)),
-        cooldown=float(sched.get("cooldown", 0.2)),
-        batch_size=int(opt.get("batch_size", 8)),
-        micro_batch=opt.get("micro_batch"),
-        weight_decay=float(opt.get("weight_decay", 0.1)),
-        decay=str(opt.get("decay", "matrices")),
-        beta1=float(betas[0]),
-        beta2=float(betas[1]),
-        grad_clip=float(opt.get("grad_clip", 1.0)),
-        eval_points=int(ev.get("points", 8)),
-        val_tokens=int(ev.get("val_tokens", 32_768)),
-        diverge_factor=float(opt.get("diverge_factor", 2.0)),
-        compile=bool(opt.get("compile", False)),
-        dtype=str(opt.get("dtype", "auto")),
-    )
+    with table("schedule], [optimizer] or [eval"):
+        kw = _train_kw(kind, sched, opt, ev, betas)
+    with table("variants"):
+        vs = tuple(_parse_variant(v, i + 1) for i, v in enumerate(variants))
     return GridSpec(
         name=raw.get("name"),
         description=str(raw.get("description", "")),
         seeds=seeds,
         data=data,
         model=model,
-        variants=tuple(_parse_variant(v, i + 1) for i, v in enumerate(variants)),
+        variants=vs,
         budgets=budgets,
         schedule=kind,
         train=TrainTable(kw=kw, lr=lr),
     )
+
+
+def _train_kw(kind, sched: dict, opt: dict, ev: dict, betas) -> dict:
+    kw = dict(
+        schedule=kind,
+        min_lr_ratio=num(float, sched.get("min_lr_ratio", 0.1)),
+        warmup=num(float, sched.get("warmup", 0.05)),
+        cooldown=num(float, sched.get("cooldown", 0.2)),
+        batch_size=num(int, opt.get("batch_size", 8)),
+        micro_batch=opt.get("micro_batch"),
+        weight_decay=num(float, opt.get("weight_decay", 0.1)),
+        decay=str(opt.get("decay", "matrices")),
+        beta1=num(float, betas[0]),
+        beta2=num(float, betas[1]),
+        grad_clip=num(float, opt.get("grad_clip", 1.0)),
+        eval_points=num(int, ev.get("points", 8)),
+        val_tokens=num(int, ev.get("val_tokens", 32_768)),
+        diverge_factor=num(float, opt.get("diverge_factor", 2.0)),
+        compile=bool(opt.get("compile", False)),
+        dtype=str(opt.get("dtype", "auto")),
+    )
+    # a wrong type that survives the casts (micro_batch = "2", a quoted number in a config field)
+    from scalelab.config import TrainConfig
+
+    TrainConfig(budgets=(1,), lr=1.0, **kw)
+    return kw
 
 
 def parse_data(d: Any) -> DataConfig:
@@ -227,7 +273,7 @@ def parse_data(d: Any) -> DataConfig:
 
 def _parse_model(m: Any) -> ModelTable:
     m = dict(check_keys(m, MODEL_KEYS, "model"))
-    widths = tuple(int(w) for w in as_list(m.pop("widths", [128])))
+    widths = tuple(num(int, w) for w in as_list(m.pop("widths", [128])))
     depths, aspect, n_layers = m.pop("depths", None), m.pop("aspect", None), m.pop("n_layers", None)
     heads, head_dim, d_ff_ratio = m.pop("heads", None), m.pop("head_dim", None), m.pop("d_ff_ratio", None)
     if depths is not None and len(as_list(depths)) != len(widths):
@@ -243,12 +289,14 @@ def _parse_model(m: Any) -> ModelTable:
         )
     return ModelTable(
         widths=widths,
-        depths=tuple(int(x) for x in as_list(depths)) if depths is not None else None,
-        aspect=float(aspect) if aspect is not None else None,
-        n_layers=int(n_layers) if n_layers is not None else 2,
-        heads=tuple(int(h) for h in heads) if isinstance(heads, list) else (int(heads) if heads is not None else None),
-        head_dim=int(head_dim) if head_dim is not None else None,
-        d_ff_ratio=float(d_ff_ratio) if d_ff_ratio is not None else None,
+        depths=tuple(num(int, x) for x in as_list(depths)) if depths is not None else None,
+        aspect=num(float, aspect) if aspect is not None else None,
+        n_layers=num(int, n_layers) if n_layers is not None else 2,
+        heads=tuple(num(int, h) for h in heads)
+        if isinstance(heads, list)
+        else (num(int, heads) if heads is not None else None),
+        head_dim=num(int, head_dim) if head_dim is not None else None,
+        d_ff_ratio=num(float, d_ff_ratio) if d_ff_ratio is not None else None,
         fields=m,
     )
 
@@ -276,9 +324,9 @@ def _parse_variant(v: Any, index: int) -> VariantSpec:
     return VariantSpec(
         index=index,
         structure=kind,
-        rank=v.get("rank"),
+        rank=_opt(int, v.get("rank")),
         rank_ratio=_opt(float, v.get("rank_ratio")),
-        blocks=v.get("blocks"),
+        blocks=_opt(int, v.get("blocks")),
         fraction=_opt(float, v.get("fraction")),
         attn=v.get("attn"),
         attn_rank=_opt(int, v.get("attn_rank")),
@@ -291,7 +339,13 @@ def _parse_variant(v: Any, index: int) -> VariantSpec:
 
 
 def _opt(cast, x):
-    return None if x is None else cast(x)
+    if x is None:
+        return None
+    if cast is bool:
+        if not isinstance(x, bool):
+            raise TypeError(f"{x!r} where true or false goes")
+        return x
+    return num(cast, x)
 
 
 def _parse_budgets(b: Any) -> BudgetsTable:
@@ -321,11 +375,11 @@ def _parse_lr(opt: dict) -> LrRule:
     if len(given) > 1:
         raise ScalelabError(f"grid: [optimizer] give one of lr, lr_table, lr_law, not {', '.join(given)}")
     if "lr_table" in opt:
-        return LrRule(table={int(k): float(v) for k, v in opt["lr_table"].items()})
+        return LrRule(table={int(k): num(float, v) for k, v in opt["lr_table"].items()})
     if "lr_law" in opt:
         law = check_keys(opt["lr_law"], {"base", "width", "exponent"}, "optimizer.lr_law")
         try:
-            return LrRule(law=(float(law["base"]), float(law["width"]), float(law["exponent"])))
+            return LrRule(law=(num(float, law["base"]), num(float, law["width"]), num(float, law["exponent"])))
         except KeyError as e:
             raise ScalelabError(f"grid: [optimizer] lr_law needs base, width and exponent (missing {e})") from None
-    return LrRule(lr=float(opt.get("lr", 3e-3)))
+    return LrRule(lr=num(float, opt.get("lr", 3e-3)))

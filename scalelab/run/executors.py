@@ -94,7 +94,15 @@ class InProcess:
                         progress.update(gtask, completed=base + min(p["tokens"], cap))
 
                 tb = os.path.join(self.tensorboard, run.file_stem) if self.tensorboard else None
-                s = train_one(run, corpus, out_dir, device=self.device, progress=on_step, tb_dir=tb, **train_kw)
+                try:
+                    s = train_one(run, corpus, out_dir, device=self.device, progress=on_step, tb_dir=tb, **train_kw)
+                except ScalelabError:
+                    raise  # bad input: one line, exit 2, for every run alike
+                except Exception as e:  # a crashed run: report it, finish the others (the grid then exits 1)
+                    err = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                    s = RunSummary(run, "failed", layout.run_path(out_dir, run), detail=err)
+                    if not self.quiet:
+                        progress.console.print(f"[red]run {run.file_stem} failed ({err}); the grid goes on[/red]")
                 progress.remove_task(rtask)
                 if s.resumed_from and not self.quiet:
                     progress.console.print(f"resumed {run.file_stem} from step {s.resumed_from}")

@@ -38,7 +38,29 @@ BAD = {
     "shape": lambda d: write_grid(d, variants='[[variants]]\nstructure = "blockshuffle"\nblocks = 3\n'),
     "data": lambda d: write_grid(d, data='[data]\nsource = "no/such/folder"\n'),
     "bin": lambda d: write_grid(d, data=f'[data]\nsource = "{_odd_bin(d)}"\n'),
+    # issue 12: a wrong value type in every grid table, a file that is not UTF-8, a folder
+    "type-seeds": lambda d: _raw(d, open(write_grid(d)).read().replace("seeds = [0]", 'seeds = ["zero"]')),
+    "type-data": lambda d: write_grid(d, data=f'[data]\nsource = "{CORPUS}"\nval_fraction = "a fifth"\n'),
+    "type-model": lambda d: write_grid(d, model='[model]\nwidths = ["sixteen"]\nn_layers = 2\nseq_len = 32\n'),
+    "type-model-field": lambda d: write_grid(d, model='[model]\nwidths = [16]\nn_layers = 2\nseq_len = "32"\n'),
+    "type-variants": lambda d: write_grid(d, variants='[[variants]]\nstructure = "lowrank"\nrank = "four"\n'),
+    "type-guide": lambda d: write_grid(
+        d, variants='[[variants]]\nstructure = "lowrank"\nrank = 4\nguide = { fraction = "half" }\n'
+    ),
+    "type-budgets": lambda d: write_grid(d, budgets='[budgets]\ntokens = ["lots"]\n'),
+    "type-schedule": lambda d: write_grid(d, schedule='[schedule]\nkind = "cosine"\nwarmup = "0.1"\n'),
+    "type-optimizer": lambda d: write_grid(d, optimizer='[optimizer]\nlr = "fast"\nbatch_size = 8\n'),
+    "type-micro": lambda d: write_grid(d, optimizer='[optimizer]\nlr = 3e-3\nbatch_size = 8\nmicro_batch = "2"\n'),
+    "type-eval": lambda d: write_grid(d, eval='[eval]\npoints = "four"\n'),
+    "not-utf8": lambda d: _raw_bytes(d, b'name = "caf\xe9"\n'),
+    "folder": lambda d: str(d),
 }
+
+
+def _raw_bytes(d, data: bytes):
+    p = os.path.join(str(d), "latin1.toml")
+    open(p, "wb").write(data)
+    return p
 
 
 def _raw(d, text):
@@ -146,3 +168,32 @@ def test_cli_end_to_end_parquet_loads_in_pandas(tmp_path):
         assert df["corpus"].iloc[0] == CORPUS and len(df["corpus_sha"].iloc[0]) == 64
         assert df["torch_version"].iloc[0] and df["scalelab_version"].iloc[0] == "0.1.0"
     assert "trained" in r.stdout
+
+
+def test_a_failed_run_finishes_the_others_then_exits_1_naming_it(tmp_path, monkeypatch):
+    """Issue 12: a grid with a crashed run exited 0. The other runs still train; then exit 1 with one line
+    naming the failed run and its error."""
+    from scalelab.grid import Grid
+    from scalelab.run import one
+
+    grid = write_grid(
+        tmp_path,
+        variants='[[variants]]\nstructure = "lowrank"\nrank = 4\n[[variants]]\nstructure = "dense"\n',
+        budgets="[budgets]\ntokens = [1280]\n",
+    )
+    lowrank, dense = Grid.load(grid).runs()  # the crash comes first: the dense run must still train
+    real = one.train_one
+
+    def crash_lowrank(run, *a, **kw):
+        if run.run_id == lowrank.run_id:
+            raise RuntimeError("Expected to have finished reduction in the prior iteration")
+        return real(run, *a, **kw)
+
+    monkeypatch.setattr(one, "train_one", crash_lowrank)
+    out = tmp_path / "out"
+    r = _cli("run", "--grid", grid, "--out", str(out), "--quiet")
+    assert r.exit_code == 1, r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert lowrank.run_id in last and "failed" in last and "RuntimeError" in last and dense.run_id not in last
+    assert os.path.isfile(out / f"{dense.file_stem}.parquet")
+    assert not os.path.exists(out / f"{lowrank.file_stem}.parquet")
