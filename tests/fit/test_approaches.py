@@ -133,3 +133,22 @@ def test_too_few_slices_refused_in_one_line(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_plan_uses_an_allocation_fit(tmp_path):
+    """`plan` on an approach 2 fit: N_opt = kN C^a and D_opt = kD C^b from the fit, intervals from its
+    bootstrap samples; a target loss (which needs a loss law) is refused in one line."""
+    from scalelab.plan.planner import plan_budget
+
+    res = fit2(asymmetric_isoflops(sd=0.001), bootstrap=100)
+    path = res.to_json(tmp_path / "a2.json")
+    p = res["all"].params
+    C = 3e21
+    pl = plan_budget(path, C).plans[0]
+    assert pl.N_opt == pytest.approx(p["kN"] * C ** p["a"], rel=1e-9)
+    assert pl.D_opt == pytest.approx(p["kD"] * C ** p["b"], rel=1e-9)
+    assert pl.N_int[0] <= pl.N_opt <= pl.N_int[1] and pl.N_int[0] < pl.N_int[1]
+    assert pl.N_opt == pytest.approx(true_n_opt(C), rel=0.1)  # and the truth it was drawn from
+    with pytest.raises(ScalelabError, match="needs a loss law") as e:
+        plan_budget(path, target_loss=2.5)
+    assert "\n" not in str(e.value)
