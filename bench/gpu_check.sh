@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# GPU readiness check for one H100/H200 (issue 12): fits in about 8 minutes.
+#   bash bench/gpu_check.sh [OUT]      (OUT: where logs and bench tables go; default gpu_check_out/)
+# 1. the suite's CUDA-relevant tests (model + trainer; tests that need CUDA skip themselves without it)
+# 2. a seed-s smoke grid in bf16 + torch.compile: dense and lowrank-32 with a guide, WSD with two branches
+# 3. scalelab bench train --device cuda --preset seed-m --compile
+# 4. scalelab bench ffn --device cuda at width 5120
+# Each stage has its own time limit; the script goes on after a failed stage and exits 1 if any failed.
+# Report only numbers this script measured, with the device, torch version and date it prints.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${1:-gpu_check_out}
+mkdir -p "$OUT"
+PY=${PYTHON:-python}
+fail=0
+stage() {  # stage NAME SECONDS CMD...
+  local name=$1 secs=$2; shift 2
+  echo "== $name (limit ${secs}s): $*"
+  local t0=$SECONDS
+  if timeout "$secs" "$@" >"$OUT/$name.log" 2>&1; then
+    echo "   ok in $((SECONDS - t0)) s"
+  else
+    echo "   FAILED (exit $?) after $((SECONDS - t0)) s: tail of $OUT/$name.log"; tail -n 20 "$OUT/$name.log"; fail=1
+  fi
+}
+
+"$PY" - <<'PYEOF' | tee "$OUT/env.txt"
+import datetime, torch
+print("date", datetime.date.today().isoformat(), "torch", torch.__version__, "cuda", torch.version.cuda)
+assert torch.cuda.is_available(), "no CUDA device: this script is for a GPU machine"
+print("device", torch.cuda.get_device_name(0))
+PYEOF
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+
+stage tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/model tests/run/test_train.py tests/run/test_distributed.py
+
+cat > "$OUT/smoke.toml" <<'TOML'
+name = "gpu-smoke"
+seeds = [0]
+[data]
+source = "stdlib"
+[model]
+widths = [768]
+n_layers = 12
+heads = 12
+seq_len = 1024
+vocab_size = 50304
+vocab_multiple = 64
+[[variants]]
+structure = "dense"
+[[variants]]
+structure = "lowrank"
+rank = 32
+guide = true
+[budgets]
+tokens = [3_276_800, 6_553_600]   # 100 and 200 steps of 32 x 1024 tokens
+[schedule]
+kind = "wsd"
+warmup = 0.1
+cooldown = 0.2
+[optimizer]
+lr = 6e-4
+batch_size = 32
+micro_batch = 16
+compile = true
+dtype = "bfloat16"
+[eval]
+points = 4
+val_tokens = 65536
+TOML
+stage smoke 210 "$PY" -m scalelab.cli run --grid "$OUT/smoke.toml" --out "$OUT/runs" --device cuda
+stage bench-train 90 "$PY" -m scalelab.cli bench train --device cuda --preset seed-m --compile --out "$OUT" --name train-seed-m
+stage bench-ffn 60 "$PY" -m scalelab.cli bench ffn --device cuda --widths 5120 --out "$OUT" --name ffn-5120
+echo "== done: logs and tables in $OUT/ ($( [ $fail -eq 0 ] && echo all stages ok || echo SOME STAGES FAILED ))"
+exit $fail
