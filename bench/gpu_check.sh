@@ -2,7 +2,8 @@
 # GPU readiness check for one H100/H200 (issue 12): fits in about 8 minutes.
 #   bash bench/gpu_check.sh [OUT]      (OUT: where logs and bench tables go; default gpu_check_out/)
 # 1. the suite's CUDA-relevant tests (model + trainer; tests that need CUDA skip themselves without it)
-# 2. a seed-s smoke grid in bf16 + torch.compile: dense and lowrank-32 with a guide, WSD with two branches
+# 2. seed-s smoke grids in bf16 + torch.compile: dense and lowrank-32 on WSD with two branches, and a
+#    guided lowrank-32 (cosine: the guide fades over one schedule)
 # 3. scalelab bench train --device cuda --preset seed-m --compile
 # 4. scalelab bench ffn --device cuda at width 5120
 # Each stage has its own time limit; the script goes on after a failed stage and exits 1 if any failed.
@@ -32,11 +33,11 @@ print("device", torch.cuda.get_device_name(0))
 PYEOF
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 
-stage tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/model tests/run/test_train.py tests/run/test_distributed.py
+stage tests 120 "$PY" -m pytest -q -x -p no:cacheprovider tests/model tests/run/test_train.py tests/run/test_distributed.py
 
-cat > "$OUT/smoke.toml" <<'TOML'
-name = "gpu-smoke"
-seeds = [0]
+# a guided variant fades its guide over one schedule (no WSD branches), so: one WSD grid (dense and
+# lowrank-32, two cooldown branches) and one cosine grid (lowrank-32 with the seeds' guide)
+common='seeds = [0]
 [data]
 source = "stdlib"
 [model]
@@ -46,18 +47,6 @@ heads = 12
 seq_len = 1024
 vocab_size = 50304
 vocab_multiple = 64
-[[variants]]
-structure = "dense"
-[[variants]]
-structure = "lowrank"
-rank = 32
-guide = true
-[budgets]
-tokens = [3_276_800, 6_553_600]   # 100 and 200 steps of 32 x 1024 tokens
-[schedule]
-kind = "wsd"
-warmup = 0.1
-cooldown = 0.2
 [optimizer]
 lr = 6e-4
 batch_size = 32
@@ -66,10 +55,38 @@ compile = true
 dtype = "bfloat16"
 [eval]
 points = 4
-val_tokens = 65536
+val_tokens = 65536'
+cat > "$OUT/smoke-wsd.toml" <<TOML
+name = "gpu-smoke-wsd"
+$common
+[[variants]]
+structure = "dense"
+[[variants]]
+structure = "lowrank"
+rank = 32
+[budgets]
+tokens = [3276800, 6553600]   # 100 and 200 steps of 32 x 1024 tokens
+[schedule]
+kind = "wsd"
+warmup = 0.1
+cooldown = 0.2
 TOML
-stage smoke 210 "$PY" -m scalelab.cli run --grid "$OUT/smoke.toml" --out "$OUT/runs" --device cuda
-stage bench-train 90 "$PY" -m scalelab.cli bench train --device cuda --preset seed-m --compile --out "$OUT" --name train-seed-m
-stage bench-ffn 60 "$PY" -m scalelab.cli bench ffn --device cuda --widths 5120 --out "$OUT" --name ffn-5120
+cat > "$OUT/smoke-guided.toml" <<TOML
+name = "gpu-smoke-guided"
+$common
+[[variants]]
+structure = "lowrank"
+rank = 32
+guide = true
+[budgets]
+tokens = [4915200]   # 150 steps
+[schedule]
+kind = "cosine"
+warmup = 0.1
+TOML
+stage smoke-wsd 150 "$PY" -m scalelab.cli run --grid "$OUT/smoke-wsd.toml" --out "$OUT/runs" --device cuda
+stage smoke-guided 90 "$PY" -m scalelab.cli run --grid "$OUT/smoke-guided.toml" --out "$OUT/runs" --device cuda
+stage bench-train 75 "$PY" -m scalelab.cli bench train --device cuda --preset seed-m --compile --out "$OUT" --name train-seed-m
+stage bench-ffn 45 "$PY" -m scalelab.cli bench ffn --device cuda --widths 5120 --out "$OUT" --name ffn-5120
 echo "== done: logs and tables in $OUT/ ($( [ $fail -eq 0 ] && echo all stages ok || echo SOME STAGES FAILED ))"
 exit $fail
