@@ -11,8 +11,9 @@ pulled towards the side with more (or farther) points, and the bias in N_opt and
 with the asymmetry (Czech et al. 2026, "Problems with Chinchilla Approach 2", arXiv 2603.22339, Open-Athena).
 So each slice is fitted on a window symmetric in log N about its minimum:
 
-  1. x* = log N of the slice's lowest-loss point; a slice whose lowest loss is at its smallest or largest
-     size does not bracket its minimum and is dropped.
+  1. x* = log N of the slice's lowest-loss point (the mean log N of tied lowest losses, common in digitised
+     data); a slice whose lowest loss is at its smallest or largest size does not bracket its minimum and
+     is dropped.
   2. h = the larger of the log-N distances from x* to the WINDOW-th nearest size on each side (or the
      farthest size where a side has fewer): every point with |log N - x*| <= h is used, so the window holds
      at least WINDOW sizes on each side when the slice has them.
@@ -111,7 +112,7 @@ def slice_vertex(x, L, w=None, window: int | None = WINDOW):
     sizes = np.unique(np.round(x, 9))
     if sizes.size < 3:
         return np.nan, int(x.size), "fewer than 3 sizes"
-    x0 = x[np.argmin(L)]
+    x0 = float(np.mean(x[L <= L.min() * (1 + 1e-12)]))  # tied lowest losses (digitised data): their centre
     if window is None:
         use = np.ones(x.size, bool)
     else:
