@@ -21,6 +21,7 @@ from scalelab.structures import StructureConfig
 ATTENTIONS = ("mha", "gqa", "lpa")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
 LPA_INITS = ("default", "svd")
+PARAMS = ("sp", "mup")  # = scalelab.mup.PARAMS
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class ModelConfig:
     # LPA projections: "default" = PyTorch's nn.Linear init of each factor (LPA's code), "svd" = the
     # structured-FFN truncated-SVD init of a N(0, init_std^2) draw
     lpa_init: str = "default"
+    # parametrisation (scalelab/mup.py): "sp" (standard) or "mup" (per-tensor init and Adam lr multipliers
+    # from each factor's fans, logits x b / d_model, attention ~ 1 / d_head), relative to the base width b
+    param: str = "sp"
+    mup_base_width: int = 64
 
     # ---- derived shapes -------------------------------------------------------------------------
     @property
@@ -111,6 +116,8 @@ class ModelConfig:
         name = "+".join(parts)
         if self.guide is not None:
             name += "+sg"
+        if self.param == "mup":
+            name += "+mup"
         return name
 
     @property
@@ -147,6 +154,10 @@ class ModelConfig:
             )
         if self.attn == "gqa" and self.kv_heads == self.n_heads:
             bad("attn=gqa needs n_kv_heads < n_heads: set n_kv_heads (e.g. --kv-heads 2)")
+        if self.param not in PARAMS:
+            bad(f'unknown param {self.param!r}: use one of {", ".join(PARAMS)} (e.g. param = "mup")')
+        if self.mup_base_width < 1:
+            bad(f"mup_base_width must be positive, got {self.mup_base_width}: use e.g. 64")
         if self.lpa_init not in LPA_INITS:
             bad(f"unknown lpa_init {self.lpa_init!r}: use one of {', '.join(LPA_INITS)}")
         if self.attn == "lpa":
@@ -176,11 +187,23 @@ class ModelConfig:
 
     # ---- (de)serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """All fields; the parametrisation fields only under muP (so SP configs, and their run ids, are
+        what they were before muP existed), with muP's per-tensor table (recorded in the run store)."""
+        d = dataclasses.asdict(self)
+        if self.param == "sp":
+            for k in _MUP_FIELDS:
+                if d[k] == _FIELD_DEFAULTS[k]:
+                    del d[k]
+        else:
+            from scalelab import mup
+
+            d["mup_groups"] = mup.table(self)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         d = dict(d)
+        d.pop("mup_groups", None)  # derived from the fields: recomputed
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -195,6 +218,10 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
+
+
+_MUP_FIELDS = ("param", "mup_base_width")
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
 
 
 def stable_hash(obj: Any, n: int = 12) -> str:

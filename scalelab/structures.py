@@ -17,7 +17,9 @@ Adding a kind (e.g. Block Tensor-Train, "btt"):
         def _btt_params(s, n_in, n_out): ...          # weights of one n_in -> n_out linear, bias excluded
         def _btt_check(s, n_in, n_out, where): ...    # raise ScalelabError(f"{where}: ...: choose ...")
         def _btt_rule(d_model, d_ff, fraction): ...   # -> StructureConfig("btt", rank=..., fraction=fraction)
-        register(Kind("btt", fields=("rank",), params=_btt_params, check=_btt_check, fraction_rule=_btt_rule))
+        def _btt_factors(s, n_in, n_out): ...  # {param name: (fan_in, fan_out, count)}: muP for the kind
+        register(Kind("btt", fields=("rank",), params=_btt_params, check=_btt_check, fraction_rule=_btt_rule,
+                      factors=_btt_factors))
     `flops=` only if the forward is not 2 x params per token; `seed_table=` only for published settings.
     A size other than rank / blocks also needs a field on StructureConfig and a tag in FIELD_TAGS.
  2. the torch module, in scalelab/model/linear.py: `MODULES["btt"] = lambda s, n_in, n_out, bias, init_std: ...`
@@ -88,6 +90,10 @@ class Kind:
     fraction_rule: Optional[Callable[[int, int, float], StructureConfig]] = None  # (d_model, d_ff, f) -> struct
     seed_table: dict = field(default_factory=dict)  # d_model -> {fraction: {size: value}}, at d_ff = 4 d_model
     flops: Optional[Callable[[StructureConfig, int, int], int]] = None  # forward FLOPs/token; None: 2 x params
+    # the weight tensors of one n_in -> n_out linear, each a batch of dense maps: {torch parameter name:
+    # (fan_in, fan_out, count)} (count = blocks; count x fan_in x fan_out = its weights). muP scales every
+    # factor by its own fans (scalelab.mup), so a kind that declares this gets muP.
+    factors: Optional[Callable[[StructureConfig, int, int], dict]] = None
 
 
 _KINDS: dict[str, Kind] = {}
@@ -139,6 +145,17 @@ def get(name: str) -> Kind:
 def params(s: StructureConfig, n_in: int, n_out: int) -> int:
     """Weight params of one N=n_in -> M=n_out linear of this structure (bias excluded)."""
     return get(s.kind).params(s, n_in, n_out)
+
+
+def factors(s: StructureConfig, n_in: int, n_out: int) -> dict:
+    """{parameter name: (fan_in, fan_out, count)} of one n_in -> n_out linear of this structure."""
+    k = get(s.kind)
+    if k.factors is None:
+        raise ScalelabError(
+            f"structure {s.kind} declares no factors, so muP cannot scale it: add factors= to its Kind in "
+            'scalelab/structures.py, or use param = "sp"'
+        )
+    return k.factors(s, n_in, n_out)
 
 
 def forward_flops(s: StructureConfig, n_in: int, n_out: int) -> int:
@@ -282,7 +299,7 @@ def _round_to_grain(x: float, limit: int, multiple_of: int = 1) -> int:
     return v
 
 
-register(Kind("dense", params=lambda s, n, m: n * m))
+register(Kind("dense", params=lambda s, n, m: n * m, factors=lambda s, n, m: {"weight": (n, m, 1)}))
 
 
 # LowRank: W = U V, U: M x R, V: R x N.
@@ -302,6 +319,7 @@ register(
         "lowrank",
         fields=("rank",),
         params=lambda s, n, m: s.rank * (n + m),
+        factors=lambda s, n, m: {"V": (n, s.rank, 1), "U": (s.rank, m, 1)},  # V: N -> R, then U: R -> M
         check=_lowrank_check,
         fraction_rule=_lowrank_rule,
         seed_table={
@@ -341,6 +359,8 @@ register(
         "blockdense",
         fields=("blocks", "rank"),
         params=lambda s, n, m: s.rank * n // s.blocks + s.rank * m,
+        # B blocks V_i: N/B -> R/B, then U: R -> M
+        factors=lambda s, n, m: {"V": (n // s.blocks, s.rank // s.blocks, s.blocks), "U": (s.rank, m, 1)},
         check=_blockdense_check,
         fraction_rule=_blockdense_rule,
         # the seeds chose B per size (the general rule reproduces the ranks, not always B)
@@ -386,6 +406,11 @@ register(
         "blockshuffle",
         fields=("blocks",),
         params=lambda s, n, m: min(n, m) * (n + m) // s.blocks,
+        # K = min(N, M): B blocks W1: N/B -> K/B, then B blocks W2: K/B -> M/B
+        factors=lambda s, n, m: {
+            "W1": (n // s.blocks, min(n, m) // s.blocks, s.blocks),
+            "W2": (min(n, m) // s.blocks, m // s.blocks, s.blocks),
+        },
         check=_blockshuffle_check,
         fraction_rule=_blockshuffle_rule,
         seed_table={d: {0.63: dict(blocks=2), 0.32: dict(blocks=4)} for d in (768, 1024, 1536, 2048)},
@@ -445,4 +470,19 @@ def _btt_rule(d: int, f: int, fraction: float) -> StructureConfig:
     return StructureConfig("btt", rank=rank, fraction=round(fraction, 4))
 
 
-register(Kind("btt", fields=("rank",), params=_btt_params, check=_btt_check, fraction_rule=_btt_rule))
+def _btt_factors(s: StructureConfig, n: int, m: int) -> dict:
+    """Core 1: a1 blocks a2 -> b1 R; core 2: b1 blocks a1 R -> b2 (the two batched matmuls of the forward)."""
+    a1, a2, b1, b2 = _btt_sizes(n, m)
+    return {"W1": (a2, b1 * s.rank, a1), "W2": (a1 * s.rank, b2, b1)}
+
+
+register(
+    Kind(
+        "btt",
+        fields=("rank",),
+        params=_btt_params,
+        check=_btt_check,
+        fraction_rule=_btt_rule,
+        factors=_btt_factors,
+    )
+)

@@ -7,7 +7,8 @@ linears take any structure of `scalelab.model.linear` (block 0's FFN dense when 
 input/output embeddings over a vocab padded to cfg.padded_vocab (loss and logits over the real vocab),
 optional biases, no dropout. Init N(0, cfg.init_std^2) on dense linears and the embedding; structured
 layers use the seeds' inits. Self-guided training (cfg.guide) wraps every structured linear in
-`GuidedLinear`.
+`GuidedLinear`. cfg.param = "mup" (scalelab/mup.py): every tensor re-drawn with its muP std, logits x
+b / d_model, attention scale 1 / (sqrt(d_head) sqrt(d_model / b)), and AdamW groups with lr multipliers.
 
 Parameter count = scalelab.flops.param_counts(cfg).params (+ guide_params when guided).
 """
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from scalelab import mup
 from scalelab.config import ModelConfig, StructureConfig
 from scalelab.model.guided import GuidedLinear
 from scalelab.model.linear import Dense, make_linear
@@ -66,14 +68,14 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x * cos + rot * sin).to(x.dtype)
 
 
-def _sdpa_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _sdpa_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
     """Causal SDPA with fewer KV heads: enable_gqa where torch has it (>= 2.5), else repeat K and V."""
     try:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True, scale=scale)
     except TypeError:  # pragma: no cover - old torch
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
 
 
 class Attention(nn.Module):
@@ -83,6 +85,7 @@ class Attention(nn.Module):
         super().__init__()
         d, a = cfg.d_model, cfg.attn_width
         self.n_heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        self.scale = mup.attn_scale(cfg)  # None: SDPA's 1 / sqrt(hd) (SP); muP ~ 1 / hd
         kv = self.kv_heads * self.head_dim
         self.splits = (a, kv, kv)
         if cfg.attn == "lpa":
@@ -109,9 +112,9 @@ class Attention(nn.Module):
         v = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if self.kv_heads != self.n_heads:  # GQA: each KV head serves n_heads / n_kv_heads query heads
-            y = _sdpa_gqa(q, k, v)
+            y = _sdpa_gqa(q, k, v, self.scale)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.o(y)
 
@@ -164,6 +167,11 @@ class GPT(nn.Module):
         cos, sin = rope_cache(cfg.seq_len, cfg.head_dim, cfg.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.logit_mult = mup.logit_mult(cfg)  # 1 (SP); b / d_model under muP, the tied readout's multiplier
+        if cfg.param == "mup":
+            from scalelab.model import mup as mup_torch
+
+            mup_torch.init_(self)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """idx (B, T) long -> logits (B, T, vocab_size) over the real vocab, loss (mean CE, nats) or None."""
@@ -177,6 +185,8 @@ class GPT(nn.Module):
             x = block(x, cos, sin)
         x = self.ln_f(x)
         logits = F.linear(x, self.wte.weight)  # tied head: (B, T, padded_vocab)
+        if self.cfg.param == "mup":
+            logits = logits * self.logit_mult
         V = self.cfg.vocab_size
         if logits.shape[-1] != V:
             logits = logits[..., :V]  # padded rows never win or take mass
@@ -185,9 +195,16 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
+    def param_groups(self, weight_decay: float, decay_all: bool = False) -> list[dict]:
         """AdamW groups (nanoGPT): decay every >= 2-D tensor (matrices, embedding, stacked blocks);
-        biases and norm gains do not decay."""
+        biases and norm gains do not decay (decay_all: everything decays, the seeds' setting). Under muP
+        each group also has "lr_mult", its multiplier on the schedule's lr (scalelab.model.mup)."""
+        if self.cfg.param == "mup":
+            from scalelab.model import mup as mup_torch
+
+            return mup_torch.param_groups(self, weight_decay, decay_all)
+        if decay_all:
+            return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
         decay, no_decay = [], []
         for p in self.parameters():
             if p.requires_grad:

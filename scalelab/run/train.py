@@ -274,12 +274,12 @@ class Trainer:
 
     def _new_opt(self, model):
         fused = self.dev.type == "cuda" and not self.shard
-        if self.t.decay == "all":  # the seeds: AdamW over model.parameters(), biases and gains decayed too
+        if self.t.decay == "all" and self.cfg.param == "sp":  # the seeds: AdamW over model.parameters()
             groups = [
                 {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}
             ]
-        else:
-            groups = D.unwrap(model).param_groups(self.t.weight_decay)
+        else:  # muP groups carry "lr_mult" (scalelab.model.mup)
+            groups = D.unwrap(model).param_groups(self.t.weight_decay, decay_all=self.t.decay == "all")
         return torch.optim.AdamW(
             groups,
             lr=self.t.lr,
@@ -313,7 +313,7 @@ class Trainer:
         """One optimizer step; returns (mean micro-batch loss, guide FLOPs spent)."""
         model.train()
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_mult", 1.0)  # muP's per-group multiplier (SP groups have none: x 1.0)
         layers = guided_layers(model)
         if layers:
             set_guide_alpha(model, self._alpha(step))
