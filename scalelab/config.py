@@ -270,6 +270,9 @@ class TrainConfig:
     diverge_factor: float = 2.0  # loss above this x its first value (or NaN/inf) = diverged
     compile: bool = False  # torch.compile on CUDA
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or float32 / bfloat16
+    # the hyperparameters a grid's [sweep] varies for this run (e.g. ("lr",)); () = not a sweep. Recorded in
+    # the run store's `sweep` column so that `scalelab fit` knows what was swept; left out of run ids when ()
+    sweep: tuple = ()
 
     @property
     def micro(self) -> int:
@@ -358,6 +361,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         t = dataclasses.asdict(self.train)
         t["budgets"] = [int(b) for b in self.train.budgets]
+        if t["sweep"]:
+            t["sweep"] = list(t["sweep"])
+        else:
+            del t["sweep"]  # runs outside a sweep keep the ids they had before sweeps existed
         return {
             "model": self.model.to_dict(),
             "train": t,
@@ -370,6 +377,7 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         t = dict(d["train"])
         t["budgets"] = tuple(int(b) for b in t["budgets"])
+        t["sweep"] = tuple(t.get("sweep", ()))
         return cls(
             grid=d["grid"],
             model=ModelConfig.from_dict(d["model"]),

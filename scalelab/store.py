@@ -60,11 +60,17 @@ SCHEMA = pa.schema(
         ("schedule", pa.string()),  # cosine | wsd
         ("guide_flops", pa.float64()),  # self-guided dense-path FLOPs included in `flops`
         ("epochs", pa.float64()),  # tokens seen / unique training tokens of the corpus (> 1: data repeated)
+        ("peak_lr", pa.float64()),  # the schedule's peak learning rate (`lr` is the rate at the row's step)
+        ("warmup", pa.float64()),  # warmup fraction of the run's steps
+        ("weight_decay", pa.float64()),
+        ("sweep", pa.string()),  # hyperparameters a grid's [sweep] varied, comma-separated ("lr"); "" = none
     ]
 )
 COLUMNS = SCHEMA.names
-NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu", "epochs"}
-OPTIONAL = {"epochs"}  # added later: files written before it read as NaN
+NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu", "epochs", "peak_lr", "warmup", "weight_decay"}
+NULLABLE |= {"sweep"}
+# added later: files written before them read as NaN (fit/hyper.py then reads the peak lr from `config`)
+OPTIONAL = {"epochs", "peak_lr", "warmup", "weight_decay", "sweep"}
 STATUSES = ("ok", "diverged")
 
 

@@ -74,6 +74,7 @@ def _row(**kw):
         guide_flops=0.0,
         schedule="wsd",
         budget=100,
+        sweep="",
     )
     r.update(kw)
     return r

@@ -1,10 +1,14 @@
 """A parsed grid (GridSpec) -> RunConfigs: seeds x widths x variants (x budgets for cosine). Pure and
 torch-free: the only input beside the spec is the data's vocab size.
 
-WSD makes one run per (width, variant, seed) with every budget a cooldown branch of it.
+WSD makes one run per (width, variant, seed) with every budget a cooldown branch of it. A [sweep] table
+multiplies the runs by its combinations of hyperparameter values (Cartesian product): under WSD each
+swept value still makes one trunk with every budget a branch of it.
 """
 
 from __future__ import annotations
+
+import itertools
 
 from scalelab import shapes, structures
 from scalelab.config import ModelConfig, RunConfig, StructureConfig, TrainConfig
@@ -37,10 +41,24 @@ def expand(spec: GridSpec, name: str, vocab_size: int) -> list[RunConfig]:
                         "so WSD cooldown branches at several budgets would not match it; use "
                         '[schedule] kind = "cosine" (one run per budget) or one budget'
                     )
-                for bud in [tokens] if spec.schedule == "wsd" else [[t] for t in tokens]:
-                    train = TrainConfig(budgets=tuple(bud), lr=spec.train.lr.at(d), **spec.train.kw).validate()
-                    out.append(RunConfig(grid=name, model=mc, train=train, data=spec.data, seed=seed))
+                for hp in sweep_points(spec):
+                    kw = {**spec.train.kw, "lr": spec.train.lr.at(d), **hp}
+                    for bud in [tokens] if spec.schedule == "wsd" else [[t] for t in tokens]:
+                        train = TrainConfig(budgets=tuple(bud), **kw).validate()
+                        out.append(RunConfig(grid=name, model=mc, train=train, data=spec.data, seed=seed))
     return out
+
+
+def sweep_points(spec: GridSpec) -> list[dict]:
+    """The [sweep] combinations as TrainConfig keywords (Cartesian product, in the file's order), each with
+    `sweep` naming the swept fields; [{}] without a [sweep] table (one point: the grid's own settings)."""
+    if not spec.train.sweep:
+        return [{}]
+    names = tuple(f for f, _ in spec.train.sweep)
+    return [
+        {**dict(zip(names, combo)), "sweep": names}
+        for combo in itertools.product(*(vals for _, vals in spec.train.sweep))
+    ]
 
 
 def _depth(m: ModelTable, wi: int, d: int) -> int:

@@ -28,6 +28,7 @@ GRID_KEYS = {
     "schedule",
     "optimizer",
     "eval",
+    "sweep",
     "slurm",
 }  # [slurm] is read by scalelab.run.slurm
 SHAPE_KEYS = {"widths", "depths", "n_layers", "aspect", "heads", "head_dim", "d_ff_ratio"}  # scalelab.shapes
@@ -64,6 +65,14 @@ OPT_KEYS = {
     "diverge_factor",
 }
 EVAL_KEYS = {"points", "val_tokens"}
+# [sweep]: hyperparameters every (variant, width) is trained at, each value (Cartesian product); lr required.
+# key -> (TrainConfig field, cast, the table that otherwise sets it, a valid example)
+SWEEP_KEYS = {
+    "lr": ("lr", float, "optimizer", "lr = [1e-3, 3e-3, 1e-2]"),
+    "batch_size": ("batch_size", int, "optimizer", "batch_size = [4, 8]"),
+    "warmup": ("warmup", float, "schedule", "warmup = [0.02, 0.1]"),
+    "weight_decay": ("weight_decay", float, "optimizer", "weight_decay = [0.0, 0.1]"),
+}
 
 
 def check_keys(table: Any, allowed: set, where: str) -> dict:
@@ -156,6 +165,7 @@ class TrainTable:
 
     kw: dict
     lr: LrRule
+    sweep: tuple = ()  # ((TrainConfig field, (values...)), ...) from [sweep]; () without one
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,7 @@ def _parse(raw: dict) -> GridSpec:
     sched = check_keys(raw.get("schedule", {}), SCHEDULE_KEYS, "schedule")
     opt = check_keys(raw.get("optimizer", {}), OPT_KEYS, "optimizer")
     ev = check_keys(raw.get("eval", {}), EVAL_KEYS, "eval")
+    sweep = parse_sweep(raw["sweep"], sched, opt) if "sweep" in raw else ()
     with table("top level: seeds"):
         seeds = tuple(num(int, x) for x in as_list(raw.get("seeds", [0])))
     kind = sched.get("kind", "cosine")
@@ -233,8 +244,46 @@ def _parse(raw: dict) -> GridSpec:
         variants=vs,
         budgets=budgets,
         schedule=kind,
-        train=TrainTable(kw=kw, lr=lr),
+        train=TrainTable(kw=kw, lr=lr, sweep=sweep),
     )
+
+
+def parse_sweep(sw: Any, sched: dict, opt: dict) -> tuple:
+    """[sweep]: lr = [...] (required) and optionally batch_size, warmup, weight_decay lists, each value
+    positive (warmup and weight_decay may be 0), no repeats; a swept key may not also be set in the table
+    that otherwise holds it. Returns ((field, values), ...) in SWEEP_KEYS order."""
+    sw = check_keys(sw, set(SWEEP_KEYS), "sweep")
+    if "lr" not in sw:
+        raise ScalelabError("grid: [sweep] needs lr = [...] (the learning rates to train at, e.g. lr = [1e-3, 3e-3])")
+    out = []
+    for key, (fld, cast, home, example) in SWEEP_KEYS.items():
+        if key not in sw:
+            continue
+        given = {"optimizer": opt, "schedule": sched}[home]
+        clash = [k for k in ((key, "lr_table", "lr_law") if key == "lr" else (key,)) if k in given]
+        if clash:
+            raise ScalelabError(
+                f"grid: {key} is swept in [sweep] and also set by {clash[0]} in [{home}]: remove it from [{home}]"
+            )
+        vals = sw[key]
+        if not isinstance(vals, list) or not vals:
+            raise ScalelabError(f"grid: [sweep] {key} must be a non-empty list of numbers, e.g. {example}")
+        out_vals = []
+        for x in vals:
+            if isinstance(x, (str, bool)) or not isinstance(x, (int, float)):
+                raise ScalelabError(f"grid: [sweep] {key} has {x!r} where a number goes: write e.g. {example}")
+            if cast is int and x != int(x):
+                raise ScalelabError(f"grid: [sweep] {key} has {x!r}: give whole numbers, e.g. {example}")
+            v = cast(x)
+            zero_ok = key in ("warmup", "weight_decay")
+            if not (v >= 0 if zero_ok else v > 0) or v != v or v in (float("inf"),):
+                need = "non-negative" if zero_ok else "positive"
+                raise ScalelabError(f"grid: [sweep] {key} has {x!r}: every value must be {need}, e.g. {example}")
+            out_vals.append(v)
+        if len(set(out_vals)) != len(out_vals):
+            raise ScalelabError(f"grid: [sweep] {key} lists a value twice: give each value once")
+        out.append((fld, tuple(out_vals)))
+    return tuple(out)
 
 
 def _train_kw(kind, sched: dict, opt: dict, ev: dict, betas) -> dict:

@@ -420,6 +420,10 @@ class Trainer:
             train_loss=float(np.mean(window[-LOSS_WINDOW:])) if window else float("nan"),
             val_loss=val_loss,
             lr=lr,
+            peak_lr=t.lr,  # the swept value; `lr` is the schedule's rate at this step
+            warmup=t.warmup,
+            weight_decay=t.weight_decay,
+            sweep=",".join(t.sweep),  # what a grid's [sweep] varied ("" outside a sweep)
             final=final,
             wall_s=wall_s,
             tokens_per_s=tokens / train_s if train_s > 0 else float("nan"),
