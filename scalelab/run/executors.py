@@ -33,6 +33,25 @@ from scalelab.run.one import RunSummary
 EXECUTORS = ("local", "slurm", "submitit-local")  # --executor
 
 
+def grid_progress_bar(console, disable: bool = False):
+    """The rich Progress both local executors draw: a grid bar (share of the grid's estimated tokens, runs
+    done, ETA) over one bar per run in training."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=16),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+
+
 # ---- in process ---------------------------------------------------------------------------------------
 @dataclass
 class InProcess:
@@ -46,7 +65,6 @@ class InProcess:
 
     def run(self, grid, runs, out_dir: str, train_kw: dict) -> list[RunSummary]:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         from scalelab.data import epochs_note, load_corpus
         from scalelab.run.one import train_one
@@ -63,18 +81,7 @@ class InProcess:
             console.print(f"[yellow]{note}[/yellow]")
         os.makedirs(out_dir, exist_ok=True)
         summaries: list[RunSummary] = []
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=16),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=self.quiet,
-            transient=False,
-        )
+        progress = grid_progress_bar(console, disable=self.quiet)
         with progress:
             gtask = progress.add_task(f"grid {grid.name}", total=sum(est), info=f"0/{len(runs)} runs")
             done_tokens = 0
@@ -261,37 +268,126 @@ def _worker_args(train_kw: dict) -> list[str]:
     return extra
 
 
+POLL_SECONDS = 1.0  # how often the parent re-reads the workers' notes for its grid bar
+
+
+class WorkerBar:
+    """The grid bar of `--workers`/`--devices`, drawn by the parent from the workers' notes
+    (runs/.status/RUN_ID.json, rewritten by each worker every few seconds with its tokens so far): the grid's
+    share of estimated tokens, runs done, ETA, and one bar per run in training."""
+
+    def __init__(self, progress, grid_name: str, runs, out_dir: str, skipped=(), since: Optional[float] = None):
+        from scalelab.run.train import estimate_tokens
+
+        self.progress, self.out_dir = progress, out_dir
+        self.since = time.time() if since is None else since
+        self.est = {r.run_id: estimate_tokens(r) for r in runs}
+        self.names = {r.run_id: f"{r.variant} d{r.model.d_model}" for r in runs}
+        self.finished = set(skipped)
+        self.lock = threading.Lock()
+        self.run_tasks: dict = {}
+        self.task = progress.add_task(f"grid {grid_name}", total=sum(self.est.values()), info="")
+        self.update()
+
+    def finish(self, run_id: str) -> None:
+        with self.lock:
+            self.finished.add(run_id)
+        self.update()
+
+    def update(self) -> None:
+        """Re-read the notes; set the grid bar's completed tokens and the per-run bars."""
+        notes = layout.read_notes(self.out_dir)
+        with self.lock:
+            finished = set(self.finished)
+            tokens, n_done = layout.grid_progress(self.est, finished, notes, self.since)
+            running = [
+                rid
+                for rid in self.est
+                if rid not in finished
+                and (notes.get(rid) or {}).get("state") == "running"
+                and float(notes[rid].get("time", 0)) >= self.since
+            ]
+            self.progress.update(
+                self.task, completed=tokens, info=f"{n_done}/{len(self.est)} runs, {len(running)} training"
+            )
+            for rid in list(self.run_tasks):
+                if rid not in running:
+                    self.progress.remove_task(self.run_tasks.pop(rid))
+            for rid in running:
+                n = notes[rid]
+                if rid not in self.run_tasks:
+                    self.run_tasks[rid] = self.progress.add_task(f"run {rid} {self.names[rid]}", total=None, info="")
+                info = f"{int(n.get('tokens') or 0):,} tok"
+                if n.get("loss") is not None:
+                    info += f"  loss {float(n['loss']):.3f}  {float(n.get('tokens_per_s') or 0):,.0f} tok/s"
+                self.progress.update(
+                    self.run_tasks[rid], total=n.get("total_steps"), completed=n.get("step") or 0, info=info
+                )
+
+    def poll(self, stop: threading.Event) -> None:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                self.update()
+            except Exception:  # a bar must never stop the grid
+                pass
+
+
 @dataclass
 class Workers:
-    """Each run in a worker process (torchrun with `world` processes when world > 1), len(slots) at a time."""
+    """Each run in a worker process (torchrun with `world` processes when world > 1), len(slots) at a time.
+
+    With a console on a terminal the parent draws the grid bar from the workers' notes (WorkerBar);
+    otherwise (a log, a pipe) it prints one line per finished worker; with no console (--quiet), nothing."""
 
     slots: list
     world: int = 1  # --nproc-per-run
     shard: bool = False
     device: Optional[str] = None  # passed to the worker; None: CUDA when the slot sees a GPU
-    console: object = None  # prints one line per finished worker when given
+    console: object = None  # prints one line per finished worker when given, and the bar on a terminal
 
     def run(self, grid, runs, out_dir: str, train_kw: dict) -> list[RunSummary]:
         out_dir = os.path.abspath(out_dir)
         os.makedirs(out_dir, exist_ok=True)
         todo, out = _skipped(out_dir, runs)
         by_id = {r.run_id: r for r in runs}
+        live = self.console is not None and bool(getattr(self.console, "is_terminal", False))
+        progress = grid_progress_bar(self.console) if live else None
+        bar = WorkerBar(progress, grid.name, runs, out_dir, skipped=[s.run.run_id for s in out]) if live else None
 
         def done(o: Outcome) -> None:
+            if bar is not None:
+                bar.finish(o.run_id)
             if self.console is not None:
-                self.console.print(f"run {o.run_id}: exit {o.returncode} after {o.seconds:.1f} s (log {o.log})")
+                con = progress.console if progress is not None else self.console
+                con.print(f"run {o.run_id}: exit {o.returncode} after {o.seconds:.1f} s (log {o.log})")
 
-        for o in run_local(
-            grid.path or grid.name,
-            [r.run_id for r in todo],
-            out_dir,
-            self.slots,
-            self.world,
-            self.shard,
-            self.device,
-            on_done=done,
-            extra_args=_worker_args(train_kw),
-        ):
+        def train() -> list[Outcome]:
+            return run_local(
+                grid.path or grid.name,
+                [r.run_id for r in todo],
+                out_dir,
+                self.slots,
+                self.world,
+                self.shard,
+                self.device,
+                on_done=done,
+                extra_args=_worker_args(train_kw),
+            )
+
+        if bar is None:
+            outcomes = train()
+        else:
+            stop = threading.Event()
+            poller = threading.Thread(target=bar.poll, args=(stop,), daemon=True, name="scalelab-bar")
+            with progress:
+                poller.start()
+                try:
+                    outcomes = train()
+                finally:
+                    stop.set()
+                    poller.join()
+                    bar.update()
+        for o in outcomes:
             out.append(_after(out_dir, by_id[o.run_id], o.returncode, o.log))
         return out
 

@@ -3,7 +3,8 @@
     runs/{grid}__{variant}__d{d_model}__{run_id}.parquet   a finished run (flat, so runs/*.parquet globs all)
     runs/.ckpt/{run_id}.pt                                  checkpoint of an unfinished run
     runs/.locks/{run_id}.lock                               held while a process trains the run
-    runs/.status/{run_id}.json                              a worker's note: running, done, failed, ...
+    runs/.status/{run_id}.json                              a worker's note: running (with tokens so far,
+                                                            rewritten every few seconds), done, failed, ...
     runs/.logs/{run_id}.log                                 a worker process's output (--workers, --devices)
     runs/.submitit/                                         submitit's pickles and job logs (Slurm)
 
@@ -22,6 +23,7 @@ import time
 from typing import Optional
 
 from scalelab.errors import ScalelabError
+from scalelab.fileio import atomic_write_text
 
 CKPT_DIR, LOCK_DIR, STATUS_DIR, LOG_DIR, SUBMITIT_DIR = ".ckpt", ".locks", ".status", ".logs", ".submitit"
 STATES = ("done", "running", "interrupted", "failed", "diverged", "pending")
@@ -92,12 +94,7 @@ def write_status(out_dir: str, run, state: str, **extra) -> None:
         time=time.time(),
         **extra,
     )
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(note, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(note))
 
 
 def read_notes(out_dir: str) -> dict[str, dict]:
@@ -111,6 +108,26 @@ def read_notes(out_dir: str) -> dict[str, dict]:
             continue
         notes[n.get("run_id", os.path.basename(p)[:-5])] = n
     return notes
+
+
+def grid_progress(est: dict[str, int], finished: set, notes: dict[str, dict], since: float = 0.0) -> tuple[int, int]:
+    """(tokens done, runs done) of a grid trained by workers, for the parent's grid bar.
+
+    est: each run's estimated tokens (its bar share); finished: run ids whose worker has exited (they count
+    in full); notes: read_notes(); a running note written at or after `since` (this grid's start: older
+    notes are another invocation's) counts its `tokens`, capped at the run's estimate."""
+    done = 0
+    for rid, total in est.items():
+        if rid in finished:
+            done += total
+            continue
+        n = notes.get(rid) or {}
+        if n.get("state") == "running" and float(n.get("time", 0)) >= since:
+            try:
+                done += max(0, min(int(n.get("tokens") or 0), total))
+            except (TypeError, ValueError):
+                pass
+    return done, sum(1 for rid in est if rid in finished)
 
 
 # ---- run states -------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from scalelab.config import RunConfig
 from scalelab.errors import ScalelabError
 from scalelab.run import layout
 
+NOTE_SECONDS = 3.0  # a worker rewrites its running note (tokens so far) at most this often
+
 
 @dataclass
 class RunSummary:
@@ -43,7 +45,8 @@ def train_one(run: RunConfig, corpus, out_dir: str, *, env=None, notes: bool = F
 
     corpus: a data.Corpus, or a function returning one (a worker loads it only once it knows it trains).
     env: the run's distributed.DistEnv under a worker (collective: rank 0 decides and writes), None in
-    process. notes: keep runs/.status/RUN_ID.json (workers do; the in-process loop does not).
+    process. notes: keep runs/.status/RUN_ID.json (workers do; the in-process loop does not); while training,
+    the running note is rewritten every NOTE_SECONDS with the step and tokens so far (the parent's grid bar).
     train_kw go to train.Trainer: device, progress, checkpoint_every, checkpoint_seconds, tb_dir, should_stop, shard.
     """
     from scalelab.run.train import train_run
@@ -66,7 +69,9 @@ def train_one(run: RunConfig, corpus, out_dir: str, *, env=None, notes: bool = F
                 layout.write_status(out_dir, run, state, **extra)
 
         world = env.world_size if env is not None else 1
-        note("running", world_size=world)
+        note("running", world_size=world, tokens=0)
+        if notes and main:
+            train_kw["progress"] = _noting(train_kw.get("progress"), lambda **p: note("running", world_size=world, **p))
         if callable(corpus):
             corpus = corpus()
         if env is not None:  # dist_env always: the trainer then also honours a stop request (Slurm preemption)
@@ -100,6 +105,31 @@ def train_one(run: RunConfig, corpus, out_dir: str, *, env=None, notes: bool = F
     finally:
         if lock is not None:
             lock.release()
+
+
+def _noting(progress, note, every: float = None):
+    """A trainer progress callback that also writes the run's running note (step, tokens, loss, tokens/s) at
+    most every `every` seconds (NOTE_SECONDS), and at the last step; then calls `progress` if given."""
+    last = [time.monotonic()]
+
+    def on_step(p: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] >= (NOTE_SECONDS if every is None else every) or p["step"] == p["total"]:
+            last[0] = now
+            try:
+                note(
+                    step=int(p["step"]),
+                    total_steps=int(p["total"]),
+                    tokens=int(p["tokens"]),
+                    loss=float(p["loss"]),
+                    tokens_per_s=float(p["tokens_per_s"]),
+                )
+            except OSError:  # a full or flaky disk must not stop the run for a progress note
+                pass
+        if progress is not None:
+            progress(p)
+
+    return on_step
 
 
 def summary_from_file(run: RunConfig, path: str, state: str = "skipped") -> RunSummary:

@@ -121,6 +121,59 @@ def test_two_cpu_workers_match_the_in_process_runner(tiny, tmp_path):
     del seen
 
 
+# ---- the parent's grid bar from the workers' notes (issue 12) ------------------------------------------
+def test_worker_notes_carry_tokens_and_the_parent_bar_counts_them(tmp_path, monkeypatch):
+    """A worker's running note is rewritten with its tokens while it trains; the parent's bar reads the
+    notes back: finished runs count in full, a running one its tokens (capped at its estimate), a stale
+    note from an earlier invocation nothing."""
+    from rich.progress import Progress
+
+    from scalelab.data import load_corpus
+    from scalelab.grid import Grid
+    from scalelab.run import layout, one
+    from scalelab.run.train import estimate_tokens
+
+    g = Grid.load(make_grid(tmp_path / "g", widths=(16, 24, 32)))
+    runs = g.runs()
+    out = str(tmp_path / "runs")
+    # 1. the worker side: train_one(notes=True) writes running notes with tokens as it goes
+    written = []
+    real = layout.write_status
+    monkeypatch.setattr(
+        layout, "write_status", lambda d, r, state, **kw: (written.append((state, kw)), real(d, r, state, **kw))
+    )
+    monkeypatch.setattr(one, "NOTE_SECONDS", 0.0)
+    corpus = load_corpus(runs[0].data, base_dir=os.path.dirname(g.path))
+    s = one.train_one(runs[0], corpus, out, notes=True, device="cpu")
+    assert s.state == "trained"
+    toks = [kw["tokens"] for st, kw in written if st == "running"]
+    assert toks[0] == 0 and max(toks) == s.tokens and len(set(toks)) > 2 and toks == sorted(toks)
+    assert written[-1][0] == "done"
+    # 2. the parent side: notes read back into the grid bar's completed tokens and runs done
+    est = {r.run_id: estimate_tokens(r) for r in runs}
+    since = time.time()
+    layout.write_status(out, runs[1], "running", tokens=1000, step=5, total_steps=20)
+    layout.write_status(out, runs[2], "running", tokens=10**9)  # beyond its estimate: capped
+    notes = layout.read_notes(out)
+    assert notes[runs[1].run_id]["tokens"] == 1000
+    assert layout.grid_progress(est, {runs[0].run_id}, notes, since) == (
+        est[runs[0].run_id] + 1000 + est[runs[2].run_id],
+        1,
+    )
+    assert layout.grid_progress(est, set(), notes, since=time.time() + 60) == (0, 0)  # stale notes count nothing
+    progress = Progress(disable=True)
+    bar = executors.WorkerBar(progress, g.name, runs, out, skipped=[runs[0].run_id], since=since)
+    task = progress.tasks[0]
+    assert task.total == sum(est.values())
+    assert task.completed == est[runs[0].run_id] + 1000 + est[runs[2].run_id]
+    assert task.fields["info"] == "1/3 runs, 2 training"
+    assert len(progress.tasks) == 3  # the grid bar and one bar per run in training
+    assert progress.tasks[1].completed == 5 and progress.tasks[1].total == 20
+    bar.finish(runs[1].run_id)
+    assert progress.tasks[0].completed == est[runs[0].run_id] + est[runs[1].run_id] + est[runs[2].run_id]
+    assert progress.tasks[0].fields["info"] == "2/3 runs, 1 training" and len(progress.tasks) == 2
+
+
 def test_slots_and_commands():
     assert executors.parse_devices("0, 1,2,3") == ["0", "1", "2", "3"]
     slots = executors.device_slots(["0", "1", "2", "3"], nproc_per_run=2)
