@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from typing import Optional
 
 import typer
@@ -13,7 +15,13 @@ from scalelab.commands._common import stdout_console, user_errors
 # spent 335 s of CPU time on 7.6e12 FLOPs (23 GFLOP/s) on one thread whose measured fp32 matmul peak is
 # about 80-90 GFLOP/s on the 2-core development machine.
 CPU_EFFICIENCY = 0.25
-GPU_EFFICIENCY = 0.3
+# GPU estimates: GPU-hours on a named accelerator (--gpu) at its bf16 dense peak (plan's table) times the MFU
+# that `scalelab bench train` measured on that accelerator (bench/train.json, its device naming it), else
+# an assumed MFU, said so in the output.
+GPUS = ("h100", "h200", "a100")
+ASSUMED_MFU = 0.4
+BENCH_TRAIN = os.path.join("bench", "train.json")
+CPU_GRID_HOURS = 24.0  # a grid that would take longer than this on this CPU is a GPU grid
 
 
 @user_errors
@@ -29,6 +37,13 @@ def run(
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the runs with params, tokens, FLOPs and an estimated time; train nothing."
+    ),
+    gpu: Optional[str] = typer.Option(
+        None,
+        "--gpu",
+        help="With --dry-run: estimate GPU-hours on this accelerator, h100, h200 or a100 (bf16 peak x the MFU "
+        "measured in bench/train.json on it, else an assumed 40%). Without it: this machine's GPU if any, else "
+        "h100 for a GPU grid (seed-size models, bf16 or compile, or over 24 h of this CPU), else CPU time.",
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available, else CPU), cpu, cuda or cuda:N."),
     threads: Optional[int] = typer.Option(
@@ -94,10 +109,18 @@ def run(
     """
     from rich.console import Console
 
+    from scalelab.errors import ScalelabError
     from scalelab.grid import Grid
+    from scalelab.run.grid import repeat_warning, unique_train_tokens
 
+    if gpu is not None and gpu.lower() not in GPUS:
+        raise ScalelabError(f"--gpu {gpu}: unknown accelerator; use one of {', '.join(GPUS)}")
     g = Grid.load(grid)
     console = stdout_console()
+    n_train = unique_train_tokens(g)  # None: not known without reading the corpus (the trainer then notes it)
+    warn = repeat_warning(g, n_train) if n_train else None
+    if warn and not quiet:
+        Console(stderr=True).print(warn, style="yellow", soft_wrap=True, markup=False)
     import torch
 
     if threads:
@@ -105,7 +128,7 @@ def run(
     elif device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         torch.set_num_threads(1)
     if dry_run:
-        _dry_run(g, device, as_json, console)
+        _dry_run(g, device, None if gpu is None else gpu.lower(), as_json, console)
         return
 
     from scalelab.run import executors
@@ -140,6 +163,8 @@ def run(
                 "note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)"
             )
             ex.tensorboard = None
+    if isinstance(ex, executors.InProcess) and n_train:
+        ex.data_note = False  # checked (and warned) at load
     sums = run_grid(g, out, executor=ex, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
     try:
         _report(g, out, ex, sums, as_json, console)
@@ -221,39 +246,108 @@ def _report(g, out, ex, sums, as_json: bool, console) -> None:
     console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + f". Next: scalelab fit {out}/*.parquet")
 
 
-def _dry_run(g, device: str, as_json: bool, console) -> None:
+def gpu_grid_reasons(g, cpu_seconds: Optional[float] = None) -> list[str]:
+    """Why a grid is for GPUs (empty: a CPU grid): seed-preset-size models (d_model at least seed-s's), an
+    [optimizer] dtype of bfloat16 or compile = true (both CUDA settings), or more than CPU_GRID_HOURS of
+    this CPU by the dry run's estimate."""
+    from scalelab.presets import PRESETS
+
+    runs = g.runs()
+    why = []
+    d_seed = PRESETS["seed-s"].d_model
+    if max(r.model.d_model for r in runs) >= d_seed:
+        why.append(f"seed-size models (d_model {d_seed} and up)")
+    if any(r.train.dtype == "bfloat16" for r in runs):
+        why.append("[optimizer] dtype = bfloat16")
+    if any(r.train.compile for r in runs):
+        why.append("[optimizer] compile = true")
+    if cpu_seconds is not None and cpu_seconds > CPU_GRID_HOURS * 3600:
+        why.append(f"about {cpu_seconds / 3600:,.0f} h of this CPU")
+    return why
+
+
+def bench_mfu(gpu: str, path: str = BENCH_TRAIN) -> Optional[tuple[float, str]]:
+    """(MFU, where it comes from) measured by `scalelab bench train` on this accelerator (the file's device
+    names it), relative to its bf16 peak; None when there is no such file or it was measured elsewhere."""
+    from scalelab.plan.planner import PEAK_FLOPS
+
+    try:
+        with open(path) as f:
+            b = json.load(f)
+        device = str(b.get("device", ""))
+        if gpu.upper() not in device.upper():
+            return None
+        rows = [r for r in b.get("rows", []) if isinstance(r, dict)]
+        dense = [r for r in rows if r.get("variant") == "dense"] or rows
+        vals = []
+        for r in dense:
+            if r.get("tokens_per_s") and r.get("flops_per_token"):
+                vals.append(float(r["tokens_per_s"]) * float(r["flops_per_token"]) / PEAK_FLOPS[gpu])
+            elif r.get("mfu") is not None:
+                vals.append(float(r["mfu"]))
+        vals = sorted(v for v in vals if math.isfinite(v) and 0 < v <= 1)
+        if not vals:
+            return None
+        m = vals[len(vals) // 2]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    what = f": {b['shape']}" if b.get("shape") else ""
+    return m, f"{m:.0%} MFU measured on {device} in {path}{what}"
+
+
+def _dry_run(g, device: str, gpu: Optional[str], as_json: bool, console) -> None:
+    """The runs with params, tokens, FLOPs and an estimated time. A GPU grid (--gpu, a visible GPU, or
+    gpu_grid_reasons) gets GPU-hours on one accelerator at its bf16 peak and the measured (else assumed) MFU;
+    a CPU grid gets minutes of this CPU at CPU_EFFICIENCY of its measured matmul peak."""
     from rich.table import Table
 
+    from scalelab.plan.planner import PEAK_FLOPS
     from scalelab.run.grid import describe, estimate_seconds
 
     rows = describe(g)
-    use_cuda = False
-    if device != "cpu":
-        try:
-            import torch
+    total_flops = sum(r["flops"] for r in rows)
+    why: list[str] = [f"--gpu {gpu}"] if gpu else []
+    if gpu is None and device != "cpu":
+        import torch
 
-            use_cuda = torch.cuda.is_available() and device != "cpu"
-        except ImportError:
-            pass
-    if use_cuda:
-        from scalelab.run.train import peak_flops, pick_device
-
-        peak, eff = peak_flops(pick_device(device)), GPU_EFFICIENCY
-    else:
+        if torch.cuda.is_available():
+            name = torch.cuda.get_device_name()
+            gpu = next((k for k in GPUS if k.upper() in name.upper()), "h100")
+            why = [f"this machine's {name}" + ("" if gpu.upper() in name.upper() else ", estimated as an H100")]
+    cpu_peak = None
+    if gpu is None:
         import torch
 
         from scalelab.run.train import peak_flops
 
-        peak, eff = peak_flops(torch.device("cpu")), CPU_EFFICIENCY
-    for r in rows:
-        r["est_s"] = estimate_seconds(r["flops"], peak, eff)
+        cpu_peak = peak_flops(torch.device("cpu"))
+        why = gpu_grid_reasons(g, estimate_seconds(total_flops, cpu_peak, CPU_EFFICIENCY))
+        if why:
+            gpu = "h100"
+    if gpu:
+        peak = PEAK_FLOPS[gpu]
+        measured = bench_mfu(gpu)
+        mfu, basis = measured or (
+            ASSUMED_MFU,
+            f"assumed {ASSUMED_MFU:.0%} MFU: no {BENCH_TRAIN} measured on an {gpu.upper()}; "
+            "`scalelab bench train --device cuda` measures it",
+        )
+        for r in rows:
+            r["est_s"] = estimate_seconds(r["flops"], peak, mfu)
+            r["est_gpu_hours"] = r["est_s"] / 3600
+            r.update(accelerator=gpu, mfu=mfu, mfu_basis="measured" if measured else "assumed")
+        col = "GPU-h"
+    else:
+        for r in rows:
+            r["est_s"] = estimate_seconds(r["flops"], cpu_peak, CPU_EFFICIENCY)
+        col = "est. s"
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
         return
     from rich import box
 
     t = Table(title=f"grid {g.name}: {len(rows)} runs (dry run; nothing trained)", box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in ("run_id", "variant", "d x L", "params", "lr", "tokens", "FLOPs", "est. s"):
+    for c in ("run_id", "variant", "d x L", "params", "lr", "tokens", "FLOPs", col):
         t.add_column(c, justify="left" if c in ("run_id", "variant") else "right", no_wrap=True)
     for r in rows:
         t.add_row(
@@ -264,16 +358,39 @@ def _dry_run(g, device: str, as_json: bool, console) -> None:
             f"{r['lr']:.2g}",
             _si(r["tokens"]),
             f"{r['flops']:.2g}",
-            f"{r['est_s']:.0f}",
+            f"{r['est_gpu_hours']:.3g}" if gpu else f"{r['est_s']:.0f}",
         )
     console.print(t)
     tot = sum(r["est_s"] for r in rows)
     finals = sum(len(r["budgets"]) for r in rows)
-    console.print(
+    head = (
         f"total: {len(rows)} runs, {finals} final points, {sum(r['tokens'] for r in rows):,} tokens, "
-        f"{sum(r['flops'] for r in rows):.3g} FLOPs; about {tot / 60:.1f} min at {eff:.0%} of "
-        f"{peak / 1e9:.0f} GFLOP/s ({'the GPU peak' if use_cuda else 'this CPU, measured now'})"
+        f"{total_flops:.3g} FLOPs; "
     )
+    if gpu:
+        console.print(
+            head + f"about {_hours(tot / 3600)} GPU-hours on one {gpu.upper()} ({peak / 1e12:.0f} TFLOP/s bf16 peak, "
+            f"{basis})",
+            soft_wrap=True,
+            markup=False,
+        )
+        if not why[0].startswith("--gpu"):
+            console.print(
+                f"this grid is for GPUs ({'; '.join(why)}); --gpu h100|h200|a100 names the accelerator",
+                soft_wrap=True,
+                markup=False,
+            )
+        return
+    console.print(
+        head + f"about {tot / 60:.1f} min at {CPU_EFFICIENCY:.0%} of {cpu_peak / 1e9:.0f} GFLOP/s (this CPU, "
+        "measured now)",
+        soft_wrap=True,
+    )
+
+
+def _hours(h: float) -> str:
+    """1091.4 -> 1,091; 3.456 -> 3.46 (hours for the dry run's total)."""
+    return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
 
 
 def _si(x: float) -> str:

@@ -62,6 +62,7 @@ class InProcess:
     tensorboard: Optional[str] = None  # a folder: one TensorBoard log per run
     console: object = None  # rich Console for the bars and notes (default: stderr)
     world: int = 1
+    data_note: bool = True  # note data repeats from the loaded corpus (off when `scalelab run` warned at load)
 
     def run(self, grid, runs, out_dir: str, train_kw: dict) -> list[RunSummary]:
         from rich.console import Console
@@ -77,7 +78,7 @@ class InProcess:
             raise ScalelabError(f"corpus vocab {corpus.vocab_size} exceeds the model's {runs[0].model.vocab_size}")
         est = [estimate_tokens(r) for r in runs]
         note = epochs_note(max(est), corpus)
-        if note and not self.quiet:
+        if note and self.data_note and not self.quiet:
             console.print(f"[yellow]{note}[/yellow]")
         os.makedirs(out_dir, exist_ok=True)
         summaries: list[RunSummary] = []

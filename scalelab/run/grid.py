@@ -2,11 +2,14 @@
 
 Whichever executor trains them (this process, worker processes, torchrun ranks, a Slurm job array), each run
 goes through one.train_one, which takes its lock, skips it when finished and resumes it from its checkpoint;
-the runs/ folder's layout is run/layout.py's. `describe` and `estimate_seconds` are the dry run's table.
+the runs/ folder's layout is run/layout.py's. `describe` and `estimate_seconds` are the dry run's table;
+`repeat_warning` is the grid-load check that a run's largest budget fits in the corpus's unique tokens.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Optional
 
 from scalelab.run.one import RunSummary
@@ -39,6 +42,54 @@ def describe(grid) -> list[dict]:
             )
         )
     return out
+
+
+def unique_train_tokens(grid) -> Optional[int]:
+    """The corpus's unique training tokens, when they can be told without reading (or tokenizing) it: a .bin
+    corpus from its size, a byte-tokenized text corpus (the embedded stdlib one included) from its files'
+    sizes and the train/validation split rule, anything already tokenized from scalelab's cache; else None."""
+    from scalelab import data as D
+
+    cfg = grid.data_config()
+    base_dir = os.path.dirname(grid.path) if grid.path else None
+    try:
+        path = D.resolve_path(cfg.source, base_dir) if cfg.source != "stdlib" else "stdlib"
+        fmt = D.detect_format(cfg, path)
+        if fmt == "bin":
+            return os.path.getsize(D._bin_paths(path)[0]) // 2
+        if fmt in ("stdlib", "text") and cfg.tokenizer == "byte":  # one token per byte
+            files, single = (D._stdlib_files(), False) if fmt == "stdlib" else D._text_files(path)
+            if single:
+                return int(round(os.path.getsize(files[0][1]) * (1 - cfg.val_fraction)))
+            return sum(os.path.getsize(p) for k, p in files if not D.is_val(k, cfg.val_fraction))
+        tok = D.get_tokenizer(cfg.tokenizer, base_dir)  # tokenized before: the cache knows its size
+        meta = os.path.join(D.cache_dir(), f"corpus-{D._listing_key(cfg, path, fmt, tok.name)}", "meta.json")
+        with open(meta) as f:
+            return int(json.load(f)["n_train"])
+    except Exception:  # cannot tell cheaply: the trainer records `epochs` and the in-process runner warns
+        return None
+
+
+def repeat_warning(grid, n_train: Optional[int] = None) -> Optional[str]:
+    """One line naming the runs whose largest budget exceeds the corpus's unique training tokens (they see
+    data again: `epochs` > 1) and how many epochs each trains; None when none does or the size is unknown."""
+    n_train = unique_train_tokens(grid) if n_train is None else n_train
+    if not n_train:
+        return None
+    runs = grid.runs()
+    over = sorted(
+        ((max(r.train.budgets) / n_train, r) for r in runs if max(r.train.budgets) > n_train),
+        key=lambda x: (-x[0], x[1].variant, x[1].model.d_model),
+    )
+    if not over:
+        return None
+    shown = [f"{r.run_id} ({r.variant} d{r.model.d_model}) {ep:.3g} epochs" for ep, r in over[:6]]
+    more = f" and {len(over) - 6} more" if len(over) > 6 else ""
+    return (
+        f"warning: grid {grid.name}: {len(over)} of {len(runs)} runs repeat training data, up to {over[0][0]:.3g} "
+        f"epochs of the corpus's {n_train:,} unique training tokens: {', '.join(shown)}{more} (use a larger "
+        "corpus or smaller budgets for unrepeated data)"
+    )
 
 
 def estimate_seconds(flops: float, device_peak: float, efficiency: float) -> float:

@@ -197,3 +197,70 @@ def test_a_failed_run_finishes_the_others_then_exits_1_naming_it(tmp_path, monke
     assert lowrank.run_id in last and "failed" in last and "RuntimeError" in last and dense.run_id not in last
     assert os.path.isfile(out / f"{dense.file_stem}.parquet")
     assert not os.path.exists(out / f"{lowrank.file_stem}.parquet")
+
+
+# ---- issue 12: dry-run estimates on a named accelerator; data repeats warned at grid load --------------
+def test_dry_run_of_a_seed_size_grid_gives_gpu_hours_with_the_gpu_and_the_mfu_basis(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)  # no bench/train.json here: an assumed MFU
+    r = _cli("run", "--grid", "seed-paper", "--dry-run", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "GPU-hours on one H100 (989 TFLOP/s bf16 peak, assumed 40% MFU" in r.stdout
+    assert "this grid is for GPUs (seed-size models" in r.stdout and "min at" not in r.stdout
+    r = _cli("run", "--grid", "seed-paper", "--dry-run", "--gpu", "a100", "--json")
+    rows = json.loads(r.stdout)
+    assert {x["accelerator"] for x in rows} == {"a100"} and {x["mfu_basis"] for x in rows} == {"assumed"}
+    for x in rows:
+        assert x["est_gpu_hours"] * 3600 * 312e12 * 0.4 == pytest.approx(x["flops"], rel=1e-9)
+    # a bench file measured on an H100: its MFU (dense row's achieved FLOP/s over the peak) for --gpu h100 only
+    os.makedirs("bench")
+    bench = {
+        "device": "NVIDIA H100 80GB HBM3",
+        "shape": "d_model 1024, layers 24",
+        "rows": [
+            {"variant": "dense", "tokens_per_s": 1000.0, "flops_per_token": 494.5e9, "mfu": 0.5},
+            {"variant": "lowrank-32", "tokens_per_s": 900.0, "flops_per_token": 300e9, "mfu": 0.27},
+        ],
+    }
+    open("bench/train.json", "w").write(json.dumps(bench))
+    r = _cli("run", "--grid", "seed-paper", "--dry-run", "--gpu", "h100")
+    assert "50% MFU measured on NVIDIA H100 80GB HBM3 in bench/train.json" in r.stdout, r.stdout
+    rows = json.loads(_cli("run", "--grid", "seed-paper", "--dry-run", "--gpu", "h100", "--json").stdout)
+    assert {x["mfu"] for x in rows} == {0.5} and {x["mfu_basis"] for x in rows} == {"measured"}
+    assert "assumed 40% MFU" in _cli("run", "--grid", "seed-paper", "--dry-run", "--gpu", "a100").stdout
+    r = _cli("run", "--grid", "seed-paper", "--dry-run", "--gpu", "v100")
+    assert r.exit_code == 2 and r.stderr.strip().startswith("error: --gpu v100") and len(r.stderr.splitlines()) == 1
+
+
+def test_dry_run_of_a_cpu_grid_gives_cpu_minutes_only(tmp_path):
+    r = _cli("run", "--grid", write_grid(tmp_path), "--dry-run", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "min at 25% of" in r.stdout and "this CPU, measured now" in r.stdout
+    assert "GPU" not in r.stdout
+    # the same small grid asking for bf16 is a GPU grid
+    bf16 = write_grid(tmp_path, name="b", optimizer='[optimizer]\nlr = 3e-3\nbatch_size = 8\ndtype = "bfloat16"\n')
+    r = _cli("run", "--grid", bf16, "--dry-run", "--device", "cpu")
+    assert "GPU-hours on one H100" in r.stdout and "[optimizer] dtype = bfloat16" in r.stdout
+
+
+def test_a_budget_beyond_the_corpus_warns_at_grid_load_naming_runs_and_epochs(tmp_path):
+    from scalelab.data import load_corpus
+    from scalelab.grid import Grid
+
+    grid = write_grid(tmp_path, budgets="[budgets]\ntokens = [12800, 40000]\n")
+    g = Grid.load(grid)
+    n = load_corpus(g.data_config()).n_train
+    assert 12800 < n < 40000
+    big = next(r for r in g.runs() if r.train.budgets == (40000,))
+    expect = f"1 of 2 runs repeat training data, up to {40000 / n:.3g} epochs of the corpus's {n:,} unique"
+    r = _cli("run", "--grid", grid, "--dry-run", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert expect in r.stderr and f"{big.run_id} (dense d16) {40000 / n:.3g} epochs" in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if "warning:" in ln]) == 1
+    r = _cli("run", "--grid", write_grid(tmp_path, name="fits"), "--dry-run", "--device", "cpu")
+    assert "repeat" not in r.stderr  # 12800 tokens fit in the corpus
+    # training: the warning once (at load), not again from the trainer's corpus note
+    r = _cli("run", "--grid", grid, "--out", str(tmp_path / "out"), "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("repeat training data") == 1 and "note: the largest run" not in r.output

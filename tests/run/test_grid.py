@@ -73,3 +73,33 @@ def test_divergent_run_is_recorded_and_the_grid_goes_on(tmp_path):
     df = read_runs(os.path.join(out, "*.parquet"))
     assert set(df[df["d_model"] == 16]["status"]) == {"diverged"}
     assert set(df[df["d_model"] == 32]["status"]) == {"ok"} and df[df["d_model"] == 32]["final"].sum() == 1
+
+
+# ---- issue 12: data repeats told at grid load, from the corpus size alone ------------------------------
+def test_unique_train_tokens_are_told_without_tokenizing_and_match_the_loaded_corpus(tmp_path):
+    """The grid-load check counts the corpus's training tokens from file sizes (byte tokenizer: one file
+    split by position, a folder split by hashed names) or a .bin's size: the same number load_corpus gives."""
+    import numpy as np
+
+    from scalelab.data import load_corpus
+    from scalelab.run.grid import repeat_warning, unique_train_tokens
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    text = open(os.path.join(os.path.dirname(TINY), "corpus.txt"), "rb").read()
+    for i in range(12):
+        (folder / f"doc{i}.txt").write_bytes(text[i * 3000 : (i + 1) * 3000])
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    np.arange(5000, dtype=np.uint16).tofile(tok / "train.bin")
+    np.arange(700, dtype=np.uint16).tofile(tok / "val.bin")
+    for source in (os.path.join(os.path.dirname(TINY), "corpus.txt"), str(folder), str(tok)):
+        g = Grid.load(write_grid(tmp_path, data=f'[data]\nsource = "{source}"\nval_fraction = 0.2\n'))
+        n = unique_train_tokens(g)
+        assert n == load_corpus(g.data_config()).n_train, source
+    assert unique_train_tokens(g) == 5000
+    # 12800 tokens over 5000 unique ones: 2.56 epochs, named with the run
+    w = repeat_warning(g)
+    (run,) = g.runs()
+    assert w is not None and "1 of 1 runs repeat training data" in w and f"{run.run_id} (dense d16) 2.56 epochs" in w
+    assert repeat_warning(g, n_train=12800) is None
