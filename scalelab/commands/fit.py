@@ -146,6 +146,12 @@ def fit(
         help="Fit file to write. Default: fits/NAME.json, NAME from the input (its stem, or its folder for several "
         "files).",
     ),
+    no_envelope: bool = typer.Option(
+        False,
+        "--no-envelope",
+        help="Inputs with a hyperparameter sweep (a grid's [sweep]): fit every point instead of the best-tuned one "
+        "per (group, N, D) (the default: the envelope over the sweep). The lr law lr_opt = c N^k is fitted either way.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table."),
 ) -> None:
     """Fit Chinchilla-style scaling laws per group with run-level bootstrap intervals.
@@ -192,6 +198,7 @@ def fit(
         drop_top_loss=drop_top_loss,
         fix=tuple(fix or ()),
         rollout=rollout,
+        envelope=not no_envelope,
     )
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} files)"
 
@@ -301,6 +308,8 @@ def _table(res) -> None:
             str(g.n_runs),
         )
     con = stdout_console()
+    if res.meta.get("sweep"):  # a hyperparameter sweep (fit/hyper.py): which points were fitted
+        con.print(res.meta["sweep"]["text"], highlight=False)
     con.print(t)
     for g in res:  # why this form: from the design, before fitting (fit/identify.py)
         ident = g.extra.get("identification")
@@ -352,6 +361,20 @@ def _table(res) -> None:
             con.print(
                 f"{g.name}: holdout ({h['rule']} = {h['value']:.3g}, {h['n_points']} points): "
                 f"mean |relative error| {h['mean_rel_error']:.4f}, max {h['max_rel_error']:.4f}"
+            )
+    for g in res:  # the lr law (fit/hyper.py)
+        law = (g.extra.get("hyper") or {}).get("lr")
+        if law:
+            ci = law.get("conf_int") or {}
+            k = f" [{ci['exp'][0]:.3g}, {ci['exp'][1]:.3g}]" if ci.get("exp") else ""
+            c = f" [{ci['coef'][0]:.3g}, {ci['coef'][1]:.3g}]" if ci.get("coef") else ""
+            opt = ", ".join(
+                f"{p['N']:.3g}: {p['lr_opt']:.3g}{' (edge)' if p['at_edge'] else ''}" for p in law["per_size"]
+            )
+            con.print(
+                f"{g.name}: lr_opt = c N^k, c = {law['coef']:.3g}{c}, k = {law['exp']:.3g}{k}; "
+                f"per size (N: lr_opt) {opt}",
+                highlight=False,
             )
     for c in res.comparisons:
         con.print(f"{c['b']} vs {c['a']}: {c['verdict']}")

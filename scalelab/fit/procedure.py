@@ -334,10 +334,24 @@ def fit_laws(
             raise ScalelabError(f"--drop-top-loss {spec.drop_top_loss} would drop every point")
         thr = np.sort(df[spec.loss_col].astype(float).to_numpy())[-spec.drop_top_loss]
         df = df[df[spec.loss_col].astype(float) < thr]
+    sweep_record, lr_laws = None, {}
+    from scalelab.fit import hyper
+
+    swept = hyper.swept(df, spec)  # a hyperparameter sweep in the input: the envelope, and lr_opt(N) per group
+    if swept:
+        if "lr" in swept and spec.approach == 3:
+            lr_laws = hyper.fit_lr_laws(df, spec)
+        if spec.envelope:
+            df, sweep_record = hyper.envelope(df, spec, swept)
+        else:
+            sweep_record = hyper.describe(swept, len(df), len(df), False)
     if spec.approach in (1, 2):
         from scalelab.fit.approaches import fit_allocation
 
-        return fit_allocation(df, spec, source=source, inputs=inputs)
+        res = fit_allocation(df, spec, source=source, inputs=inputs)
+        if sweep_record:
+            res.meta["sweep"] = sweep_record
+        return res
     groups = split_groups(df, spec, source)
 
     # bootstrap counts: per group independently; jointly (paired) when groups share runs
@@ -409,6 +423,17 @@ def fit_laws(
     add_compute_verdicts(comparisons, byname, {g.name: g for g in groups}, spec.at_flops, spec.level, joint)
     meta = _meta(spec, inputs)
     meta["bootstrap"]["paired"] = bool(shared_runs)
+    if sweep_record:
+        meta["sweep"] = sweep_record
+    for f in fits:  # the lr law (fit/hyper.py) beside the group's law; its samples as extra sample columns
+        law = lr_laws.get(f.name)
+        if law is None:
+            continue
+        samp = law.pop("samples")
+        f.extra["hyper"] = {"lr": law}
+        if samp is not None and f.samples is not None and len(f.samples) == len(samp["lr_coef"]):
+            for k, v in samp.items():
+                f.samples[k] = v
     meta["share_exponents"] = bool(spec.share_exponents)
     meta["at_flops"] = list(spec.at_flops) if spec.at_flops else None
     return FitResults({f.name: f for f in fits}, comparisons, meta)

@@ -29,6 +29,7 @@ from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write, atomic_write_bytes
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import percentile_interval
+from scalelab.fit.hyper import HYPER_SAMPLE_COLUMNS
 
 FORMAT = "scalelab-fit/1"
 CONVENTIONS = ("flops", "flops_6nd", "6ND")
@@ -361,7 +362,8 @@ class FitResults:
                     s[c] = np.nan
             s.insert(0, "sample", g.sample_index if g.sample_index is not None else np.arange(len(s)))
             s.insert(0, "group", g.name)
-            frames.append(s[["group", "sample", *laws.SAMPLE_COLUMNS]])
+            extra = [c for c in HYPER_SAMPLE_COLUMNS if c in s]  # the lr law's samples (fit/hyper.py)
+            frames.append(s[["group", "sample", *laws.SAMPLE_COLUMNS, *extra]])
         if not frames:
             return pd.DataFrame(
                 {

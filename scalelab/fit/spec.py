@@ -50,6 +50,9 @@ class FitSpec:
     # rollout check (fit on the k smallest sizes, predict the next; rollout.py)
     fix: tuple[tuple[str, float], ...] = ()
     rollout: bool = False
+    # a hyperparameter sweep in the input (fit/hyper.py): fit the best-tuned point per (group, N, D) (True) or
+    # every point (False, --no-envelope); the lr law lr_opt(N) is fitted either way
+    envelope: bool = True
 
     def __post_init__(self):
         # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
