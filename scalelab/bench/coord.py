@@ -99,7 +99,19 @@ def coord_check(
     progress: Optional[callable] = None,
 ) -> dict:
     """{"rows": one per (kind, param, width, stat), "slopes": one per (kind, param, stat), settings}."""
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one thread is as fast and leaves the other cores alone
+    try:
+        rows, slopes = _check(widths, kinds, params, steps, lr, batch, seed, n_layers, seq_len, progress)
+    finally:
+        torch.set_num_threads(threads)
+    return dict(
+        widths=list(widths), steps=steps, lr=lr, batch=batch, seq_len=seq_len, n_layers=n_layers, seed=seed,
+        rows=rows, slopes=slopes,
+    )  # fmt: skip
+
+
+def _check(widths, kinds, params, steps, lr, batch, seed, n_layers, seq_len, progress):
     rows, slopes = [], []
     for kind in kinds:
         for param in params:
@@ -117,44 +129,59 @@ def coord_check(
                     progress(kind, param, w)
             for k in STATS:
                 slopes.append(dict(kind=kind, param=param, stat=k, slope=slope(widths, per[k])))
-    return dict(
-        widths=list(widths), steps=steps, lr=lr, batch=batch, seq_len=seq_len, n_layers=n_layers, seed=seed,
-        rows=rows, slopes=slopes,
-    )  # fmt: skip
+    return rows, slopes
 
 
 def figure(result: dict, path: str) -> None:
-    """One panel per kind: RMS of the change of each stat vs width, SP dashed, muP solid (log-log)."""
+    """One panel per kind: RMS change of each stat vs width (log-log), muP solid, SP dashed, with the
+    slopes of the FFN output and the logits written in the panel; one shared legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     kinds = list(dict.fromkeys(r["kind"] for r in result["rows"]))
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.2), sharey=True, squeeze=False)
+    ncol = 3
+    nrow = (len(kinds) + 1 + ncol - 1) // ncol  # + one cell for the legend
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
+    axes = axes.ravel()
     colors = dict(zip(STATS, ("tab:gray", "tab:blue", "tab:green", "tab:red")))
+    styles = {"sp": "--", "mup": "-"}
     sl = {(s["kind"], s["param"], s["stat"]): s["slope"] for s in result["slopes"]}
-    for ax, kind in zip(axes[0], kinds):
-        for param, ls in (("sp", "--"), ("mup", "-")):
+    for ax, kind in zip(axes, kinds):
+        for param, ls in styles.items():
             for k in STATS:
                 pts = [
                     (r["width"], r["delta"])
                     for r in result["rows"]
                     if (r["kind"], r["param"], r["stat"]) == (kind, param, k)
                 ]
-                if not pts:
-                    continue
-                w, d = zip(*pts)
-                label = f"{k} {param.upper() if param == 'sp' else 'muP'} ({sl[(kind, param, k)]:+.2f})"
-                ax.plot(w, d, ls, marker="o", ms=3, color=colors[k], label=label)
+                if pts:
+                    w, d = zip(*pts)
+                    ax.plot(w, d, ls, marker="o", ms=3, color=colors[k])
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_title(kind)
-        ax.set_xlabel("width d_model")
-        ax.legend(fontsize=5.5, loc="upper left")
-    axes[0][0].set_ylabel(f"RMS change after {result['steps']} Adam steps")
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel("width d_model", fontsize=8)
+        txt = "slopes     SP    muP\n" + "\n".join(
+            f"{k:<7}{sl.get((kind, 'sp', k), float('nan')):+6.2f} {sl.get((kind, 'mup', k), float('nan')):+6.2f}"
+            for k in ("ffn", "logits")
+        )
+        ax.text(0.03, 0.97, txt, transform=ax.transAxes, va="top", fontsize=7, family="monospace",
+                bbox=dict(facecolor="white", alpha=0.8, lw=0))  # fmt: skip
+        ax.grid(True, which="major", alpha=0.3)
+    for ax in axes[::ncol]:
+        ax.set_ylabel(f"RMS change after {result['steps']} Adam steps", fontsize=8)
+    for ax in axes[len(kinds) :]:
+        ax.axis("off")
+    handles = [Line2D([], [], color=colors[k], lw=2, label=k) for k in STATS]
+    handles += [Line2D([], [], color="k", ls=ls, label="SP" if p == "sp" else "muP") for p, ls in styles.items()]
+    axes[len(kinds)].legend(handles=handles, loc="center", fontsize=9, title="stat / parametrisation")
     fig.suptitle(
-        "coordinate check: muP solid (flat), SP dashed (grows); legend: slope of log change vs log width", fontsize=8
+        f"coordinate check (lr {result['lr']:g}): muP (solid) flat in width, SP (dashed) grows; "
+        "slope = d log(RMS change) / d log(width)",
+        fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -156,6 +156,61 @@ def train(
         )
 
 
+# ---- bench coord-check (muP coordinate check; implementation in scalelab/bench/coord.py) -----------------
+@app.command("coord-check")
+@_user_errors
+def coord_check(
+    widths: str = typer.Option("32,64,128,256,512", "--widths", help="Comma-separated d_model values."),
+    kinds: _Optional[str] = typer.Option(
+        None, "--kinds", help="Structures (FFN kept share 32%), comma-separated (default: dense and every kind)."
+    ),
+    steps: int = typer.Option(4, "--steps", help="Adam steps on the fixed batch."),
+    lr: float = typer.Option(1e-2, "--lr", help="Peak lr (muP: of a square layer of the base width 64)."),
+    seed: int = typer.Option(0, "--seed", help="Init and batch seed."),
+    name: str = typer.Option("coord_check", "--name", help="Results go to OUT/NAME.json, .md and .png."),
+    out: str = typer.Option("bench", "--out", help="Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the slopes as JSON instead of a table."),
+) -> None:
+    """muP coordinate check: RMS change of each layer type's output after a few Adam steps vs width, SP and muP
+    (flat under muP, growing under SP); slopes of log change vs log width, and a figure."""
+    import json as _json
+    import os
+
+    from scalelab import structures
+    from scalelab.bench import coord as C
+    from scalelab.bench import throughput as B
+    from scalelab.errors import ScalelabError
+
+    B.check_name(name)
+    w = _int_list(widths, "--widths")
+    if len(w) < 2 or any(x < 8 or x % 8 for x in w):
+        raise ScalelabError(f"--widths {widths!r}: give at least two multiples of 8 (4 heads, even head_dim)")
+    ks = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else list(structures.names())
+    bad = [k for k in ks if k not in structures.names()]
+    if bad or not ks:
+        raise ScalelabError(f"--kinds {kinds!r}: use some of {', '.join(structures.names())}")
+    if steps < 1 or not lr > 0:
+        raise ScalelabError("--steps and --lr must be positive")
+    log = lambda k, p, x: typer.echo(f"{k} {p} d={x}", err=True)
+    res = C.coord_check(widths=w, kinds=ks, steps=steps, lr=lr, seed=seed, progress=log)
+    delta = {(r["kind"], r["param"], r["stat"], r["width"]): r["delta"] for r in res["rows"]}
+    rows = [
+        dict(s, **{f"d{x}": delta[s["kind"], s["param"], s["stat"], x] for x in w}) for s in res["slopes"]
+    ]  # one row per (kind, param, stat): slope and the RMS change at each width
+    columns = ["kind", "param", "stat", "slope"] + [f"d{x}" for x in w]
+    meta = {k: v for k, v in res.items() if k not in ("slopes", "rows")}
+    meta["points"] = res["rows"]  # per (kind, param, width, stat): act and delta
+    os.makedirs(out, exist_ok=True)
+    paths = B.write_results(out, name, "coord-check", rows, columns, meta)
+    png = os.path.join(out, f"{name}.png")
+    C.figure(res, png)
+    if as_json:
+        typer.echo(_json.dumps({"meta": {k: v for k, v in meta.items() if k != "points"}, "rows": rows}))
+    else:
+        _show(rows, columns, f"coordinate check: RMS change after {steps} Adam steps, lr {lr:g}", paths)
+        stdout_console().print(f"figure: {png}")
+
+
 # ---- bench fit (scaling-law fit speed; implementation in scalelab/benchfit.py) ------------------------
 @app.command("fit")
 @_user_errors

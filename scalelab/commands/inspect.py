@@ -40,10 +40,12 @@ def build_config(
     reduce_flop: bool = False,
     seq_len: Optional[int] = None,
     vocab_multiple: Optional[int] = None,
+    param: str = "sp",
+    mup_base_width: Optional[int] = None,
 ):
     """The ModelConfig the inspect options describe (ScalelabError for any bad combination)."""
     from scalelab import structures
-    from scalelab.config import ATTENTIONS, GuideConfig
+    from scalelab.config import ATTENTIONS, PARAMS, GuideConfig
     from scalelab.errors import ScalelabError
     from scalelab.presets import get_preset
 
@@ -55,6 +57,15 @@ def build_config(
         changes["d_attn"] = d_attn
     if seq_len is not None:
         changes["seq_len"] = seq_len
+    if param not in PARAMS:
+        raise ScalelabError(f"--param {param!r} is unknown: use one of {', '.join(PARAMS)}")
+    changes["param"] = param
+    if mup_base_width is not None:
+        if mup_base_width < 1:
+            raise ScalelabError(f"--mup-base-width must be >= 1, got {mup_base_width}")
+        if param != "mup":
+            raise ScalelabError("--mup-base-width is muP's base width: use it with --param mup")
+        changes["mup_base_width"] = mup_base_width
     if vocab_multiple is not None:
         if vocab_multiple < 1:
             raise ScalelabError(f"--vocab-multiple must be >= 1, got {vocab_multiple}")
@@ -147,6 +158,14 @@ def inspect(
         "--tokens",
         help="Training tokens, e.g. 25.5e9 (default: the seeds' budget for seed presets, else 20 per parameter).",
     ),
+    param: str = typer.Option(
+        "sp",
+        "--param",
+        help="Parametrisation: sp (standard) or mup (per-tensor init and lr multipliers: prints the table).",
+    ),
+    mup_base_width: Optional[int] = typer.Option(
+        None, "--mup-base-width", help="muP's base width b (default 64): a b-wide square layer keeps SP's init and lr."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Params and training FLOPs of one model config (seeds' FLOP convention and 6N)."""
@@ -170,6 +189,8 @@ def inspect(
         reduce_flop,
         seq_len,
         vocab_multiple,
+        param,
+        mup_base_width,
     )
     pc = F.param_counts(cfg)
     if tokens is not None:
@@ -200,6 +221,16 @@ def inspect(
             guide_flops_per_token=F.guide_flops_per_token(cfg),
             guide_train_flops=F.guide_train_flops(cfg, n_tokens),
             equal_flops_ratio=F.equal_flops_ratio(cfg),
+        )
+    if cfg.param == "mup":
+        from scalelab import mup
+
+        out.update(
+            param="mup",
+            mup_base_width=cfg.mup_base_width,
+            mup_logit_mult=mup.logit_mult(cfg),
+            mup_attn_scale=mup.attn_scale(cfg),
+            mup_groups=mup.table(cfg),
         )
     out["model"] = cfg.to_dict()
     if as_json:
@@ -244,4 +275,30 @@ def inspect(
         ]
     for r in rows:
         t.add_row(*r)
+    stdout_console().print(t)
+    if cfg.param == "mup":
+        _print_mup(out)
+
+
+def _print_mup(out: dict) -> None:
+    """The muP table: one row per parameter group (name pattern over GPT.named_parameters())."""
+    from rich.table import Table
+
+    t = Table(
+        title=f"muP, base width {out['mup_base_width']}: logits x {out['mup_logit_mult']:.4g}, "
+        f"attention scale {out['mup_attn_scale']:.4g}",
+        show_header=True,
+    )
+    for c, j in (("group (name pattern)", "left"), ("role", "left"), ("fan_in", "right"), ("fan_out", "right"),
+                 ("blocks", "right"), ("init std", "right"), ("lr mult", "right")):  # fmt: skip
+        t.add_column(c, justify=j)
+    dash = lambda v, f: "-" if v is None else format(v, f)
+    for g in out["mup_groups"]:
+        init = dash(g["init_std"], ".4g") if g["role"] != "guide" else "product"
+        if g["role"] == "vector":
+            init = "SP init"
+        t.add_row(
+            g["pattern"], g["role"], dash(g["fan_in"], "d"), dash(g["fan_out"], "d"), str(g["count"]), init,
+            f"{g['lr_mult']:.4g}",
+        )  # fmt: skip
     stdout_console().print(t)

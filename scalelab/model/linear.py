@@ -18,6 +18,8 @@ one against the other.
                    N = a1 a2, M = b1 b2 (closest to square); params R a1 b1 (a2 + b2)
 
 Block-diagonal products are batched einsums over the block axis: no Python loop over blocks.
+Parameter names (weight, U, V, W1, W2) are the ones each kind's `factors` declares in
+scalelab/structures.py: muP (scalelab/mup.py) scales every factor by its own fan-in and fan-out.
 Inits follow the seeds: dense N(0, std^2); LowRank the truncated SVD of a dense N(0, std^2) draw split
 as U_R sqrt(S_R), sqrt(S_R) V_R^T; BlockDense / BlockShuffle a N(0, std^2) draw of every block (and U)
 replaced by its polar factor (U_svd V_svd^T, all singular values 1); BTT the paper's fan-in init scaled

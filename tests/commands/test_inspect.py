@@ -108,3 +108,43 @@ def test_bad_input_one_line_exit_2(args):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert res.stdout == ""
+
+
+def test_param_mup_table_json_and_text():
+    """--param mup: every group's multipliers from the spectral formulas, worked out here for the
+    small preset (d 128, d_ff 512) with lowrank rank 64 and base width 32."""
+    out = _json("--param", "mup", "--mup-base-width", "32", "--ffn", "lowrank", "--rank", "64")
+    assert out["model"]["param"] == "mup" and out["model"]["mup_groups"] == out["mup_groups"]
+    assert out["mup_logit_mult"] == pytest.approx(32 / 128)
+    assert out["mup_attn_scale"] == pytest.approx(1 / (32 * (128 / 32)) ** 0.5)  # head_dim 32, width_mult 4
+    g = {r["pattern"]: r for r in out["mup_groups"]}
+    b, std = 32, 0.02
+
+    def spectral(fi, fo):
+        return std * (b / fi) ** 0.5 * min(1.0, (fo / fi) ** 0.5), b / fi
+
+    want = {
+        "wte.weight": (0.02, 1.0),
+        "blocks.*.attn.qkv.weight": spectral(128, 384),
+        "blocks.0.ffn.down.weight": spectral(512, 128),
+        "blocks.*.ffn.up.V": spectral(128, 64),  # V: d -> R
+        "blocks.*.ffn.up.U": spectral(64, 512),  # U: R -> d_ff
+        "blocks.*.ffn.down.V": spectral(512, 64),
+        "blocks.*.ffn.down.U": spectral(64, 128),
+    }
+    for pat, (s, lr) in want.items():
+        assert g[pat]["init_std"] == pytest.approx(s) and g[pat]["lr_mult"] == pytest.approx(lr), pat
+    assert g["*"]["role"] == "vector" and g["*"]["lr_mult"] == 1.0
+    sp = _json()
+    assert "mup_groups" not in sp and "param" not in sp["model"]
+    res = runner.invoke(app, ["inspect", "--param", "mup", "--ffn", "blockshuffle", "--blocks", "4"])
+    assert res.exit_code == 0 and "muP, base width 64" in res.output and "blocks.*.ffn.up.W1" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, msg",
+    [(["--param", "ntk"], "--param 'ntk' is unknown: use one of sp, mup"), (["--mup-base-width", "32"], "--param mup")],
+)
+def test_bad_param_one_line_exit_2(args, msg):
+    res = runner.invoke(app, ["inspect", *args])
+    assert res.exit_code == 2 and msg in res.output and len(res.output.strip().splitlines()) == 1
