@@ -305,6 +305,7 @@ def _print_plan(r, fit_path) -> None:
         title=f"Compute-optimal plan at {budget} ({r.convention} convention; {r.level:.0%} intervals) - fit {fit_path}"
     )
     hours = any(p.gpu_hours for p in r.plans)  # only with a measured or stated throughput basis
+    lrs = any(p.lr for p in r.plans)  # the fit has an lr law (its runs swept the learning rate)
     for col in (
         "#",
         "variant",
@@ -316,6 +317,7 @@ def _print_plan(r, fit_path) -> None:
         "loss [interval]",
         "one-run interval",
         "FLOPs",
+        *(["lr [interval]"] if lrs else []),
         *([f"{(r.gpu or 'GPU')}-hours"] if hours else []),
     ):
         t.add_column(col, justify="left" if col in ("variant", "loss [interval]") else "right")
@@ -347,6 +349,7 @@ def _print_plan(r, fit_path) -> None:
             f"{loss:.3f} [{lint[0]:.3f}, {lint[1]:.3f}]",
             f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]",
             f"{flops:.3g}",
+            *([_lr_cell(p.lr)] if lrs else []),
             *([f"{p.gpu_hours:.3g}" if p.gpu_hours else "-"] if hours else []),
         )
     con.print(t)
@@ -395,6 +398,14 @@ def _print_plan(r, fit_path) -> None:
             con.print(f"  note {p.variant}: {n}")
     for w in r.warnings:
         con.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _lr_cell(lr) -> str:
+    """The recommended peak learning rate from the fit's lr law, its interval, and (ext.) outside the swept sizes."""
+    if not lr:
+        return "-"
+    ci = f"\n[{lr['lo']:.3g}, {lr['hi']:.3g}]" if lr["lo"] == lr["lo"] else ""
+    return f"{lr['lr']:.3g}{ci}" + (" (ext.)" if lr["extrapolated"] else "")
 
 
 def _print_sweep(df, fit_path) -> None:

@@ -49,7 +49,14 @@ def _run_settings(fit: FitResults) -> dict:
     if not configs:
         raise ScalelabError(f"fit {fit.path}: its run files hold no runs: refit from runs/*.parquet")
     for key in ("data", "train"):  # one setting per grid: refuse a fit pooling different ones
-        seen = {json.dumps({k: v for k, v in c[key].items() if k != "budgets"}, sort_keys=True) for c in configs}
+        # (but a grid's [sweep] varies its swept hyperparameters on purpose: those are left out here)
+        seen = {
+            json.dumps(
+                {k: v for k, v in c[key].items() if k not in ("budgets", "sweep", *c[key].get("sweep", ()))},
+                sort_keys=True,
+            )
+            for c in configs
+        }
         if len(seen) > 1:
             raise ScalelabError(
                 f"fit {fit.path}: its runs differ in their [{key}] settings: emit a grid from a fit of one grid"
@@ -108,7 +115,7 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     fit = planner.fit
     settings = _run_settings(fit)
     widths: dict[int, int] = {}  # d_model -> n_layers
-    optimum, notes, variants, centres = {}, [], [], []
+    optimum, notes, variants, centres, lr_laws = {}, [], [], [], []
     template: ModelConfig | None = None
     for vp in plan.plans:
         g = fit.groups[vp.group]
@@ -137,9 +144,11 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
             if widths.setdefault(d, L) != L:
                 raise ScalelabError(
                     f"{vp.variant}: width {d} is planned with {L} layers for one variant and {widths[d]} for "
-                    "another: plan with --depth to fix the depth, or emit one variant at a time (--variants)"
+                    "another: plan with --depth to fix the depth, or emit one variant at a time (--variant)"
                 )
         variants.append(fam.rule.template)
+        law = (g.extra.get("hyper") or {}).get("lr")
+        lr_laws.append((vp.variant, fam, law))
     if not variants:
         raise ScalelabError("no variant of this plan has a shape family: fit scalelab runs (run-store Parquet)")
     ds = _thin(sorted(widths), centres, sizes + len(set(centres)) - 1)
@@ -160,6 +169,8 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     lines += [f"{k} = {_toml_value(getattr(t, k))}" for k in _MODEL_KEYS]
     for v in variants:
         lines += ["", "[[variants]]", f'structure = "{v.ffn.kind}"']
+        if getattr(v, "param", "sp") != "sp":  # the fitted parametrisation (an lr law holds under it only)
+            lines.append(f'model = {{ param = "{v.param}", mup_base_width = {v.mup_base_width} }}')
         if v.ffn.kind != "dense":
             if v.ffn.fraction is not None:
                 lines.append(f"fraction = {v.ffn.fraction!r}")
@@ -168,7 +179,7 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     tr = settings["train"]
     lines += ["", "[budgets]", f"flops = [{flops!r}]", "", "[schedule]", f'kind = "{tr["schedule"]}"']
     lines += [f"{k} = {tr[k]!r}" for k in ("warmup", "cooldown", "min_lr_ratio")]
-    lines += ["", "[optimizer]", f"lr = {tr['lr']!r}", f"batch_size = {tr['batch_size']}"]
+    lines += ["", "[optimizer]", _lr_line(ds, widths, lr_laws, tr, notes), f"batch_size = {tr['batch_size']}"]
     lines += [f"weight_decay = {tr['weight_decay']!r}", f"betas = [{tr['beta1']!r}, {tr['beta2']!r}]"]
     lines += [f"grad_clip = {tr['grad_clip']!r}"]
     lines += ["", "[eval]", f"points = {tr['eval_points']}", f"val_tokens = {tr['val_tokens']}", ""]
@@ -176,6 +187,33 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, "\n".join(lines).encode())
     return EmittedGrid(path=path, flops=flops, widths=ds, optimum=optimum, notes=notes)
+
+
+def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list) -> str:
+    """[optimizer]'s learning rate: with an lr law in the fit (fit/hyper.py), a per-width lr_table from the law
+    at each width's N (the geometric mean over variants when several share a width, noted when they differ by
+    more than 10%); else the fitted runs' lr."""
+    from scalelab.fit import hyper
+    from scalelab.plan.families import _candidate
+
+    if not lr_laws or any(law is None for _, _, law in lr_laws):
+        if tr.get("sweep"):
+            notes.append(f"the fitted runs swept {', '.join(tr['sweep'])} but the fit has no lr law: lr = {tr['lr']:g}")
+        return f"lr = {tr['lr']!r}"
+    table = {}
+    for d in ds:
+        lrs = []
+        for _, fam, law in lr_laws:
+            N = _candidate(fam.rule.make(d, depths[d]), fam.n_key, fam.convention).N
+            lrs.append(hyper.predict_lr(law, N)["lr"])
+        table[d] = float(math.exp(sum(math.log(x) for x in lrs) / len(lrs)))
+        if max(lrs) / min(lrs) > 1.1:
+            notes.append(
+                f"width {d}: the variants' lr laws give {min(lrs):.3g} to {max(lrs):.3g}; the grid has one lr per "
+                f"width ({table[d]:.3g}, their geometric mean): emit one variant at a time (--variant) for each its own"
+            )
+    body = ", ".join(f'"{d}" = {v:.4g}' for d, v in table.items())
+    return f"lr_table = {{{body}}}  # from the fit's lr law lr_opt = c N^k at each width's N"
 
 
 def check_emitted(emitted: EmittedGrid, tolerance: float = 0.05) -> list[dict]:

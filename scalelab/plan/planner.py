@@ -346,6 +346,21 @@ class Planner:
             ffn_fraction=ffn_fraction(c.cfg),
         )
 
+    # ---- learning rate -------------------------------------------------------------------------
+    def learning_rate(self, g: GroupFit, N: float) -> Optional[dict]:
+        """The peak learning rate for a model of N params (the fit's N) from the group's lr law lr_opt = c N^k
+        (fit/hyper.py), with the interval of its bootstrap samples: {"lr", "lo", "hi", "N", "extrapolated"};
+        None when the fit has no lr law (its runs had no [sweep]) or N is not finite."""
+        from scalelab.fit import hyper
+
+        law = (g.extra.get("hyper") or {}).get("lr")
+        if not law or not (N and math.isfinite(N)):
+            return None
+        samples = g.sample_arrays(hyper.HYPER_SAMPLE_COLUMNS)
+        out = hyper.predict_lr(law, N, samples, self.level)
+        out["N"] = float(N)
+        return out
+
     # ---- wall clock ----------------------------------------------------------------------------
     def throughput(self, g: GroupFit, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
         """FLOP/s this variant achieves on `gpu`, from its runs' measured tokens/s or MFU."""
@@ -593,6 +608,7 @@ def plan_budget(
             pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
         else:
             pl = planner.allocate(g, C, inference_tokens, shape=shape)
+        pl.lr = planner.learning_rate(g, pl.shape.params if pl.shape is not None else pl.N_opt)
         if target_loss is not None:
             pl.target = planner.compute_for_loss(g, target_loss)
             if rate:

@@ -60,6 +60,9 @@ class VariantPlan:
     target: Optional[dict] = None
     extrapolated: bool = False
     notes: list[str] = field(default_factory=list)
+    # peak learning rate from the fit's lr law at the planned N (fit/hyper.py): {"lr", "lo", "hi", "N",
+    # "extrapolated"}; None when the fit has no lr law (no [sweep] in its runs)
+    lr: Optional[dict] = None
     L_samples: Optional[np.ndarray] = field(default=None, repr=False)
     sample_ids: Optional[np.ndarray] = field(default=None, repr=False)
 
@@ -122,6 +125,9 @@ class PlanResult:
                     L_lo=p.L_int[0],
                     L_hi=p.L_int[1],
                     extrapolated=p.extrapolated,
+                    lr=p.lr["lr"] if p.lr else float("nan"),
+                    lr_lo=p.lr["lo"] if p.lr else float("nan"),
+                    lr_hi=p.lr["hi"] if p.lr else float("nan"),
                 )
             )
         return pd.DataFrame(rows)
@@ -138,6 +144,7 @@ class PlanResult:
                     else "N, D not identified "
                 )
                 + f"L={p.L_opt:.3f} [{p.L_int[0]:.3f}, {p.L_int[1]:.3f}]"
+                + (f" lr={p.lr['lr']:.3g} [{p.lr['lo']:.3g}, {p.lr['hi']:.3g}]" if p.lr else "")
             )
         if self.p_beats is not None and len(self.plans) > 1:
             lines.append(
