@@ -74,7 +74,11 @@ def test_fit_run_store(tmp_path):
     assert abs(g["params"]["alpha"] - 0.34) < 0.1
     assert d["comparisons"][0]["a"] == "dense" and d["comparisons"][0]["b"] == "lowrank-32"
     s = pd.read_parquet(out.parent / d["samples"])
-    assert list(s.columns) == ["group", "sample", "E", "A", "B", "alpha", "beta", "K", "gamma"]
+    # docs/interfaces.md "Fit file": the law's parameters, then the allocation exponents a, b (and kN, kD)
+    assert list(s.columns)[:9] == ["group", "sample", "E", "A", "B", "alpha", "beta", "K", "gamma"]
+    assert {"a", "b", "kN", "kD"} <= set(s.columns)
+    ab = s[["alpha", "beta", "a"]].dropna()
+    assert np.allclose(ab["a"], ab["beta"] / (ab["alpha"] + ab["beta"]))  # a = beta / (alpha + beta), per sample
     assert len(s) == 200 and s["K"].isna().all()
     from scalelab.fit import load_fit
 
