@@ -37,7 +37,7 @@ def build_config(
     d_ff: Optional[int] = None,
     guided: bool = False,
     guide_fraction: float = 0.5,
-    reduce_flop: bool = False,
+    reduce_flop: bool = True,
     seq_len: Optional[int] = None,
     vocab_multiple: Optional[int] = None,
     param: str = "sp",
@@ -143,7 +143,10 @@ def inspect(
         0.5, "--guide-fraction", help="Share of the steps over which the guide fades out."
     ),
     reduce_flop: bool = typer.Option(
-        False, "--reduce-flop", help="Self-guided reduce_flop: the guide path runs with probability alpha."
+        True,
+        "--reduce-flop/--no-reduce-flop",
+        help="Self-guided reduce_flop: the guide path runs with probability alpha (on: the seeds' pairing, as "
+        "`guide = true` in a grid).",
     ),
     seq_len: Optional[int] = typer.Option(
         None, "--seq-len", help="Context length (enters the attention FLOPs; default: the preset's)."
@@ -271,7 +274,11 @@ def inspect(
                 f"{out['guide_train_flops']:.4g}",
                 f"over the first {cfg.guide.fraction:.0%} of steps",
             ),
-            ("equal_flops_ratio", f"{out['equal_flops_ratio']:.3f}", "r: C_struct (1 + r) + 0.5 r C_guide = C_dense"),
+            (
+                "equal_flops_ratio",
+                f"{out['equal_flops_ratio']:.3f}",
+                "r: the guided run's FLOPs equal the dense model's (flops.equal_flops_ratio)",
+            ),
         ]
     for r in rows:
         t.add_row(*r)
