@@ -1,4 +1,4 @@
-"""The six figures. Each takes a Context and returns a matplotlib Figure, or raises Skip(reason)
+"""The figures. Each takes a Context and returns a matplotlib Figure, or raises Skip(reason)
 when its inputs cannot support it (no fit, one variant, no throughput column): a note, not an error.
 """
 
@@ -1071,6 +1071,74 @@ def throughput(ctx: Context):
     return fig
 
 
+def lr_transfer(ctx: Context):
+    """Loss against peak learning rate, one curve per width, one panel per variant (rows: sp, mup when both
+    are present): the muTransfer plot. Each width's optimum (fit/hyper.py: parabola in log lr) is starred."""
+    from types import SimpleNamespace
+
+    from matplotlib import colormaps
+
+    from scalelab.fit import hyper
+
+    curves, src = [], ""
+    runs = ctx.ok_runs()
+    if runs is not None and "final" in runs.columns:
+        fin = runs[runs["final"].astype(bool)]
+        loss = _fit_loss_column(ctx)
+        loss = loss if loss in fin.columns else "val_loss"
+        spec = SimpleNamespace(
+            n_col="params", d_col="tokens", c_col="flops", run_col="run_id", by=("variant",), loss_col=loss, seed=0
+        )
+        if not fin.empty and "lr" in hyper.swept(fin, spec):
+            curves = hyper.sweep_curves(fin, spec)
+            width = dict(zip(fin["params"].astype(float), fin["d_model"])) if "d_model" in fin.columns else {}
+            for c in curves:
+                c["d_model"] = width.get(c["N"])
+            src = "run files"
+    if not curves and ctx.fit is not None:
+        for g in ctx.fit:
+            for p in ((g.extra.get("hyper") or {}).get("lr") or {}).get("per_size", []):
+                curves.append({**p, "group": g.name, "d_model": None})
+        src = "the fit's lr law (per-size sweeps)"
+    if not curves:
+        raise Skip("no learning-rate sweep in the inputs (a grid's [sweep] lr = [...]): nothing to draw")
+    groups = list(dict.fromkeys(c["group"] for c in curves))
+    base = {g: g.replace("+mup", "") for g in groups}
+    params = [p for p in ("sp", "mup") if any(("+mup" in g) == (p == "mup") for g in groups)]
+    cols = style.sort_variants(dict.fromkeys(base.values()))
+    fig, axs = style.new_figure(ctx.width, 0.36 * len(params) * (2 if ctx.single() else 1), len(params), len(cols))
+    sizes = sorted({c["N"] for c in curves})
+    cmap = colormaps["viridis"]
+    color = {n: cmap(0.85 * i / max(len(sizes) - 1, 1)) for i, n in enumerate(sizes)}
+    for ax in axs.flat:
+        ax.set_visible(False)
+    for g in groups:
+        r = params.index("mup" if "+mup" in g else "sp")
+        ax = axs[r, cols.index(base[g])]
+        ax.set_visible(True)
+        for c in sorted((c for c in curves if c["group"] == g), key=lambda c: c["N"]):
+            lab = f"d {c['d_model']}" if c.get("d_model") else f"N {c['N']:.3g}"
+            ax.plot(c["lrs"], c["losses"], "-o", color=color[c["N"]], ms=3, lw=1.0, label=lab, gid=f"{g}:{c['N']:g}")
+            ax.plot(
+                [c["lr_opt"]], [min(c["losses"])], marker="*", ms=9, color=color[c["N"]], mec="black", mew=0.5, ls=""
+            )
+        title = g
+        law = ctx.fit[g].extra.get("hyper", {}).get("lr") if ctx.fit is not None and g in ctx.fit.groups else None
+        if law:
+            ci = (law.get("conf_int") or {}).get("exp")
+            title += f": lr_opt ~ N^{law['exp']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+        ax.set_title(title, fontsize="small")
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel(loss_label(ctx))
+        ax.legend(fontsize="x-small", frameon=False)
+    edge = sorted({c["group"] for c in curves if c["at_edge"]})
+    if edge:
+        ctx.note(f"optimum at the edge of the sweep for some width of: {', '.join(edge)} (widen the sweep)")
+    ctx.note(f"from {src}; each width's loss at its largest budget; stars: the optimum (parabola in log lr)")
+    return fig
+
+
 FIGURES = [
     (
         "fig1_loss_vs_flops",
@@ -1107,5 +1175,11 @@ FIGURES = [
         "fig6_throughput",
         throughput,
         "Training throughput (tokens/s, and MFU where recorded) per variant against width.",
+    ),
+    (
+        "fig7_lr_transfer",
+        lr_transfer,
+        "Loss against peak learning rate, one curve per width, one panel per variant (and per parametrisation, "
+        "sp / mup): the muTransfer plot. Stars: each width's optimum; titles: the fitted lr_opt = c N^k exponent.",
     ),
 ]
