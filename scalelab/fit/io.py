@@ -94,7 +94,11 @@ def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
 
 
 def provenance(paths) -> list[dict]:
-    return [{"path": str(p), "sha256": sha256(Path(p))} for p in paths]
+    """Path and sha256 of every input file; a folder of run files counts as its *.parquet files."""
+    from scalelab import store
+
+    files = [f for p in paths for f in (store.expand_paths([p]) if Path(p).is_dir() else [p])]
+    return [{"path": str(p), "sha256": sha256(Path(p))} for p in files]
 
 
 def _show(v) -> str:

@@ -1107,9 +1107,14 @@ def lr_transfer(ctx: Context):
     params = [p for p in ("sp", "mup") if any(("+mup" in g) == (p == "mup") for g in groups)]
     cols = style.sort_variants(dict.fromkeys(base.values()))
     fig, axs = style.new_figure(ctx.width, 0.36 * len(params) * (2 if ctx.single() else 1), len(params), len(cols))
-    sizes = sorted({c["N"] for c in curves})
+
+    def key(c):  # one colour per width across panels (variants at one width differ in N)
+        return c.get("d_model") or c["N"]
+
+    sizes = sorted({key(c) for c in curves})
     cmap = colormaps["viridis"]
     color = {n: cmap(0.85 * i / max(len(sizes) - 1, 1)) for i, n in enumerate(sizes)}
+    swept = sorted({x for c in curves for x in c["lrs"]})
     for ax in axs.flat:
         ax.set_visible(False)
     for g in groups:
@@ -1118,9 +1123,9 @@ def lr_transfer(ctx: Context):
         ax.set_visible(True)
         for c in sorted((c for c in curves if c["group"] == g), key=lambda c: c["N"]):
             lab = f"d {c['d_model']}" if c.get("d_model") else f"N {c['N']:.3g}"
-            ax.plot(c["lrs"], c["losses"], "-o", color=color[c["N"]], ms=3, lw=1.0, label=lab, gid=f"{g}:{c['N']:g}")
+            ax.plot(c["lrs"], c["losses"], "-o", color=color[key(c)], ms=3, lw=1.0, label=lab, gid=f"{g}:{c['N']:g}")
             ax.plot(
-                [c["lr_opt"]], [min(c["losses"])], marker="*", ms=9, color=color[c["N"]], mec="black", mew=0.5, ls=""
+                [c["lr_opt"]], [min(c["losses"])], marker="*", ms=9, color=color[key(c)], mec="black", mew=0.5, ls=""
             )
         title = g
         law = ctx.fit[g].extra.get("hyper", {}).get("lr") if ctx.fit is not None and g in ctx.fit.groups else None
@@ -1129,6 +1134,13 @@ def lr_transfer(ctx: Context):
             title += f": lr_opt ~ N^{law['exp']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
         ax.set_title(title, fontsize="small")
         ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+        if len(swept) <= 8:  # the swept values as the ticks
+            ax.xaxis.set_major_locator(FixedLocator(swept))
+            ax.xaxis.set_major_formatter(lambda x, _: f"{x:.2g}")
+            ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("peak learning rate")
         ax.set_ylabel(loss_label(ctx))
         ax.legend(fontsize="x-small", frameon=False)
