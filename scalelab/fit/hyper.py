@@ -94,7 +94,9 @@ def swept(df: pd.DataFrame, spec) -> dict[str, list[float]]:
                 continue
         elif v.groupby(cells).nunique().max() < 2:
             continue
-        out[name] = sorted(float(x) for x in v.dropna().unique())
+        vals = sorted(float(x) for x in v.dropna().unique())
+        if len(vals) > 1:  # one value (a single-lr subset of a sweep's runs): nothing was swept here
+            out[name] = vals
     return out
 
 

@@ -76,6 +76,8 @@ def test_the_sweep_is_found_without_the_marker_and_seeds_alone_are_no_sweep():
     assert hyper.swept(one_lr, SPEC) == {}
     fit = fit_laws(one_lr, SPEC.replace(bootstrap=0))
     assert "sweep" not in fit.meta and fit["dense"].n_points == len(one_lr)
+    marked = sweep_frame()  # a one-lr subset of a marked sweep's runs is no sweep either
+    assert hyper.swept(marked[marked["peak_lr"] == LRS[3]], SPEC) == {}
 
 
 def test_lr_optimum_parabola_best_and_edge():
