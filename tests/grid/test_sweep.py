@@ -160,3 +160,15 @@ def test_older_run_files_without_the_new_columns_still_read(tmp_path):
     old.to_parquet(path)
     df = store.read_runs(str(path))
     assert df["peak_lr"].isna().all() and df["sweep"].isna().all() and len(df) == 1
+
+
+def test_the_builtin_lr_transfer_grid():
+    from scalelab.grid import builtin_grids
+
+    assert "lr-transfer" in builtin_grids()
+    runs = Grid.load("lr-transfer").runs()
+    cells = {(r.model.variant, r.model.d_model, r.train.lr) for r in runs}
+    variants = {"dense", "lowrank-32", "dense+mup", "lowrank-32+mup"}
+    assert {v for v, _, _ in cells} == variants and len(cells) == len(runs) == 4 * 3 * 5
+    assert all(r.train.schedule == "wsd" and len(r.train.budgets) == 2 and r.train.sweep == ("lr",) for r in runs)
+    assert {r.model.param for r in runs if r.model.variant.endswith("+mup")} == {"mup"}
