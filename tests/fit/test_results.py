@@ -139,3 +139,15 @@ def test_fit_spec_validates_and_keywords_build_it():
     a = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0)
     b = fit_laws(df, FitSpec(n_col="N", d_col="D", loss_col="loss"), bootstrap=0)
     assert a["all"].params == b["all"].params and a.spec == b.spec
+
+
+def test_weak_identification_is_said_in_words():
+    from scalelab.fit.procedure import _weakly_identified
+
+    params = {"E": 0.85, "A": 100.0, "alpha": 1.2, "B": 80.0, "beta": 0.33}
+    conf = {"E": [0.003, 1.15], "A": [1e-12, 1e12], "alpha": [0.2, 3.0], "B": [15.0, 700.0], "beta": [0.15, 0.52]}
+    w = _weakly_identified(params, conf, 0.95)
+    assert len(w) == 2  # E reaches below a tenth of itself; alpha spans 15x; beta (3.5x) and coefficients pass
+    assert w[0].startswith("E is not identified") and "--fix E=" in w[0]
+    assert w[1].startswith("alpha is weakly identified") and "15x" in w[1]
+    assert _weakly_identified(params, {"E": [0.5, 1.1], "alpha": [0.3, 0.5]}, 0.95) == []
