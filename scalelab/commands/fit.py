@@ -380,13 +380,15 @@ def _table(res) -> None:
         con.print(f"{c['b']} vs {c['a']}: {c['verdict']}")
     rows = [c for c in res.comparisons if c.get("multiplier")]
     if rows:  # the verdict in compute (fit/multiplier.py)
+        from scalelab.fit.multiplier import fmt_m
+
         t = Table(title=f"compute multiplier: C_b(L_a*(C)) / C, {lvl}% intervals (< 1: b needs less compute)")
         for col in ("b vs a", "budget C", "multiplier", "frontiers cross at"):
             t.add_column(col, overflow="fold")
         for c in rows:
             for i, m in enumerate(c["multiplier"]):
-                est = "never" if m["est"] is None else f"{m['est']:.3g}x"
-                ci = "" if m["lo"] is None or m["lo"] != m["lo"] else f" [{m['lo']:.3g}, {m['hi']:.3g}]"
+                est = "never" if m["est"] is None else fmt_m(m["est"])  # inf: b never reaches a's loss
+                ci = "" if m["lo"] is None or m["lo"] != m["lo"] else f" [{fmt_m(m['lo'])}, {fmt_m(m['hi'])}]"
                 ext = " (extrapolated)" if m["extrapolated"] else ""
                 t.add_row(
                     f"{c['b']} vs {c['a']}" if i == 0 else "",

@@ -759,7 +759,7 @@ def _multiplier_panel(ctx: Context, ax, mults: list) -> None:
     Hollow: extrapolated budget; a triangle at the top: the variant never reaches the reference's loss."""
     budgets = sorted({float(r["C"]) for _, _, rows in mults for r in rows})
     nb = len(mults)
-    unreachable = []
+    unreachable, open_top, finite = [], [], [1.0]
     for i, (b, a, rows) in enumerate(mults):
         v = ctx.variant_of(b)
         for r in rows:
@@ -769,7 +769,10 @@ def _multiplier_panel(ctx: Context, ax, mults: list) -> None:
             if not np.isfinite(est):
                 unreachable.append(f"{v} at {C:.1e}")
                 continue
-            hi = hi if np.isfinite(hi) else np.nan
+            finite += [y for y in (est, lo, hi) if np.isfinite(y) and y > 0]
+            if not np.isfinite(hi):  # "never" inside the interval: drawn up to the top edge, arrow-headed
+                open_top.append((x, lo, ctx.colors[v]))
+                hi = np.nan
             _interval(ax, est, lo, hi, x, ctx.colors[v], ctx.markers[v], f"variant:{v}", horizontal=False)
             if r.get("extrapolated"):
                 ax.plot([x], [est], ls="", marker=ctx.markers[v], ms=4, mfc="white", mec=ctx.colors[v], zorder=4)
@@ -777,10 +780,17 @@ def _multiplier_panel(ctx: Context, ax, mults: list) -> None:
     style.log_axis(ax, "x")
     style.log_axis(ax, "y")
     ax.set_xlim(budgets[0] / 3, budgets[-1] * 3)
+    top = max(finite) * 2
+    ax.set_ylim(min(finite) / 2, top)
+    for x, lo, color in open_top:
+        ax.plot([x, x], [lo if np.isfinite(lo) else top, top], color=color, lw=1.0, zorder=3)
+        ax.plot([x], [top], marker="^", color=color, ms=4, clip_on=False, zorder=4)
+    if open_top:
+        ctx.note("an arrow at the top: the interval reaches 'never' (some resamples never reach the loss)")
     style.ensure_decade_labels(ax, "x")
     style.ensure_decade_labels(ax, "y")
     refs = sorted({ctx.variant_of(a) for _, a, _ in mults})
-    ax.set_xlabel(laws.convention_label(ctx.fit.convention) + ": budget")
+    ax.set_xlabel("budget " + laws.convention_label(ctx.fit.convention).replace("training compute ", ""))
     ax.set_ylabel(f"compute multiplier vs {', '.join(refs)}\n(< 1: reaches its loss with less)")
     if unreachable:
         ctx.note(f"never reaches the reference's loss (no multiplier): {', '.join(unreachable)}")
