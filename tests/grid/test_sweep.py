@@ -169,6 +169,8 @@ def test_the_builtin_lr_transfer_grid():
     runs = Grid.load("lr-transfer").runs()
     cells = {(r.model.variant, r.model.d_model, r.train.lr) for r in runs}
     variants = {"dense", "lowrank-32", "dense+mup", "lowrank-32+mup"}
-    assert {v for v, _, _ in cells} == variants and len(cells) == len(runs) == 4 * 3 * 5
+    assert {v for v, _, _ in cells} == variants and len(cells) == len(runs) == 4 * 3 * 6
+    lrs = sorted({r.train.lr for r in runs})  # a factor of 2 apart, wide enough to bracket SP's and muP's optima
+    assert len(lrs) == 6 and all(abs(b / a - 2) < 1e-9 for a, b in zip(lrs, lrs[1:]))
     assert all(r.train.schedule == "wsd" and len(r.train.budgets) == 2 and r.train.sweep == ("lr",) for r in runs)
     assert {r.model.param for r in runs if r.model.variant.endswith("+mup")} == {"mup"}
