@@ -12,7 +12,7 @@ app = typer.Typer(
     help=(
         "Scaling-law lab for structured transformers.\n\n"
         "Pipeline: run a grid (runs/*.parquet) -> fit scaling laws (fits/*.json) -> plan a compute "
-        "budget -> plot figures (figures/)."
+        "budget (and emit its grid) -> check the fit against new runs -> plot figures (figures/)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -20,8 +20,10 @@ def check(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print points, IsoFLOP optima and summary as JSON."),
 ) -> None:
-    """Predicted loss (with its one-run interval) against observed, for every final point of a run the fit
-    did not use: relative error and whether the interval covered it. For an IsoFLOP set (>= 3 sizes of a
+    """Check a fit against runs it did not see: predicted vs observed loss, error and coverage.
+
+    For every final point of a run the fit did not use: the prediction with its one-run interval, the
+    relative error and whether the interval covered it. For an IsoFLOP set (>= 3 sizes of a
     variant at one budget, as `scalelab plan --emit-grid` writes), also the observed optimum N against
     the planned N_opt and its interval.
     """
