@@ -76,8 +76,8 @@ def fit(
         None,
         "--at-flops",
         help="FLOPs budgets, comma-separated (e.g. 1e21,1e22). The first: where compute-optimal N, D and tokens per "
-        "parameter are reported (C = 6ND allocation; default the largest C in the group). All: where each "
-        "comparison's compute multiplier is reported (default: the largest fitted C and 10x it).",
+        "parameter are reported (C = k N D, k the group's median FLOPs per param-token; default the largest C). "
+        "All: where each comparison's compute multiplier is reported (default: the largest fitted C and 10x it).",
     ),
     share_exponents: bool = typer.Option(
         False,

@@ -185,13 +185,19 @@ def compute_for_loss(form: str, params: dict, target, k=6.0, outer: bool = True)
     return np.where(target > p["E"], C, np.nan)
 
 
-def derived(form: str, params: dict, c_ref: float | None = None) -> dict[str, np.ndarray]:
-    """The fit file's derived quantities of a chinchilla law (compute_optimal at C = 6 N D): a, b, G and,
-    at c_ref FLOPs, N_opt, D_opt and tokens per parameter D_opt/N_opt = (C/6)^(b-a) / G^2.
-    Works element-wise on arrays (bootstrap samples)."""
+def flops_per_param_token(N, D, C) -> float:
+    """k in C = k N D for a group's points: the median of C / (N D) (exactly 6 when C = 6ND). The fit's
+    derived compute-optimal point and the compute multipliers both use it, so they agree."""
+    return float(np.median(np.asarray(C, float) / (np.asarray(N, float) * np.asarray(D, float))))
+
+
+def derived(form: str, params: dict, c_ref: float | None = None, k: float = 6.0) -> dict[str, np.ndarray]:
+    """The fit file's derived quantities of a chinchilla law (compute_optimal at C = k N D, k the group's
+    flops_per_param_token: 6 for C = 6ND): a, b, G and, at c_ref FLOPs, N_opt, D_opt and tokens per
+    parameter D_opt/N_opt = (C/k)^(b-a) / G^2. Works element-wise on arrays (bootstrap samples)."""
     if form != "chinchilla":
         return {}
-    opt = compute_optimal({k: params[k] for k in ("A", "B", "alpha", "beta")}, c_ref)
+    opt = compute_optimal({k_: params[k_] for k_ in ("A", "B", "alpha", "beta")}, c_ref, k=k)
     out = {k: opt[k] for k in ("a", "b", "G")}
     if c_ref is not None:
         with np.errstate(all="ignore"):

@@ -160,9 +160,7 @@ def compare_compute(
     return out
 
 
-def group_k(N, D, C) -> float:
-    """FLOPs per parameter per token of a group's points: the median of C / (N D) (6 under C = 6ND)."""
-    return float(np.median(np.asarray(C, float) / (np.asarray(N, float) * np.asarray(D, float))))
+group_k = laws.flops_per_param_token  # FLOPs per parameter per token of a group's points (fit/laws.py)
 
 
 def aligned_samples(ga, gb, paired: bool) -> tuple[dict | None, dict | None]:

@@ -96,7 +96,8 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
     if fixed:
         extra["fixed"] = fixed
     c_ref = spec.c_ref if spec.c_ref is not None else float(g.C.max())
-    der = {k: float(v) for k, v in laws.derived(form_name, params, c_ref).items()}
+    k_flops = laws.flops_per_param_token(g.N, g.D, g.C)  # C = k N D, as the multipliers read it
+    der = {k: float(v) for k, v in laws.derived(form_name, params, c_ref, k_flops).items()}
     if der:
         extra["c_ref"] = c_ref
     plaus = identify.plausible_tpp(design.tpp_min, design.tpp_max)
@@ -121,7 +122,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         )
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
-        dsamp = laws.derived(form_name, nat, c_ref)
+        dsamp = laws.derived(form_name, nat, c_ref, k_flops)
         for k, v in nat.items():
             conf[k] = list(percentile_interval(v, spec.level))
         for k, v in dsamp.items():
@@ -313,7 +314,8 @@ def _apply_shared_e(groups, fits, spec: FitSpec, counts):
         a, b, al, be = th[1 + 4 * i : 5 + 4 * i]
         f.params = {"E": E, "A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(al), "beta": float(be)}
         c_ref = f.extra.get("c_ref")
-        f.derived = {k: float(v) for k, v in laws.derived("chinchilla", f.params, c_ref).items()}
+        k_flops = laws.flops_per_param_token(groups[i].N, groups[i].D, groups[i].C)
+        f.derived = {k: float(v) for k, v in laws.derived("chinchilla", f.params, c_ref, k_flops).items()}
         f.diagnostics["shared_e"] = {k: res[k] for k in ("objective", "grad_norm", "n_starts_at_best", "n_starts")}
         f.extra["shared_e"] = True
         zhat = prob.log_pred(th[None])[0]
@@ -329,7 +331,7 @@ def _apply_shared_e(groups, fits, spec: FitSpec, counts):
             }
             f.samples = pd.DataFrame(nat)
             f.conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in nat.items()}
-            d = laws.derived("chinchilla", nat, c_ref)
+            d = laws.derived("chinchilla", nat, c_ref, k_flops)
             f.derived_conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in d.items()}
             f.samples["a"], f.samples["b"] = d["a"], d["b"]
 

@@ -106,7 +106,8 @@ def apply_shared_exponents(groups, fits, spec, counts) -> None:
         order = [(shared + per).index(t) for t in laws.FORMS[form].theta]
         f.params = {k: float(v) for k, v in laws.to_natural(laws.FORMS[form], point[idx][order]).items()}
         c_ref = f.extra.get("c_ref")
-        f.derived = {k: float(v) for k, v in laws.derived(form, f.params, c_ref).items()}
+        k_flops = laws.flops_per_param_token(groups[i].N, groups[i].D, groups[i].C)
+        f.derived = {k: float(v) for k, v in laws.derived(form, f.params, c_ref, k_flops).items()}
         f.diagnostics["shared_exponents"] = diag
         f.extra["shared_exponents"] = True
         f.residual_sd = float(np.std((prob.z - zhat)[off[i] : off[i + 1]]))
@@ -114,7 +115,7 @@ def apply_shared_exponents(groups, fits, spec, counts) -> None:
             nat = laws.to_natural(laws.FORMS[form], boot[:, idx][:, order])
             f.samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
             f.conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in nat.items()}
-            d = laws.derived(form, nat, c_ref)
+            d = laws.derived(form, nat, c_ref, k_flops)
             f.derived_conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in d.items()}
             for k in ("a", "b"):
                 if k in d:

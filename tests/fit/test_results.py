@@ -151,3 +151,25 @@ def test_weak_identification_is_said_in_words():
     assert w[0].startswith("E is not identified") and "--fix E=" in w[0]
     assert w[1].startswith("alpha is weakly identified") and "15x" in w[1]
     assert _weakly_identified(params, {"E": [0.5, 1.1], "alpha": [0.3, 0.5]}, 0.95) == []
+
+
+def test_derived_compute_optimum_uses_the_groups_flops_per_param_token():
+    """C = 7 N D data: the fit's N_opt at c_ref is the closed form at k = 7 (as the multipliers use), not 6."""
+    import numpy as np
+    import pandas as pd
+
+    from scalelab.fit import fit_laws
+
+    p = dict(E=1.2, A=40.0, B=25.0, alpha=0.32, beta=0.26)
+    rows = []
+    for N in np.geomspace(2e4, 3e5, 5):
+        for t in (5, 20, 80):
+            D = t * N
+            rows.append(dict(N=N, D=D, C=7 * N * D, loss=p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]))
+    f = fit_laws(pd.DataFrame(rows), n_col="N", d_col="D", c_col="C", loss_col="loss", bootstrap=0, c_ref=1e15)
+    q = f.groups["all"].params
+    a, b = q["alpha"], q["beta"]
+    G = (a * q["A"] / (b * q["B"])) ** (1 / (a + b))
+    n_at = lambda k: G * (1e15 / k) ** (b / (a + b))  # noqa: E731
+    assert f.groups["all"].derived["N_opt"] == pytest.approx(n_at(7.0), rel=1e-6)
+    assert abs(f.groups["all"].derived["N_opt"] / n_at(6.0) - 1) > 0.03
