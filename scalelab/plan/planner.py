@@ -37,6 +37,23 @@ from scalelab.plan.families import Candidate, ShapeFamily, ShapeRule, SixND, ffn
 from scalelab.plan.optimum import CHINCHILLA, _n_for_ratio, optimum
 from scalelab.plan.results import PlanResult, Shape, VariantPlan, _interval, _jsonable  # noqa: F401
 
+# the columns of sweep(): one VariantPlan.row() per (variant, budget)
+SWEEP_COLUMNS = [
+    "variant",
+    "C",
+    "N_opt",
+    "N_lo",
+    "N_hi",
+    "D_opt",
+    "D_lo",
+    "D_hi",
+    "L_opt",
+    "L_lo",
+    "L_hi",
+    "extrapolated",
+    "identified",
+]
+
 FRONTIER = laws.FORMS["frontier"].params  # E, K, gamma
 
 # Peak dense bf16 FLOP/s per accelerator (REFERENCE.md section 4). "cpu": use measured rates as they are.
@@ -692,38 +709,7 @@ def sweep(
             except ScalelabError:  # no buildable model at this budget: a gap in the table, not an error
                 rows.append(dict(variant=g.variant, C=float(C), extrapolated=True, identified=False))
                 continue
-            rows.append(
-                dict(
-                    variant=p.variant,
-                    C=float(C),
-                    N_opt=p.N_opt,
-                    N_lo=p.N_int[0],
-                    N_hi=p.N_int[1],
-                    D_opt=p.D_opt,
-                    D_lo=p.D_int[0],
-                    D_hi=p.D_int[1],
-                    L_opt=p.L_opt,
-                    L_lo=p.L_int[0],
-                    L_hi=p.L_int[1],
-                    extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)),
-                    identified=bool(p.identified),
-                )
-            )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "variant",
-            "C",
-            "N_opt",
-            "N_lo",
-            "N_hi",
-            "D_opt",
-            "D_lo",
-            "D_hi",
-            "L_opt",
-            "L_lo",
-            "L_hi",
-            "extrapolated",
-            "identified",
-        ],
-    )
+            row = p.row()
+            row.update(C=float(C), extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)

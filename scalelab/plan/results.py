@@ -66,6 +66,24 @@ class VariantPlan:
     L_samples: Optional[np.ndarray] = field(default=None, repr=False)
     sample_ids: Optional[np.ndarray] = field(default=None, repr=False)
 
+    def row(self) -> dict:
+        """One table row (the columns of PlanResult.to_frame and planner.sweep): estimates and intervals."""
+        return dict(
+            variant=self.variant,
+            C=self.C,
+            N_opt=self.N_opt,
+            N_lo=self.N_int[0],
+            N_hi=self.N_int[1],
+            D_opt=self.D_opt,
+            D_lo=self.D_int[0],
+            D_hi=self.D_int[1],
+            L_opt=self.L_opt,
+            L_lo=self.L_int[0],
+            L_hi=self.L_int[1],
+            extrapolated=bool(self.extrapolated),
+            identified=bool(self.identified),
+        )
+
     def to_dict(self) -> dict:
         d = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("L_samples", "sample_ids", "shape")}
         d["shape"] = self.shape.to_dict() if self.shape else None
@@ -111,23 +129,13 @@ class PlanResult:
 
         rows = []
         for p in self.plans:
+            lr = p.lr or {}
             rows.append(
                 dict(
-                    variant=p.variant,
-                    C=p.C,
-                    N_opt=p.N_opt,
-                    N_lo=p.N_int[0],
-                    N_hi=p.N_int[1],
-                    D_opt=p.D_opt,
-                    D_lo=p.D_int[0],
-                    D_hi=p.D_int[1],
-                    L_opt=p.L_opt,
-                    L_lo=p.L_int[0],
-                    L_hi=p.L_int[1],
-                    extrapolated=p.extrapolated,
-                    lr=p.lr["lr"] if p.lr else float("nan"),
-                    lr_lo=p.lr["lo"] if p.lr else float("nan"),
-                    lr_hi=p.lr["hi"] if p.lr else float("nan"),
+                    p.row(),
+                    lr=lr.get("lr", float("nan")),
+                    lr_lo=lr.get("lo", float("nan")),
+                    lr_hi=lr.get("hi", float("nan")),
                 )
             )
         return pd.DataFrame(rows)
