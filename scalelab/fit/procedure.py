@@ -222,22 +222,9 @@ def holdout_largest(g: GroupData, form_name: str, spec: FitSpec) -> dict:
     if distinct(key[~big]) < 2 or rest.L.size < len(laws.FORMS[form_name].theta) + 1:
         out.update(mean_rel_error=None, max_rel_error=None, note="too few points left to refit")
         return out
-    form = laws.FORMS[form_name]
-    cols = rest.cols()
-    prob = make_problem(
-        form, cols, rest.L, point_weights(rest, spec.weights), spec.loss, spec.delta, spec.overestimate_penalty
-    )
-    fix_parameters(prob, form, {k: v for k, v in spec.fixed.items() if k in form.params})
-    pt = fit_point(prob, form, cols, rest.L)
-    p = {k: float(v) for k, v in laws.to_natural(form, pt.theta[0]).items()}
-    pred = laws.predict(form, p, N=g.N[big], D=g.D[big], C=g.C[big])
-    rel = (pred - g.L[big]) / g.L[big]
-    out.update(
-        mean_rel_error=float(np.mean(np.abs(rel))),
-        max_rel_error=float(np.max(np.abs(rel))),
-        mean_signed_rel_error=float(np.mean(rel)),
-        params=p,
-    )
+    from scalelab.fit.rollout import predict_held_out
+
+    out.update(predict_held_out(g, ~big, big, form_name, spec))
     return out
 
 
