@@ -145,6 +145,17 @@ class GroupFit:
     def predict(self, N=None, D=None, C=None) -> np.ndarray:
         return laws.predict(self.form, self.params, N=N, D=D, C=C)
 
+    def one_run_draws(self, L: np.ndarray, draws: int = 16, seed: int = 0) -> np.ndarray:
+        """Draws of one new run's loss from the mean law's bootstrap samples L (S,) or (S, P): each sample
+        times exp(residual noise in log loss), `draws` per sample -> (S x draws,) or (S x draws, P). L as
+        it is when the fit records no residual sd (null or NaN, e.g. too few points)."""
+        L = np.asarray(L, float)
+        sd = self.residual_sd if self.residual_sd is not None and math.isfinite(self.residual_sd) else 0.0
+        if not sd:
+            return L
+        eps = np.random.default_rng(seed).normal(0.0, sd, size=(L.shape[0], draws) + L.shape[1:])
+        return (L[:, None] * np.exp(eps)).reshape((-1,) + L.shape[1:])
+
     def to_dict(self) -> dict:
         d = {
             "key": self.key,

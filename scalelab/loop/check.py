@@ -72,11 +72,7 @@ def _one_run_interval(g, level: float, seed: int = 0, draws: int = 16, **at):
     n = len(next(iter(at.values())))
     if not len(next(iter(s.values()))):
         return np.full(n, np.nan), np.full(n, np.nan)
-    L = laws.predict(g.form, s, **at)  # (S, P)
-    sd = g.residual_sd if g.residual_sd is not None and math.isfinite(g.residual_sd) else 0.0
-    rng = np.random.default_rng(seed)
-    noisy = L[:, None, :] * np.exp(rng.normal(0.0, sd, size=(L.shape[0], draws, L.shape[1])))
-    flat = noisy.reshape(-1, L.shape[1])
+    flat = g.one_run_draws(laws.predict(g.form, s, **at), draws, seed)  # (S x draws, P)
     q = (1 - level) / 2
     return np.quantile(flat, q, axis=0), np.quantile(flat, 1 - q, axis=0)
 

@@ -302,12 +302,7 @@ class Planner:
 
     def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
-        sd = g.residual_sd if g.residual_sd is not None and math.isfinite(g.residual_sd) else 0.0
-        if not sd:  # null or NaN in the fit (e.g. too few points): no noise to add
-            return _interval(L, self.level)
-        rng = np.random.default_rng(self.seed)
-        eps = rng.normal(0.0, sd, size=(len(L), draws))
-        return _interval((L.reshape(-1, 1) * np.exp(eps)).ravel(), self.level)
+        return _interval(g.one_run_draws(L, draws, self.seed), self.level)
 
     # ---- shape ---------------------------------------------------------------------------------
     def choose_shape(self, g: GroupFit, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
