@@ -251,6 +251,14 @@ class FitResults:
         return "6ND" if c.upper() == "6ND" else c if c in CONVENTIONS else "flops"
 
     @property
+    def flops_column(self) -> str:
+        """The run-store column holding C in this fit's FLOP convention: flops or flops_6nd."""
+        col = self.columns.get("flops")
+        if col in ("flops", "flops_6nd"):
+            return col
+        return "flops_6nd" if self.convention.lower() in ("flops_6nd", "6nd") else "flops"
+
+    @property
     def columns(self) -> dict:
         """The input columns the fit used: n, d, loss, flops, run (None where absent), by (list)."""
         c = self.meta.get("columns") or {}

@@ -103,7 +103,7 @@ def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
         g = by_variant[str(v)]
         N = sub[g.n_column].to_numpy(float)
         D = sub["tokens"].to_numpy(float)
-        C = sub[fit_flops_column(fit)].to_numpy(float)
+        C = sub[fit.flops_column].to_numpy(float)
         pred = g.predict(N=N, D=D, C=C)
         at = dict(N=N, D=D) if g.form == "chinchilla" else dict(C=C)
         lo, hi = _one_run_interval(g, fit.level, seed, **at)
@@ -130,11 +130,6 @@ def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
     return CheckResult(
         points=points, isoflop=_isoflop(fit, points), level=fit.level, fit_path=str(fit.path) if fit.path else None
     )
-
-
-def fit_flops_column(fit: FitResults) -> str:
-    c = fit.columns.get("flops")
-    return c if c in ("flops", "flops_6nd") else ("flops_6nd" if fit.convention == "flops_6nd" else "flops")
 
 
 def _same_data(fit: FitResults, new: pd.DataFrame) -> None:

@@ -17,12 +17,7 @@ def band(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
 
 def flops_column(fit) -> str:
     """Run-store column holding C in the fit's FLOP convention (fit: a FitResults or None)."""
-    if fit is None:
-        return "flops"
-    col = fit.columns.get("flops")
-    if col in ("flops", "flops_6nd"):
-        return col
-    return "flops_6nd" if fit.convention.lower() in ("flops_6nd", "6nd") else "flops"
+    return "flops" if fit is None else fit.flops_column
 
 
 def flops_per_param_token(fit, group: str) -> float:
