@@ -21,7 +21,7 @@ from scalelab.errors import ScalelabError
 from scalelab.fit import laws
 from scalelab.fit.results import FitResults
 
-ISO_TOL = 0.05  # runs within 5% of one FLOPs budget form one IsoFLOP set
+ISO_TOL = 0.05  # an IsoFLOP set ends where the runs' FLOPs jump by more than 5% (approaches.isoflop_slices)
 
 
 @dataclass
@@ -155,16 +155,11 @@ def _isoflop(fit: FitResults, points: pd.DataFrame) -> pd.DataFrame:
     if points.empty:
         return pd.DataFrame(out)
     planner = None
+    from scalelab.fit.approaches import isoflop_slices
+
     for v, sub in points.groupby("variant"):
-        sub = sub.sort_values("C")
-        c = sub["C"].to_numpy()
-        start = 0
-        while start < len(sub):
-            end = start
-            while end + 1 < len(sub) and c[end + 1] <= c[start] * (1 + ISO_TOL):
-                end += 1
-            s = sub.iloc[start : end + 1]
-            start = end + 1
+        for idx in isoflop_slices(sub["C"].to_numpy(float), tol=ISO_TOL):
+            s = sub.iloc[idx]
             if s["N"].nunique() < 3:
                 continue
             C = float(np.exp(np.mean(np.log(s["C"]))))
