@@ -200,8 +200,8 @@ def suggest(
             row[run_col] = f"suggested-{i}"
         if group_col:
             row[group_col] = c.variant
-        for col in points.columns:  # other columns the fit reads (none by default) keep their dtype
-            row.setdefault(col, points[col].iloc[0] if col not in (run_col,) else row.get(col))
+        for col in points.columns:  # columns the fit does not read: any value of the right dtype
+            row.setdefault(col, points[col].iloc[0])
         c.width, _ = width(refit(pd.DataFrame([row])))
         c.reduction = base - c.width
         c.per_flop = c.reduction / c.flops
