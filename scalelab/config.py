@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -22,6 +23,9 @@ ATTENTIONS = ("mha", "gqa", "lpa")
 ACTIVATIONS = ("gelu", "relu", "swiglu")
 LPA_INITS = ("default", "svd")
 PARAMS = ("sp", "mup")  # = scalelab.mup.PARAMS
+# Shapes past these are typos (a width of 1e9): refused before anything counts or allocates their parameters.
+MAX_DIM = 1 << 24
+MAX_LAYERS = 4096
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,11 @@ class ModelConfig:
         for name in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("d_model", "d_ff", "d_attn", "vocab_size", "seq_len", "n_layers"):
+            v = getattr(self, name)
+            cap = MAX_LAYERS if name == "n_layers" else MAX_DIM
+            if v is not None and v > cap:
+                bad(f"{name} {v:,} is more than {cap:,}, beyond any model that can be allocated: use a smaller one")
         if self.activation not in ACTIVATIONS:
             bad(f"unknown activation {self.activation!r}: use one of {', '.join(ACTIVATIONS)}")
         if self.attn not in ATTENTIONS:
@@ -158,6 +167,10 @@ class ModelConfig:
             bad(f'unknown param {self.param!r}: use one of {", ".join(PARAMS)} (e.g. param = "mup")')
         if self.mup_base_width < 1:
             bad(f"mup_base_width must be positive, got {self.mup_base_width}: use e.g. 64")
+        for name in ("rope_base", "init_std"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+                bad(f"{name} must be a positive finite number, got {v!r}")
         if self.lpa_init not in LPA_INITS:
             bad(f"unknown lpa_init {self.lpa_init!r}: use one of {', '.join(LPA_INITS)}")
         if self.attn == "lpa":
@@ -238,6 +251,7 @@ SCHEDULES = ("cosine", "wsd")
 DATA_FORMATS = ("auto", "stdlib", "text", "jsonl", "parquet", "bin")
 DATA_ORDERS = ("epoch", "random")
 DECAY_SETS = ("matrices", "all")
+MAX_EVAL_POINTS = 1000  # each is a full validation pass: more would take longer than the training
 
 
 @dataclass(frozen=True)
@@ -268,8 +282,8 @@ class TrainConfig:
     eval_points: int = 8  # log-spaced validation points along the trunk (finals are extra)
     val_tokens: int = 32_768  # size of the fixed held-out validation set
     diverge_factor: float = 2.0  # loss above this x its first value (or NaN/inf) = diverged
-    compile: bool = False  # torch.compile on CUDA
-    dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or float32 / bfloat16
+    compile: bool = False  # torch.compile (inductor), on any device
+    dtype: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU; or float32 / bfloat16 (on any device)
     # the hyperparameters a grid's [sweep] varies for this run (e.g. ("lr",)); () = not a sweep. Recorded in
     # the run store's `sweep` column so that `scalelab fit` knows what was swept; left out of run ids when ()
     sweep: tuple = ()
@@ -295,8 +309,17 @@ class TrainConfig:
             bad("budgets must be a non-empty list of positive token counts")
         if self.schedule == "cosine" and len(self.budgets) != 1:
             bad("a cosine run has exactly one token budget (the grid makes one run per budget)")
-        if not self.lr > 0:
-            bad(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad(f"lr must be a positive finite number, got {self.lr}")
+        for name, lo, hi in (("beta1", 0, 1), ("beta2", 0, 1)):
+            if not lo <= getattr(self, name) < hi:
+                bad(f"{name} {getattr(self, name)} must be in [{lo}, {hi}): use e.g. betas = [0.9, 0.95]")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            bad(f"weight_decay {self.weight_decay} must be a non-negative finite number, e.g. 0.1")
+        if not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            bad(f"grad_clip {self.grad_clip} must be a non-negative finite number (0 = no clipping), e.g. 1.0")
+        if not (self.diverge_factor > 1 and math.isfinite(self.diverge_factor)):
+            bad(f"diverge_factor {self.diverge_factor} must be a finite number above 1, e.g. 2.0")
         if self.batch_size < 1 or self.micro < 1 or self.batch_size % self.micro:
             bad(f"batch_size={self.batch_size} must be a positive multiple of micro_batch={self.micro}")
         if not 0 <= self.warmup < 1:
@@ -307,6 +330,8 @@ class TrainConfig:
             bad(f"min_lr_ratio {self.min_lr_ratio} must be in [0, 1]")
         if self.eval_points < 1 or self.val_tokens < 1:
             bad("eval_points and val_tokens must be positive")
+        if self.eval_points > MAX_EVAL_POINTS:
+            bad(f"eval_points {self.eval_points} is more than {MAX_EVAL_POINTS}: evaluate at fewer points, e.g. 8")
         if self.decay not in DECAY_SETS:
             bad(f"unknown decay {self.decay!r}: use one of {', '.join(DECAY_SETS)}")
         if self.dtype not in ("auto", "float32", "bfloat16"):

@@ -120,6 +120,21 @@ def _text_files(path: str) -> tuple[list[tuple[str, str]], bool]:
     raise ScalelabError(f'data source {path} not found: give an existing file, folder or glob (or source = "stdlib")')
 
 
+def _check_text(p: str) -> None:
+    """Refuse a file that is not text (a NUL byte in its first 64 KiB: an image, an archive, a .bin): tokenized
+    as bytes it would give a corpus of noise."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise ScalelabError(f"cannot read {p}: {e.strerror}") from None
+    if b"\x00" in head:
+        raise ScalelabError(
+            f"{p} is not a text file (it holds binary bytes): give text files only (move it out of the folder), "
+            "or use format jsonl / parquet / bin for such data"
+        )
+
+
 def _stdlib_files() -> list[tuple[str, str]]:
     root = stdlib_root()
     out = []
@@ -524,7 +539,15 @@ def prepare(cfg: DataConfig, out_dir: str, progress=None) -> dict:
     docs, single = iter_documents(cfg, path, fmt)
     if not docs:
         raise ScalelabError(f"data source {cfg.source} has no documents")
+    if fmt == "text":
+        for _, p in _text_files(path)[0]:
+            _check_text(p)
     train, val = tokenize_split(docs, single, tok, cfg.val_fraction, progress)
+    if train.size < 2 or val.size < 2:  # a corpus no run can train or validate on: not written
+        raise ScalelabError(
+            f"data source {cfg.source} gives {train.size} training and {val.size} validation tokens, too few to "
+            "split: give more text (or a larger --val-fraction for a few documents)"
+        )
     train, val = train.astype(np.uint16), val.astype(np.uint16)
     os.makedirs(out_dir, exist_ok=True)
     for name, arr in (("train.bin", train), ("val.bin", val)):

@@ -9,10 +9,13 @@ the old file intact and no temp file behind. Stdlib only: torch-free modules imp
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
 from typing import IO, Callable, Union
+
+from scalelab.errors import ScalelabError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -31,12 +34,43 @@ def _open_temp(path: str) -> tuple[int, str]:
             continue
 
 
+class DiskFull(ScalelabError, OSError):
+    """A write stopped by a full disk (ENOSPC) or quota (EDQUOT): one line naming the file (a ScalelabError, so
+    commands exit 2 without a traceback) that is still an OSError for callers that catch those. The file being
+    written keeps its previous content; files written before are untouched."""
+
+    def __init__(self, err: int, path: str):
+        OSError.__init__(self, err, os.strerror(err), path)
+
+    def __str__(self) -> str:
+        what = "the disk is full" if self.errno == errno.ENOSPC else "the disk quota is exceeded"
+        return (
+            f"cannot write {self.filename}: {what} (no space left on device): free space and run the command again "
+            "(finished outputs are kept; `scalelab run` resumes unfinished runs from their checkpoints)"
+        )
+
+
+def _disk_full(e: BaseException):
+    """The ENOSPC / EDQUOT OSError behind `e` (itself, or in its cause/context chain: torch.save and pyarrow wrap
+    the OSError of a failed write in their own errors), else None."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        if "No space left on device" in str(e):  # wrapped without the errno (pyarrow's, torch's writers)
+            return OSError(errno.ENOSPC, "No space left on device")
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
+
+
 def atomic_write(path: PathLike, write: Callable[[IO], object], mode: str = "wb") -> None:
     """Call `write(f)` on a temp file beside `path`, then fsync and os.replace it onto `path`.
 
     `mode` is "wb" (binary) or "w" (UTF-8 text). The folder must exist. On any exception
     (KeyboardInterrupt included) the temp file is removed, `path` keeps its previous content,
-    and the exception propagates unchanged (OSError stays OSError, for callers that wrap it).
+    and the exception propagates unchanged (OSError stays OSError, for callers that wrap it), but for a
+    full disk, met directly or wrapped by the writer: that becomes DiskFull (still an OSError).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', not {mode!r}")
@@ -48,11 +82,14 @@ def atomic_write(path: PathLike, write: Callable[[IO], object], mode: str = "wb"
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        full = _disk_full(e)
+        if full is not None and not isinstance(e, DiskFull):
+            raise DiskFull(full.errno, path) from e
         raise
 
 
@@ -73,3 +110,51 @@ def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def remove_stale_temps(path: PathLike, older_than_s: float = 60.0) -> int:
+    """Remove temp files that killed `atomic_write`s of `path` left beside it (a SIGKILL or power loss skips
+    the cleanup above). Only those older than `older_than_s`, so that a concurrent writer's temp file is left
+    alone. Returns how many were removed."""
+    import time
+
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    prefix, n = f".{name}.", 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        rest = e.name[len(prefix) : -len(".tmp")] if e.name.startswith(prefix) and e.name.endswith(".tmp") else ""
+        if len(rest) != 8 or any(c not in "0123456789abcdef" for c in rest):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False) and time.time() - e.stat(follow_symlinks=False).st_mtime > older_than_s:
+                os.unlink(e.path)
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+# A name taken from a file (a grid's name) that becomes part of a file name: at most this many characters, so
+# that runs/{grid}__{variant}__d{width}__{id}.parquet stays under the 255 bytes file systems allow.
+MAX_NAME = 100
+_UNSAFE = set('/\\:*?[]<>|"') | {chr(c) for c in range(32)} | {chr(127)}
+
+
+def unsafe_name(name: str) -> str:
+    """Why `name` cannot be part of a file name ("" when it can): empty, '.' or '..', a leading dot (hidden
+    file), a path separator, glob or control characters, or longer than MAX_NAME characters."""
+    if not name.strip():
+        return "is empty"
+    if name in (".", "..") or name.startswith("."):
+        return "starts with a dot"
+    if len(name) > MAX_NAME:
+        return f"is {len(name)} characters long (at most {MAX_NAME})"
+    bad = sorted({c for c in name if c in _UNSAFE})
+    if bad:
+        return f"contains {', '.join(repr(c) for c in bad)}"
+    if len(name.encode("utf-8", "surrogateescape")) > 2 * MAX_NAME:
+        return "is too long in bytes"
+    return ""

@@ -200,9 +200,27 @@ def _read_file(path: str, need: Optional[list[str]]):
             f"run file {path} is not a readable Parquet file (cannot read as Parquet: "
             f"{type(e).__name__}: {first}): check the path, or re-run `scalelab run`"
         ) from None
+    names = table.column_names
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ScalelabError(
+            f"run file {path}: column(s) {', '.join(map(repr, twice))} appear more than once: rename or drop the "
+            "copies (scalelab would not know which to read)"
+        )
     if need is None:
         _check_schema(path, table)
     else:
+        for c in need:  # a run-store column asked for must have its type (params as text, final as "yes": refused)
+            if c in COLUMNS and c in names:
+                have, want = table.schema.field(c).type, SCHEMA.field(c).type
+                numeric = pa.types.is_integer(want) or pa.types.is_floating(want)
+                if numeric and (pa.types.is_integer(have) or pa.types.is_floating(have)):
+                    continue  # a reduced store may hold counts as floats: the reader converts
+                if have != want and not pa.types.is_null(have) and not _compatible(have, want):
+                    raise ScalelabError(
+                        f"run file {path}: column {c!r} has type {have}, expected {want}: write it as {want} "
+                        "(see DESIGN.md 'Run store')"
+                    )
         missing = [c for c in need if c not in table.column_names]
         if missing:
             also = f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""

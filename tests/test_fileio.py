@@ -1,5 +1,6 @@
 """scalelab.fileio: atomic replace, cleanup on failure, chunked sha256 (reference: hashlib over the bytes)."""
 
+import errno
 import hashlib
 import os
 
@@ -29,7 +30,7 @@ def test_creates_missing_target_with_umask_permissions(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+@pytest.mark.parametrize("exc", [OSError(13, "Permission denied"), KeyboardInterrupt()])
 def test_failure_midway_keeps_old_content_and_leaves_no_temp(tmp_path, exc):
     p = tmp_path / "fit.json"
     p.write_bytes(b"old content")
@@ -76,3 +77,41 @@ def test_fileio_is_torch_free():
 
     code = "import sys, scalelab.fileio; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file"),
+    ],
+)
+def test_a_full_disk_is_named_in_one_line_and_keeps_the_old_file(tmp_path, exc):
+    """ENOSPC, met directly or wrapped by the writer (torch.save raises a RuntimeError from the OSError), becomes
+    DiskFull: a ScalelabError (one line, exit 2) naming the file and the full disk, still an OSError."""
+    from scalelab.errors import ScalelabError
+    from scalelab.fileio import DiskFull
+
+    p = tmp_path / "fit.json"
+    p.write_bytes(b"old content")
+
+    def write(f):
+        f.write(b"half of the new")
+        if isinstance(exc, OSError):
+            raise exc
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise exc
+
+    with pytest.raises(DiskFull) as info:
+        atomic_write(p, write)
+    e = info.value
+    assert isinstance(e, OSError) and isinstance(e, ScalelabError) and e.errno == errno.ENOSPC
+    assert str(p) in str(e) and "disk is full" in str(e) and "\n" not in str(e)
+    assert p.read_bytes() == b"old content" and os.listdir(tmp_path) == ["fit.json"]
+
+
+def test_a_write_error_that_is_not_a_full_disk_stays_what_it_was(tmp_path):
+    with pytest.raises(RuntimeError, match="other"):
+        atomic_write(tmp_path / "x", lambda f: (_ for _ in ()).throw(RuntimeError("other")))

@@ -7,6 +7,10 @@ D = C/(6N)):
   (alpha, beta in {0, 0.5, .., 2}, e in {-1, -0.5, .., 1}, a, b in {0, 5, .., 25}), the best kept;
   the gradient is analytic (which only makes the reference faster than the replication's).
 Reports wall and CPU seconds, the ratio, and whether the estimates agree within 0.002.
+
+The multi-group case (run_multi) fits Porian et al.'s 10 training configurations (group column, ~116 points
+and 16 runs each) with run-level resamples, timed beside the single-group case, and compares its intervals
+with the same resamples fitted from 8 starts each, every one polished to convergence.
 """
 
 from __future__ import annotations
@@ -30,6 +34,30 @@ def default_data() -> Path:
         if p.exists():
             return p
     raise ScalelabError("chinchilla_epoch.csv not found: pass --data PATH")
+
+
+def default_multi_data() -> Path:
+    here = Path(__file__).resolve().parents[1]
+    for p in (here.parent / "shared/data/external/porian.csv", Path("/work/shared/data/external/porian.csv")):
+        if p.exists():
+            return p
+    raise ScalelabError("porian.csv not found: pass --multi-data PATH (shared/data/external/porian.csv)")
+
+
+MULTI_COLUMNS = ("N", "D", "C", "loss", "group", "run")
+
+
+def load_multi(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ScalelabError(f"{path}: not a readable CSV ({type(e).__name__})") from None
+    missing = [c for c in MULTI_COLUMNS if c not in df]
+    if missing:
+        raise ScalelabError(
+            f"{path}: missing column(s) {', '.join(missing)} (expected porian.csv: {', '.join(MULTI_COLUMNS)})"
+        )
+    return df
 
 
 def load_chinchilla(path: Path) -> pd.DataFrame:
@@ -115,7 +143,7 @@ def run(
         ours.append((wall, cpu))
         log(f"ours: point fit + {n_boot} resamples: {wall:.3f} s wall, {cpu:.3f} s CPU")
     point, pw, pc = _timed(lambda: fit_laws(df, spec, bootstrap=0))
-    # intervals against a multi-start reference on the same resamples (same seed): 8 polished starts each
+    # intervals against a multi-start reference on the same resamples (same seed): 8 converged starts each
     ours0 = fit_laws(df, spec, bootstrap=n_boot, seed=0)["all"]
     ms, msw, msc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=8))
     ms = ms["all"]
@@ -165,7 +193,7 @@ def run(
     rows.insert(
         2,
         {
-            "procedure": "same, 8 polished starts per resample (interval reference)",
+            "procedure": "same, 8 starts per resample polished to convergence (interval reference)",
             "wall_s": msw,
             "cpu_s": msc,
             "objective": ms.diagnostics["objective"],
@@ -196,6 +224,84 @@ def run(
     return rows, meta
 
 
+def _ci_diff(a: dict, b: dict) -> float:
+    """Largest |endpoint difference| of the E, alpha, beta intervals over the groups (name: GroupFit) of a."""
+    return max(
+        abs(a[k].conf_int[p][i] - b[k].conf_int[p][i]) for k in a for p in ("E", "alpha", "beta") for i in (0, 1)
+    )
+
+
+def run_multi(
+    data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_starts: int = 8, log=print
+) -> tuple[list, dict]:
+    """The multi-group case: every group of Porian's CSV fitted with run-level resamples (median of `repeats`
+    timed fits), the point fits alone, and the interval reference (`ref_starts` starts per resample, each
+    polished to convergence) on the same resamples."""
+    from scalelab.fit import FitSpec, fit_laws
+
+    path = Path(data) if data else default_multi_data()
+    df = load_multi(path)
+    spec = FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by=("group",))
+    fit_laws(df, spec, bootstrap=20)  # warm-up
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    times, first = [], None
+    for i in range(repeats):
+        res, wall, cpu = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=i))
+        first = first or res
+        times.append((wall, cpu))
+        log(
+            f"multi-group: {len(res.groups)} groups, point fits + {n_boot} resamples each: {wall:.2f} s wall, "
+            f"{cpu:.2f} s CPU"
+        )
+    point, pw, pc = _timed(lambda: fit_laws(df, spec, bootstrap=0))
+    ref, rw, rc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=ref_starts))
+    per_group = {k: _ci_diff({k: first[k]}, {k: ref[k]}) for k in first.groups}
+    diff = max(per_group.values())
+    log(
+        f"multi-group reference ({ref_starts} converged starts per resample): {rw:.2f} s wall; "
+        f"max |CI endpoint diff| {diff:.2e}"
+    )
+    boot = {k: g.diagnostics.get("bootstrap", {}) for k, g in first.groups.items()}
+    wall = float(np.median([w for w, _ in times]))
+    cpu = float(np.median([c for _, c in times]))
+    n_groups = len(first.groups)
+    rows = [
+        {
+            "procedure": f"{n_groups} groups: point fits + {n_boot} run-level resamples each (median of {repeats})",
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "objective": float(sum(g.diagnostics["objective"] for g in first.groups.values())),
+        },
+        {
+            "procedure": f"{n_groups} groups: point fits only",
+            "wall_s": pw,
+            "cpu_s": pc,
+            "objective": float(sum(g.diagnostics["objective"] for g in point.groups.values())),
+        },
+        {
+            "procedure": f"same, {ref_starts} starts per resample polished to convergence (interval reference)",
+            "wall_s": rw,
+            "cpu_s": rc,
+            "objective": float(sum(g.diagnostics["objective"] for g in ref.groups.values())),
+        },
+    ]
+    meta = {
+        "data": str(path),
+        "n_groups": n_groups,
+        "n_points": int(sum(g.n_points for g in first.groups.values())),
+        "n_boot": n_boot,
+        "ref_starts": ref_starts,
+        "max_ci_endpoint_diff_vs_reference": diff,
+        "ci_endpoint_diff_by_group": per_group,
+        "frac_agreed_by_group": {k: b.get("frac_agreed") for k, b in boot.items()},
+        "n_raised_by_group": {k: b.get("n_raised") for k, b in boot.items()},
+        "ratio_reference_wall": rw / wall,
+        "load_avg_before": load_before,
+        "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    return rows, meta
+
+
 def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Path]:
     from scalelab.fileio import atomic_write_bytes
     from scalelab.fit.results import _jsonable
@@ -221,6 +327,26 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
         f"load average during the run {meta['load_avg']}. 95% intervals vs 8 starts per resample (same "
         f"resamples): max |endpoint diff| {meta['max_ci_endpoint_diff_vs_8_starts']:.2e}."
     )
+    if "multi" in meta:
+        m = meta["multi"]
+        md += [
+            "",
+            f"Multi-group case: {m['n_groups']} groups of {Path(m['data']).name} ({m['n_points']} points, run-level "
+            "resamples), timed in the same process:",
+            "",
+            "| procedure | wall s | CPU s | summed objective |",
+            "| --- | --- | --- | --- |",
+        ]
+        for r in m["rows"]:
+            md.append(f"| {r['procedure']} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} | {r['objective']:.10f} |")
+        md += [
+            "",
+            f"Multi-group / single-group ({m['n_groups']} groups vs 1, same resamples per group): "
+            f"{m['ratio_vs_single_wall']:.1f}x wall, {m['ratio_vs_single_cpu']:.1f}x CPU. 95% intervals (E, alpha, "
+            f"beta of every group) vs {m['ref_starts']} converged starts per resample (same resamples): max "
+            f"|endpoint diff| {m['max_ci_endpoint_diff_vs_reference']:.2e}; load average before / after the "
+            f"multi-group runs {m['load_avg_before']} / {m['load_avg']}.",
+        ]
     if "synthetic_coverage" in meta:
         c = meta["synthetic_coverage"]
         md.append("")

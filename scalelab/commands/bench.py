@@ -223,6 +223,15 @@ def fit(
     ref_starts: _Optional[int] = typer.Option(
         None, "--ref-starts", help="Use about this many of the reference grid's 4,500 starts (default: all)."
     ),
+    multi: bool = typer.Option(
+        True, "--multi/--no-multi", help="Also time the multi-group case (Porian et al.'s 10 configurations)."
+    ),
+    multi_data: _Optional[str] = typer.Option(
+        None,
+        "--multi-data",
+        help="CSV of the multi-group case, columns N, D, C, loss, group, run (default: "
+        "../shared/data/external/porian.csv).",
+    ),
     coverage: int = typer.Option(
         0,
         "--coverage",
@@ -232,13 +241,29 @@ def fit(
     out: str = typer.Option("bench", "--out", help="Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON instead of a table."),
 ) -> None:
-    """Time the vectorised fit (point + bootstrap) against the exhaustive 4,500-start scipy L-BFGS-B grid."""
+    """Time the vectorised fit (point + bootstrap) against the exhaustive 4,500-start scipy L-BFGS-B grid, and the
+    multi-group case (10 groups) beside it, intervals checked against converged 8-start references."""
     import json as _json
+    from pathlib import Path
 
     from scalelab.bench import fit as BF
 
     log = lambda m: typer.echo(m, err=True)
+    if bootstrap < 1 or repeats < 1:
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError("--bootstrap and --repeats must be positive")
+    if multi:  # a bad multi-group input fails before anything is timed
+        BF.load_multi(Path(multi_data) if multi_data else BF.default_multi_data())
     rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)
+    if multi:
+        mrows, mmeta = BF.run_multi(multi_data, bootstrap, repeats, log=log)
+        meta["multi"] = dict(
+            mmeta,
+            rows=mrows,
+            ratio_vs_single_wall=mrows[0]["wall_s"] / rows[0]["wall_s"],
+            ratio_vs_single_cpu=mrows[0]["cpu_s"] / rows[0]["cpu_s"],
+        )
     if coverage > 0:
         meta["synthetic_coverage"] = BF.coverage(coverage)
         log(f"synthetic coverage: {meta['synthetic_coverage']}")

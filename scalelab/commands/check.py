@@ -1,4 +1,4 @@
-"""`scalelab check --fit fits/NAME.json runs/*.parquet`: was the fit right about runs it did not see?"""
+"""`scalelab check --fit fits/NAME.json runs/*.parquet | points.csv`: was the fit right about runs it did not see?"""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from scalelab.commands._common import stdout_console, user_errors
 
 @user_errors
 def check(
-    runs: list[Path] = typer.Argument(..., help="Run-store files (runs/*.parquet); runs the fit used are skipped."),
+    runs: list[Path] = typer.Argument(
+        ...,
+        help="Run-store files (runs/*.parquet), or CSV files with the columns the fit was fitted on (its N, D or "
+        "FLOPs, loss, group and run columns). Runs or points the fit used are skipped.",
+    ),
     fit_path: Path = typer.Option(..., "--fit", help="The fit to check (fits/NAME.json with its samples file)."),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Folder for the figure check.png / check.pdf (predicted vs observed). Default: none."
@@ -22,10 +26,10 @@ def check(
 ) -> None:
     """Check a fit against runs it did not see: predicted vs observed loss, error and coverage.
 
-    For every final point of a run the fit did not use: the prediction with its one-run interval, the
-    relative error and whether the interval covered it. For an IsoFLOP set (>= 3 sizes of a
-    variant at one budget, as `scalelab plan --emit-grid` writes), also the observed optimum N against
-    the planned N_opt and its interval.
+    For every final point of a run the fit did not use (or every CSV row it did not use): the prediction
+    with its one-run interval, the relative error and whether the interval covered it. For an IsoFLOP set
+    (>= 3 sizes of a variant at one budget, as `scalelab plan --emit-grid` writes), also the observed
+    optimum N against the planned N_opt and its interval.
     """
     from rich.table import Table
 
@@ -43,17 +47,27 @@ def check(
     if as_json:
         typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
         return
-    con = stdout_console()
+    con = stdout_console(markup=False)  # variant names from data print as given
+    csv = all(p.suffix.lower() in (".csv", ".tsv") for p in runs)
     t = Table(
-        title=f"fit {fit_path} vs {res.points['run_id'].nunique()} runs it did not use "
+        title=f"fit {fit_path} vs {res.points['run_id'].nunique()} {'CSV points' if csv else 'runs'} it did not use "
         f"({res.level:.0%} one-run intervals)"
     )
-    for c in ("variant", "d_model", "tokens", "FLOPs", "observed", "predicted [interval]", "rel. error", "covered"):
+    for c in (
+        "variant",
+        "N" if csv else "d_model",
+        "tokens",
+        "FLOPs",
+        "observed",
+        "predicted [interval]",
+        "rel. error",
+        "covered",
+    ):
         t.add_column(c, justify="right" if c not in ("variant", "covered") else "left")
     for _, r in res.points.iterrows():
         t.add_row(
             r["variant"],
-            str(r["d_model"]),
+            f"{r['N']:.3g}" if csv else str(r["d_model"]),
             f"{r['D']:.3g}",
             f"{r['C']:.3g}" + (" *" if r["extrapolated"] else ""),
             f"{r['observed']:.4f}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import check_out_dir, user_errors
 
 app = typer.Typer(
     help="Prepare corpora: tokenize text into uint16 .bin shards (nanoGPT convention).", no_args_is_help=True
@@ -42,6 +42,7 @@ def prepare(
     cfg = DataConfig(
         source=source, format=fmt, tokenizer=tokenizer, text_column=text_column, val_fraction=val_fraction
     ).validate()
+    check_out_dir(out, "--out")
     console = Console(stderr=True)
     with Progress(
         TextColumn("tokenizing"),

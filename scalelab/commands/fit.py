@@ -7,7 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from scalelab.commands._common import stdout_console, user_errors
+from scalelab.commands._common import check_out_file, stdout_console, user_errors
+
+MAX_BOOTSTRAP = 100_000
 
 
 @user_errors
@@ -33,6 +35,13 @@ def fit(
         "--approach",
         help="3: parametric fit (default). 1: envelope of loss vs FLOPs -> N_opt(C), D_opt(C). 2: IsoFLOP parabolas. "
         "1 and 2 use statsmodels OLS and need curves/IsoFLOP slices.",
+    ),
+    slice_window: str = typer.Option(
+        "whole",
+        "--slice-window",
+        help="Approach 2: whole (default) fits each IsoFLOP parabola on the whole slice, as Hoffmann et al., Llama 3 "
+        "and the Open-Athena compendium; near-min on a window about the slice's minimum (less bias on noise-free, "
+        "asymmetric slices, more error on noisy ones: README 'Approaches 1 and 2').",
     ),
     bootstrap: int = typer.Option(
         1000,
@@ -123,10 +132,11 @@ def fit(
     starts: Optional[int] = typer.Option(
         None,
         "--starts",
-        help="Polished starts per bootstrap resample (each resample finds its own optimum; the point fit uses 64). "
-        "Default: 480 // points, clipped to 2..8 (2 from 161 points, 8 up to 60). A resample whose starts "
-        "disagree (fewer than 2 reach its best value) is refitted from 16 starts; the fraction that agreed is "
-        "reported.",
+        help="Polished starts per bootstrap resample, the point fit's optimum among them (each resample finds its "
+        "own optimum; the point fit uses 64). Default: 480 // points, clipped to 2..8 (2 from 161 points, 8 up to "
+        "60). A resample whose starts disagree (fewer than 2 reach its best value) is polished further, then "
+        "refitted from 16 starts; the fraction that agreed is reported. Given, each start is polished to "
+        "convergence (up to 400 iterations, not 60).",
     ),
     fix: Optional[List[str]] = typer.Option(
         None,
@@ -150,7 +160,7 @@ def fit(
         False,
         "--no-envelope",
         help="Inputs with a hyperparameter sweep (a grid's [sweep]): fit every point instead of the best-tuned one "
-        "per (group, N, D) (the default: the envelope over the sweep). The lr law lr_opt = c N^k is fitted either way.",
+        "per (group, N, D) (the default: the envelope over the sweep). The lr and batch laws are fitted either way.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table."),
 ) -> None:
@@ -163,6 +173,12 @@ def fit(
 
     from scalelab.fit import FitSpec, fit_laws, io
 
+    if out is not None:
+        check_out_file(out, "--out")
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:  # 1000 resamples take seconds; a million would take hours
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError(f"--bootstrap {bootstrap} must be between 0 and {MAX_BOOTSTRAP:,}, e.g. 1000")
     by_cols = [c.strip() for c in by.split(",") if c.strip()] if by else None
     df, cols = io.load_inputs(
         inputs,
@@ -181,6 +197,7 @@ def fit(
         **cols,
         form=form,
         approach=approach,
+        slice_window=slice_window,
         bootstrap=bootstrap,
         seed=seed,
         level=level,
@@ -262,6 +279,32 @@ def _rollout(con, g) -> None:
             con.print(f"{head}: not fitted ({r['note']})", highlight=False)
 
 
+def _joint(con, res, d) -> None:
+    """The diagnostics of a --share-exponents joint fit (fit/shared.py), beside the separate fits' objectives."""
+    j = d["joint"]
+    part = ", ".join(f"{n} {res[n].diagnostics.get('objective_group', float('nan')):.3g}" for n in j["groups"])
+    sep = [res[n].extra.get("separate_fit", {}).get("objective") for n in j["groups"]]
+    sep_txt = f"; separate fits (exponents free): {sum(sep):.6g} in all" if all(v is not None for v in sep) else ""
+    b = d.get("bootstrap")
+    rugged = " (in the rest the starts disagree: intervals may be wider than shown)"
+    boot = (
+        f"; bootstrap: {b['n_starts']} starts per resample, >= 2 of them reached the best value in "
+        f"{b['frac_agreed']:.0%} of resamples{rugged if b['frac_agreed'] < 0.9 else ''}, "
+        f"{b['frac_at_bound']:.0%} at a bound"
+        if b
+        else ""
+    )
+    bound = [
+        f"{n}: {', '.join(res[n].diagnostics['at_bound'])}" for n in j["groups"] if res[n].diagnostics.get("at_bound")
+    ]
+    con.print(
+        f"joint fit of {', '.join(j['groups'])} ({', '.join(j['shared'])} shared): objective {d['objective']:.6g} "
+        f"({part}){sep_txt}, |grad| {d['grad_norm']:.1e}, {d['n_starts_at_best']}/{d['n_starts']} starts at the best "
+        f"value, at bound: {'; '.join(bound) or 'none'}{boot}",
+        highlight=False,
+    )
+
+
 def _long(v) -> str:
     from scalelab.fit.results import _fmt
 
@@ -307,7 +350,7 @@ def _table(res) -> None:
             str(g.n_points),
             str(g.n_runs),
         )
-    con = stdout_console()
+    con = stdout_console(markup=False)  # group names from data print as given
     if res.meta.get("sweep"):  # a hyperparameter sweep (fit/hyper.py): which points were fitted
         con.print(res.meta["sweep"]["text"], highlight=False)
     con.print(t)
@@ -318,13 +361,19 @@ def _table(res) -> None:
             held = f" (held fixed: {', '.join(f'{k}={v:.3g}' for k, v in fixed.items())})" if fixed else ""
             con.print(f"{g.name}: {ident['why']}{held}", highlight=False)
     # warnings below the table, one per line: in a column they fold into an unreadable strip at 80 columns
+    from rich.text import Text
+
     for g in res:
         for w in g.warnings:
-            con.print(f"[yellow]warning[/yellow] {g.name}: {w}", highlight=False)
+            con.print(Text.assemble(("warning", "yellow"), f" {g.name}: {w}"), highlight=False)  # names print as given
     _fmt = _long
+    joint_shown = False
     for g in res:
         d = g.diagnostics
-        if "objective" in d:
+        if d.get("joint") and not joint_shown:  # --share-exponents: one joint fit, reported once
+            joint_shown = True
+            _joint(con, res, d)
+        if "objective" in d and not d.get("joint"):
             b = d.get("bootstrap")
             boot = (
                 (
@@ -362,20 +411,11 @@ def _table(res) -> None:
                 f"{g.name}: holdout ({h['rule']} = {h['value']:.3g}, {h['n_points']} points): "
                 f"mean |relative error| {h['mean_rel_error']:.4f}, max {h['max_rel_error']:.4f}"
             )
-    for g in res:  # the lr law (fit/hyper.py)
-        law = (g.extra.get("hyper") or {}).get("lr")
-        if law:
-            ci = law.get("conf_int") or {}
-            k = f" [{ci['exp'][0]:.3g}, {ci['exp'][1]:.3g}]" if ci.get("exp") else ""
-            c = f" [{ci['coef'][0]:.3g}, {ci['coef'][1]:.3g}]" if ci.get("coef") else ""
-            opt = ", ".join(
-                f"{p['N']:.3g}: {p['lr_opt']:.3g}{' (edge)' if p['at_edge'] else ''}" for p in law["per_size"]
-            )
-            con.print(
-                f"{g.name}: lr_opt = c N^k, c = {law['coef']:.3g}{c}, k = {law['exp']:.3g}{k}; "
-                f"per size (N: lr_opt) {opt}",
-                highlight=False,
-            )
+    from scalelab.fit.hyper import law_lines
+
+    for g in res:  # the lr and batch laws (fit/hyper.py)
+        for line in law_lines(g.name, g.extra.get("hyper") or {}):
+            con.print(line, highlight=False)
     for c in res.comparisons:
         con.print(f"{c['b']} vs {c['a']}: {c['verdict']}")
     rows = [c for c in res.comparisons if c.get("multiplier")]

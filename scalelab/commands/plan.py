@@ -114,7 +114,8 @@ def plan(
         None,
         "--suggest",
         help="Instead of a plan: the K new runs (shape, tokens) that most narrow the interval of --suggest-for "
-        "per FLOP, found by refitting the fit's points (with its bootstrap) with each candidate's predicted loss.",
+        "per FLOP, found by refitting the fit's points (with its bootstrap) with each candidate's predicted loss. "
+        "Where N_opt is not identified: the K cheapest runs that make the design identify it.",
     ),
     suggest_flops: Optional[str] = typer.Option(
         None, "--suggest-flops", help="Most FLOPs one suggested run may cost (default: 4x the largest fitted run)."
@@ -122,7 +123,8 @@ def plan(
     suggest_for: str = typer.Option(
         "n_opt",
         "--suggest-for",
-        help="n_opt (a variant's compute-optimal N at --at) or multiplier (its compute multiplier vs --versus).",
+        help="n_opt (a variant's compute-optimal N at --at), multiplier (its compute multiplier vs --versus) or a "
+        "parameter of its law (E, A, B, alpha, beta).",
     ),
     suggest_variant: Optional[str] = typer.Option(None, "--suggest-variant", help="Variant whose quantity to narrow."),
     versus: str = typer.Option("dense", "--versus", help="Reference variant of --suggest-for multiplier."),
@@ -148,13 +150,27 @@ def plan(
     if suggest_k is not None:
         _suggest(fit_path, suggest_k, suggest_flops, suggest_for, suggest_variant, versus, at, suggest_boot, as_json)
         return
+    from scalelab.fit.results import load_fit
+    from scalelab.plan.planner import has_loss_law, sweep_recommendations
+
+    fitted = load_fit(fit_path)
+    sweeps = sweep_recommendations(fitted, variant or None)  # groups with an lr law but no loss law
+    if sweeps and not has_loss_law(fitted, variant or None):  # the sweep's lr per size, without a plan
+        if emit_grid is not None:
+            raise ScalelabError(
+                f"--emit-grid needs a loss law: {_refusals(sweeps)}; plan without it for the lr per size"
+            )
+        _print_sweeps(sweeps, fit_path, as_json)
+        return
     if sweep is not None:
         try:
             lo, hi = (float(x) for x in sweep.split(":"))
         except ValueError:
             raise ScalelabError(f"--sweep {sweep!r} must be C_MIN:C_MAX, e.g. 1e19:1e23") from None
-        if sweep_points < 1:
-            raise ScalelabError(f"--sweep-points {sweep_points} must be >= 1")
+        if not 1 <= sweep_points <= 1000:  # each budget is a planner solve: a million would take hours
+            raise ScalelabError(f"--sweep-points {sweep_points} must be between 1 and 1000, e.g. 9")
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise ScalelabError(f"--sweep {sweep}: give finite budgets 0 < C_MIN <= C_MAX, e.g. 1e19:1e23")
         df = P.sweep(fit_path, lo, hi, sweep_points, variants=variant or None, inference_tokens=T)
         if as_json:
             typer.echo(json.dumps({"fit": str(fit_path), "rows": P._jsonable(df.to_dict(orient="records"))}, indent=1))
@@ -168,6 +184,10 @@ def plan(
         raise ScalelabError(f"--mfu {mfu} must be in (0, 1], e.g. 0.4")
     if emit_grid is not None and C is None:
         raise ScalelabError("--emit-grid needs a FLOPs budget: plan with --flops C")
+    if emit_grid is not None:
+        from scalelab.commands._common import check_out_file
+
+        check_out_file(emit_grid, "--emit-grid")
     planner = P.Planner(fit_path, variant or None, multiple, depth)
     result = P.plan_budget(
         planner,
@@ -182,9 +202,11 @@ def plan(
         unique_tokens=_number(unique_tokens, "--unique-tokens"),
     )
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=1))
+        typer.echo(json.dumps({**result.to_dict(), **({"sweeps": P._jsonable(sweeps)} if sweeps else {})}, indent=1))
     else:
         _print_plan(result, fit_path)
+        if sweeps:
+            _print_sweeps(sweeps, fit_path, False)
     if emit_grid is not None:
         _emit(planner, result, emit_grid, emit_sizes, emit_spread)
 
@@ -194,11 +216,14 @@ def _suggest(fit_path, k, flops, quantity, variant, versus, at, n_boot, as_json)
     from rich.progress import Progress
 
     from scalelab.fit.results import load_fit
-    from scalelab.loop.suggest import suggest
+    from scalelab.loop.suggest import design_runs, not_identified, suggest
 
     fit = load_fit(fit_path)
-    fit.require_samples()
     budget = _number(flops, "--suggest-flops") or 4 * max(g.c_range[1] for g in fit)
+    if quantity == "n_opt" and not_identified(fit, [variant] if variant else None):
+        _suggest_design(fit_path, design_runs(fit, k, budget, variants=[variant] if variant else None), budget, as_json)
+        return
+    fit.require_samples()
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("refitting with each candidate", total=None)
         s = suggest(
@@ -229,9 +254,10 @@ def _suggest(fit_path, k, flops, quantity, variant, versus, at, n_boot, as_json)
             )
         )
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    what = "compute-optimal N" if quantity == "n_opt" else f"compute multiplier vs {versus}"
+    what = {"n_opt": "compute-optimal N", "multiplier": f"compute multiplier vs {versus}"}.get(quantity, quantity)
     t = Table(
         title=f"Next runs: narrowing {what} at {s.at:.3g} FLOPs (now [{s.interval[0]:.3g}, {s.interval[1]:.3g}], "
         f"width {s.baseline:.3f} in log units) - fit {fit_path}"
@@ -251,7 +277,7 @@ def _suggest(fit_path, k, flops, quantity, variant, versus, at, n_boot, as_json)
     for i, c in enumerate(s.ranked, 1):
         t.add_row(
             str(i),
-            c.variant,
+            escape(c.variant),
             c.shape or "-",
             f"{c.N:.3g}",
             f"{c.D:.3g}",
@@ -267,7 +293,55 @@ def _suggest(fit_path, k, flops, quantity, variant, versus, at, n_boot, as_json)
         "FLOPs), ranked by narrowing per FLOP; each refit assumes the run lands on the fit's prediction"
     )
     for n in s.notes:
-        con.print(f"note: {n}")
+        con.print(f"note: {escape(n)}", highlight=False)
+    for g in fit:  # E or an exponent the runs do not pin down: the interval to narrow may be that one
+        for w in g.warnings:
+            if quantity == "n_opt" and ("E is not identified" in w or "weakly identified" in w):
+                con.print(
+                    f"note: {escape(g.variant)}: {escape(w.split(' (')[0])}: `--suggest-for {w.split()[0]}` ranks "
+                    "the runs that narrow it",
+                    highlight=False,
+                )
+
+
+def _suggest_design(fit_path, s, budget: float, as_json: bool) -> None:
+    """`plan --suggest K` where N_opt is not identified: the cheapest runs that make the design identify it."""
+    if as_json:
+        typer.echo(json.dumps({"fit": str(fit_path), **s.to_dict()}, indent=1))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    for v, why in s.gaps.items():
+        con.print(f"N_opt of {escape(v)} is not identified: {escape(why)}", highlight=False)
+    t = Table(
+        title=f"Next runs: the cheapest that make the design identify N_opt (each <= {budget:.3g} FLOPs, "
+        f"{sum(r.flops for r in s.runs):.3g} in all) - fit {escape(str(fit_path))}"
+    )
+    for c in ("#", "variant", "d_model x layers", "params", "tokens", "tokens/param", "FLOPs", "rule it satisfies"):
+        t.add_column(c, justify="left" if c in ("variant", "rule it satisfies") else "right")
+    for i, r in enumerate(s.runs, 1):
+        t.add_row(
+            str(i),
+            escape(r.variant),
+            r.shape or "-",
+            f"{r.N:.3g}",
+            f"{r.D:.3g}",
+            f"{r.D / r.N:.3g}",
+            f"{r.flops:.3g}",
+            escape("\n".join(w for _, w in r.rules)),
+        )
+    con.print(t)
+    for v, d in s.after.items():
+        b = s.before[v]
+        con.print(
+            f"{escape(v)}: {b.n_sizes} -> {d.n_sizes} sizes, tokens/param {b.separation:.3g}x -> {d.separation:.3g}x "
+            f"apart at a given size, {b.n_points} -> {d.n_points} points (rules: scalelab/fit/identify.py)",
+            highlight=False,
+        )
+    for n in s.notes:
+        con.print(f"note: {escape(n)}", highlight=False)
 
 
 def _emit(planner, result, path: Path, sizes: int, spread: float) -> None:
@@ -306,6 +380,7 @@ def _print_plan(r, fit_path) -> None:
     )
     hours = any(p.gpu_hours for p in r.plans)  # only with a measured or stated throughput basis
     lrs = any(p.lr for p in r.plans)  # the fit has an lr law (its runs swept the learning rate)
+    batches = any(getattr(p, "batch", None) for p in r.plans)  # and a batch law (batch size swept too)
     for col in (
         "#",
         "variant",
@@ -318,6 +393,7 @@ def _print_plan(r, fit_path) -> None:
         "one-run interval",
         "FLOPs",
         *(["lr [interval]"] if lrs else []),
+        *(["batch tokens [interval]"] if batches else []),
         *([f"{(r.gpu or 'GPU')}-hours"] if hours else []),
     ):
         t.add_column(col, justify="left" if col in ("variant", "loss [interval]") else "right")
@@ -350,6 +426,7 @@ def _print_plan(r, fit_path) -> None:
             f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]" if math.isfinite(p.L_pred_int[0]) else "-",
             f"{flops:.3g}",
             *([_lr_cell(p.lr)] if lrs else []),
+            *([_batch_cell(p.batch)] if batches else []),
             *([f"{p.gpu_hours:.3g}" if p.gpu_hours else "-"] if hours else []),
         )
     con.print(t)
@@ -396,8 +473,10 @@ def _print_plan(r, fit_path) -> None:
             )
         for n in p.notes:
             con.print(f"  note {p.variant}: {n}")
+    from rich.text import Text
+
     for w in r.warnings:
-        con.print(f"[yellow]warning:[/yellow] {w}")
+        con.print(Text.assemble(("warning:", "yellow"), f" {w}"))  # names from the fit print as given
 
 
 def _lr_cell(lr) -> str:
@@ -435,3 +514,58 @@ def _print_sweep(df, fit_path) -> None:
             "yes" if row.extrapolated else "",
         )
     con.print(t)
+
+
+def _refusals(sweeps) -> str:
+    return "; ".join(f"{s['variant']}: loss law not fitted: {s['why']}" for s in sweeps)
+
+
+def _print_sweeps(sweeps, fit_path, as_json: bool) -> None:
+    """Groups whose loss law the fit refused but whose sweep gives an lr (and batch) law: the plan a loss law
+    would give is refused with its reason; the recommended lr (and batch size) per swept size is printed."""
+    if as_json:
+        typer.echo(json.dumps({"fit": str(fit_path), "plans": [], "sweeps": _jsonable_rows(sweeps)}, indent=1))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = _console()
+    for s in sweeps:
+        con.print(
+            f"no loss-based plan for {escape(s['variant'])}: loss law not fitted: {escape(s['why'])}", highlight=False
+        )
+    batch = any(r["batch"] for s in sweeps for r in s["rows"])
+    t = Table(title=f"Recommended learning rate per swept size, from the sweep's own law - fit {escape(str(fit_path))}")
+    cols = ["variant", "d_model", "params", "tokens", "sweep optimum", "lr (law) [interval]"]
+    for c in cols + (["batch tokens (law) [interval]"] if batch else []):
+        t.add_column(c, justify="left" if c == "variant" else "right")
+    for s in sweeps:
+        for r in s["rows"]:
+            lr, bs = r["lr"], r["batch"]
+            t.add_row(
+                escape(s["variant"]),
+                str(r["d_model"]) if r["d_model"] else "-",
+                _si(r["N"]),
+                _si(r["D"]),
+                (_g(r["lr_measured"]) + (" (edge)" if r["at_edge"] else "")) if r["lr_measured"] else "-",
+                _lr_cell(lr),
+                *([_batch_cell(bs)] if batch else []),
+            )
+    con.print(t)
+    for s in sweeps:
+        for line in s["lines"]:
+            con.print(escape(line), highlight=False)
+
+
+def _jsonable_rows(sweeps):
+    from scalelab.plan import _jsonable
+
+    return _jsonable(sweeps)
+
+
+def _batch_cell(bs) -> str:
+    """The recommended batch size (tokens per step) from the fit's batch law, its interval, (ext.) outside it."""
+    if not bs:
+        return "-"
+    ci = f"\n[{_si(bs['lo'])}, {_si(bs['hi'])}]" if bs["lo"] == bs["lo"] else ""
+    return f"{_si(bs['batch'])}{ci}" + (" (ext.)" if bs["extrapolated"] else "")

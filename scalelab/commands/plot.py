@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from scalelab.commands._common import user_errors
+from scalelab.commands._common import check_out_dir, user_errors
 
 
 @user_errors
@@ -30,6 +30,24 @@ def plot(
     ),
     style: str = typer.Option("paper", "--style", help="paper (small type) or slides (larger type, thicker lines)."),
     width: str = typer.Option("double", "--width", help="single (3.5 in) or double (7 in) journal column."),
+    n_col: Optional[str] = typer.Option(
+        None, "--n-col", help="CSV without --fit: column of parameters N. Default: N, params or n_params."
+    ),
+    d_col: Optional[str] = typer.Option(
+        None, "--d-col", help="CSV without --fit: column of tokens D. Default: D or tokens."
+    ),
+    loss_col: Optional[str] = typer.Option(
+        None, "--loss-col", help="CSV without --fit: column of the loss. Default: loss, val_loss or train_loss."
+    ),
+    flops_col: Optional[str] = typer.Option(
+        None, "--flops-col", help="CSV without --fit: column of FLOPs C. Default: C or flops, else 6ND."
+    ),
+    group_col: Optional[str] = typer.Option(
+        None, "--group-col", help="CSV without --fit: column naming each point's group. Default: group or variant."
+    ),
+    run_col: Optional[str] = typer.Option(
+        None, "--run-col", help="CSV without --fit: column of run ids (one curve per run). Default: run or run_id."
+    ),
 ) -> None:
     """Draw every figure the inputs support; skip the others with a note; list them in OUT/index.md.
 
@@ -45,10 +63,12 @@ def plot(
         paths = sorted(glob.glob("runs/*.parquet"))
         if not paths:
             raise ScalelabError("nothing to plot: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
+    check_out_dir(out, "--out")
     formats = [f.strip().lower() for f in format.split(",") if f.strip()]
     if not formats:
         raise ScalelabError("--format is empty: use a comma list of pdf, png, svg")
-    data = load_inputs(paths, fit_path=fit)
+    columns = dict(n=n_col, d=d_col, loss=loss_col, flops=flops_col, group=group_col, run=run_col)
+    data = load_inputs(paths, fit_path=fit, columns=columns)
     drawn = make_figures(data, out_dir=out, formats=formats, width=width.lower(), style_name=style.lower())
     for d in drawn:
         if d.files:
@@ -58,6 +78,8 @@ def plot(
                 typer.echo(f"        note: {n}")
         else:
             typer.echo(f"skipped {d.name}: {d.skipped}")
+            for n in d.notes:
+                typer.echo(f"        note: {n}")
     n = sum(bool(d.files) for d in drawn)
     folder = os.path.normpath(out)
     typer.echo(f"{n} of {len(drawn)} figures in {folder}/ (see {os.path.join(folder, 'index.md')})")

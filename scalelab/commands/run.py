@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from scalelab.commands._common import stdout_console, user_errors
+from scalelab.commands._common import check_out_dir, stdout_console, user_errors
 
 # A rough training efficiency (achieved / peak FLOP/s) for --dry-run's time estimate. CPU: the demo grid
 # spent 335 s of CPU time on 7.6e12 FLOPs (23 GFLOP/s) on one thread whose measured fp32 matmul peak is
@@ -116,7 +116,7 @@ def run(
     if gpu is not None and gpu.lower() not in GPUS:
         raise ScalelabError(f"--gpu {gpu}: unknown accelerator; use one of {', '.join(GPUS)}")
     g = Grid.load(grid)
-    console = stdout_console()
+    console = stdout_console(markup=False)  # names from files print as given
     n_train = unique_train_tokens(g)  # None: not known without reading the corpus (the trainer then notes it)
     warn = repeat_warning(g, n_train) if n_train else None
     if warn and not quiet:
@@ -132,7 +132,9 @@ def run(
         return
 
     from scalelab.run import executors
-    from scalelab.run.grid import run_grid
+    from scalelab.run.grid import check_memory, run_grid
+
+    check_out_dir(out, "--out")
 
     ex = executors.from_options(
         g,
@@ -163,6 +165,8 @@ def run(
                 "note: tensorboard is not installed; --tensorboard skipped (pip install tensorboard)"
             )
             ex.tensorboard = None
+    if isinstance(ex, (executors.InProcess, executors.Workers)):  # this machine trains: refuse what cannot fit
+        check_memory(g.runs(), "cuda" if devices else device, shards=nproc_per_run if shard else 1)
     if isinstance(ex, executors.InProcess) and n_train:
         ex.data_note = False  # checked (and warned) at load
     sums = run_grid(g, out, executor=ex, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)

@@ -35,7 +35,7 @@ def status(
     if as_json:
         typer.echo(json.dumps({"grids": summary, "runs": entries}, indent=1, default=str))
         return
-    console = stdout_console()
+    console = stdout_console(markup=False)  # names from files print as given
     if not entries:
         console.print(f"no runs in {out}/ yet (give --grid G to list a grid's pending runs)")
         return
@@ -53,6 +53,11 @@ def status(
         for e in entries:
             if e["state"] != "done":
                 rt.add_row(
-                    str(e["grid"]), e["run_id"], str(e["variant"]), str(e["d_model"] or "?"), e["state"], e["detail"]
+                    str(e["grid"]),
+                    str(e["run_id"]),
+                    str(e["variant"]),
+                    str(e["d_model"] or "?"),
+                    e["state"],
+                    str(e["detail"]),
                 )
         console.print(rt)

@@ -1,16 +1,31 @@
 """Approaches 1 and 2 of Hoffmann et al. 2022: the compute-optimal allocation read off the data directly.
 
 Approach 1: the lower envelope of loss against FLOPs gives (C, N_opt, D_opt) per FLOPs bin.
-Approach 2: IsoFLOP slices, a parabola in log N per slice fitted near the slice's minimum, its vertex N_opt(C).
+Approach 2: IsoFLOP slices (one per budget C: the --flops-col budget where given, else 6ND), a parabola of
+loss in log N per slice, its vertex N_opt(C); D_opt(C) is the tokens the slice's own runs take at N_opt
+(log D interpolated in log N between the slice's sizes), so a nominal budget that is not 6ND (Marin's) and
+run-store FLOPs that count attention and logits are both read as the runs spent them.
 Both then fit N_opt = kN C^a and D_opt = kD C^b by log-log least squares: the "allocation" form
 (laws.allocation), which `plan` and `plot` use like any other fit.
 
-The near-minimum rule (approach 2). A parabola in log N is only a local approximation of loss along an
-IsoFLOP slice; fitted to a whole slice that is sampled asymmetrically about its minimum, its vertex is
-pulled towards the side with more (or farther) points, and the bias in N_opt and in the exponent a grows
-with the asymmetry (Czech et al. 2026, "Problems with Chinchilla Approach 2", arXiv 2603.22339, Open-Athena).
-So each slice is fitted on a window symmetric in log N about its minimum:
+Which points of a slice the parabola is fitted on (FitSpec.slice_window, --slice-window):
 
+- "whole" (default): every point of the slice, the classic fit of Hoffmann et al., Llama 3 and the
+  Open-Athena compendium, whose published numbers it reproduces (tests/fit/test_published.py).
+- "near-min": a window symmetric in log N about the slice's minimum (below). A parabola is only a local
+  approximation of loss along a slice; fitted to a whole slice sampled asymmetrically about its minimum
+  its vertex is pulled towards the side with more (or farther) points (Czech et al. 2026, "Problems with
+  Chinchilla Approach 2", arXiv 2603.22339). Without noise the window removes that bias; with the noise of
+  real runs it costs more than it saves: it fits fewer points and its centre is the noisy lowest point.
+
+The default is evidence (tests/fit/test_approaches.py, the slice-window study, and README "Approaches 1
+and 2"): on slices of a known law sampled off-centre, with the centre drifting across budgets as in real
+sweeps, at the noise of the public IsoFLOP data (0.1-0.9% in loss), the whole slice has the smaller error
+in a (RMSE 1.1-3x smaller in every case studied; bias smaller on slices spanning 3x either side, as the
+compendium's, larger by up to 0.006 on slices spanning 5x); near-min wins on noise-free slices and on
+slices whose shape departs from the law (Porian et al.'s long-cosine configurations).
+
+The near-minimum window:
   1. x* = log N of the slice's lowest-loss point (the mean log N of tied lowest losses, common in digitised
      data); a slice whose lowest loss is at its smallest or largest size does not bracket its minimum and
      is dropped.
@@ -19,12 +34,14 @@ So each slice is fitted on a window symmetric in log N about its minimum:
      at least WINDOW sizes on each side when the slice has them.
   3. Fit loss = c0 + c1 x + c2 x^2 on those points (weighted by bootstrap counts); re-centre once, x* = the
      vertex -c1 / (2 c2), same h, refit.
-  4. Dropped, with the reason recorded (diagnostics.slices, and a warning): fewer than 3 sizes, the minimum
-     at the slice's edge, curvature c2 <= 0, or a vertex outside the window's sizes.
+Either rule drops a slice, with the reason recorded (diagnostics.slices, and a warning), that has fewer than
+3 sizes, curvature c2 <= 0 or a vertex outside the sizes fitted (an extrapolated minimum is not a reading of
+the data); near-min also drops a slice whose minimum is at its edge.
 
 Intervals: with --bootstrap K (default) the runs are resampled and the whole approach (slices, windows,
 vertices, power laws) refitted per resample, so the samples of a, b, kN, kD go to the samples file and the
-intervals are percentile bootstrap intervals; with --bootstrap 0 they are statsmodels OLS intervals of the
+intervals are percentile bootstrap intervals, each withheld with its reason where the bootstrap cannot
+support it (bootstrap.bootstrap_interval); with --bootstrap 0 they are statsmodels OLS intervals of the
 final log-log regression (which ignore the error in each slice's vertex), and the fit file says so
 ("intervals": "ols").
 """
@@ -36,17 +53,24 @@ import pandas as pd
 
 from scalelab.errors import ScalelabError
 from scalelab.fit import laws
-from scalelab.fit.bootstrap import percentile_interval, unit_counts
+from scalelab.fit.bootstrap import bootstrap_interval, unit_counts, withheld_warning
 from scalelab.fit.groups import distinct
 from scalelab.fit.results import FitResults, GroupFit, now_iso
 from scalelab.fit.spec import FitSpec
 
 WINDOW = 3  # sizes on each side of a slice's minimum (near-minimum rule, module docstring)
-WINDOW_RULE = (
-    f"parabola in log N fitted on a window symmetric in log N about the slice's lowest-loss point, wide enough "
-    f"for {WINDOW} sizes on each side where the slice has them, re-centred once on the vertex (Czech et al. "
-    "2026, arXiv 2603.22339)"
-)
+SLICE_RULES = {
+    "whole": "parabola in log N fitted on every point of each IsoFLOP slice (Hoffmann et al. 2022, Llama 3, the "
+    "Open-Athena compendium)",
+    "near-min": f"parabola in log N fitted on a window symmetric in log N about the slice's lowest-loss point, wide "
+    f"enough for {WINDOW} sizes on each side where the slice has them, re-centred once on the vertex (Czech et al. "
+    "2026, arXiv 2603.22339)",
+}
+
+
+def window_of(slice_window: str) -> int | None:
+    """The `window` argument of slice_vertex for a FitSpec.slice_window rule (None: the whole slice)."""
+    return None if slice_window == "whole" else WINDOW
 
 
 def _loglog(x, y, level):
@@ -102,10 +126,10 @@ def _parabola(x, L, w):
 
 
 def slice_vertex(x, L, w=None, window: int | None = WINDOW):
-    """The near-minimum vertex of one IsoFLOP slice (module docstring): (x_opt or NaN, n_used, reason or None).
+    """The vertex of one IsoFLOP slice's parabola (module docstring): (x_opt or NaN, n_used, reason or None).
 
     x: log N of the slice's points, L their losses, w their weights (bootstrap counts; 0 = not drawn).
-    window None: the whole slice (the classic fit, kept for comparison)."""
+    window None: the whole slice (the classic fit, FitSpec.slice_window "whole")."""
     w = np.ones_like(x) if w is None else np.asarray(w, float)
     keep = w > 0
     x, L, w = x[keep], L[keep], w[keep]
@@ -139,66 +163,102 @@ def slice_vertex(x, L, w=None, window: int | None = WINDOW):
     return float(xv), int(use.sum()), None
 
 
-def isoflop_minima(N, C, L, tol: float = 0.1, w=None, window: int | None = WINDOW, detail: bool = False):
-    """Approach 2: per IsoFLOP slice the near-minimum parabola's vertex. Returns (C_slice, N_opt) arrays
-    of the slices kept; with `detail` also one record per slice {C, n_points, n_used, N_opt, used, reason}."""
+def slice_optima(N, D, C, L, tol: float = 0.1, w=None, window: int | None = None):
+    """Approach 2 per IsoFLOP slice: (C_slice, N_opt, D_opt) arrays of the slices kept, and one record per
+    slice {C, n_points, n_used, N_opt, used, reason}. N_opt: the parabola's vertex (slice_vertex with
+    `window`, None: the whole slice); D_opt: the slice's tokens at N_opt, log D interpolated in log N between
+    its sizes (exactly C / (6 N_opt) when C = 6ND; the runs' own tokens when C is a nominal budget)."""
     rows, recs = [], []
     for idx in isoflop_slices(C, tol):
         wi = None if w is None else w[idx]
-        xv, n_used, why = slice_vertex(np.log(N[idx]), L[idx], wi, window)
+        x = np.log(N[idx])
+        xv, n_used, why = slice_vertex(x, L[idx], wi, window)
         c = float(np.exp(np.mean(np.log(C[idx]))))
         if why is None:
-            rows.append((c, float(np.exp(xv))))
-        if detail:
-            recs.append(
-                {
-                    "C": c,
-                    "n_points": int(idx.size),
-                    "n_used": n_used,
-                    "N_opt": None if why else float(np.exp(xv)),
-                    "used": why is None,
-                    "reason": why,
-                }
-            )
-    out = np.array(rows).reshape(-1, 2).T
-    return (out[0], out[1], recs) if detail else (out[0], out[1])
+            sizes, inv = np.unique(np.round(x, 9), return_inverse=True)
+            logd = np.bincount(inv, np.log(D[idx])) / np.bincount(inv)  # mean log D per size of the slice
+            rows.append((c, float(np.exp(xv)), float(np.exp(np.interp(xv, sizes, logd)))))
+        recs.append(
+            {
+                "C": c,
+                "n_points": int(idx.size),
+                "n_used": n_used,
+                "N_opt": None if why else float(np.exp(xv)),
+                "used": why is None,
+                "reason": why,
+            }
+        )
+    out = np.array(rows).reshape(-1, 3).T
+    return out[0], out[1], out[2], recs
 
 
-def flops_per_token_at(n, N, F):
-    """FLOPs per token at sizes n, from the points' (N, F = C / D): the median F of each distinct N,
-    linear in log-log between sizes and beyond the ends along the end segments."""
-    sizes = np.unique(N)
-    logf = np.log([np.median(F[N == x]) for x in sizes])
-    x, q = np.log(sizes), np.log(np.asarray(n, float))
-    if sizes.size == 1:
-        return np.exp(logf[0] + (q - x[0]))  # one size: F proportional to N
-    out = np.interp(q, x, logf)
-    lo, hi = q < x[0], q > x[-1]
-    out[lo] = logf[0] + (q[lo] - x[0]) * (logf[1] - logf[0]) / (x[1] - x[0])
-    out[hi] = logf[-1] + (q[hi] - x[-1]) * (logf[-1] - logf[-2]) / (x[-1] - x[-2])
-    return np.exp(out)
+def isoflop_minima(N, C, L, tol: float = 0.1, w=None, window: int | None = None, detail: bool = False):
+    """Approach 2's vertices alone: (C_slice, N_opt) arrays of the slices kept (slice_optima); with `detail`
+    also the per-slice records. window None: the whole slice; WINDOW: the near-minimum rule."""
+    c, n, _, recs = slice_optima(N, np.ones_like(N, dtype=float), C, L, tol, w, window)
+    return (c, n, recs) if detail else (c, n)
 
 
-def optima(approach: int, N, D, C, L, w=None, detail: bool = False):
+def optima(approach: int, N, D, C, L, w=None, window: int | None = None):
     """(C, N_opt, D_opt) of approach 1 or 2 on points with weights w (None: all once), and the slice records."""
-    recs = []
     if approach == 1:
         c, n_opt, d_opt = envelope_points(N, D, C, L, w=w)
-    else:
-        c, n_opt, *rest = isoflop_minima(N, C, L, w=w, detail=detail)
-        recs = rest[0] if rest else []
-        # tokens C buys at N_opt: C / F(N_opt), F the data's FLOPs per token (6 N only under 6ND;
-        # run-store FLOPs also count attention and logits)
-        d_opt = c / flops_per_token_at(n_opt, N, C / D) if c.size else c
-    return c, n_opt, d_opt, recs
+        return c, n_opt, d_opt, []
+    return slice_optima(N, D, C, L, w=w, window=window)
 
 
-def _bootstrap(approach, N, D, C, L, counts) -> np.ndarray:
+def _whole_slice_resamples(N, D, C, L, counts) -> np.ndarray:
+    """[K, 4] samples of (a, b, kN, kD) of the whole-slice rule, all resamples at once: per slice, the weighted
+    parabola of every resample from its weighted moments (one matrix product and a batched 3x3 solve), the same
+    drop rules as slice_vertex (fewer than 3 sizes drawn, c2 <= 0, a vertex outside the sizes drawn), then each
+    resample's log-log regressions over the slices it kept. Equal to the per-resample loop (tested)."""
+    K = counts.shape[0]
+    cs, xs, ds = [], [], []
+    for idx in isoflop_slices(C):
+        x, W = np.log(N[idx]), counts[:, idx]
+        sizes, inv = np.unique(np.round(x, 9), return_inverse=True)
+        n_sizes = ((W @ np.eye(sizes.size)[inv]) > 0).sum(1)
+        u = x - x.mean()  # centred for conditioning; the vertex does not depend on the centre
+        P = np.stack([u**j for j in range(5)], 1)
+        M = W @ P  # weighted moments sum w u^j, j = 0..4
+        R = W @ (L[idx, None] * P[:, :3])
+        A = np.stack([M[:, j : j + 3] for j in range(3)], 1)
+        ok = n_sizes >= 3
+        coef = np.full((K, 3), np.nan)
+        coef[ok] = np.linalg.solve(A[ok], R[ok][..., None])[..., 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xv = x.mean() - coef[:, 1] / (2 * coef[:, 2])
+        drawn = W > 0
+        lo, hi = np.where(drawn, x, np.inf).min(1), np.where(drawn, x, -np.inf).max(1)
+        ok &= (coef[:, 2] > 0) & (lo <= xv) & (xv <= hi)
+        logd = np.bincount(inv, np.log(D[idx])) / np.bincount(inv)
+        cs.append(np.mean(np.log(C[idx])))
+        xs.append(np.where(ok, xv, np.nan))
+        ds.append(np.where(ok, np.interp(np.where(ok, xv, sizes[0]), sizes, logd), np.nan))
+    lc, xn, xd = np.array(cs), np.stack(xs, 1), np.stack(ds, 1)  # [S], [K, S], [K, S]
+    V = np.isfinite(xn)
+    n = V.sum(1)
+    out = np.full((K, 4), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mc = (V * lc).sum(1) / n
+        dc = np.where(V, lc - mc[:, None], 0.0)
+        sxx = (dc**2).sum(1)
+        for j, y in enumerate((xn, xd)):
+            my = np.where(V, y, 0.0).sum(1) / n
+            slope = (dc * np.where(V, y - my[:, None], 0.0)).sum(1) / sxx
+            out[:, j], out[:, 2 + j] = slope, np.exp(my - slope * mc)
+    out[~((n >= 3) & (sxx > 0))] = np.nan
+    return out
+
+
+def _bootstrap(approach, N, D, C, L, counts, window) -> np.ndarray:
     """[K, 4] samples of (a, b, kN, kD): the whole approach refitted on each resample (NaN rows where a
     resample keeps fewer than 3 optima)."""
+    if approach == 2 and window is None:
+        return _whole_slice_resamples(N, D, C, L, counts)
     out = np.full((counts.shape[0], 4), np.nan)
     for k, w in enumerate(counts):
-        c, n_opt, d_opt, _ = optima(approach, N, D, C, L, w=w)
+        c, n_opt, d_opt, _ = optima(approach, N, D, C, L, w=w, window=window)
         if c.size >= 3 and np.unique(c).size >= 2:
             a, ia = _slope(c, n_opt)
             b, ib = _slope(c, d_opt)
@@ -236,7 +296,8 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
                 f"{source}: group {name!r}: {int(bad.sum())} row(s) with a missing or non-positive N, D, C or loss: "
                 "drop them first"
             )
-        c, n_opt, d_opt, recs = optima(approach, N, D, C, L, detail=True)
+        window = window_of(spec.slice_window)
+        c, n_opt, d_opt, recs = optima(approach, N, D, C, L, window=window)
         if c.size < 3:
             what = "envelope bins" if approach == 1 else "IsoFLOP slices with a bracketed minimum"
             dropped = "; ".join(f"C={r['C']:.2g}: {r['reason']}" for r in recs if not r["used"])
@@ -252,7 +313,7 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
         samples, diag = None, {"optima": {"C": c.tolist(), "N_opt": n_opt.tolist(), "D_opt": d_opt.tolist()}}
         warnings = []
         if approach == 2:
-            diag["slices"], diag["window"] = recs, WINDOW_RULE
+            diag["slices"], diag["window"] = recs, SLICE_RULES[spec.slice_window]
             drop = [r for r in recs if not r["used"]]
             if drop:
                 warnings.append(
@@ -261,15 +322,24 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
                 )
         if spec.bootstrap > 0:
             counts = unit_counts(units, spec.bootstrap, np.random.default_rng(sq))
-            s = _bootstrap(approach, N, D, C, L, counts)
+            s = _bootstrap(approach, N, D, C, L, counts, window)
             ok = np.isfinite(s).all(1)
             samples = pd.DataFrame(s, columns=list(laws.ALLOCATION))
-            conf = {k: list(percentile_interval(samples[k].to_numpy(), level)) for k in laws.ALLOCATION}
-            diag["bootstrap"] = {"n": int(spec.bootstrap), "frac_failed": float(np.mean(~ok))}
-            if np.mean(~ok) > 0.05:
+            conf, withheld = {}, {}
+            for k in laws.ALLOCATION:
+                ci, why = bootstrap_interval(samples[k].to_numpy(), params[k], level)
+                if ci is None:
+                    withheld[k] = why
+                else:
+                    conf[k] = ci
+            diag["bootstrap"] = {"n": int(spec.bootstrap), "n_valid": int(ok.sum()), "frac_failed": float(np.mean(~ok))}
+            if withheld:
+                diag["intervals_withheld"] = withheld
+                warnings.append(withheld_warning(withheld, level))
+            elif np.mean(~ok) > 0.05:
                 warnings.append(
                     f"{np.mean(~ok):.0%} of bootstrap resamples kept fewer than 3 optima and were left out: "
-                    "intervals are conditional on the rest"
+                    f"intervals rest on the other {int(ok.sum())} of {ok.size}"
                 )
             if np.unique(units).size < 10:
                 warnings.append(f"only {np.unique(units).size} runs to resample: bootstrap intervals are unreliable")
@@ -282,7 +352,7 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
             params=params,
             conf_int=conf,
             derived={"a": a, "b": b},
-            derived_conf_int={"a": conf["a"], "b": conf["b"]},
+            derived_conf_int={k: conf[k] for k in ("a", "b") if k in conf},
             n_points=int(len(sub)),
             n_runs=int(np.unique(units).size),
             n_sizes=distinct(N),

@@ -34,6 +34,41 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     return (float(lo), float(hi))
 
 
+def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[list | None, dict | None]:
+    """The percentile interval of an estimate's bootstrap samples, or why there is none: ([lo, hi], None)
+    or (None, {"why", "n_valid", "n"}). samples: one per resample, NaN where the resample could not be fitted.
+
+    Not an interval (the policy, in one place): one resting on fewer than half of the resamples (the
+    valid ones are those that kept what the estimate needed: a conditional, not a sampling, distribution)
+    or one that does not contain its own estimate (the resamples do not describe the estimate's error)."""
+    s = np.asarray(samples, float)
+    n, ok = s.size, int(np.isfinite(s).sum())
+    rec = {"n_valid": ok, "n": n}
+    if ok < max(2, n / 2):
+        return None, {
+            "why": f"only {ok} of {n} bootstrap resamples could be fitted (fewer than half): the rest are "
+            "not a sample of the estimate's error",
+            **rec,
+        }
+    lo, hi = percentile_interval(s, level)
+    tol = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    if not lo - tol <= estimate <= hi + tol:
+        return None, {
+            "why": f"the estimate {estimate:.4g} lies outside [{lo:.4g}, {hi:.4g}], the {level:.0%} percentile range "
+            f"of its {ok} valid resamples (of {n})",
+            **rec,
+        }
+    return [lo, hi], None
+
+
+def withheld_warning(withheld: dict, level: float = 0.95) -> str:
+    """One warning line for the intervals bootstrap_interval withheld: {param: its record}."""
+    by_why: dict[str, list[str]] = {}
+    for k, r in withheld.items():
+        by_why.setdefault(r["why"], []).append(k)
+    return "; ".join(f"no {level:.0%} interval for {', '.join(ks)}: {why}" for why, ks in by_why.items())
+
+
 # (parameter, plain-words direction when b - a > 0, when < 0)
 _VERDICT = {
     "alpha": ("scales more steeply than {a} in N", "scales less steeply than {a} in N"),

@@ -11,6 +11,10 @@ A law is identified by where the points lie, not by how well a curve passes thro
 - L(D) (one N) needs 3 token counts; L(N) (one D) 3 sizes; L(C) 3 budgets.
 - every form needs more points than free parameters (parameters fixed with --fix are not free).
 
+Each rule has one home here (`sizes_short`, `separation_short`, `points_short`, `allocation_short`): `choose`
+applies them to the fitted points, and `plan --suggest` (scalelab/loop/suggest.py) to a design with candidate
+runs added, to find the cheapest runs that make it identified.
+
 `choose` returns (form, why) or raises a one-line ScalelabError naming what is missing. The compute-optimal
 N and D of an L(N, D) fit are checked against the design too (`plausible_tpp`, `allocation_check`): a
 tokens-per-parameter ratio more than PLAUSIBLE_FACTOR outside the fitted runs' range is not a finding,
@@ -80,9 +84,39 @@ def _ratio_words(d: Design) -> str:
     return f"tokens/param {d.tpp_min:.3g}-{d.tpp_max:.3g}"
 
 
+# ---- the rules, one home each: how far a design is from meeting them -------------------------------------------
+RULES = {
+    "sizes": f"at least {MIN_LEVELS} model sizes (the N exponent)",
+    "separation": f"tokens/param spread at least {SEPARATION_MIN:g}x at a given size (N apart from D)",
+    "points": "more points than the law's free parameters",
+    "allocation": f"compute-optimal tokens/param within {PLAUSIBLE_FACTOR:g}x of the runs' range (N_opt)",
+}
+
+
+def sizes_short(d: Design) -> int:
+    """Model sizes the design lacks for an N exponent (0: enough)."""
+    return max(0, MIN_LEVELS - d.n_sizes)
+
+
+def separation_short(d: Design) -> float:
+    """Factor by which tokens/param must still spread at a given size to separate N from D (1.0: enough)."""
+    return max(1.0, SEPARATION_MIN / d.separation) if d.separation > 0 else math.inf
+
+
+def points_short(d: Design, form: str = "chinchilla", fixed=()) -> int:
+    """Points the design lacks to have more points than the form's free parameters (0: enough)."""
+    return max(0, free_params(form, fixed) + 1 - d.n_points)
+
+
+def chinchilla_short(d: Design, fixed=()) -> dict[str, float]:
+    """How far the design is from identifying L(N, D), rule by rule (see RULES); all-zero shortfalls (sizes,
+    points) and a separation factor of 1 mean identified."""
+    return {"sizes": sizes_short(d), "separation": separation_short(d), "points": points_short(d, "chinchilla", fixed)}
+
+
 def _points_check(d: Design, form: str, fixed, group: str) -> None:
     P = free_params(form, fixed)
-    if d.n_points <= P:
+    if points_short(d, form, fixed):
         raise ScalelabError(
             f"group {group!r}: {d.n_points} points for the {P} free parameters of {_LAW[form]}: "
             f"a fit needs more points than parameters; add runs or fix parameters with --fix (e.g. --fix E=1.69)"
@@ -91,12 +125,12 @@ def _points_check(d: Design, form: str, fixed, group: str) -> None:
 
 def chinchilla_gap(d: Design) -> str | None:
     """What keeps the design from identifying L(N, D), in words; None when it does."""
-    if d.n_sizes < MIN_LEVELS:
+    if sizes_short(d):
         return (
             f"{d.n_sizes} model size(s): the N exponent needs at least {MIN_LEVELS}; "
             "add a size (or fit L(D) per size with --by on the N column)"
         )
-    if d.separation < SEPARATION_MIN:
+    if separation_short(d) > 1:
         lo, hi = d.tpp_min, d.tpp_max
         mid = math.sqrt(lo * hi)
         return (
@@ -141,7 +175,7 @@ def choose(N, D, C, requested: str = "auto", fixed=(), group: str = "all") -> tu
                 )
         else:
             gap = chinchilla_gap(d)
-            if gap is None and d.n_points > free_params("chinchilla", fixed):
+            if gap is None and not points_short(d, "chinchilla", fixed):
                 form = "chinchilla"
                 why = (
                     f"{d.n_sizes} sizes, {_ratio_words(d)} ({d.separation:.3g}x apart at a given size), "
@@ -179,12 +213,45 @@ def plausible_tpp(tpp_min: float, tpp_max: float, factor: float = PLAUSIBLE_FACT
     return (tpp_min / factor, tpp_max * factor)
 
 
+def allocation_short(tpp: float, rng: tuple[float, float]) -> float:
+    """Factor by which `tpp` lies outside the plausible range `rng` (1.0: inside; inf: not a number)."""
+    lo, hi = rng
+    if not (math.isfinite(tpp) and tpp > 0):
+        return math.inf
+    return max(1.0, lo / tpp, tpp / hi)
+
+
 def allocation_check(tpp: float, rng: tuple[float, float]) -> str | None:
     """None when `tpp` lies in the plausible range `rng`; else the reason it is not identified, in words."""
     lo, hi = rng
-    if math.isfinite(tpp) and lo <= tpp <= hi:
+    if allocation_short(tpp, rng) == 1.0:
         return None
     return (
         f"compute-optimal tokens/param {tpp:.3g} is outside the plausible {lo:.3g}-{hi:.3g} "
         f"({PLAUSIBLE_FACTOR:g}x beyond the fitted runs' range): N_opt and D_opt are not identified"
     )
+
+
+def compute_optimal_gap(
+    form: str, identification: dict | None, compute_optimal: dict | None = None, fixed=(), loss_law: dict | None = None
+):
+    """Why a fitted group's compute-optimal N is not identified, in words, from what its fit recorded
+    (GroupFit.extra "identification" and "compute_optimal"); None when it is identified. Returns str | None."""
+    if form == "allocation":  # approach 1/2: N_opt is fitted directly
+        return None
+    if (loss_law or {}).get("fitted") is False:  # a sweep kept for its lr law only
+        return f"loss law not fitted: {loss_law.get('why') or 'refused'}"
+    if form == "chinchilla":
+        co = compute_optimal or {}
+        if co.get("identified") is False:
+            return str(co.get("why") or "compute-optimal tokens/param outside the plausible range")
+        return None
+    ident = identification or {}
+    try:
+        d = Design(**{k: ident[k] for k in Design.__dataclass_fields__})
+    except (KeyError, TypeError):
+        return f"the fit is {_LAW.get(form, form)}, which has no compute-optimal N"
+    gap = chinchilla_gap(d)
+    if gap is None and points_short(d, "chinchilla", fixed):
+        gap = f"{d.n_points} points cannot identify the {free_params('chinchilla', fixed)} parameters of L(N, D)"
+    return f"the fit is {_LAW.get(form, form)}: {gap}" if gap else f"the fit is {_LAW.get(form, form)} (requested)"

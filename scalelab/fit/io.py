@@ -30,9 +30,21 @@ def sha256(path: Path) -> str:
     return sha256_file(path)
 
 
+# Larger values are a unit mistake or a damaged file, and their products (6ND, N^alpha) overflow float64.
+MAX_VALUE = 1e30
+
+
 def _check_positive(df: pd.DataFrame, path, cols) -> None:
     for c in cols:
+        if pd.api.types.is_bool_dtype(df[c]):
+            raise ScalelabError(f"{path}: column {c!r} holds true/false values: N, D, FLOPs and loss must be numbers")
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(float)
+        huge = np.isfinite(v) & (v > MAX_VALUE)
+        if huge.any():
+            raise ScalelabError(
+                f"{path}: column {c!r} has {int(huge.sum())} value(s) above {MAX_VALUE:.0e} (first: "
+                f"{v[huge][0]:.3g}): check the column's units (N, D and FLOPs as plain counts, loss in nats)"
+            )
         bad = ~np.isfinite(v) | (v <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -64,16 +76,37 @@ def read_runs(
         )
     for f, sub in df.groupby("_file"):
         _check_positive(sub, f, [n_col, "tokens", "flops", loss_col])
+        _check_labels(sub, f, ["run_id", *by])
     return df
 
 
-def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
+def _check_labels(df: pd.DataFrame, path, cols, first_line: int = None) -> None:
+    """Group and run columns: a blank value (empty, spaces, missing) would drop its rows from every group or
+    make a run of them all; refused, naming the row (its CSV line when `first_line` is given)."""
+    for c in cols:
+        col = df[c]
+        blank = col.isna() | col.astype(str).str.strip().eq("")
+        if blank.any():
+            i = int(np.flatnonzero(blank.to_numpy())[0])
+            where = f"line {i + first_line}" if first_line is not None else f"row {i + 1}"
+            raise ScalelabError(
+                f"{path}: column {c!r} is blank in {int(blank.sum())} row(s) (first: {where}): fill in every "
+                "group and run value, or drop those rows"
+            )
+
+
+CHOOSE_COLUMNS = "choose them with --n-col, --d-col, --loss-col, --flops-col, --group-col, --run-col"
+
+
+def read_csv(paths, numeric_cols, other_cols=(), hint: str = CHOOSE_COLUMNS) -> pd.DataFrame:
     """Read CSV files (same columns) into one frame, checking that `numeric_cols` (N, D, FLOPs, loss)
-    are present and positive and `other_cols` (group, run) present, file by file."""
+    are present and positive and `other_cols` (group, run) present, file by file. `hint`: the fix a
+    missing column's error names."""
     frames = []
     for p in map(Path, paths):
         try:
-            df = pd.read_csv(p)
+            _check_header(p)
+            df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", encoding="utf-8-sig")
         except FileNotFoundError:
             raise ScalelabError(f"{p}: no such file") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
@@ -82,15 +115,43 @@ def read_csv(paths, numeric_cols, other_cols=()) -> pd.DataFrame:
         if missing:
             raise ScalelabError(
                 f"{p}: missing column(s) {', '.join(map(repr, missing))}; columns present: "
-                f"{', '.join(map(str, df.columns))} (choose them with --n-col, --d-col, "
-                "--loss-col, --flops-col, --group-col, --run-col)"
+                f"{', '.join(map(str, df.columns))} ({hint})"
             )
+        if df.empty:
+            raise ScalelabError(f"{p}: no rows below the header: add the points to fit")
         _check_positive(df, p, numeric_cols)
+        _check_labels(df, p, other_cols, first_line=2)
         df["_file"] = str(p)
         frames.append(df)
     if not frames:
         raise ScalelabError("no input files given")
     return pd.concat(frames, ignore_index=True)
+
+
+def _check_header(p: Path) -> None:
+    """Refuse a header that repeats a column name (pandas would rename the copy "N.1" and fit the first) or that
+    is one field holding another delimiter (a CSV saved with ';' or tabs)."""
+    import csv
+
+    try:
+        with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
+            head = next(csv.reader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ","), [])
+    except csv.Error:
+        return  # not CSV at all: pandas names the problem
+    names = [h.strip() for h in head]
+    twice = sorted({h for h in names if names.count(h) > 1})
+    if twice:
+        raise ScalelabError(
+            f"{p}: column name(s) {', '.join(map(repr, twice))} appear more than once in the header: rename or "
+            "remove the copies"
+        )
+    if len(names) == 1:
+        for sep, what in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in names[0]:
+                raise ScalelabError(
+                    f"{p}: the header is one column holding {what}: save the file comma-separated"
+                    + (" (or name it .tsv)" if sep == "\t" else "")
+                )
 
 
 def provenance(paths) -> list[dict]:
@@ -174,6 +235,8 @@ def load_inputs(
 
 def _csv_columns(path: Path) -> list[str]:
     try:
-        return list(pd.read_csv(path, nrows=0).columns)
+        return list(
+            pd.read_csv(path, nrows=0, sep="\t" if path.suffix.lower() == ".tsv" else ",", encoding="utf-8-sig").columns
+        )
     except Exception:
         return []  # read_csv reports the problem with the file's name

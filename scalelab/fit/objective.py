@@ -113,6 +113,129 @@ class Problem:
             out[i : i + CHUNK] = self.rho(r, W[i : i + CHUNK]).sum(axis=-1)
         return out
 
+    # ---- Gauss-Newton system without the Jacobian -------------------------------------------------
+    @property
+    def scalar_terms(self) -> bool:
+        """True when every term reads one coefficient and at most one exponent (the single-group forms of
+        laws.FORMS): then gn_system applies."""
+        return all(np.isscalar(ci) and (si is None or np.isscalar(si)) for ci, si, _ in self.terms)
+
+    def terms_eval(self, theta: np.ndarray):
+        """theta[S, P] -> (log L_hat[S, n], softmax weights of the terms, each [S, n] or [S, 1])."""
+        T = []
+        unshifted = len(self.terms) > 1 and self._unshifted()
+        for (ci, si, cov), uq in zip(self.terms, self._uniques()):
+            if si is None or (unshifted and uq is not None):
+                T.append(theta[:, ci : ci + 1])
+            else:
+                T.append(theta[:, ci : ci + 1] - theta[:, si : si + 1] * cov)
+        if len(T) == 1:
+            return np.broadcast_to(T[0], (theta.shape[0], self.n)), [np.ones((theta.shape[0], 1))]
+        if unshifted:  # no term can overflow or vanish: exp of a constant term is one per start
+            ex = []
+            for t, (ci, si, cov), uq in zip(T, self.terms, self._uniques()):
+                if uq is None:
+                    ex.append(np.exp(t))
+                else:  # few distinct covariate values (e.g. 16 model sizes): exp once per value
+                    vals, inv = uq
+                    ex.append(np.take(np.exp(theta[:, ci : ci + 1] - theta[:, si : si + 1] * vals), inv, axis=1))
+            tot = ex[0]
+            for e_ in ex[1:]:
+                tot = tot + e_
+            inv = 1.0 / tot
+            return np.log(tot), [e_ * inv for e_ in ex]
+        m = T[0]
+        for t in T[1:]:
+            m = np.maximum(m, t)
+        ex = [np.exp(t - m) for t in T]
+        tot = ex[0]
+        for e_ in ex[1:]:
+            tot = tot + e_
+        inv = 1.0 / tot
+        return m + np.log(tot), [e_ * inv for e_ in ex]
+
+    def _uniques(self) -> list:
+        """Per term, (distinct covariate values, index of each point's) when there are at most a third as many
+        as points, else None."""
+        if getattr(self, "_uq", None) is None:
+            out = []
+            for _, si, cov in self.terms:
+                if si is None:
+                    out.append(None)
+                    continue
+                vals, inv = np.unique(np.asarray(cov, float), return_inverse=True)
+                out.append((vals, inv.ravel()) if 3 * vals.size <= cov.size else None)
+            self._uq = out
+        return self._uq
+
+    def _unshifted(self) -> bool:
+        """Whether every term's log value stays within +-600 inside the bounds and some term is a constant
+        (so that the sum of exps cannot underflow): then terms_eval skips the max shift of log-sum-exp.
+        Cached: whoever changes the bounds (solver.fix_parameters) resets `_unshift`."""
+        if getattr(self, "_unshift", None) is None:
+            lo, hi = np.asarray(self.lo, float), np.asarray(self.hi, float)
+            big, const = 0.0, False
+            for ci, si, cov in self.terms:
+                c = max(abs(lo[ci]), abs(hi[ci]))
+                if si is None:
+                    const = True
+                else:
+                    c += max(abs(lo[si]), abs(hi[si])) * float(np.max(np.abs(cov)))
+                big = max(big, c)
+            self._unshift = bool(const and big < 600.0)
+        return self._unshift
+
+    def _gn_plan(self):
+        """Which sums make up g and H (gn_system), built once per problem: per term its basis columns [1, x_j],
+        per pair of terms the products of their bases, and the (row, column, sign, basis column) entries that
+        each fills."""
+        if getattr(self, "_plan", None) is not None:
+            return self._plan
+        n, T = self.n, len(self.terms)
+        rows = []  # per parameter: (index, term, sign, uses the covariate)
+        for j, (ci, si, _) in enumerate(self.terms):
+            rows.append((ci, j, 1.0, 0))
+            if si is not None:
+                rows.append((si, j, -1.0, 1))
+        basis = [np.ones((n, 1)) if cov is None else np.stack([np.ones(n), cov], 1) for _, _, cov in self.terms]
+        grad = [(j, [(k, -sg, x) for k, jj, sg, x in rows if jj == j]) for j in range(T)]
+        pairs = []
+        for j in range(T):
+            for jj in range(j, T):
+                v = basis[jj].shape[1]
+                B = np.ascontiguousarray((basis[j][:, :, None] * basis[jj][:, None, :]).reshape(n, -1))
+                fill = [
+                    (k, m, s1 * s2, x1 * v + x2)
+                    for k, j1, s1, x1 in rows
+                    if j1 == j
+                    for m, j2, s2, x2 in rows
+                    if j2 == jj
+                ]
+                pairs.append((j, jj, B, fill))
+        self._plan = (basis, grad, pairs)
+        return self._plan
+
+    def gn_system(self, p: list, r: np.ndarray, W: np.ndarray):
+        """Gradient g[S, P] and Gauss-Newton matrix H[S, P, P] of the objective from the term weights p and
+        residuals r (terms_eval), for scalar_terms problems. The Jacobian row of a coefficient is p_j, of an
+        exponent -p_j x_j, so H's entries are sums of c p_j p_k x_j^u x_k^v: one skinny matrix product per pair
+        of terms against fixed covariate columns, never the [S, P, n] Jacobian."""
+        basis, grad, pairs = self._plan if getattr(self, "_plan", None) is not None else self._gn_plan()
+        psi, curv = self.psi_curv(r, W)
+        S = r.shape[0]
+        g = np.zeros((S, self.P))
+        H = np.zeros((S, self.P, self.P))
+        for j, fill in grad:
+            gj = (psi * p[j]) @ basis[j]
+            for k, sg, x in fill:
+                g[:, k] = sg * gj[:, x]
+        cp = [curv * pj for pj in p]
+        for j, jj, B, fill in pairs:
+            M = (cp[j] * p[jj]) @ B
+            for k, m, sg, c in fill:
+                H[:, k, m] = H[:, m, k] = sg * M[:, c]
+        return g, H
+
     def grad(self, theta: np.ndarray, W: np.ndarray) -> np.ndarray:
         zhat, J = self.log_pred(theta, jac=True)
         psi = self.psi_curv(self.z - zhat, W)[0]

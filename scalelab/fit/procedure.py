@@ -15,10 +15,10 @@ from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
 from scalelab.fit.bootstrap import percentile_interval, unit_counts
-from scalelab.fit.groups import GroupData, distinct, point_weights, split_groups
+from scalelab.fit.groups import GroupData, distinct, group_runs, point_weights, split_groups
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.results import FitResults, GroupFit, now_iso
-from scalelab.fit.solver import fit_point, fit_resamples, fix_parameters, polish
+from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
 from scalelab.fit.spec import FitSpec
 
 
@@ -45,9 +45,11 @@ _ALLOCATION = ("N_opt", "D_opt", "tokens_per_param")
 
 
 def auto_starts(n: int) -> int:
-    """Polished starts per resample: 2 for large groups (240 Chinchilla points: every resample's two
-    starts agree), up to 8 for small ones, where local optima are commoner and starts are cheap
-    (on 15-run groups 2 starts missed the best value in 2% of resamples, 8 in 0.2%)."""
+    """Polished starts per resample, the point fit's optimum among them: 2 for large groups (240 Chinchilla
+    points: every resample's two starts agree), up to 8 for small ones, where local optima are commoner and
+    starts are cheap (on 15-run groups 2 starts missed the best value in 2% of resamples, 8 in 0.2%; on
+    Porian et al.'s ~116-point groups 2 or 3 starts agreed on a worse optimum in 0.6% of resamples, 4 did
+    not). Resamples whose starts disagree get more (solver.fit_resamples)."""
     return int(np.clip(480 // max(n, 1), 2, 8))
 
 
@@ -119,6 +121,9 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
             W,
             n_starts=spec.n_starts or auto_starts(g.L.size),
             n_screen=max(8, 2 * (spec.n_starts or auto_starts(g.L.size))),
+            warm=theta,
+            # starts asked for by number are each polished to convergence (the interval reference of bench fit)
+            iters=FIRST_ITERS if spec.n_starts is None else MORE_ITERS,
         )
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
@@ -352,8 +357,8 @@ def fit_laws(
 
     swept = hyper.swept(df, spec)  # a hyperparameter sweep in the input: the envelope, and lr_opt(N) per group
     if swept:
-        if "lr" in swept and spec.approach == 3:
-            lr_laws = hyper.fit_lr_laws(df, spec)
+        if ("lr" in swept or "batch_size" in swept) and spec.approach == 3:
+            lr_laws = hyper.fit_lr_laws(df, spec)  # {group: {"lr": law, "batch": law}}
         if spec.envelope:
             df, sweep_record = hyper.envelope(df, spec, swept)
         else:
@@ -365,7 +370,8 @@ def fit_laws(
         if sweep_record:
             res.meta["sweep"] = sweep_record
         return res
-    groups = split_groups(df, spec, source)
+    # a group whose loss law the design refuses but whose sweep gives a law keeps that law (_split_sweeps)
+    groups, refused = _split_sweeps(df, spec, source, lr_laws) if lr_laws else (split_groups(df, spec, source), {})
 
     # bootstrap counts: per group independently; jointly (paired) when groups share runs
     n_units = sum(np.unique(g.unit).size for g in groups)
@@ -398,10 +404,11 @@ def fit_laws(
                 "(fixed N or D, or confounded): drop --share-e or those groups"
             )
         _apply_shared_e(groups, fits, spec, counts)
+    separate = None  # --share-exponents: the separate fits, which say whether one set of exponents fits
     if spec.share_exponents:
         from scalelab.fit.shared import apply_shared_exponents
 
-        apply_shared_exponents(groups, fits, spec, counts)
+        separate = apply_shared_exponents(groups, fits, spec, counts, _weakly_identified)
 
     comparisons = []
     byname = {f.name: f for f in fits}
@@ -415,6 +422,11 @@ def fit_laws(
                 raise ScalelabError(f"--compare: no group {x!r}; groups are {', '.join(byname)}")
         fa, fb = byname[a], byname[b]
         if fa.samples is None or fb.samples is None:
+            continue
+        if separate is not None:  # exponent differences are 0 by construction: compare coefficients
+            from scalelab.fit.shared import compare_shared
+
+            comparisons.append(compare_shared(fa, fb, separate, spec.level, shared_runs))
             continue
         pa = {**fa.params, **fa.derived}
         pb = {**fb.params, **fb.derived}
@@ -438,18 +450,90 @@ def fit_laws(
     meta["bootstrap"]["paired"] = bool(shared_runs)
     if sweep_record:
         meta["sweep"] = sweep_record
-    for f in fits:  # the lr law (fit/hyper.py) beside the group's law; its samples as extra sample columns
-        law = lr_laws.get(f.name)
-        if law is None:
-            continue
-        samp = law.pop("samples")
-        f.extra["hyper"] = {"lr": law}
-        if samp is not None and f.samples is not None and len(f.samples) == len(samp["lr_coef"]):
-            for k, v in samp.items():
-                f.samples[k] = v
+    for f in fits:  # the lr and batch laws (fit/hyper.py) beside the group's law; their draws as sample columns
+        if f.name in lr_laws:
+            hyper.attach(f, lr_laws[f.name])
+    out = {f.name: f for f in fits}
+    for name, (sub, why) in refused.items():
+        out[name] = _sweep_only(sub, spec, name, why, lr_laws[name])
+    order = list(dict.fromkeys(hyper.group_names(df, spec.by)))  # the groups in order of appearance
     meta["share_exponents"] = bool(spec.share_exponents)
     meta["at_flops"] = list(spec.at_flops) if spec.at_flops else None
-    return FitResults({f.name: f for f in fits}, comparisons, meta)
+    return FitResults({k: out[k] for k in order if k in out}, comparisons, meta)
+
+
+def _split_sweeps(df: pd.DataFrame, spec: FitSpec, source: str, hyper_laws: dict):
+    """split_groups one group at a time, keeping apart as refused ({name: (rows, reason)}) a group that has a
+    hyperparameter law but whose points cannot carry a loss law: fewer than 3 points, one (N, D), or a
+    design identify.choose refuses. Any other problem (columns, values) is an error as always."""
+    from scalelab.fit import hyper
+
+    names = hyper.group_names(df, spec.by)
+    subs = {name: df[(names == name).to_numpy()] for name in dict.fromkeys(names)}
+    few = {name: why for name in hyper_laws if name in subs and (why := _too_few(subs[name], spec))}
+    if few:  # split the others one by one
+        split = [g for name, sub in subs.items() if name not in few for g in split_groups(sub, spec, source)]
+    else:  # all at once, as without a sweep (errors name rows of the whole input)
+        split = split_groups(df, spec, source)
+    groups, refused = [], {name: (subs[name], why) for name, why in few.items()}
+    for g in split:
+        name = g.name
+        if name in hyper_laws:
+            try:
+                identify.choose(g.N, g.D, g.C, spec.form, spec.fix, g.name)
+            except ScalelabError as e:
+                refused[name] = (subs[name], str(e).removeprefix(f"group {name!r}: "))
+                continue
+        groups.append(g)
+    return groups, refused
+
+
+def _too_few(sub: pd.DataFrame, spec: FitSpec) -> str | None:
+    """Why a group's (valid) points are too few for any loss law, or None (also when a value is invalid:
+    split_groups then names it)."""
+    from scalelab.fit import hyper
+
+    cols = [c for c in (spec.n_col, spec.loss_col, spec.d_col, spec.c_col) if c]
+    if any(c not in sub.columns for c in cols):
+        return None
+    v = sub[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    if not (np.isfinite(v).all() and (v > 0).all()):
+        return None
+    N, D = sub[spec.n_col].astype(float), hyper.tokens_of(sub, spec)
+    if len(sub) < 3:
+        return f"{len(sub)} point(s) after the envelope over the sweep; a loss law needs at least 3"
+    if distinct(N.to_numpy()) == 1 and distinct(D.to_numpy()) == 1:
+        return "every point has the same N and D; a loss law needs several sizes or token counts"
+    return None
+
+
+def _sweep_only(sub: pd.DataFrame, spec: FitSpec, name: str, why: str, laws_: dict) -> GroupFit:
+    """The fit-file group of a sweep whose loss law was refused: form "none", no parameters, one warning
+    "loss law not fitted: WHY", extra["loss_law"] = {"fitted": false, "why"}, and its hyperparameter laws."""
+    from scalelab.fit import hyper
+
+    N = sub[spec.n_col].astype(float).to_numpy()
+    D = hyper.tokens_of(sub, spec).to_numpy()
+    C = sub[spec.c_col].astype(float).to_numpy() if spec.c_col else 6.0 * N * D
+    L = sub[spec.loss_col].astype(float).to_numpy()
+    unit = sub[spec.run_col].astype(str).to_numpy() if spec.run_col else np.array([f"row{i}" for i in range(len(sub))])
+    key = {c: (lambda v: v.item() if hasattr(v, "item") else v)(sub[c].iloc[0]) for c in spec.by}
+    g = GroupData(name, key, N, D, C, L, unit)
+    gf = GroupFit(
+        name=name,
+        key=key,
+        form="none",
+        params={},
+        n_points=int(L.size),
+        n_runs=int(np.unique(unit).size),
+        n_sizes=distinct(N),
+        range={k: [float(v.min()), float(v.max())] for k, v in (("N", N), ("D", D), ("C", C))},
+        warnings=[f"loss law not fitted: {why}"],
+        runs=group_runs(sub, g, spec.run_col),
+        extra={"loss_law": {"fitted": False, "why": why}},
+    )
+    hyper.attach(gf, laws_)
+    return gf
 
 
 def _meta(spec: FitSpec, inputs) -> dict:

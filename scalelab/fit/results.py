@@ -16,6 +16,8 @@ figures take the FitResults that `load_fit` / `as_fit` return. File format: docs
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
 import json
 import math
 import os
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
-from scalelab.fileio import atomic_write, atomic_write_bytes
+from scalelab.fileio import atomic_write_bytes, remove_stale_temps, sha256_file
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import percentile_interval
 from scalelab.fit.hyper import HYPER_SAMPLE_COLUMNS
@@ -194,6 +196,7 @@ class FitResults:
     ):
         self.groups = groups
         self.samples_path = Path(samples_path) if samples_path is not None else None  # file the samples came from
+        self.samples_sha256 = None  # of the samples file, once written (to_json) or read (load_fit)
         self.comparisons = comparisons or []
         self.meta = meta or {}
         self.path = Path(path) if path is not None else None
@@ -277,7 +280,12 @@ class FitResults:
         from scalelab.fit.spec import FitSpec
 
         d = self.meta.get("spec")
-        return FitSpec.from_dict(d) if isinstance(d, dict) else None
+        if not isinstance(d, dict):
+            return None
+        try:
+            return FitSpec.from_dict(d)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise _edited(self.path or "fit", f"its 'spec' record does not build a FitSpec ({e})") from None
 
     @property
     def paired(self) -> bool:
@@ -338,9 +346,10 @@ class FitResults:
             d = g.diagnostics
             desc = laws.FORMS[g.form].description if g.form in laws.FORMS else g.form
             lines.append(f"== {g.name}  [{g.form}: {desc}]")
+            joint = f" (joint fit of {', '.join(d['joint']['groups'])})" if d.get("joint") else ""
             lines.append(
                 f"   points {g.n_points}, runs {g.n_runs}, sizes {g.n_sizes}, "
-                f"objective {d.get('objective', float('nan')):.6g}, "
+                f"objective {d.get('objective', float('nan')):.6g}{joint}, "
                 f"|grad| {d.get('grad_norm', float('nan')):.2g}, "
                 f"starts at best {d.get('n_starts_at_best', '?')}/{d.get('n_starts', '?')}"
             )
@@ -366,6 +375,8 @@ class FitResults:
         d.update(self.meta)
         if samples_name is not None:
             d["samples"] = samples_name
+            if self.samples_sha256:
+                d["samples_sha256"] = self.samples_sha256
         d["groups"] = {g.name: g.to_dict() for g in self}
         d["comparisons"] = self.comparisons
         return _jsonable(d)
@@ -394,13 +405,23 @@ class FitResults:
         return pd.concat(frames, ignore_index=True)
 
     def to_json(self, path) -> Path:
-        """Write NAME.json and NAME.samples.parquet beside it, each atomically (samples first)."""
+        """Write NAME.json and NAME.samples.parquet beside it, each atomically (samples first).
+
+        The JSON records the samples file's sha256, so a write killed between the two files (new samples
+        beside the old JSON) is refused by `load_fit` rather than read as the old fit's samples. Temp files
+        left by earlier killed writes of either file are removed first."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         stem = path.name[:-5] if path.name.endswith(".json") else path.name
         samples_name = f"{stem}.samples.parquet"
-        atomic_write(path.parent / samples_name, lambda f: self.samples_frame().to_parquet(f, index=False))
+        for target in (path, path.parent / samples_name):
+            remove_stale_temps(target)
+        buf = io.BytesIO()
+        self.samples_frame().to_parquet(buf, index=False)
+        data = buf.getvalue()
+        self.samples_sha256 = hashlib.sha256(data).hexdigest()
         text = json.dumps(self.to_dict(samples_name), indent=2, allow_nan=False)
+        atomic_write_bytes(path.parent / samples_name, data)
         atomic_write_bytes(path, text.encode())
         self.path, self.samples_path = path, path.parent / samples_name
         return path
@@ -488,9 +509,11 @@ def _from_dict(d, path: Path | None, base: Path) -> FitResults:
         raise ScalelabError(f"{where}: not a {FORMAT} fit file (key 'format'): give a file written by `scalelab fit`")
     if not isinstance(d.get("groups"), dict) or not d["groups"]:
         raise ScalelabError(f"{where}: fit file has no groups: refit with `scalelab fit`")
+    _check_meta(d, where)
     for name, g in d["groups"].items():
         if not isinstance(g, dict) or "params" not in g or "form" not in g:
             raise ScalelabError(f"{where}: group {name!r} lacks 'form' or 'params': refit with `scalelab fit`")
+        _check_group(g, name, where)
     samples, note, sp = _read_samples(d, path, base)
     groups = {}
     for name, g in d["groups"].items():
@@ -521,8 +544,81 @@ def _from_dict(d, path: Path | None, base: Path) -> FitResults:
             extra={k: v for k, v in g.items() if k not in _STD},
             sample_index=ids,
         )
-    meta = {k: v for k, v in d.items() if k not in ("format", "groups", "comparisons", "samples", "_path")}
-    return FitResults(groups, d.get("comparisons") or [], meta, path=path, samples_note=note, samples_path=sp)
+    meta = {
+        k: v for k, v in d.items() if k not in ("format", "groups", "comparisons", "samples", "samples_sha256", "_path")
+    }
+    res = FitResults(groups, d.get("comparisons") or [], meta, path=path, samples_note=note, samples_path=sp)
+    res.samples_sha256 = d.get("samples_sha256") if sp is not None else None
+    return res
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _edited(where, what: str) -> ScalelabError:
+    return ScalelabError(f"{where}: {what}: the fit file was edited or torn; re-run `scalelab fit` to write it again")
+
+
+def _check_group(g: dict, name: str, where) -> None:
+    """A group record as `scalelab fit` writes it: every parameter of its law a finite number, numbers (or
+    null: NaN) where numbers go. A hand-edited value is refused here, in one line, not deep in a reader."""
+    form, params = g["form"], g["params"]
+    if not isinstance(form, str):
+        raise _edited(where, f"group {name!r} has form {form!r}, not a name")
+    if not isinstance(params, dict):
+        raise _edited(where, f"group {name!r}: 'params' is not an object")
+    need = laws.FORMS[form].params if form in laws.FORMS else laws.ALLOCATION if form == "allocation" else ()
+    missing = [k for k in need if k not in params]
+    if missing:
+        raise _edited(where, f"group {name!r} lacks parameter(s) {', '.join(missing)} of its {form} law")
+    for k, v in params.items():
+        if not (_is_num(v) and math.isfinite(v)) and not (v is None and k not in need):
+            raise _edited(where, f"group {name!r}: parameter {k} is {v!r}, not a finite number")
+    if not (g.get("residual_sd") is None or _is_num(g["residual_sd"])):
+        raise _edited(where, f"group {name!r}: residual_sd is {g['residual_sd']!r}, not a number")
+    der = g.get("derived") or {}
+    if not isinstance(der, dict):
+        raise _edited(where, f"group {name!r}: 'derived' is not an object")
+    for k, v in der.items():
+        if not (v is None or _is_num(v)):
+            raise _edited(where, f"group {name!r}: derived {k} is {v!r}, not a number")
+    for key in ("conf_int", "derived_conf_int", "range"):
+        val = g.get(key) or {}
+        if not isinstance(val, dict):
+            raise _edited(where, f"group {name!r}: {key!r} is not an object")
+        for k, v in val.items():
+            if not (isinstance(v, list) and len(v) == 2 and all(x is None or _is_num(x) for x in v)):
+                raise _edited(where, f"group {name!r}: {key} {k} is {v!r}, not [lower, upper]")
+    for key in ("n_points", "n_runs", "n_sizes"):
+        if not (g.get(key) is None or _is_num(g[key])):
+            raise _edited(where, f"group {name!r}: {key} is {g[key]!r}, not a number")
+    for key, typ in (("key", dict), ("diagnostics", dict), ("warnings", list), ("runs", list)):
+        if g.get(key) is not None and not isinstance(g[key], typ):
+            raise _edited(where, f"group {name!r}: {key!r} is not a{'n object' if typ is dict else ' list'}")
+    if any(not isinstance(r, dict) for r in g.get("runs") or []):
+        raise _edited(where, f"group {name!r}: an entry of 'runs' is not an object")
+
+
+def _check_meta(d: dict, where) -> None:
+    """The top-level records readers take numbers from."""
+    b = d.get("bootstrap")
+    if b is not None and not isinstance(b, dict):
+        raise _edited(where, "'bootstrap' is not an object")
+    b = b or {}
+    if not (b.get("level") is None or (_is_num(b["level"]) and 0 < b["level"] < 1)):
+        raise _edited(where, f"bootstrap level is {b['level']!r}, not a number between 0 and 1")
+    if not (b.get("n") is None or _is_num(b["n"])):
+        raise _edited(where, f"bootstrap n is {b['n']!r}, not a number")
+    for key, typ in (("columns", dict), ("comparisons", list), ("by", list), ("spec", dict)):
+        if d.get(key) is not None and not isinstance(d[key], typ):
+            raise _edited(where, f"{key!r} is not a{'n object' if typ is dict else ' list'}")
+    if any(not isinstance(c, dict) for c in d.get("comparisons") or []):
+        raise _edited(where, "an entry of 'comparisons' is not an object")
+    if d.get("samples") is not None and not isinstance(d["samples"], str):
+        raise _edited(where, f"'samples' is {d['samples']!r}, not a file name")
+    if d.get("samples_sha256") is not None and not isinstance(d["samples_sha256"], str):
+        raise _edited(where, f"'samples_sha256' is {d['samples_sha256']!r}, not a hex digest")
 
 
 def _no_samples(meta: dict, why: str = "") -> str:
@@ -545,6 +641,12 @@ def _read_samples(d: dict, path: Path | None, base: Path):
     sp = Path(name) if Path(name).is_absolute() else base / name
     if not sp.is_file():
         return None, _no_samples(d, f"{sp} is missing"), None
+    want = d.get("samples_sha256")  # files written before the hash was recorded load unchecked
+    if want is not None and sha256_file(sp) != want:
+        raise ScalelabError(
+            f"{sp}: bootstrap samples do not belong to fit {path or 'given'} (sha256 differs from the one it "
+            "records: another fit's samples, or a write that was killed): re-run `scalelab fit` to write both again"
+        )
     try:
         samples = pd.read_parquet(sp)
     except Exception as e:  # pyarrow raises several types for torn or foreign files

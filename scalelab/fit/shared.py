@@ -59,9 +59,27 @@ def _theta(gf, form) -> np.ndarray:
     return laws.to_theta(laws.FORMS[form], gf.params)
 
 
-def apply_shared_exponents(groups, fits, spec, counts) -> None:
+_NATURAL = {"e": "E", "a": "A", "b": "B", "k": "K", "alpha": "alpha", "beta": "beta", "gamma": "gamma"}
+# warnings fit_group writes about the design (sizes, runs, resampling unit): as true of the joint fit; every
+# other warning describes the separate fit's result and is replaced by the joint fit's own
+_DESIGN_WARNINGS = ("only ", "rows are resampled")
+_ALLOCATION = ("N_opt", "D_opt", "tokens_per_param")  # what fit_group drops from `derived` when not identified
+
+
+def _agree(f: np.ndarray) -> np.ndarray:
+    """Starts that reached the best value of their row, per row of objective values f[..., starts]."""
+    best = f.min(-1, keepdims=True)
+    return (f <= best + 1e-6 * np.abs(best) + 1e-15).sum(-1)
+
+
+def apply_shared_exponents(groups, fits, spec, counts, weakly_identified=None) -> dict:
     """Refit every group jointly with shared E and exponents; overwrite params, intervals, derived
-    quantities and samples of each GroupFit in place (fit_laws calls this after the separate fits)."""
+    quantities, samples, diagnostics and result warnings of each GroupFit in place (fit_laws calls this
+    after the separate fits). The separate fits' estimates stay in each group's "separate_fit" record.
+
+    weakly_identified(params, conf_int, level) -> [warning]: the separate fits' rule for loose intervals.
+    Returns {group name: {"params": separate params and derived, "samples": {name: array} or None}}: the
+    separate fits, for `compare_shared` (whether the data support one set of exponents)."""
     if len(groups) < 2:
         raise ScalelabError("--share-exponents needs at least two groups (--by)")
     if spec.share_e:
@@ -81,11 +99,22 @@ def apply_shared_exponents(groups, fits, spec, counts) -> None:
     th, fval, gn = polish(prob, st, np.ones((st.shape[0], n)) * prob.point_w, iters=300)
     b = int(np.argmin(fval))
     point = th[b]
+    names = prob.theta_names
+    at_bound = [
+        names[i] for i in range(len(names)) if min(abs(point[i] - prob.lo[i]), abs(point[i] - prob.hi[i])) < 1e-6
+    ]
     diag = {
         "objective": float(fval[b]),
         "grad_norm": float(gn[b]),
-        "n_starts_at_best": int(np.sum(fval <= fval[b] * (1 + 1e-6) + 1e-15)),
+        "n_starts_at_best": int(_agree(fval)),
         "n_starts": int(fval.size),
+    }
+    separate = {
+        f.name: {
+            "params": {**f.params, **f.derived},
+            "samples": None if f.samples is None else {k: f.samples[k].to_numpy(float) for k in f.samples},
+        }
+        for f in fits
     }
     boot = None
     if counts and counts[0] is not None and all(f.samples is not None and len(f.samples) for f in fits):
@@ -99,18 +128,41 @@ def apply_shared_exponents(groups, fits, spec, counts) -> None:
         thb, fb, _ = polish(prob, stb.reshape(K * m, -1), np.repeat(Wc, m, 0), iters=60)
         thb, fb = thb.reshape(K, m, -1), fb.reshape(K, m)
         boot = thb[np.arange(K), np.argmin(fb, 1)]
+        bb = np.minimum(np.abs(boot - prob.lo), np.abs(boot - prob.hi)) < 1e-6  # [K, P]
+        diag["bootstrap"] = {
+            "n_starts": int(m),
+            "frac_one_start_at_best": float(np.mean(_agree(fb) < 2)),
+            "frac_agreed": float(np.mean(_agree(fb) >= 2)),
+            "frac_at_bound": float(np.mean(bb.any(1))),
+        }
     zhat = prob.log_pred(point[None])[0]
+    w_rho = prob.rho((prob.z - zhat)[None], prob.point_w[None])[0]
     off = np.cumsum([0] + [g.L.size for g in groups])
     for i, f in enumerate(fits):
         idx = list(range(s)) + [s + q * i + j for j in range(q)]
+        mine = [names[j] for j in idx]
         order = [(shared + per).index(t) for t in laws.FORMS[form].theta]
+        f.extra["separate_fit"] = {
+            "params": f.params,
+            "conf_int": f.conf_int,
+            "objective": f.diagnostics.get("objective"),
+            "warnings": [w for w in f.warnings if not w.startswith(_DESIGN_WARNINGS)],
+        }
+        warnings = [w for w in f.warnings if w.startswith(_DESIGN_WARNINGS)]
         f.params = {k: float(v) for k, v in laws.to_natural(laws.FORMS[form], point[idx][order]).items()}
         c_ref = f.extra.get("c_ref")
         k_flops = laws.flops_per_param_token(groups[i].N, groups[i].D, groups[i].C)
         f.derived = {k: float(v) for k, v in laws.derived(form, f.params, c_ref, k_flops).items()}
-        f.diagnostics["shared_exponents"] = diag
+        f.diagnostics = {
+            **diag,
+            "objective_group": float(w_rho[off[i] : off[i + 1]].sum()),
+            "at_bound": [_NATURAL[t.rstrip("0123456789")] for t in mine if t in at_bound],
+            "joint": {"groups": [g.name for g in groups], "shared": [_NATURAL[t] for t in shared]},
+        }
         f.extra["shared_exponents"] = True
         f.residual_sd = float(np.std((prob.z - zhat)[off[i] : off[i + 1]]))
+        if f.diagnostics["at_bound"]:
+            warnings.append(f"parameter(s) at a bound of the search box: {', '.join(f.diagnostics['at_bound'])}")
         if boot is not None:
             nat = laws.to_natural(laws.FORMS[form], boot[:, idx][:, order])
             f.samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
@@ -120,3 +172,74 @@ def apply_shared_exponents(groups, fits, spec, counts) -> None:
             for k in ("a", "b"):
                 if k in d:
                     f.samples[k] = d[k]
+            if weakly_identified is not None:
+                warnings += weakly_identified(f.params, f.conf_int, spec.level)
+        _allocation(f, warnings)
+        f.warnings = warnings
+    return separate
+
+
+def _allocation(f, warnings: list) -> None:
+    """Recheck the joint fit's compute-optimal allocation against the group's plausible tokens/param (the
+    rule fit_group applied to the separate fit): N_opt and D_opt leave `derived` when it is not identified."""
+    from scalelab.fit import identify
+
+    co = f.extra.get("compute_optimal")
+    if not co or "tokens_per_param" not in f.derived:
+        return
+    why = identify.allocation_check(f.derived["tokens_per_param"], tuple(co["plausible_tokens_per_param"]))
+    f.extra["compute_optimal"] = {
+        "identified": why is None,
+        "plausible_tokens_per_param": co["plausible_tokens_per_param"],
+    }
+    if why:
+        f.extra["compute_optimal"].update(why=why, tokens_per_param=f.derived["tokens_per_param"])
+        warnings.append(why)
+        f.derived = {k: v for k, v in f.derived.items() if k not in _ALLOCATION}
+        f.derived_conf_int = {k: v for k, v in f.derived_conf_int.items() if k not in _ALLOCATION}
+
+
+def compare_shared(fa, fb, separate: dict, level: float, paired_separate: bool) -> dict:
+    """The comparison record of B vs A under shared exponents: their E and exponents are one estimate, so
+    their differences are zero by construction and say nothing; what differs is each coefficient, as the
+    ratio B / A with its interval (sample s of both groups comes from one joint resample). Whether the data
+    support one set of exponents is read from the separate fits: their exponent differences (bootstrap.compare)
+    go in "separate" and the verdict says when they are detectable."""
+    from scalelab.fit.bootstrap import compare
+
+    shared_names, per, _ = _LAYOUT[fa.form]
+    out = {"a": fa.name, "b": fb.name, "level": level, "paired": True, "shared": [_NATURAL[t] for t in shared_names]}
+    words = []
+    for p in (_NATURAL[t] for t in per):
+        est = fb.params[p] / fa.params[p]
+        lo = hi = float("nan")
+        if fa.samples is not None and fb.samples is not None and len(fa.samples) and len(fa.samples) == len(fb.samples):
+            with np.errstate(all="ignore"):
+                lo, hi = percentile_interval(fb.samples[p].to_numpy(float) / fa.samples[p].to_numpy(float), level)
+        out[f"ratio_{p}"] = [float(est), lo, hi]
+        words.append(f"{p} x{est:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if lo == lo else ""))
+    ratios = [v for k, v in out.items() if k.startswith("ratio_")]
+    differ = any(lo > 1 or hi < 1 for _, lo, hi in ratios)  # False with NaN intervals (no samples)
+    head = (
+        f"{', '.join(out['shared'])} shared by the joint fit (their differences are 0 by construction); "
+        f"{fb.name}'s coefficients / {fa.name}'s: {', '.join(words)}"
+        + ("" if differ else f" (no detectable difference at {level:.0%})")
+    )
+    sa, sb = separate[fa.name], separate[fb.name]
+    if sa["samples"] is not None and sb["samples"] is not None:
+        sep = compare(
+            fa.name, sa["samples"], sa["params"], fb.name, sb["samples"], sb["params"], level, paired_separate
+        )
+        out["separate"] = {k: v for k, v in sep.items() if k.startswith("d_") and k != "d_a"}
+        shown = ", ".join(f"{k} = {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in out["separate"].items())
+        detected = [k for k, v in out["separate"].items() if v[1] > 0 or v[2] < 0]
+        tail = (
+            f"the separate fits' exponents differ ({shown}): the data do not support one set of exponents; "
+            "read the separate fits (drop --share-exponents)"
+            if detected
+            else f"the separate fits show no detectable exponent difference at {level:.0%} ({shown})"
+        )
+        out["verdict"] = f"{head}; {tail}"
+    else:
+        out["verdict"] = head
+    return out

@@ -29,9 +29,21 @@ EXPONENT_GRID = np.unique(np.concatenate([np.arange(0.02, 1.0, 0.04), np.arange(
 
 
 def polish(
-    prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int = 60, tol: float = 1e-10, chunk: int | None = None
+    prob: Problem,
+    theta: np.ndarray,
+    W: np.ndarray,
+    iters: int = 60,
+    tol: float = 1e-10,
+    chunk: int | None = None,
+    capped: bool = False,
 ):
-    """Polish in chunks of starts small enough for the working arrays to stay in cache."""
+    """Polish in chunks of starts, in parallel threads. Returns (theta, f, |grad|), and with `capped` also
+    [S] True where a start was still improving when the `iters` ran out."""
+    run = _polish_terms if prob.scalar_terms else _polish
+    if chunk is None and run is _polish_terms:
+        # one block per thread: starts that converge leave the active set, and a block's late iterations on
+        # its few slow starts cost the same per call whatever the block size
+        chunk = max(64, -(-theta.shape[0] // THREADS))
     chunk = chunk or CHUNK
     jobs = [(theta[i : i + chunk], W[i : i + chunk]) for i in range(0, theta.shape[0], chunk)]
     if len(jobs) > 1 and THREADS > 1:
@@ -39,10 +51,79 @@ def polish(
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(THREADS) as ex:
-            outs = list(ex.map(lambda j: _polish(prob, j[0], j[1], iters, tol), jobs))
+            outs = list(ex.map(lambda j: run(prob, j[0], j[1], iters, tol), jobs))
     else:
-        outs = [_polish(prob, t, w, iters, tol) for t, w in jobs]
-    return tuple(np.concatenate(o) for o in zip(*outs))
+        outs = [run(prob, t, w, iters, tol) for t, w in jobs]
+    out = tuple(np.concatenate(o) for o in zip(*outs))
+    return out if capped else out[:3]
+
+
+BLOCK_ELEMENTS = 32768  # starts x points per block of an iteration: the working arrays stay in cache
+
+
+def _polish_terms(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: float):
+    """_polish for scalar_terms problems (every single-group form): the same iteration, its Gauss-Newton
+    system from Problem.gn_system (no [S, P, n] Jacobian), rebuilt only where a step was accepted. Each
+    iteration runs over the still-active starts in cache-sized blocks, so converged starts cost nothing and
+    a few slow ones cost one small block per iteration."""
+    theta = np.clip(np.array(theta, float), prob.lo, prob.hi)
+    S, P = theta.shape
+    lam = np.full(S, 1e-3)
+    eye = np.eye(P)
+    free = ~fixed_mask(prob)
+    all_free = bool(free.all())
+    block = max(16, BLOCK_ELEMENTS // max(prob.n, 1))
+
+    def system(p, r, w):
+        g, H = prob.gn_system(p, r, w)
+        if not all_free:  # a fixed parameter (lo == hi) takes no step
+            g, H = g * free, H * (free[:, None] & free[None, :])
+        return g, H
+
+    f = np.empty(S)
+    g = np.empty((S, P))
+    H = np.empty((S, P, P))
+    for i in range(0, S, block):
+        zhat, p = prob.terms_eval(theta[i : i + block])
+        r = prob.z - zhat
+        f[i : i + block] = prob.rho(r, W[i : i + block]).sum(-1)
+        g[i : i + block], H[i : i + block] = system(p, r, W[i : i + block])
+    active = np.ones(S, bool)
+    for _ in range(iters):
+        act = np.flatnonzero(active)
+        if act.size == 0:
+            break
+        for b0 in range(0, act.size, block):
+            idx = act[b0 : b0 + block]
+            Ha, Wa, ga, ta = H[idx], W[idx], g[idx], theta[idx]
+            # a coordinate at a bound whose descent direction leaves the box is held there for this step
+            # (projected Newton): otherwise the clipped step bends the others' and most steps are rejected
+            pinned = ((ta <= prob.lo + 1e-12) & (ga > 0)) | ((ta >= prob.hi - 1e-12) & (ga < 0))
+            if pinned.any():
+                keep = ~pinned
+                Ha = Ha * (keep[:, :, None] & keep[:, None, :])
+                ga = ga * keep
+            dH = np.diagonal(Ha, axis1=1, axis2=2)
+            A = Ha + lam[idx, None, None] * (dH[:, :, None] * eye + 1e-12 * eye)
+            step = np.nan_to_num(-np.linalg.solve(A, ga[..., None])[..., 0])
+            new = np.clip(ta + step, prob.lo, prob.hi)
+            zn, pn = prob.terms_eval(new)
+            rn = prob.z - zn
+            fn = prob.rho(rn, Wa).sum(-1)
+            fa = f[idx]
+            ok = fn < fa
+            gain = np.where(ok, fa - fn, 0.0)
+            acc = idx[ok]
+            if acc.size:
+                theta[acc], f[acc] = new[ok], fn[ok]
+                g[acc], H[acc] = system([q if q.shape[0] == 1 else q[ok] for q in pn], rn[ok], Wa[ok])
+            lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
+            lam[idx[~ok]] *= 4.0
+            done = (ok & (gain <= tol * np.maximum(fn, 1e-300))) | (lam[idx] > 1e10)
+            active[idx[done]] = False
+    bounded = ((theta <= prob.lo + 1e-9) & (g > 0)) | ((theta >= prob.hi - 1e-9) & (g < 0))
+    gnorm = np.sqrt(((g * ~bounded) ** 2).sum(-1))
+    return theta, f, gnorm, active
 
 
 def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: float):
@@ -94,7 +175,7 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
     g = -(J @ psi[..., None])[..., 0]
     free = ~(((theta <= prob.lo + 1e-9) & (g > 0)) | ((theta >= prob.hi - 1e-9) & (g < 0)))
     gnorm = np.sqrt(((g * free) ** 2).sum(-1))
-    return theta, f, gnorm
+    return theta, f, gnorm, active
 
 
 def fixed_mask(prob: Problem) -> np.ndarray:
@@ -113,6 +194,7 @@ def fix_parameters(prob: Problem, form: Form, fixed: dict) -> Problem:
             v = float(fixed[name]) if name in EXPONENTS else float(np.log(fixed[name]))
             lo[i] = hi[i] = v
     prob.lo, prob.hi = lo, hi
+    prob._unshift = None  # terms_eval's overflow check depends on the bounds
     return prob
 
 
@@ -253,6 +335,10 @@ class BatchFit:
     n_starts_raised: int = 0
     frac_agreed_first: float = float("nan")  # share of resamples whose first starts agreed (>= 2 at the best)
     frac_agreed: float = float("nan")  # the same after raising: the best value reached twice
+    starts_theta: np.ndarray | None = None  # [K, s, P] every polished start (fit_resamples continues them)
+    starts_f: np.ndarray | None = None  # [K, s]
+    starts_capped: np.ndarray | None = None  # [K, s] still improving when the iterations ran out
+    n_continued: int = 0  # resamples whose starts were polished further before any were raised
 
 
 def fit_batch(
@@ -300,24 +386,37 @@ def fit_batch(
     s = min(n_starts, m)
     order = _diverse(fc, cand, [i for i, t in enumerate(prob.theta_names) if t in ("alpha", "beta", "gamma")], s)
     starts = np.take_along_axis(cand, order[..., None], 1).reshape(K * s, -1)
-    th, f, gn = polish(prob, starts, np.repeat(Wp, s, axis=0), iters=iters)
-    th, f, gn = th.reshape(K, s, -1), f.reshape(K, s), gn.reshape(K, s)
+    th, f, gn, cap = polish(prob, starts, np.repeat(Wp, s, axis=0), iters=iters, capped=True)
+    th, f, gn, cap = th.reshape(K, s, -1), f.reshape(K, s), gn.reshape(K, s), cap.reshape(K, s)
+    thb, fb, gnb, n_at = _best_of(th, f, gn)
+    at_b = _at_bound(prob, thb)
+    return BatchFit(thb, fb, gnb, n_at, s, at_b, starts_theta=th, starts_f=f, starts_capped=cap)
+
+
+def _best_of(th, f, gn):
+    """Per resample, the best of its polished starts th[K, s, P]: (theta, f, |grad|, starts at that value)."""
+    K = f.shape[0]
     best = np.argmin(f, axis=1)
     fb = f[np.arange(K), best]
     n_at = (f <= fb[:, None] + 1e-6 * np.abs(fb[:, None]) + 1e-15).sum(1)
-    thb = th[np.arange(K), best]
-    at_b = [
+    return th[np.arange(K), best], fb, gn[np.arange(K), best], n_at
+
+
+def _at_bound(prob: Problem, theta: np.ndarray) -> list[list[str]]:
+    fixed = fixed_mask(prob)
+    return [
         [
             prob.theta_names[p]
             for p in range(prob.P)
-            if not fixed[p] and (abs(thb[k, p] - prob.lo[p]) < 1e-6 or abs(thb[k, p] - prob.hi[p]) < 1e-6)
+            if not fixed[p] and (abs(t[p] - prob.lo[p]) < 1e-6 or abs(t[p] - prob.hi[p]) < 1e-6)
         ]
-        for k in range(K)
+        for t in theta
     ]
-    return BatchFit(thb, fb, gn[np.arange(K), best], n_at, s, at_b)
 
 
 MAX_STARTS = 16  # starts a resample is raised to when its first starts disagree
+FIRST_ITERS = 60  # polish iterations of a resample's first starts (most stop earlier, converged)
+MORE_ITERS = 400  # further iterations for the starts of a resample whose first starts disagree
 
 
 def fit_resamples(
@@ -329,21 +428,58 @@ def fit_resamples(
     n_starts: int = 2,
     n_screen: int = 8,
     max_starts: int = MAX_STARTS,
+    warm: np.ndarray | None = None,
+    iters: int = FIRST_ITERS,
+    more_iters: int = MORE_ITERS,
 ) -> BatchFit:
-    """fit_batch for bootstrap resamples, with starts raised where they disagree.
+    """fit_batch for bootstrap resamples, with more work only where a resample's starts disagree.
 
-    A resample's starts agree when at least two of them reach its best value (within 1e-6, relative). Those
-    that do not are refitted from `max_starts` starts and keep the better optimum; `frac_agreed_first` is
-    the share that agreed at first, `frac_agreed` the share whose best value was reached twice in the end
-    (by two of the raised starts, or by a raised start and the first fit). With n_starts 1 nothing is raised."""
-    bf = fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=n_screen)
+    warm[P]: the point fit's optimum, one of every resample's starts (the others from its own grid seeds,
+    chosen to differ in the exponents): a resample's optimum is usually near the full data's, so this start
+    converges in a few iterations. A resample's starts agree when at least two of them reach its best value
+    (within 1e-6, relative). Where they do not, its starts are first polished further (`more_iters`: on this
+    near-L1 objective a start in the right basin can need hundreds of iterations, and most disagreements are
+    such starts); those still disagreeing are refitted from `max_starts` new starts and keep the better
+    optimum. `frac_agreed_first` is the share that agreed after the first `iters` iterations, `frac_agreed`
+    the share whose best value was reached twice in the end. With n_starts 1 nothing is redone."""
+    extra = None if warm is None else np.asarray(warm, float)[None]
+    bf = fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=n_screen, iters=iters, extra_starts=extra)
     agreed = bf.n_at_best >= 2
     bf.frac_agreed_first = float(np.mean(agreed))
-    if n_starts < 2 or agreed.all() or max_starts <= n_starts:
+    # starts can agree on the value while both still creep along a flat valley (A and alpha move together):
+    # a resample whose best value was reached by a start cut off by the iteration cap is polished further too
+    at_best = bf.starts_f <= bf.f[:, None] + 1e-6 * np.abs(bf.f[:, None]) + 1e-15
+    settled = agreed & ~(bf.starts_capped & at_best).any(1)
+    if n_starts < 2 or settled.all():
         bf.frac_agreed = bf.frac_agreed_first
         return bf
+    Wp = W * prob.point_w[None, :]
+    idx = np.flatnonzero(~settled)
+    s = bf.starts_theta.shape[1]
+    th, f, gn = polish(prob, bf.starts_theta[idx].reshape(idx.size * s, -1), np.repeat(Wp[idx], s, 0), more_iters)
+    th, f, gn = th.reshape(idx.size, s, -1), f.reshape(idx.size, s), gn.reshape(idx.size, s)
+    bf.starts_theta[idx], bf.starts_f[idx] = th, f
+    thb, fb, gnb, n_at = _best_of(th, f, gn)
+    bf.theta[idx], bf.f[idx], bf.grad_norm[idx], bf.n_at_best[idx] = thb, fb, gnb, n_at
+    for j, b in zip(idx, _at_bound(prob, thb)):
+        bf.at_bound[j] = b
+    bf.n_continued = int(idx.size)
+    agreed[idx] = n_at >= 2
+    if agreed.all() or max_starts <= n_starts:
+        bf.frac_agreed = float(np.mean(agreed))
+        return bf
     idx = np.flatnonzero(~agreed)
-    more = fit_batch(prob, form, cols, L, W[idx], n_starts=max_starts, n_screen=max(n_screen, 2 * max_starts))
+    more = fit_batch(
+        prob,
+        form,
+        cols,
+        L,
+        W[idx],
+        n_starts=max_starts,
+        n_screen=max(n_screen, 2 * max_starts),
+        iters=more_iters,
+        extra_starts=extra,
+    )
     f0 = bf.f[idx]
     same = np.abs(more.f - f0) <= 1e-6 * np.abs(f0) + 1e-15
     better = more.f < f0

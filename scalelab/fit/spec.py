@@ -27,6 +27,7 @@ class FitSpec:
     # the law and how it is fitted
     form: str = "auto"  # auto | chinchilla | data | size | frontier | power
     approach: int = 3  # 3: parametric; 1: envelope; 2: IsoFLOP parabolas
+    slice_window: str = "whole"  # approach 2: parabola on the whole slice | "near-min" (fit/approaches.py)
     loss: str = "huber"  # huber | lsq, on log loss
     delta: float = 1e-3  # Huber delta
     weights: str | None = None  # None | "compute" (sqrt(C), normalised)
@@ -70,6 +71,8 @@ class FitSpec:
             raise ScalelabError(f"unknown form {self.form!r}: use auto, {', '.join(FORMS)}")
         if self.approach not in (1, 2, 3):
             raise ScalelabError(f"--approach {self.approach}: use 1, 2 or 3")
+        if self.slice_window not in ("whole", "near-min"):
+            raise ScalelabError(f"--slice-window {self.slice_window!r}: use whole or near-min")
         if self.loss not in ("huber", "lsq"):
             raise ScalelabError(f"unknown loss {self.loss!r}: use huber or lsq")
         if not 0 < self.level < 1:

@@ -15,9 +15,39 @@ from scalelab.config import ModelConfig, RunConfig, StructureConfig, TrainConfig
 from scalelab.errors import ScalelabError
 from scalelab.grid.spec import GridSpec, ModelTable, VariantSpec
 
+# Refused before expanding: more runs than any grid trains in practice (a [sweep] or seeds list written by a
+# script gone wrong would otherwise take minutes to expand and years to train).
+MAX_RUNS = 10_000
+# Refused: token budgets above this (67x the 15T tokens of Llama 3) are a typo, and near 2^63 they overflow
+# the run store's int64 token counts.
+MAX_TOKENS = 10**15
+# Refused: more parameters than any machine holds (16 bytes each with fp32 AdamW: 160 TB)
+MAX_PARAMS = 10**13
+
+
+def count_runs(spec: GridSpec) -> int:
+    """Runs the grid expands to (an upper bound: duplicate budgets merge), computed without expanding."""
+    n = len(spec.seeds) * len(spec.model.widths) * len(spec.variants)
+    for _, vals in spec.train.sweep:
+        n *= len(vals)
+    if spec.schedule != "wsd":
+        b = spec.budgets
+        lists = list(b.tokens.values()) if isinstance(b.tokens, dict) else [b.tokens or b.flops or b.tokens_per_param]
+        n *= max((len(x) for x in lists if x), default=1)
+    return n
+
 
 def expand(spec: GridSpec, name: str, vocab_size: int) -> list[RunConfig]:
+    n = count_runs(spec)
+    if n > MAX_RUNS:
+        raise ScalelabError(
+            f"grid: expands to {n:,} runs, more than {MAX_RUNS:,}: split it into several grids, or list fewer seeds, "
+            "widths, variants, budgets or [sweep] values"
+        )
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ScalelabError("grid: seeds lists a seed twice: give each seed once (a repeated seed is the same run)")
     out: list[RunConfig] = []
+    where: list[str] = []  # the [[variants]] table of each run, for messages
     m = spec.model
     for wi, d in enumerate(m.widths):
         base = dict(m.fields)
@@ -26,6 +56,7 @@ def expand(spec: GridSpec, name: str, vocab_size: int) -> list[RunConfig]:
             base["d_ff"] = shapes.ffn_width(d, m.d_ff_ratio)
         for v in spec.variants:
             mc = variant_model(v, base, m.heads_at(wi), m.head_dim)
+            _check_size(mc, v.where)
             if spec.schedule == "wsd" and mc.guide is not None and mc.guide.equal_flops:
                 raise ScalelabError(
                     f"grid: {v.where}: the equal-FLOPs guide mode replays data at the end of one "
@@ -46,7 +77,40 @@ def expand(spec: GridSpec, name: str, vocab_size: int) -> list[RunConfig]:
                     for bud in [tokens] if spec.schedule == "wsd" else [[t] for t in tokens]:
                         train = TrainConfig(budgets=tuple(bud), **kw).validate()
                         out.append(RunConfig(grid=name, model=mc, train=train, data=spec.data, seed=seed))
+                        where.append(v.where)
+    _check_distinct(out, where)
     return out
+
+
+def _check_size(mc: ModelConfig, where: str) -> None:
+    """Refuse a model with more parameters than any machine holds (its exact count, flops.param_counts), before
+    anything allocates it; whether it fits this machine's memory is run.grid.check_memory's question."""
+    from scalelab.flops import param_counts
+
+    pc = param_counts(mc)
+    n = pc.params + pc.guide_params
+    if n > MAX_PARAMS:
+        raise ScalelabError(
+            f"grid: {where} at width {mc.d_model} x {mc.n_layers} layers has {n:.3g} parameters, more than "
+            f"{MAX_PARAMS:.0e} (with AdamW, {16 * n / 1e12:,.0f} TB): use smaller widths or fewer layers"
+        )
+
+
+def _check_distinct(runs: list[RunConfig], where: list[str]) -> None:
+    """Two variants that build the same run (one file, trained once, counted once) or that carry the same name
+    at one width and seed (a fit groups rows by that name, so their points would mix) are refused."""
+    seen: dict = {}
+    for r, w in zip(runs, where):
+        key = (r.variant, r.model.d_model, r.seed, r.train.budgets, r.train.lr, r.train.sweep, r.train.batch_size)
+        key += (r.train.warmup, r.train.weight_decay)
+        if key in seen:
+            other = seen[key]
+            same = "build the same run" if other[1] == r.run_id else f"are both named {r.variant}"
+            raise ScalelabError(
+                f"grid: {other[0]} and {w} {same} at width {r.model.d_model}: remove the duplicate variant, or make "
+                "them differ in structure, rank or attention"
+            )
+        seen[key] = (w, r.run_id)
 
 
 def sweep_points(spec: GridSpec) -> list[dict]:
@@ -135,4 +199,9 @@ def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:
         toks = [int(round(float(r) * n)) for r in b.tokens_per_param]
     if any(t < 1 for t in toks):
         raise ScalelabError("grid: [budgets] token budgets must be positive")
+    if max(toks) > MAX_TOKENS:
+        raise ScalelabError(
+            f"grid: [budgets] gives {mc.variant} d{mc.d_model} a budget of {max(toks):.3g} tokens, more than "
+            f"{MAX_TOKENS:.0e}: give budgets in tokens (e.g. 2e9) or FLOPs that a run can train"
+        )
     return sorted(set(toks))

@@ -9,6 +9,7 @@ from typing import Optional
 
 from scalelab.config import DataConfig, RunConfig
 from scalelab.errors import ScalelabError
+from scalelab.fileio import unsafe_name
 from scalelab.grid import expand
 from scalelab.grid import spec as gridspec
 
@@ -52,6 +53,12 @@ class Grid:
         except OSError as e:
             raise ScalelabError(f"cannot read grid file {path}: {e.strerror}") from None
         name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
+        why = unsafe_name(str(name))
+        if why:
+            raise ScalelabError(
+                f"grid file {path}: name {str(name)[:60]!r} {why}; a grid's name starts its runs' file names: use "
+                'letters, digits and - _ . + (e.g. name = "my-grid")'
+            )
         grid = cls(name=str(name), spec=raw, path=os.path.abspath(path), description=str(raw.get("description", "")))
         grid.validate()
         return grid

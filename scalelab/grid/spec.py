@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -155,7 +156,16 @@ class LrRule:
             return self.table[width]
         if self.law is not None:
             base, w0, exponent = self.law
-            return base * (width / w0) ** exponent
+            try:
+                lr = base * (width / w0) ** exponent
+            except OverflowError:
+                lr = math.inf
+            if not (lr > 0 and math.isfinite(lr)):
+                raise ScalelabError(
+                    f"grid: [optimizer] lr_law gives lr = {lr!r} at width {width}: choose a base, width and exponent "
+                    "that give a positive finite learning rate at every width"
+                )
+            return lr
         return self.lr
 
 
@@ -181,11 +191,29 @@ class GridSpec:
     train: TrainTable
 
 
+class BadNumber(ValueError):
+    """A number of the right type but an impossible value (nan, inf, 0 where a positive one goes, 16.5 where a
+    whole number goes): `table` names it without the wrong-type advice."""
+
+
 def num(cast, x):
-    """cast(x) for a TOML number; a string or boolean where a number goes is an error ("8" is not 8)."""
+    """cast(x) for a finite TOML number; a string or boolean where a number goes is an error ("8" is not 8), and
+    so are nan and inf (TOML has both) and a fraction where a whole number goes (16.5 is not 16)."""
     if isinstance(x, (str, bool)):
         raise TypeError(f"{x!r} where a number goes")
+    if isinstance(x, float) and not math.isfinite(x):
+        raise BadNumber(f"has {x!r}: every number must be finite")
+    if cast is int and isinstance(x, float) and x != int(x):
+        raise BadNumber(f"has {x!r} where a whole number goes")
     return cast(x)
+
+
+def positive(cast, x):
+    """num(cast, x), which must also be > 0 (token and FLOP budgets, learning rates, widths, ratios)."""
+    v = num(cast, x)
+    if not v > 0:
+        raise BadNumber(f"has {x!r} where a positive number goes")
+    return v
 
 
 @contextlib.contextmanager
@@ -196,6 +224,10 @@ def table(where: str):
         yield
     except ScalelabError:
         raise
+    except BadNumber as e:
+        raise ScalelabError(f"grid: [{where}] {e}: give finite numbers in range (see README 'Grid files')") from None
+    except OverflowError:
+        raise ScalelabError(f"grid: [{where}] has a number too large to use: give finite numbers in range") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ScalelabError(
@@ -322,7 +354,7 @@ def parse_data(d: Any) -> DataConfig:
 
 def _parse_model(m: Any) -> ModelTable:
     m = dict(check_keys(m, MODEL_KEYS, "model"))
-    widths = tuple(num(int, w) for w in as_list(m.pop("widths", [128])))
+    widths = tuple(positive(int, w) for w in as_list(m.pop("widths", [128])))
     depths, aspect, n_layers = m.pop("depths", None), m.pop("aspect", None), m.pop("n_layers", None)
     heads, head_dim, d_ff_ratio = m.pop("heads", None), m.pop("head_dim", None), m.pop("d_ff_ratio", None)
     if depths is not None and len(as_list(depths)) != len(widths):
@@ -336,18 +368,27 @@ def _parse_model(m: Any) -> ModelTable:
         raise ScalelabError(
             f"grid: [model] heads has {len(heads)} entries for {len(widths)} widths: give one per width, or one number"
         )
+    if len(set(widths)) != len(widths):
+        raise ScalelabError("grid: [model] widths lists a width twice: give each width once")
     return ModelTable(
         widths=widths,
-        depths=tuple(num(int, x) for x in as_list(depths)) if depths is not None else None,
-        aspect=num(float, aspect) if aspect is not None else None,
-        n_layers=num(int, n_layers) if n_layers is not None else 2,
-        heads=tuple(num(int, h) for h in heads)
+        depths=tuple(positive(int, x) for x in as_list(depths)) if depths is not None else None,
+        aspect=positive(float, aspect) if aspect is not None else None,
+        n_layers=positive(int, n_layers) if n_layers is not None else 2,
+        heads=tuple(positive(int, h) for h in heads)
         if isinstance(heads, list)
-        else (num(int, heads) if heads is not None else None),
-        head_dim=num(int, head_dim) if head_dim is not None else None,
-        d_ff_ratio=num(float, d_ff_ratio) if d_ff_ratio is not None else None,
-        fields=m,
+        else (positive(int, heads) if heads is not None else None),
+        head_dim=positive(int, head_dim) if head_dim is not None else None,
+        d_ff_ratio=positive(float, d_ff_ratio) if d_ff_ratio is not None else None,
+        fields={k: _finite(v) for k, v in m.items()},
     )
+
+
+def _finite(x):
+    """A [model] field as given, but a nan or inf number refused (rope_base = inf, init_std = nan)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        raise BadNumber(f"has {x!r}: every number must be finite")
+    return x
 
 
 def _parse_variant(v: Any, index: int) -> VariantSpec:
@@ -374,27 +415,27 @@ def _parse_variant(v: Any, index: int) -> VariantSpec:
         index=index,
         structure=kind,
         rank=_opt(int, v.get("rank")),
-        rank_ratio=_opt(float, v.get("rank_ratio")),
+        rank_ratio=_opt(float, v.get("rank_ratio"), pos=True),
         blocks=_opt(int, v.get("blocks")),
-        fraction=_opt(float, v.get("fraction")),
+        fraction=_opt(float, v.get("fraction"), pos=True),
         attn=v.get("attn"),
         attn_rank=_opt(int, v.get("attn_rank")),
-        attn_rank_ratio=_opt(float, v.get("attn_rank_ratio")),
+        attn_rank_ratio=_opt(float, v.get("attn_rank_ratio"), pos=True),
         kv_heads=_opt(int, v.get("kv_heads")),
         guide=guide,
         dense_first_ffn=_opt(bool, v.get("dense_first_ffn")),
-        model=model,
+        model={k: _finite(x) for k, x in model.items()},
     )
 
 
-def _opt(cast, x):
+def _opt(cast, x, pos: bool = False):
     if x is None:
         return None
     if cast is bool:
         if not isinstance(x, bool):
             raise TypeError(f"{x!r} where true or false goes")
         return x
-    return num(cast, x)
+    return positive(cast, x) if pos else num(cast, x)
 
 
 def _parse_budgets(b: Any) -> BudgetsTable:
@@ -408,15 +449,24 @@ def _parse_budgets(b: Any) -> BudgetsTable:
         raise ScalelabError(f"grid: [budgets] param_count must be params or params_nonembed, got {basis!r}")
     tokens = b.get("tokens")
     if isinstance(tokens, dict):  # per-width table: {"768" = 2.2e9, ...}
-        tokens = {int(k): tuple(as_list(x)) for k, x in tokens.items()}
+        tokens = {int(k): _budget_list(x, "tokens") for k, x in tokens.items()}
     elif tokens is not None:
-        tokens = tuple(as_list(tokens))
-    tpp = tuple(as_list(b["tokens_per_param"])) if "tokens_per_param" in b else None
+        tokens = _budget_list(tokens, "tokens")
+    tpp = _budget_list(b["tokens_per_param"], "tokens_per_param") if "tokens_per_param" in b else None
     flops = tuple(as_list(b["flops"])) if "flops" in b else None
     for x in flops or ():
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not x > 0 or not math.isfinite(x):
             raise ScalelabError(f"grid: [budgets] flops must be positive numbers of FLOPs (e.g. 1e13), got {x!r}")
     return BudgetsTable(tokens=tokens, tokens_per_param=tpp, flops=flops, param_count=basis)
+
+
+def _budget_list(x: Any, key: str) -> tuple:
+    """A list of positive finite budgets (a string is left for `table` to name as the wrong type)."""
+    vals = tuple(as_list(x))
+    for v in vals:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (v > 0 and math.isfinite(v)):
+            raise BadNumber(f"{key} has {v!r}: every budget must be a positive finite number")
+    return vals
 
 
 def _parse_lr(opt: dict) -> LrRule:
@@ -424,11 +474,13 @@ def _parse_lr(opt: dict) -> LrRule:
     if len(given) > 1:
         raise ScalelabError(f"grid: [optimizer] give one of lr, lr_table, lr_law, not {', '.join(given)}")
     if "lr_table" in opt:
-        return LrRule(table={int(k): num(float, v) for k, v in opt["lr_table"].items()})
+        return LrRule(table={int(k): positive(float, v) for k, v in opt["lr_table"].items()})
     if "lr_law" in opt:
         law = check_keys(opt["lr_law"], {"base", "width", "exponent"}, "optimizer.lr_law")
         try:
-            return LrRule(law=(num(float, law["base"]), num(float, law["width"]), num(float, law["exponent"])))
+            return LrRule(
+                law=(positive(float, law["base"]), positive(float, law["width"]), num(float, law["exponent"]))
+            )
         except KeyError as e:
             raise ScalelabError(f"grid: [optimizer] lr_law needs base, width and exponent (missing {e})") from None
-    return LrRule(lr=num(float, opt.get("lr", 3e-3)))
+    return LrRule(lr=positive(float, opt.get("lr", 3e-3)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,42 +79,28 @@ def _one_run_interval(g, level: float, seed: int = 0, draws: int = 16, **at):
 
 
 def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
-    """Compare `fit` with the final points of the runs in `run_paths` that it did not use."""
+    """Compare `fit` with the points it did not use: the final points of run-store runs (Parquet), or the
+    rows of CSV files with the columns the fit recorded (its N, D or FLOPs, loss, group and run columns)."""
     fit.require_samples()
-    cols = fit.columns
-    loss_col = cols["loss"] or "val_loss"
-    df = store.read_runs(run_paths, ok_only=True, final_only=True)
-    used = {r.get("run_id") for g in fit for r in g.runs} - {None}
-    new = df[~df["run_id"].isin(used)]
-    if new.empty:
-        raise ScalelabError(
-            f"every run given ({df['run_id'].nunique()}) was used by fit {fit.path}: give runs it did not see "
-            "(e.g. the grid `scalelab plan --emit-grid` wrote, once trained)"
-        )
-    by_variant = {g.variant: g for g in fit if g.form in ("chinchilla", "frontier")}
-    unknown = sorted(set(new["variant"].astype(str)) - set(by_variant))
-    if unknown:
-        raise ScalelabError(
-            f"runs of variant(s) {', '.join(unknown)} are not in fit {fit.path} (it has "
-            f"{', '.join(sorted(by_variant))}): check runs from the fitted grid's variants"
-        )
-    _same_data(fit, new)
+    paths = [str(p) for p in run_paths]
+    csv = {Path(p).suffix.lower() in (".csv", ".tsv") for p in paths}
+    if len(csv) > 1:
+        raise ScalelabError("mixed CSV and run-store inputs: check them separately")
+    new, by_name = _csv_points(fit, paths) if csv == {True} else _store_points(fit, paths)
     rows = []
-    for v, sub in new.groupby("variant"):
-        g = by_variant[str(v)]
-        N = sub[g.n_column].to_numpy(float)
-        D = sub["tokens"].to_numpy(float)
-        C = sub[fit.flops_column].to_numpy(float)
+    for v, sub in new.groupby("variant", sort=False):
+        g = by_name[str(v)]
+        N, D, C = (sub[k].to_numpy(float) for k in ("N", "D", "C"))
         pred = g.predict(N=N, D=D, C=C)
         at = dict(N=N, D=D) if g.form == "chinchilla" else dict(C=C)
         lo, hi = _one_run_interval(g, fit.level, seed, **at)
-        obs = sub[loss_col].to_numpy(float)
-        for i, (_, r) in enumerate(sub.iterrows()):
+        obs = sub["observed"].to_numpy(float)
+        for i, r in enumerate(sub.to_dict("records")):
             rows.append(
                 {
                     "variant": str(v),
                     "run_id": r["run_id"],
-                    "d_model": int(r["d_model"]) if "d_model" in r else None,
+                    "d_model": r["d_model"],
                     "N": N[i],
                     "D": D[i],
                     "C": C[i],
@@ -130,6 +117,110 @@ def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
     return CheckResult(
         points=points, isoflop=_isoflop(fit, points), level=fit.level, fit_path=str(fit.path) if fit.path else None
     )
+
+
+def _store_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
+    """Final points of the run-store runs the fit did not use, one row each (variant, run_id, d_model, N,
+    D, C, observed), and the fit's groups by variant."""
+    loss_col = fit.columns["loss"] or "val_loss"
+    df = store.read_runs(paths, ok_only=True, final_only=True)
+    used = {r.get("run_id") for g in fit for r in g.runs} - {None}
+    new = df[~df["run_id"].isin(used)]
+    if new.empty:
+        raise ScalelabError(
+            f"every run given ({df['run_id'].nunique()}) was used by fit {fit.path}: give runs it did not see "
+            "(e.g. the grid `scalelab plan --emit-grid` wrote, once trained)"
+        )
+    by_variant = {g.variant: g for g in fit if g.form in ("chinchilla", "frontier")}
+    unknown = sorted(set(new["variant"].astype(str)) - set(by_variant))
+    if unknown:
+        raise ScalelabError(
+            f"runs of variant(s) {', '.join(unknown)} are not in fit {fit.path} (it has "
+            f"{', '.join(sorted(by_variant))}): check runs from the fitted grid's variants"
+        )
+    _same_data(fit, new)
+    out = []
+    for v, sub in new.groupby("variant"):
+        g = by_variant[str(v)]
+        out.append(
+            pd.DataFrame(
+                {
+                    "variant": str(v),
+                    "run_id": sub["run_id"].to_numpy(),
+                    "d_model": [int(x) for x in sub["d_model"]] if "d_model" in sub else None,
+                    "N": sub[g.n_column].to_numpy(float),
+                    "D": sub["tokens"].to_numpy(float),
+                    "C": sub[fit.flops_column].to_numpy(float),
+                    "observed": sub[loss_col].to_numpy(float),
+                }
+            )
+        )
+    return pd.concat(out, ignore_index=True), by_variant
+
+
+def _fit_columns(fit: FitResults) -> dict:
+    """The input columns the fit read (FitSpec names: n_col, d_col, c_col, loss_col, run_col, by); None
+    for D or C where it computed them (D = C / (6N), C = 6ND)."""
+    spec = fit.spec
+    if spec is not None:
+        return {k: getattr(spec, k) for k in ("n_col", "d_col", "c_col", "loss_col", "run_col")} | {"by": spec.by}
+    c = fit.columns
+    if not c["n"] or not c["loss"]:
+        raise ScalelabError(f"fit {fit.path} records no input columns: re-run `scalelab fit` to check it on a CSV")
+    d = None if c["d"] is None or "/(6 N)" in str(c["d"]) else c["d"]
+    f = None if c["flops"] is None or str(c["flops"]).upper() == "6ND" else c["flops"]
+    return {"n_col": c["n"], "d_col": d, "c_col": f, "loss_col": c["loss"], "run_col": c["run"], "by": c["by"]}
+
+
+def _csv_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
+    """CSV rows the fit did not use (by run id when it had a run column, else rows whose N, D and loss are
+    not one of its points), in the fit's own columns and conventions, and the fit's groups by name."""
+    from scalelab.fit.io import read_csv
+
+    cols = _fit_columns(fit)
+    numeric = [c for c in (cols["n_col"], cols["d_col"], cols["loss_col"], cols["c_col"]) if c]
+    other = [c for c in (*cols["by"], cols["run_col"]) if c]
+    hint = f"fit {fit.path} was fitted on columns {', '.join(map(repr, numeric + other))}: give a CSV with those"
+    df = read_csv(paths, numeric, other, hint=hint).reset_index(drop=True)
+    N = df[cols["n_col"]].to_numpy(float)
+    D = df[cols["d_col"]].to_numpy(float) if cols["d_col"] else df[cols["c_col"]].to_numpy(float) / (6 * N)
+    C = df[cols["c_col"]].to_numpy(float) if cols["c_col"] else 6 * N * D
+    L = df[cols["loss_col"]].to_numpy(float)
+    by = list(cols["by"])
+    if by:
+        names = df[by].astype(str).agg("/".join, axis=1) if len(by) > 1 else df[by[0]].astype(str)
+    else:
+        names = pd.Series(["all"] * len(df))
+    line = df.groupby("_file").cumcount().to_numpy() + 2  # the header is line 1
+    where = [f"{Path(f).name}:{n}" for f, n in zip(df["_file"], line)]
+    if cols["run_col"]:
+        run_id = df[cols["run_col"]].astype(str).to_numpy()
+        used = {str(r["run_id"]) for g in fit for r in g.runs if r.get("run_id") is not None}
+        new = ~np.isin(run_id, list(used))
+    else:
+        run_id = np.array(where)
+        seen = np.array([[r["params"], r["tokens"], r["loss"]] for g in fit for r in g.runs], float).reshape(-1, 3)
+        pts = np.stack([N, D, L], 1)
+        same = np.isclose(pts[:, None, :], seen[None, :, :], rtol=1e-9, atol=0).all(-1).any(1)
+        new = ~same
+    if not new.any():
+        raise ScalelabError(
+            f"every point given ({len(df)}) was used by fit {fit.path}: give points it did not see "
+            "(e.g. fit on part of a table, check the rest)"
+        )
+    by_name = {g.name: g for g in fit if g.form in ("chinchilla", "frontier")}
+    unknown = sorted(set(names[new]) - set(by_name))
+    if unknown:
+        have = ", ".join(sorted(by_name)) or "no group with a loss law"
+        col = f" (column {'/'.join(by)})" if by else ""
+        raise ScalelabError(
+            f"points of group(s) {', '.join(unknown)}{col} are not in fit {fit.path} (it has {have}): "
+            "check points of the fitted groups"
+        )
+    pts = pd.DataFrame(
+        {"variant": names.to_numpy(), "run_id": run_id, "d_model": None, "N": N, "D": D, "C": C, "observed": L}
+    )
+    return pts[new].reset_index(drop=True), by_name
 
 
 def _same_data(fit: FitResults, new: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from scalelab import store
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
-from scalelab.fileio import atomic_write_bytes
+from scalelab.fileio import atomic_write_bytes, unsafe_name
 from scalelab.fit.results import FitResults
 
 # [model] keys copied from the fitted runs' template (shape keys come per width)
@@ -85,16 +85,48 @@ def _thin(ds: list[int], keep: list[int], n: int) -> list[int]:
     return sorted(out)
 
 
+_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def _toml_str(s) -> str:
+    """A TOML basic string of `s`: quote, backslash and every control character escaped (TOML 1.0), so a name
+    taken from data (quotes, newlines, `]`) stays one value and cannot open a table or a key of its own."""
+    out = []
+    for ch in str(s):
+        o = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\u{o:04X}")
+        elif 0xD800 <= o <= 0xDFFF:  # a lone surrogate (undecodable bytes): no TOML text can hold it
+            raise ScalelabError(f"--emit-grid: the name {ascii(str(s))} is not valid text: rename it (plain UTF-8)")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(k) -> str:
+    """A bare key when it is one (letters, digits, - and _), else a quoted key."""
+    k = str(k)
+    return k if k and all(c.isascii() and (c.isalnum() or c in "-_") for c in k) else _toml_str(k)
+
+
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return json.dumps(v)
+        return _toml_str(v)
     if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else "nan"
+        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, int):
+        return str(int(v))
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
+    if hasattr(v, "item"):  # numpy scalars
+        return _toml_value(v.item())
+    return _toml_str(v)
 
 
 def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name: str | None = None) -> EmittedGrid:
@@ -117,9 +149,15 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     widths: dict[int, int] = {}  # d_model -> n_layers
     optimum, notes, variants, centres, lr_laws = {}, [], [], [], []
     template: ModelConfig | None = None
+    unidentified = {}  # variant -> why its N_opt is not identified
     for vp in plan.plans:
         g = fit.groups[vp.group]
         fam = planner.shape_families.get(g.name)
+        why = not_identified(g, vp)
+        if why:
+            unidentified[vp.variant] = why
+            notes.append(f"N_opt of {vp.variant} is not identified ({why}); left out")
+            continue
         if fam is None or vp.shape is None or not math.isfinite(vp.N_opt):
             notes.append(f"{vp.variant}: no shape to plan from ({g.form} fit without model configs); left out")
             continue
@@ -149,47 +187,87 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
         variants.append(fam.rule.template)
         law = (g.extra.get("hyper") or {}).get("lr")
         lr_laws.append((vp.variant, fam, law))
+    if not variants and unidentified:
+        (v, why), more = next(iter(unidentified.items())), [said(x) for x in unidentified][1:]
+        also = f" (and of {', '.join(more)})" if more else ""
+        raise ScalelabError(
+            f"N_opt of {said(v)}{also} is not identified: {said(why)}; run `scalelab plan --suggest K` to see which "
+            "runs would identify it"
+        )
     if not variants:
         raise ScalelabError("no variant of this plan has a shape family: fit scalelab runs (run-store Parquet)")
     ds = _thin(sorted(widths), centres, sizes + len(set(centres)) - 1)
     name = name or Path(path).stem
+    why = unsafe_name(name)  # the loader's rule: the grid's name starts its runs' file names
+    if why:
+        raise ScalelabError(
+            f"--emit-grid: the grid's name {name[:60]!r} (its file name) {why}: it starts the runs' file names; "
+            "name the file with letters, digits and - _ . + (e.g. grids/next.toml)"
+        )
+    # every value taken from data (names, settings) goes through _toml_value / _toml_key: never pasted
     lines = [
         f"# Emitted by `scalelab plan --flops {flops:.3g} --emit-grid`: every variant at each width, all at",
         f"# {flops:.3g} training FLOPs (an IsoFLOP set bracketing the planned optimum). Planned optimum:",
     ]
     lines += [
-        f"#   {v}: d_model {o['d_model']} x {o['n_layers']} layers, N_opt {o['N_opt']:.3g}" for v, o in optimum.items()
+        f"#   {_toml_str(v)}: d_model {o['d_model']} x {o['n_layers']} layers, N_opt {o['N_opt']:.3g}"
+        for v, o in optimum.items()
     ]
-    lines += [f'name = "{name}"', f'description = "IsoFLOP set at {flops:.3g} FLOPs around the planned optimum"']
-    lines += [f"seeds = [{int(settings.get('seed', 0))}]", "", "[data]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in settings["data"].items() if v is not None and k != "format"]
+    lines += [f"name = {_toml_str(name)}"]
+    lines += [f"description = {_toml_str(f'IsoFLOP set at {flops:.3g} FLOPs around the planned optimum')}"]
+    lines += [f"seeds = [{_toml_value(int(settings.get('seed', 0)))}]", "", "[data]"]
+    lines += [
+        f"{_toml_key(k)} = {_toml_value(v)}" for k, v in settings["data"].items() if v is not None and k != "format"
+    ]
     t = template
     lines += ["", "[model]", f"widths = {_toml_value(ds)}", f"depths = {_toml_value([widths[d] for d in ds])}"]
-    lines += [f"head_dim = {t.head_dim}", f"d_ff_ratio = {t.ffn_width / t.d_model!r}"]
+    lines += [f"head_dim = {_toml_value(t.head_dim)}", f"d_ff_ratio = {_toml_value(t.ffn_width / t.d_model)}"]
     lines += [f"{k} = {_toml_value(getattr(t, k))}" for k in _MODEL_KEYS]
     for v in variants:
-        lines += ["", "[[variants]]", f'structure = "{v.ffn.kind}"']
+        lines += ["", "[[variants]]", f"structure = {_toml_value(v.ffn.kind)}"]
         if getattr(v, "param", "sp") != "sp":  # the fitted parametrisation (an lr law holds under it only)
-            lines.append(f'model = {{ param = "{v.param}", mup_base_width = {v.mup_base_width} }}')
+            lines.append(f"model = {_toml_value({'param': v.param, 'mup_base_width': v.mup_base_width})}")
         if v.ffn.kind != "dense":
             if v.ffn.fraction is not None:
-                lines.append(f"fraction = {v.ffn.fraction!r}")
+                lines.append(f"fraction = {_toml_value(v.ffn.fraction)}")
             else:
-                lines += [f"{k} = {getattr(v.ffn, k)}" for k in ("rank", "blocks") if getattr(v.ffn, k) is not None]
+                lines += [
+                    f"{k} = {_toml_value(getattr(v.ffn, k))}"
+                    for k in ("rank", "blocks")
+                    if getattr(v.ffn, k) is not None
+                ]
     tr = settings["train"]
-    lines += ["", "[budgets]", f"flops = [{flops!r}]", "", "[schedule]", f'kind = "{tr["schedule"]}"']
-    lines += [f"{k} = {tr[k]!r}" for k in ("warmup", "cooldown", "min_lr_ratio")]
-    lines += ["", "[optimizer]", _lr_line(ds, widths, lr_laws, tr, notes), f"batch_size = {tr['batch_size']}"]
-    lines += [f"weight_decay = {tr['weight_decay']!r}", f"betas = [{tr['beta1']!r}, {tr['beta2']!r}]"]
-    lines += [f"grad_clip = {tr['grad_clip']!r}"]
-    lines += ["", "[eval]", f"points = {tr['eval_points']}", f"val_tokens = {tr['val_tokens']}", ""]
+    lines += [
+        "",
+        "[budgets]",
+        f"flops = {_toml_value([flops])}",
+        "",
+        "[schedule]",
+        f"kind = {_toml_value(tr['schedule'])}",
+    ]
+    lines += [f"{k} = {_toml_value(tr[k])}" for k in ("warmup", "cooldown", "min_lr_ratio")]
+    lines += [
+        "",
+        "[optimizer]",
+        _lr_line(ds, widths, lr_laws, tr, notes, flops),
+        f"batch_size = {_toml_value(tr['batch_size'])}",
+    ]
+    lines += [f"weight_decay = {_toml_value(tr['weight_decay'])}", f"betas = {_toml_value([tr['beta1'], tr['beta2']])}"]
+    lines += [f"grad_clip = {_toml_value(tr['grad_clip'])}"]
+    lines += [
+        "",
+        "[eval]",
+        f"points = {_toml_value(tr['eval_points'])}",
+        f"val_tokens = {_toml_value(tr['val_tokens'])}",
+        "",
+    ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, "\n".join(lines).encode())
     return EmittedGrid(path=path, flops=flops, widths=ds, optimum=optimum, notes=notes)
 
 
-def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list) -> str:
+def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list, flops: float) -> str:
     """[optimizer]'s learning rate: with an lr law in the fit (fit/hyper.py), a per-width lr_table from the law
     at each width's N (the geometric mean over variants when several share a width, noted when they differ by
     more than 10%); else the fitted runs' lr."""
@@ -199,13 +277,13 @@ def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list) 
     if not lr_laws or any(law is None for _, _, law in lr_laws):
         if tr.get("sweep"):
             notes.append(f"the fitted runs swept {', '.join(tr['sweep'])} but the fit has no lr law: lr = {tr['lr']:g}")
-        return f"lr = {tr['lr']!r}"
+        return f"lr = {_toml_value(tr['lr'])}"
     table = {}
     for d in ds:
         lrs = []
         for _, fam, law in lr_laws:
-            N = _candidate(fam.rule.make(d, depths[d]), fam.n_key, fam.convention).N
-            lrs.append(hyper.predict_lr(law, N)["lr"])
+            c = _candidate(fam.rule.make(d, depths[d]), fam.n_key, fam.convention)
+            lrs.append(hyper.predict_lr(law, c.N, D=flops / c.flops_per_token)["lr"])  # D: the width's tokens
         table[d] = float(math.exp(sum(math.log(x) for x in lrs) / len(lrs)))
         if max(lrs) / min(lrs) > 1.1:
             notes.append(
@@ -213,7 +291,28 @@ def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list) 
                 f"width ({table[d]:.3g}, their geometric mean): emit one variant at a time (--variant) for each its own"
             )
     body = ", ".join(f'"{d}" = {v:.4g}' for d, v in table.items())
-    return f"lr_table = {{{body}}}  # from the fit's lr law lr_opt = c N^k at each width's N"
+    law = lr_laws[0][2].get("formula", "lr_opt = c N^k")
+    return f"lr_table = {{{body}}}  # from the fit's lr law {law} at each width's N and tokens"
+
+
+def said(name: str) -> str:
+    """A name taken from data as it may appear in a one-line message: as is when printable, else its repr
+    (a newline in a variant name must not split the line)."""
+    return name if str(name).isprintable() else repr(name)
+
+
+def not_identified(g, vp) -> str | None:
+    """Why the compute-optimal N of the planned variant `vp` (fit group `g`) is not identified, in words (what
+    the fit recorded, scalelab.fit.identify.compute_optimal_gap; else the planner's note); None when it is."""
+    from scalelab.fit import identify
+
+    ex = g.extra
+    why = identify.compute_optimal_gap(
+        g.form, ex.get("identification"), ex.get("compute_optimal"), ex.get("fixed") or {}, ex.get("loss_law")
+    )
+    if why is None and not getattr(vp, "identified", True) and g.form != "allocation":
+        why = next((n for n in reversed(vp.notes) if "not identified" in n), "the planner marks it not identified")
+    return why
 
 
 def check_emitted(emitted: EmittedGrid, tolerance: float = 0.05) -> list[dict]:

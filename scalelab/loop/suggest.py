@@ -5,10 +5,21 @@ budget) its loss is taken to be the point fit's prediction, the run is added to 
 whole fit with its run-level bootstrap is redone (same seed, same number of resamples). The candidate's
 value is how much narrower the quantity's interval gets, in log units (log(hi / lo)), divided by the
 candidate's training FLOPs. Quantities: a variant's compute-optimal N at a budget (`n_opt`), or the
-compute multiplier of a variant against another at a budget (`multiplier`, scalelab.fit.multiplier).
+compute multiplier of a variant against another at a budget (`multiplier`, scalelab.fit.multiplier), or a
+parameter of its law (E, A, B, alpha, beta: for one the fit warns is not identified by the runs).
 
 The refits are noisy (a few hundred resamples each); a candidate is only ranked as an improvement when
 its interval is narrower than the baseline's, and the baseline's width is reported beside it.
+
+A variant whose compute-optimal N is not identified (its fit is L(C), L(D) or L(N) because the design cannot
+separate N from D, or its N_opt lies far outside the runs' tokens per parameter) has no interval to narrow:
+`design_runs` proposes instead the cheapest runs (the fitted sizes and new ones from a quarter of the
+smallest to 4x the largest, x a tokens-per-parameter ladder, each under the FLOP cap) whose addition makes
+the design meet the rules of scalelab.fit.identify (sizes, tokens/param spread at a size, points per
+parameter, and the estimated compute-optimal tokens/param within reach of the runs'), each run labelled
+with the rules it meets.
+The search is a beam search over sets of candidates, cheapest total FLOPs first; every rule is checked by
+identify's own functions on the design with the candidates added.
 """
 
 from __future__ import annotations
@@ -20,9 +31,13 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fit import identify
 from scalelab.fit.results import FitResults
+from scalelab.loop.emit import said
 
 TOKENS_PER_PARAM = (5.0, 10.0, 20.0, 40.0, 80.0)
+TPP_LADDER = tuple(2.5 * 2.0**i for i in range(10))  # 2.5 .. 1280 tokens/param: design-mode candidates
+PARAMS = ("E", "A", "B", "alpha", "beta")  # parameters --suggest-for can narrow besides n_opt and multiplier
 
 
 @dataclass
@@ -84,6 +99,9 @@ def fitted_points(fit: FitResults) -> tuple[pd.DataFrame, object]:
 def _quantity(res: FitResults, quantity: str, variant: str, versus: str | None) -> tuple[float, float]:
     """(lo, hi) of the quantity in a refit."""
     groups = {g.variant: g for g in res}
+    if quantity in PARAMS:  # a law parameter: its own bootstrap interval
+        ci = groups[variant].conf_int.get(quantity)
+        return (float(ci[0]), float(ci[1])) if ci else (float("nan"), float("nan"))
     if quantity == "n_opt":
         ci = groups[variant].derived_conf_int.get("N_opt")
         return (float(ci[0]), float(ci[1])) if ci else (float("nan"), float("nan"))
@@ -108,7 +126,7 @@ def candidates(fit: FitResults, variants, budget: float, sizes: int = 7) -> list
         if g.variant not in variants:
             continue
         if g.form != "chinchilla":
-            raise ScalelabError(f"{g.variant}: --suggest needs an L(N, D) fit (form chinchilla), not {g.form}")
+            raise ScalelabError(f"{said(g.variant)}: --suggest needs an L(N, D) fit (form chinchilla), not {g.form}")
         lo, hi = g.range["N"]
         fam, shapes = planner.families[g.name], planner.shape_families.get(g.name)
         for n in np.geomspace(lo / 2, hi * 4, sizes):
@@ -150,8 +168,10 @@ def suggest(
         raise ScalelabError(f"--suggest {k}: ask for at least one run")
     if not budget > 0:
         raise ScalelabError(f"--suggest-flops {budget}: give the most FLOPs one new run may cost, e.g. 1e15")
-    if quantity not in ("n_opt", "multiplier"):
-        raise ScalelabError(f"--suggest-for {quantity!r}: choose n_opt or multiplier")
+    if quantity not in ("n_opt", "multiplier", *PARAMS):
+        raise ScalelabError(
+            f"--suggest-for {quantity!r}: choose n_opt or multiplier, or a parameter: {', '.join(PARAMS)}"
+        )
     names = sorted({g.variant for g in fit})
     variant = variant or next((v for v in names if v != versus), names[0])
     if variant not in names or (quantity == "multiplier" and versus not in names):
@@ -212,3 +232,307 @@ def suggest(
     if len(ranked) < k:
         notes.append(f"only {len(ranked)} of {len(pool)} candidates narrowed the interval in the refits")
     return Suggestion(quantity, at, base, interval, ranked, pool, notes)
+
+
+# ---- design from zero: the cheapest runs that make the design identify N_opt ----------------------------------
+@dataclass
+class DesignRun:
+    variant: str
+    N: float
+    D: float
+    flops: float
+    shape: str  # "d_model x layers" where the fit has shape families, else ""
+    config: dict | None = None  # the model config to train, where the fit has shape families
+    rules: list = field(default_factory=list)  # (rule, words): the identify rules the design misses without it
+
+
+@dataclass
+class DesignSuggestion:
+    runs: list  # DesignRuns, cheapest first
+    gaps: dict  # variant -> why its N_opt is not identified now
+    before: dict  # variant -> identify.Design of the fitted points
+    after: dict  # variant -> identify.Design with the runs added
+    notes: list = field(default_factory=list)
+    pool: dict = field(default_factory=dict)  # variant -> the candidates searched (under the FLOP cap)
+
+    def to_dict(self) -> dict:
+        return {
+            "mode": "identify",
+            "gaps": self.gaps,
+            "suggested": [
+                {
+                    **{k: v for k, v in r.__dict__.items() if k != "rules"},
+                    "rules": [w for _, w in r.rules],
+                    "rule_ids": [k for k, _ in r.rules],
+                }
+                for r in self.runs
+            ],
+            "before": {v: d.to_dict() for v, d in self.before.items()},
+            "after": {v: d.to_dict() for v, d in self.after.items()},
+            "notes": self.notes,
+        }
+
+
+def not_identified(fit: FitResults, variants=None) -> dict[str, str]:
+    """variant -> why its compute-optimal N is not identified (identify.compute_optimal_gap), for those not."""
+    out = {}
+    for g in fit:
+        if variants and g.variant not in variants:
+            continue
+        ex = g.extra
+        gap = identify.compute_optimal_gap(
+            g.form, ex.get("identification"), ex.get("compute_optimal"), ex.get("fixed") or {}, ex.get("loss_law")
+        )
+        if gap:
+            out[g.variant] = gap
+    return out
+
+
+def group_points(points: pd.DataFrame, spec) -> dict:
+    """The fitted points per group name as the fit saw them: top losses dropped (--drop-top-loss), the best
+    point per cell of a hyperparameter sweep kept (the envelope), split by --by (scalelab.fit.groups)."""
+    from scalelab.fit import hyper
+    from scalelab.fit.groups import split_groups
+
+    df = points
+    if spec.drop_top_loss > 0 and spec.drop_top_loss < len(df):
+        thr = np.sort(df[spec.loss_col].astype(float).to_numpy())[-spec.drop_top_loss]
+        df = df[df[spec.loss_col].astype(float) < thr]
+    swept = hyper.swept(df, spec)
+    if swept and spec.envelope:
+        df, _ = hyper.envelope(df, spec, swept)
+    return {g.name: g for g in split_groups(df, spec)}
+
+
+def _sizes(g, shapes, N: np.ndarray, k_flops: float) -> list[tuple[float, float, str, dict | None]]:
+    """(N, FLOPs per token, shape, config) of the fitted sizes and of new ones over [N_min / 4, 4 N_max], each
+    new size at least 1.5x from any other (a size next to another adds a level in name only)."""
+    fitted = np.unique(N)
+    out: dict[float, tuple] = {}
+    by_n = {}
+    for r in g.runs:  # the fitted runs' own shapes and FLOPs per token
+        n = r.get(g.n_column) or r.get("params")
+        if n and r.get("flops") and r.get("tokens"):
+            by_n[float(n)] = (float(r["flops"]) / float(r["tokens"]), r.get("model"))
+    for n in fitted:
+        near = min(by_n, key=lambda m: abs(math.log(m / n)), default=None)
+        if near is not None and abs(math.log(near / n)) < 1e-6:
+            per_token, model = by_n[near]
+            shape = f"{model['d_model']} x {model['n_layers']}" if model else ""
+            out[float(n)] = (float(n), per_token, shape, model if shapes is not None else None)
+        else:
+            out[float(n)] = (float(n), k_flops * n, "", None)
+    lo, hi = float(fitted.min()) / 4, float(fitted.max()) * 4
+    for target in np.exp(np.arange(math.log(lo), math.log(hi) + 1e-9, math.log(2) / 2)):  # sqrt(2) steps
+        if shapes is not None:
+            c = min(shapes.candidates_near(target), key=lambda c: abs(math.log(c.N / target)))
+            n, per_token = float(c.N), float(c.flops_per_token)
+            shape, config = f"{c.cfg.d_model} x {c.cfg.n_layers}", c.cfg.to_dict()
+        else:
+            n, per_token, shape, config = float(target), k_flops * float(target), "", None
+        if not lo * 0.999 <= n <= hi * 1.001 or any(abs(math.log(n / m)) < math.log(1.5) for m in out):
+            continue
+        out[n] = (n, per_token, shape, config)
+    return sorted(out.values())
+
+
+def _ladder(est_tpp: float | None) -> list[float]:
+    """TPP_LADDER, doubled on past its ends until it reaches within PLAUSIBLE_FACTOR of an estimated
+    compute-optimal tokens/param (what the allocation rule asks), at most 30 rungs."""
+    lad = list(TPP_LADDER)
+    if est_tpp and math.isfinite(est_tpp) and est_tpp > 0:
+        reach = identify.PLAUSIBLE_FACTOR
+        while lad[-1] * reach < est_tpp and len(lad) < 30:
+            lad.append(lad[-1] * 2)
+        while lad[0] / reach > est_tpp and len(lad) < 30:
+            lad.insert(0, lad[0] / 2)
+    return lad
+
+
+def _short(base, extra, fixed, est_tpp):
+    """(Design, shortfall per rule) of the fitted points plus `extra` runs, by identify's own rule functions."""
+    N = np.concatenate([base[0], [r.N for r in extra]])
+    D = np.concatenate([base[1], [r.D for r in extra]])
+    C = np.concatenate([base[2], [r.flops for r in extra]])
+    d = identify.describe(N, D, C)
+    s = identify.chinchilla_short(d, fixed)
+    if est_tpp is not None:
+        s["allocation"] = identify.allocation_short(est_tpp, identify.plausible_tpp(d.tpp_min, d.tpp_max))
+    return d, s
+
+
+def _deficit(s: dict) -> float:
+    """0 when every rule is met; else a sum of shortfalls in comparable units (missing levels or points; the
+    missing spread and reach as fractions of the factors the rules ask for)."""
+    out = float(s["sizes"] + s["points"]) + math.log(s["separation"]) / math.log(identify.SEPARATION_MIN)
+    if "allocation" in s:
+        out += math.log(s["allocation"]) / math.log(identify.PLAUSIBLE_FACTOR)
+    return out
+
+
+def _cheapest(base, pool: list, fixed, est_tpp, max_runs: int, beam: int = 24):
+    """The cheapest set of at most `max_runs` runs of `pool` (total FLOPs) after which every rule is met, by a
+    beam search over sets (states ranked by deficit, then cost, plus the cheapest states); None if none found."""
+    best, best_cost = None, math.inf
+    states = [frozenset()]
+    cost = {frozenset(): 0.0}
+    for _ in range(max_runs):
+        scored = {}
+        for st in states:
+            for j, r in enumerate(pool):
+                if j in st:
+                    continue
+                new = st | {j}
+                c = cost[st] + r.flops
+                if new in scored or c >= best_cost:
+                    continue
+                cost[new] = c
+                dfc = _deficit(_short(base, [pool[i] for i in new], fixed, est_tpp)[1])
+                if dfc <= 0:
+                    best, best_cost = new, c
+                else:
+                    scored[new] = (dfc, c)
+        scored = {st: v for st, v in scored.items() if v[1] < best_cost}
+        by_deficit = sorted(scored, key=lambda st: scored[st])[:beam]
+        by_cost = sorted(scored, key=lambda st: scored[st][1])[:beam]
+        states = list(dict.fromkeys(by_deficit + by_cost))
+        if not states:
+            break
+    return None if best is None else sorted((pool[i] for i in best), key=lambda r: r.flops)
+
+
+def _rule_words(rule: str, d, fixed, est_tpp) -> str:
+    P = identify.free_params("chinchilla", fixed)
+    if rule == "sizes":
+        return f"sizes: {d.n_sizes} model sizes (L(N, D) needs >= {identify.MIN_LEVELS})"
+    if rule == "separation":
+        return f"spread: tokens/param {d.separation:.3g}x apart at a given size (needs >= {identify.SEPARATION_MIN:g}x)"
+    if rule == "points":
+        return f"points: {d.n_points} for {P} free parameters (needs > {P})"
+    lo, hi = identify.plausible_tpp(d.tpp_min, d.tpp_max)
+    return (
+        f"N_opt: runs' tokens/param {d.tpp_min:.3g}-{d.tpp_max:.3g} reach the estimated compute-optimal "
+        f"{est_tpp:.3g} (within {identify.PLAUSIBLE_FACTOR:g}x: {lo:.3g}-{hi:.3g})"
+    )
+
+
+def design_runs(
+    fit: FitResults,
+    k: int,
+    budget: float,
+    *,
+    variants=None,
+    points: pd.DataFrame | None = None,
+    spec=None,
+    max_search: int = 12,
+) -> DesignSuggestion:
+    """The cheapest runs (at most k, each <= budget FLOPs) after which the design of every variant whose
+    compute-optimal N is not identified meets identify's rules (module docstring); a one-line ScalelabError
+    when k runs cannot do it (naming how many can) or none under the cap can (naming the FLOPs needed)."""
+    from scalelab.plan import Planner
+
+    if k < 1:
+        raise ScalelabError(f"--suggest {k}: ask for at least one run")
+    if not budget > 0:
+        raise ScalelabError(f"--suggest-flops {budget}: give the most FLOPs one new run may cost, e.g. 1e15")
+    names = sorted({g.variant for g in fit})
+    unknown = [v for v in variants or () if v not in names]
+    if unknown:
+        raise ScalelabError(f"variant {unknown[0]!r} is not in the fit: choose from {', '.join(map(said, names))}")
+    gaps = not_identified(fit, variants)
+    if not gaps:
+        raise ScalelabError("N_opt of every variant asked for is identified: `plan --suggest K` narrows its interval")
+    if points is None:
+        points, spec = fitted_points(fit)
+    if spec.form not in ("auto", "chinchilla"):
+        raise ScalelabError(f"the fit was made with --form {spec.form}: refit with --form auto to fit L(N, D)")
+    pts = group_points(points, spec)
+    try:
+        planner = Planner(fit, require_samples=False)
+    except ScalelabError:  # only L(D) / L(N) groups: no FLOP families; C = k N D from the points below
+        planner = None
+    fixed = dict(spec.fix)
+    runs, before, after, notes, pools = [], {}, {}, [], {}
+    for g in fit:
+        if g.variant not in gaps:
+            continue
+        gd = pts.get(g.name)
+        if gd is None:
+            raise ScalelabError(f"{said(g.variant)}: its points are not in the fit's input files any more: refit first")
+        base = (gd.N, gd.D, gd.C)
+        co = g.extra.get("compute_optimal") or {}
+        est = float(co["tokens_per_param"]) if co.get("identified") is False and co.get("tokens_per_param") else None
+        shapes = planner.shape_families.get(g.name) if planner else None
+        k_flops = float(np.median(gd.C / (gd.N * gd.D)))  # C = k N D for sizes without a shape
+        pool = [
+            DesignRun(g.variant, n, t * n, per_token * t * n, shape, config)
+            for n, per_token, shape, config in _sizes(g, shapes, gd.N, k_flops)
+            for t in _ladder(est)
+        ]
+        capped = pools[g.variant] = [r for r in pool if r.flops <= budget * (1 + 1e-9)]
+        chosen = _cheapest(base, capped, fixed, est, k) if capped else None
+        if chosen is None:
+            chosen = _cheapest(base, capped, fixed, est, max_search) if capped else None
+            if chosen is None:  # nothing under the cap: say what cap would do
+                need = _cheapest(base, pool, fixed, est, max_search)
+                if need is None:
+                    raise ScalelabError(
+                        f"{said(g.variant)}: no set of up to {max_search} runs at sizes {_si_range(pool)} makes the "
+                        f"design identify N_opt ({said(gaps[g.variant])}); plan the next runs by hand"
+                    )
+                big = max(r.flops for r in need)
+                raise ScalelabError(
+                    f"{said(g.variant)}: no run of at most {budget:.3g} FLOPs makes the design identify N_opt "
+                    f"({said(gaps[g.variant])}); {len(need)} run(s) of up to {big:.3g} FLOPs do: raise --suggest-flops"
+                )
+        _label(base, chosen, fixed, est)
+        before[g.variant], after[g.variant] = identify.describe(*base), _short(base, chosen, fixed, est)[0]
+        runs += chosen
+        if est is not None:
+            notes.append(
+                f"{said(g.variant)}: its N_opt estimate ({est:.3g} tokens/param) comes from runs far from it and "
+                "moves as runs are added: refit after these and run `plan --suggest` again"
+            )
+        elif g.form != "chinchilla":
+            notes.append(
+                f"{said(g.variant)}: once the design identifies L(N, D), its N_opt must also land within "
+                f"{identify.PLAUSIBLE_FACTOR:g}x of the runs' tokens/param; refit and run `plan --suggest` again"
+            )
+    if len(runs) > k:
+        per = ", ".join(f"{said(v)} {sum(r.variant == v for r in runs)}" for v in gaps)
+        raise ScalelabError(
+            f"{k} run(s) of at most {budget:.3g} FLOPs cannot make the design identify N_opt of "
+            f"{', '.join(map(said, gaps))}; {len(runs)} can ({per}): ask --suggest {len(runs)}"
+            + (", or one variant at a time with --suggest-variant" if len(gaps) > 1 else "")
+        )
+    runs.sort(key=lambda r: r.flops)
+    if len(runs) < k:
+        notes.append(
+            f"{len(runs)} run(s) make the design meet every rule; once they are trained and refitted, "
+            f"`plan --suggest {k}` ranks the runs that narrow N_opt's interval"
+        )
+    return DesignSuggestion(runs, gaps, before, after, notes, pools)
+
+
+def _label(base, chosen: list, fixed, est) -> None:
+    """Each run's rules, cheapest run first: those still unmet before it that it meets or moves closer (its row
+    "satisfies" them, together with the runs above it); where it moves none on its own, the rules the design
+    would miss without it."""
+    chosen.sort(key=lambda r: r.flops)
+    for i, r in enumerate(chosen):
+        _, s0 = _short(base, chosen[:i], fixed, est)
+        d1, s1 = _short(base, chosen[: i + 1], fixed, est)
+        r.rules = [(rule, _rule_words(rule, d1, fixed, est)) for rule in s0 if _fails(rule, s0) and s1[rule] < s0[rule]]
+        if not r.rules:
+            _, s = _short(base, [x for x in chosen if x is not r], fixed, est)
+            d, _ = _short(base, chosen, fixed, est)
+            r.rules = [(rule, _rule_words(rule, d, fixed, est)) for rule in s if _fails(rule, s)]
+
+
+def _fails(rule: str, s: dict) -> bool:
+    return s[rule] > (1.0 if rule in ("separation", "allocation") else 0)
+
+
+def _si_range(pool: list) -> str:
+    ns = [r.N for r in pool]
+    return f"{min(ns):.3g}-{max(ns):.3g}" if ns else "none"

@@ -121,7 +121,9 @@ class Planner:
                 )
             groups = list({id(known[v]): known[v] for v in variants}.values())
         self.skipped = [
-            f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
+            f"{g.variant}: loss law not fitted: no loss-based plan (the lr its sweep gives per size is listed)"
+            if loss_law_refused(g)
+            else f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
             for g in groups
             if g.form not in ("chinchilla", "frontier", "allocation")
         ]
@@ -359,19 +361,17 @@ class Planner:
         )
 
     # ---- learning rate -------------------------------------------------------------------------
-    def learning_rate(self, g: GroupFit, N: float) -> Optional[dict]:
-        """The peak learning rate for a model of N params (the fit's N) from the group's lr law lr_opt = c N^k
-        (fit/hyper.py), with the interval of its bootstrap samples: {"lr", "lo", "hi", "N", "extrapolated"};
-        None when the fit has no lr law (its runs had no [sweep]) or N is not finite."""
-        from scalelab.fit import hyper
+    def learning_rate(self, g: GroupFit, N: float, D: Optional[float] = None) -> Optional[dict]:
+        """The peak learning rate for a model of N params (the fit's N) trained on D tokens from the group's
+        lr law (fit/hyper.py: c N^k, or c N^a D^b when the sweep spanned several budgets per size), with the
+        interval of its bootstrap samples: {"lr", "lo", "hi", "N", "D", "extrapolated"}; None when the fit has
+        no lr law (its runs had no [sweep]) or N (D, for a law in D) is not finite."""
+        return learning_rate(g, N, D, self.level)
 
-        law = (g.extra.get("hyper") or {}).get("lr")
-        if not law or not (N and math.isfinite(N)):
-            return None
-        samples = g.sample_arrays(hyper.HYPER_SAMPLE_COLUMNS)
-        out = hyper.predict_lr(law, N, samples, self.level)
-        out["N"] = float(N)
-        return out
+    def batch_size(self, g: GroupFit, D: float) -> Optional[dict]:
+        """The batch size (tokens per step) for D training tokens from the group's batch law batch_opt = c D^g
+        (fit/hyper.py), with its interval: {"batch", "lo", "hi", "D", "extrapolated"}; None without one."""
+        return batch_size(g, D, self.level)
 
     # ---- wall clock ----------------------------------------------------------------------------
     def throughput(self, g: GroupFit, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
@@ -620,7 +620,9 @@ def plan_budget(
             pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
         else:
             pl = planner.allocate(g, C, inference_tokens, shape=shape)
-        pl.lr = planner.learning_rate(g, pl.shape.params if pl.shape is not None else pl.N_opt)
+        D_pl = pl.shape.tokens if pl.shape is not None else pl.D_opt
+        pl.lr = planner.learning_rate(g, pl.shape.params if pl.shape is not None else pl.N_opt, D_pl)
+        pl.batch = planner.batch_size(g, D_pl)
         if target_loss is not None:
             pl.target = planner.compute_for_loss(g, target_loss)
             if rate:
@@ -708,3 +710,98 @@ def sweep(
             row.update(C=float(C), extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)))
             rows.append(row)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+# ---- learning rate and batch size (fit/hyper.py's laws) ---------------------------------------------------------
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x) and x > 0
+
+
+def learning_rate(g: GroupFit, N: float, D: Optional[float] = None, level: float = 0.95) -> Optional[dict]:
+    """Planner.learning_rate for any group, also one without a loss law."""
+    from scalelab.fit import hyper
+
+    law = (g.extra.get("hyper") or {}).get("lr")
+    if not law or not _finite(N) or (law.get("exp_D") is not None and not _finite(D)):
+        return None
+    out = hyper.predict_lr(law, N, hyper.law_samples(g, "lr"), level, D=D if law.get("exp_D") is not None else None)
+    out.update(N=float(N), D=float(D) if _finite(D) else None)
+    return out
+
+
+def batch_size(g: GroupFit, D: float, level: float = 0.95) -> Optional[dict]:
+    """Planner.batch_size for any group, also one without a loss law."""
+    from scalelab.fit import hyper
+
+    law = (g.extra.get("hyper") or {}).get("batch")
+    if not law or not _finite(D):
+        return None
+    out = hyper.predict_batch(law, D, hyper.law_samples(g, "batch"), level)
+    out["D"] = float(D)
+    return out
+
+
+def loss_law_refused(g: GroupFit) -> Optional[str]:
+    """Why the group has no loss law (a sweep whose design the fit refused; fit/procedure.py), else None."""
+    rec = g.extra.get("loss_law") or {}
+    return str(rec.get("why") or "refused") if rec.get("fitted") is False or g.form == "none" else None
+
+
+def has_loss_law(fit: Any, variants: Optional[Sequence[str]] = None) -> bool:
+    """Whether any group (of `variants`) has a law the planner plans from (chinchilla, frontier, allocation)."""
+    return any(
+        g.form in ("chinchilla", "frontier", "allocation")
+        for g in as_fit(fit)
+        if not variants or g.variant in variants or g.name in variants
+    )
+
+
+def sweep_recommendations(fit: Any, variants: Optional[Sequence[str]] = None) -> list[dict]:
+    """For each group (of `variants`, default all) whose loss law was refused but that has an lr or batch law:
+    {"variant", "group", "why", "lr_law", "batch_law", "lines", "rows"}, rows one per swept cell of its lr
+    law (each size at its largest budget, or every (N, D) for a law in D): {"N", "D", "d_model", "lr_measured"
+    (the sweep's optimum), "at_edge" (at an end of the sweep), "lr" (the law's {"lr", "lo", "hi", ...}),
+    "batch" (the batch law's at D, or None)}. The plan a loss law would give is refused; these are what the
+    sweep itself says."""
+    from scalelab.fit import hyper
+
+    fit = as_fit(fit)
+    out = []
+    for g in fit:
+        why = loss_law_refused(g)
+        if why is None or (variants and g.variant not in variants and g.name not in variants):
+            continue
+        hy = g.extra.get("hyper") or {}
+        law = hy.get("lr")
+        widths = {}  # the fitted runs' widths by N (run-store fits)
+        for r in g.runs:
+            if r.get("model") and r.get("params"):
+                widths[round(math.log(float(r["params"])), 6)] = r["model"].get("d_model")
+        rows = []
+        cells = law["per_size"] if law else hy.get("batch", {}).get("per_cell", [])
+        for c in cells:
+            rows.append(
+                {
+                    "N": c["N"],
+                    "D": c["D"],
+                    "d_model": widths.get(round(math.log(c["N"]), 6)),
+                    "lr_measured": c.get("lr_opt"),
+                    "at_edge": bool(c.get("at_edge")),
+                    "lr": learning_rate(g, c["N"], c["D"], fit.level),
+                    "batch": batch_size(g, c["D"], fit.level),
+                }
+            )
+        out.append(
+            {
+                "variant": g.variant,
+                "group": g.name,
+                "why": why,
+                "lr_law": {k: law.get(k) for k in ("formula", "coef", "exp", "exp_D", "conf_int")} if law else None,
+                "batch_law": {k: hy["batch"].get(k) for k in ("formula", "coef", "exp", "conf_int")}
+                if hy.get("batch")
+                else None,
+                "lines": hyper.law_lines(g.variant, hy),
+                "rows": rows,
+            }
+        )
+    return out

@@ -63,6 +63,9 @@ class VariantPlan:
     # peak learning rate from the fit's lr law at the planned N (fit/hyper.py): {"lr", "lo", "hi", "N",
     # "extrapolated"}; None when the fit has no lr law (no [sweep] in its runs)
     lr: Optional[dict] = None
+    # batch size (tokens per step) from the fit's batch law at the planned D: {"batch", "lo", "hi", "D",
+    # "extrapolated"}; None when the fit has none (batch size not swept)
+    batch: Optional[dict] = None
     L_samples: Optional[np.ndarray] = field(default=None, repr=False)
     sample_ids: Optional[np.ndarray] = field(default=None, repr=False)
 

@@ -34,7 +34,7 @@ def check_figure(result, loss_label: str = "loss (nats/token)", width: str = "si
                 ms=4,
                 lw=0.8,
                 capsize=1.5,
-                label=f"{v} ({cov:.0%} covered)",
+                label=f"{style.literal(v)} ({cov:.0%} covered)",
             )
         lo = float(min(p["observed"].min(), p["lo"].min()))
         hi = float(max(p["observed"].max(), p["hi"].max()))

@@ -63,16 +63,53 @@ class Context:
             r = r[~r["run_id"].isin(bad)]
         return r
 
-    def groups(self, forms=None) -> list[str]:
-        """Fit groups (optionally of the given forms), in legend order."""
+    def groups(self, forms=None, fitted: bool = True) -> list[str]:
+        """Fit groups (optionally of the given forms), in legend order. With `fitted`, only groups whose law
+        has its parameters: each group left out for the lack of them gets a note saying why."""
         if self.fit is None:
             return []
-        gs = [g.name for g in self.fit if forms is None or g.form in forms]
+        gs = []
+        for g in self.fit:
+            why = law_missing(g)
+            if fitted and why:
+                self.note(f"group {g.name} left out: {why}")
+            elif forms is None or g.form in forms:
+                gs.append(g.name)
         order = {v: i for i, v in enumerate(style.sort_variants(self.variant_of(g) for g in gs))}
         return sorted(gs, key=lambda g: (order[self.variant_of(g)], g))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+NOT_FITTED = "loss law not fitted"  # the fit's warning on a group whose loss law was refused
+
+
+def law_missing(grp) -> Optional[str]:
+    """Why a fit group has no law to draw (None: it has one): its parameters missing, empty or not finite,
+    as in a group whose loss law was refused (the fit's warning "loss law not fitted: REASON" says why)."""
+    if grp.form in fit_laws.FORMS:
+        need = fit_laws.FORMS[grp.form].params
+    elif grp.form == "allocation":
+        need = fit_laws.ALLOCATION
+    else:
+        need = None
+    p = grp.params if isinstance(grp.params, dict) else {}
+    if need is not None and all(_finite(p.get(k)) for k in need):
+        return None
+    said = next((str(w) for w in grp.warnings or [] if NOT_FITTED in str(w)), None)
+    if said:
+        return said[said.index(NOT_FITTED) :]
+    why = (grp.extra.get("loss_law") or {}).get("why") if isinstance(grp.extra, dict) else None
+    if why:
+        return f"{NOT_FITTED}: {why}"
+    return f"no fitted parameters of its {grp.form} law"
+
+
+def _finite(v) -> bool:
+    try:
+        return bool(np.isfinite(float(v)))
+    except (TypeError, ValueError):
+        return False
 
 
 def variant_handle(ctx: Context, v: str):
@@ -81,7 +118,15 @@ def variant_handle(ctx: Context, v: str):
 
     ls = ctx.linestyles.get(v, "-")
     return Line2D(
-        [], [], color=ctx.colors[v], marker=ctx.markers[v], ls=ls, lw=1.0, markersize=4, label=v, gid=f"variant:{v}"
+        [],
+        [],
+        color=ctx.colors[v],
+        marker=ctx.markers[v],
+        ls=ls,
+        lw=1.0,
+        markersize=4,
+        label=style.literal(v),
+        gid=f"variant:{v}",
     )
 
 
@@ -111,10 +156,15 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
     if key not in ctx._alloc_cache:
         try:
             if ctx._planner is None:  # one Planner on the fit for every figure
-                ctx._planner = Planner(ctx.fit, require_samples=False)
+                # groups without a law (e.g. loss law not fitted) are not the planner's to allocate
+                ok = [g.name for g in ctx.fit if law_missing(g) is None]
+                some = ok if len(ok) < len(ctx.fit.groups) else None
+                ctx._planner = Planner(ctx.fit, variants=some, require_samples=False)
             ctx._alloc_cache[key] = sweep(ctx._planner, c_min, c_max, n)
         except ScalelabError as e:
             ctx._alloc_cache[key] = e
+        except (KeyError, ValueError, TypeError) as e:  # a fit the planner was not written for: skip, say why
+            ctx._alloc_cache[key] = ScalelabError(f"{type(e).__name__}: {e}")
     planned = ctx._alloc_cache[key]
     if isinstance(planned, ScalelabError):
         raise Skip(f"the planner cannot allocate from this fit: {planned}")
@@ -292,8 +342,13 @@ def loss_vs_flops(ctx: Context):
     ax.set_xlim(*xlim)
     style.log_axis(ax, "x")
     style.ensure_decade_labels(ax, "x")
-    ax.set_xlabel(laws.convention_label(ctx.fit.convention if ctx.fit else "flops"))
-    ax.set_ylabel(laws.loss_label(lcol))
+    tc = ctx.inputs.table_columns if ctx.fit is None and ctx.runs is None else None
+    if tc is not None:  # a CSV without a fit: its own columns name the axes
+        ax.set_xlabel(f"training compute C ({style.literal(tc.c)})" if tc.c else "training compute C = 6ND (FLOPs)")
+        ax.set_ylabel(laws.loss_label(tc.loss))
+    else:
+        ax.set_xlabel(c_label(ctx))
+        ax.set_ylabel(laws.loss_label(lcol))
     from matplotlib.lines import Line2D
 
     handles.append(
@@ -311,6 +366,16 @@ def loss_vs_flops(ctx: Context):
     )
     _finish_legend(fig, handles)
     return fig
+
+
+def c_label(ctx: Context) -> str:
+    """The FLOPs axis label in the fit's convention; a table's own FLOPs column by its name."""
+    if ctx.fit is None:
+        return laws.convention_label("flops")
+    raw = ctx.fit.meta.get("flop_convention") or (ctx.fit.columns or {}).get("flops")
+    if raw and str(raw) not in ("flops", "flops_6nd") and str(raw).upper() != "6ND":
+        return f"training compute C (FLOPs, column {style.literal(raw)})"
+    return laws.convention_label(ctx.fit.convention)
 
 
 def _fit_loss_column(ctx: Context) -> str:
@@ -410,6 +475,8 @@ def loss_label(ctx: Context) -> str:
     if ctx.fit is not None:
         spec = ctx.fit.spec
         col = spec.loss_col if spec is not None else ctx.fit.columns.get("loss")
+    if col is None and ctx.runs is None and ctx.inputs.table_columns is not None:
+        col = ctx.inputs.table_columns.loss
     return laws.loss_label(col or ("val_loss" if ctx.runs is not None else "loss"))
 
 
@@ -459,6 +526,9 @@ def _slices(pts, ncol: str) -> Slices:
         vals, idx = _cluster(pts["flops"].to_numpy(float))
         if len(vals) <= 6:
             return Slices("iso", ncol, vals, [f"C = {x:.1e} FLOPs" for x in vals], pd.Series(idx, index=pts.index))
+        by = pts.groupby("group")["flops"] if "group" in pts.columns else [(None, pts["flops"])]
+        if all(_looks_isoflop(c.to_numpy(float)) for _, c in by):  # each group's budgets: an IsoFLOP design
+            return _iso_slices(pts.assign(C=pts["flops"]))
     # Neither: at most 4 log-spaced bins of the tokens-per-parameter ratio.
     lr = np.log(pts["tokens"] / pts[ncol])
     edges = np.quantile(lr, np.linspace(0, 1, 5))
@@ -470,6 +540,16 @@ def _slices(pts, ncol: str) -> Slices:
         labels.append(f"D/N ~ {vals[-1]:.2g}")
         index[m] = len(vals) - 1
     return Slices("ratio", ncol, vals, labels, pd.Series(index, index=pts.index))
+
+
+def _looks_isoflop(c: np.ndarray) -> bool:
+    """Budgets of an IsoFLOP design: few distinct values (within 5%), several points each, and apart from
+    one another (at least 15%), unlike the spread of budgets of training curves."""
+    vals, idx = _cluster(c, tol=1.05)
+    if len(vals) > 40 or len(c) < 3 * len(vals):
+        return False
+    v = np.sort(np.asarray(vals))
+    return bool(np.all(v[1:] / v[:-1] >= 1.15))
 
 
 def _cluster(x: np.ndarray, tol: float = 1.1):
@@ -497,7 +577,7 @@ def loss_vs_params(ctx: Context):
     pts, src, by = _final_points(ctx)
     law_groups = set(ctx.groups(("chinchilla", "frontier"))) if ctx.fit is not None else set()
     if by == "group" and ctx.fit is not None:
-        panels = [g for g in ctx.groups() if g in set(pts["group"])]
+        panels = [g for g in ctx.groups(fitted=False) if g in set(pts["group"])]
     else:
         panels = style.sort_variants(pts["group"])
     if not panels:
@@ -509,8 +589,10 @@ def loss_vs_params(ctx: Context):
         aspect = 0.5
     fig, axs = style.new_figure(ctx.width, aspect, nrows, ncols)
     ncol_all = "N"
-    sl = _slices(pts, ncol_all)
+    iso_fit = ctx.fit is not None and _optima_approach(ctx) == 2  # IsoFLOP slices are what approach 2 fitted
+    sl = _iso_slices(pts) if iso_fit else _slices(pts, ncol_all)
     nsl = len(sl.values)
+    optimum_drawn = False
     spans = [(float(pts[pts["group"] == p]["loss"].min()), float(pts[pts["group"] == p]["loss"].max())) for p in panels]
     log = use_log_loss(spans)
     law_drawn = extrap_drawn = False
@@ -530,6 +612,11 @@ def loss_vs_params(ctx: Context):
                 p[ncol_all], p["loss"], marker=ctx.markers[v], s=12, facecolor=c, edgecolor=ctx.colors[v],
                 linewidths=0.5, zorder=4, gid=f"points:{panel}",
             )  # fmt: skip
+            if sl.kind == "iso" and g is None and len(p) > 1:  # an IsoFLOP slice reads as a curve
+                ps = p.sort_values(ncol_all)
+                ax.plot(ps[ncol_all], ps["loss"], color=c, lw=0.6, alpha=0.8, zorder=2)
+            if iso_fit and panel in ctx.fit.groups:
+                optimum_drawn |= _slice_optimum(ctx, ax, panel, p, val, c)
             if g is None:
                 continue
             # D along the slice as a function of the plotted N
@@ -548,7 +635,7 @@ def loss_vs_params(ctx: Context):
             _split_extrapolated(ax, Ngrid, y, lo * np.nan, hi * np.nan, ~inside, c, gid=f"law:{panel}")
             law_drawn = True
             extrap_drawn |= bool((~inside).any())
-        ax.set_title(panel + ("" if g or ctx.fit is None else " (no L(N, D) law)"), color="black")
+        ax.set_title(style.literal(panel) + ("" if g or ctx.fit is None else _no_law_title(ctx, panel)), color="black")
         style.log_axis(ax, "x")
         ax.set_xlim(Ngrid[0], Ngrid[-1])
         style.ensure_decade_labels(ax, "x")
@@ -566,9 +653,28 @@ def loss_vs_params(ctx: Context):
     if ctx.fit is None:
         ctx.note("no fit given: points only, no law overlaid")
     handles = [variant_handle(ctx, v) for v in dict.fromkeys(variant.values())]
-    for j, label in enumerate(sl.labels):
-        grey = style.shade("#000000", 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
-        handles.append(Line2D([], [], color=grey, ls="", marker="o", markersize=3, label=label))
+    if nsl <= MAX_SLICE_LABELS:
+        for j, label in enumerate(sl.labels):
+            grey = style.shade("#000000", 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
+            handles.append(Line2D([], [], color=grey, ls="", marker="o", markersize=3, label=label))
+    else:  # one entry for the whole ramp
+        what = "IsoFLOP slices" if sl.kind == "iso" else "D/N slices"
+        handles.append(Line2D([], [], color="0.4", ls="", marker="o", markersize=3,
+                              label=f"{nsl} {what}, {sl.labels[0]} to {sl.labels[-1]} (darker = larger)"))  # fmt: skip
+    if optimum_drawn:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="*",
+                markersize=7,
+                color="0.6",
+                mec="black",
+                mew=0.5,
+                label="slice minimum N_opt (the fit's, on the points' line)",
+            )  # fmt: skip
+        )
     if law_drawn:
         from matplotlib.patches import Patch
 
@@ -583,8 +689,55 @@ def loss_vs_params(ctx: Context):
     else:
         _finish_legend(fig, handles)
     kind = "fixed tokens-per-parameter budgets" if sl.kind == "ratio" else "IsoFLOP slices"
-    ctx.note(f"{len(pts)} points from {src}, in {kind}; lines: the fitted law along each slice")
+    ctx.note(
+        f"{len(pts)} points from {src}, in {kind}" + ("; lines: the fitted law along each slice" if law_drawn else "")
+    )
+    if optimum_drawn:
+        ctx.note("stars: each IsoFLOP slice's minimum N_opt as the fit found it, placed on the line through the points")
     return fig
+
+
+MAX_SLICE_LABELS = 6  # more slices: one legend entry for the shade ramp
+
+
+def _no_law_title(ctx: Context, panel: str) -> str:
+    grp = ctx.fit.groups.get(panel)
+    if grp is not None and grp.form == "allocation":
+        return ""
+    return " (no L(N, D) law)"
+
+
+def _optima_approach(ctx: Context):
+    """1 or 2 when the fit is an approach-1/2 allocation fit, else None."""
+    if not any(g.form == "allocation" for g in ctx.fit):
+        return None
+    spec = ctx.fit.spec
+    a = spec.approach if spec is not None else ctx.fit.meta.get("approach")
+    return a if a in (1, 2) else None
+
+
+def _iso_slices(pts) -> Slices:
+    """IsoFLOP slices: points grouped by budget C (within 10% of a neighbour), any number of them."""
+    import pandas as pd
+
+    vals, idx = _cluster(pts["C"].to_numpy(float))
+    return Slices("iso", "N", vals, [f"C = {x:.1e}" for x in vals], pd.Series(idx, index=pts.index))
+
+
+def _slice_optimum(ctx: Context, ax, group: str, p, c_val: float, color) -> bool:
+    """Star the fit's minimum N_opt of the slice at budget c_val (diagnostics.optima), at the loss of the
+    line through the slice's points there. False when the fit recorded none for this slice."""
+    o = _optima(ctx, group)
+    if o is None or len(p) < 2:
+        return False
+    hit = o[np.abs(np.log(o["C"].to_numpy(float) / c_val)) < np.log(1.1)]
+    if hit.empty:
+        return False
+    n_opt = float(hit["N_opt"].iloc[0])
+    ps = p.sort_values("N")
+    y = float(np.interp(np.log(n_opt), np.log(ps["N"].to_numpy(float)), ps["loss"].to_numpy(float)))
+    ax.plot([n_opt], [y], ls="", marker="*", ms=7, color=color, mec="black", mew=0.5, zorder=5, gid=f"optimum:{group}")
+    return True
 
 
 def _n_is_nonembed(ctx: Context) -> bool:
@@ -622,17 +775,19 @@ def _law_along(ctx: Context, g: str, N: np.ndarray, D: np.ndarray):
 
 
 def compute_optimal(ctx: Context):
-    """N_opt(C) and D_opt(C) per variant with bands; data range shaded; extrapolation dashed."""
+    """N_opt(C) and D_opt(C) per variant with bands; data range shaded; extrapolation dashed. For
+    approach-1/2 (allocation) fits the fitted power laws, and as points the optima they were fitted to."""
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
-    groups = ctx.groups(("chinchilla",))
+    groups = ctx.groups(("chinchilla", "allocation"))
     if not groups:
         raise Skip(
-            "no L(N, D) (chinchilla-form) group in the fit: N_opt and D_opt are not identified "
-            "(e.g. one tokens-per-parameter ratio per group)"
+            "no L(N, D) (chinchilla-form) or approach-1/2 allocation group in the fit: N_opt and D_opt are not "
+            "identified (e.g. one tokens-per-parameter ratio per group)"
         )
     c_lo, c_hi = _c_span(ctx, groups)
     c_min, c_max = c_lo / 3, c_hi * 1e3
+    has_optima = False
     single = ctx.single()
     fig, axs = style.new_figure(ctx.width, 1.45 if single else 0.45, 2 if single else 1, 1 if single else 2)
     axN, axD = axs.flat
@@ -656,47 +811,96 @@ def compute_optimal(ctx: Context):
                 ls=ctx.linestyles.get(v, "-"),
                 marker=ctx.markers[v],
             )
+        optima = _optima(ctx, g)
+        if optima is not None:
+            for ax, q in ((axN, "N_opt"), (axD, "D_opt")):
+                ax.scatter(optima["C"], optima[q], marker=ctx.markers[v], s=14, facecolor="white",
+                           edgecolor=ctx.colors[v], linewidths=0.8, zorder=4, gid=f"optima:{v}")  # fmt: skip
+            has_optima = True
     for ax, lab in ((axN, r"compute-optimal parameters $N_{\rm opt}$"), (axD, r"compute-optimal tokens $D_{\rm opt}$")):
         style.log_axis(ax, "x")
         style.log_axis(ax, "y")
         ax.set_xlim(c_min, c_max)
         style.ensure_decade_labels(ax, "y")
-        ax.set_xlabel(laws.convention_label(ctx.fit.convention))
+        ax.set_xlabel(c_label(ctx))
         ax.set_ylabel(lab)
     from matplotlib.patches import Patch
 
     handles = [variant_handle(ctx, ctx.variant_of(g)) for g in groups]
     handles += _legend_extras(_band_label(ctx))
     handles.append(Patch(facecolor="0.85", alpha=0.6, label="range of fitted runs"))
+    if has_optima:
+        from matplotlib.lines import Line2D
+
+        what = _optima_label(ctx)
+        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="white", markeredgecolor="0.3", label=what))
+        ctx.note(f"points: {what}, to which N_opt = kN C^a and D_opt = kD C^b were fitted")
     _finish_legend(fig, handles)
     ctx.note(f"allocation from {ctx.allocation_source}")
     return fig
+
+
+def _optima(ctx: Context, group: str):
+    """The (C, N_opt, D_opt) an approach-1/2 fit recorded for a group (diagnostics.optima), else None."""
+    import pandas as pd
+
+    o = (ctx.fit.groups[group].diagnostics or {}).get("optima")
+    if not isinstance(o, dict):
+        return None
+    try:
+        df = pd.DataFrame({k: np.asarray(o[k], float) for k in ("C", "N_opt", "D_opt")})
+    except (KeyError, TypeError, ValueError):
+        return None
+    df = df[np.isfinite(df).all(axis=1) & (df > 0).all(axis=1)]
+    return df if len(df) else None
+
+
+def _optima_label(ctx: Context) -> str:
+    approach = (ctx.fit.spec.approach if ctx.fit.spec is not None else None) or ctx.fit.meta.get("approach")
+    if approach == 1:
+        return "envelope optima (approach 1)"
+    if approach == 2:
+        return "IsoFLOP slice minima (approach 2)"
+    return "optima the allocation was fitted to"
 
 
 # ---------------------------------------------------------------------------------------------- 4
 
 
 def _estimate(ctx: Context, g: str, name: str):
-    """(estimate, lo, hi) of alpha, beta or a = beta/(alpha+beta) for a group."""
+    """(estimate, lo, hi) of alpha, beta or a (N_opt ~ C^a: beta/(alpha+beta) of an L(N, D) law, fitted
+    directly by approaches 1 and 2) for a group; None where the group's law has no such exponent."""
     grp = ctx.fit.groups[g]
+    p = grp.params or {}
     if name in ("alpha", "beta"):
-        est = float(grp.params[name])
+        if not _finite(p.get(name)):
+            return None
+        est = float(p[name])
         ci = grp.conf_int.get(name)
+    elif grp.form == "allocation":
+        if not _finite(p.get("a")):
+            return None
+        est = float(p["a"])
+        ci = grp.conf_int.get("a") or grp.derived_conf_int.get("a")
     else:
-        al, be = float(grp.params["alpha"]), float(grp.params["beta"])
+        if not (_finite(p.get("alpha")) and _finite(p.get("beta"))):
+            return None
+        al, be = float(p["alpha"]), float(p["beta"])
         est = float(grp.derived.get("a", be / (al + be)))
         ci = grp.derived_conf_int.get("a")
     if ci is None:
-        draws = _draws(grp, ("alpha", "beta"))
+        names = ("a",) if grp.form == "allocation" else ("alpha", "beta")
+        draws = _draws(grp, names) if all(n in grp.form_params for n in names) else None
         if draws is not None:
-            x = draws[name] if name != "a" else draws["beta"] / (draws["alpha"] + draws["beta"])
+            x = draws[name] if name in draws else draws["beta"] / (draws["alpha"] + draws["beta"])
             ci = laws.band(x[:, None], ctx.fit.level)
             ci = (float(ci[0][0]), float(ci[1][0]))
-    lo, hi = (float(ci[0]), float(ci[1])) if ci is not None else (np.nan, np.nan)
+    lo, hi = (float(ci[0]), float(ci[1])) if ci is not None and None not in ci[:2] else (np.nan, np.nan)
     return est, lo, hi
 
 
 PARAM_LABELS = {"alpha": r"$\alpha$ (params)", "beta": r"$\beta$ (tokens)", "a": r"$a=\beta/(\alpha+\beta)$"}
+A_ALLOCATION_LABEL = r"$a$ ($N_{\rm opt}\propto C^a$)"  # the same exponent, fitted directly (approaches 1, 2)
 
 
 def _differences(ctx: Context, groups: list[str]):
@@ -718,7 +922,10 @@ def _differences(ctx: Context, groups: list[str]):
                 continue
             est, lo, hi = (float(x) for x in val[:3])
             # Orient as (other - dense): the sign the point estimates imply.
-            want = _estimate(ctx, other, name)[0] - _estimate(ctx, d, name)[0]
+            eo, ed = _estimate(ctx, other, name), _estimate(ctx, d, name)
+            if eo is None or ed is None:
+                continue
+            want = eo[0] - ed[0]
             if abs(-est - want) < abs(est - want):
                 est, lo, hi = -est, -hi, -lo
             rows[name] = (est, lo, hi)
@@ -790,8 +997,8 @@ def _multiplier_panel(ctx: Context, ax, mults: list) -> None:
     style.ensure_decade_labels(ax, "x")
     style.ensure_decade_labels(ax, "y")
     refs = sorted({ctx.variant_of(a) for _, a, _ in mults})
-    ax.set_xlabel("budget " + laws.convention_label(ctx.fit.convention).replace("training compute ", ""))
-    ax.set_ylabel(f"compute multiplier vs {', '.join(refs)}\n(< 1: reaches its loss with less)")
+    ax.set_xlabel("budget " + c_label(ctx).replace("training compute ", ""))
+    ax.set_ylabel(f"compute multiplier vs {style.literal(', '.join(refs))}\n(< 1: reaches its loss with less)")
     if unreachable:
         ctx.note(f"never reaches the reference's loss (no multiplier): {', '.join(unreachable)}")
     if any(r.get("extrapolated") for _, _, rows in mults for r in rows):
@@ -803,25 +1010,29 @@ def exponents(ctx: Context):
     multiplier of each variant vs its reference at each budget where the fit records them."""
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
-    groups = ctx.groups(("chinchilla",))
+    groups = ctx.groups(("chinchilla", "allocation"))
     mults = _multipliers(ctx)
     forest_ok = len({ctx.variant_of(g) for g in groups}) >= 2
     if not forest_ok and not mults:
         only = ", ".join(ctx.variant_of(g) for g in groups) or "none"
         raise Skip(
-            f"a forest plot compares variants; the fit has fewer than two L(N, D) variants ({only}) and no "
-            "compute multipliers: read the exponents from `scalelab fit`'s table"
+            f"a forest plot compares variants; the fit has fewer than two L(N, D) or allocation variants ({only}) "
+            "and no compute multipliers: read the exponents from `scalelab fit`'s table"
         )
     if not mults:
         ctx.note("no compute multipliers in the fit's comparisons (refit with a scalelab that records them)")
     diffs = _differences(ctx, groups) if forest_ok else {}
-    names = ["alpha", "beta", "a"]
+    names = [n for n in ("alpha", "beta", "a") if any(_estimate(ctx, g, n) is not None for g in groups)] or ["a"]
+    labels = dict(PARAM_LABELS)
+    if groups and all(ctx.fit.groups[g].form == "allocation" for g in groups):
+        labels["a"] = A_ALLOCATION_LABEL
+        ctx.note("approach-1/2 fits estimate the allocation exponent a only (no alpha, beta)")
     variants = [ctx.variant_of(g) for g in groups] if forest_ok else []
     nv = max(len(variants), 1)
     kinds = (["forest"] if forest_ok else []) + (["diff"] if diffs else []) + (["mult"] if mults else [])
     npan = len(kinds)
     single = ctx.single()
-    rows_h = max(0.3 + 0.085 * nv * 3, 1.6 if "mult" in kinds else 0)
+    rows_h = max(0.3 + 0.085 * nv * max(len(names), 3), 1.6 if "mult" in kinds else 0)
     fig, axs = style.new_figure(
         ctx.width,
         (rows_h * npan) / 3.5 if single else rows_h / 7 * 1.6 * (1 if npan < 3 else 0.8),
@@ -840,7 +1051,7 @@ def exponents(ctx: Context):
                 est, lo, hi = e
                 y = pi + (vi - (len(vs) - 1) / 2) * step
                 _interval(ax, est, lo, hi, y, ctx.colors[v], ctx.markers[v], f"variant:{v}")
-        ax.set_yticks(range(len(names)), [PARAM_LABELS[n] for n in names])
+        ax.set_yticks(range(len(names)), [labels[n] for n in names])
         ax.set_ylim(len(names) - 0.5, -0.5)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("exponent")
@@ -903,7 +1114,15 @@ def diagnostics(ctx: Context):
     frames = []
     for n in ctx.inputs.points_notes:
         ctx.note(n)
-    for g in ctx.groups():
+    groups = ctx.groups()
+    if not groups:
+        raise Skip("no group of the fit has a loss law to compare the points with (the notes say why)")
+    if all(ctx.fit.groups[g].form == "allocation" for g in groups):
+        raise Skip(
+            "an approach-1/2 fit is an allocation N_opt(C), D_opt(C), not a loss law: no predicted loss to compare "
+            "with the points (fit with --approach 3 for these diagnostics)"
+        )
+    for g in groups:
         grp = ctx.fit.groups[g]
         pts = _group_points(ctx, g, None)
         if pts is None or pts.empty:
@@ -1131,13 +1350,18 @@ def lr_transfer(ctx: Context):
         r = params.index("mup" if "+mup" in g else "sp")
         ax = axs[r, cols.index(base[g])]
         ax.set_visible(True)
-        for c in sorted((c for c in curves if c["group"] == g), key=lambda c: c["N"]):
+        mine = [c for c in curves if c["group"] == g]
+        several_d = len({(c["N"], c.get("D")) for c in mine}) > len({c["N"] for c in mine})
+        for c in sorted(mine, key=lambda c: (c["N"], c.get("D") or 0)):
             lab = f"d {c['d_model']}" if c.get("d_model") else f"N {c['N']:.3g}"
+            if several_d and c.get("D"):  # one curve per (size, tokens): say which
+                lab += f", D {c['D']:.2g}"
             ax.plot(c["lrs"], c["losses"], "-o", color=color[key(c)], ms=3, lw=1.0, label=lab, gid=f"{g}:{c['N']:g}")
             ax.plot(
                 [c["lr_opt"]], [min(c["losses"])], marker="*", ms=9, color=color[key(c)], mec="black", mew=0.5, ls=""
             )
-        title = g
+        _clip_divergent(ctx, ax, [y for c in mine for y in c["losses"]])
+        title = style.literal(g)
         law = ctx.fit[g].extra.get("hyper", {}).get("lr") if ctx.fit is not None and g in ctx.fit.groups else None
         if law:
             ci = (law.get("conf_int") or {}).get("exp")
@@ -1157,8 +1381,23 @@ def lr_transfer(ctx: Context):
     edge = sorted({c["group"] for c in curves if c["at_edge"]})
     if edge:
         ctx.note(f"optimum at the edge of the sweep for some width of: {', '.join(edge)} (widen the sweep)")
-    ctx.note(f"from {src}; each width's loss at its largest budget; stars: the optimum (parabola in log lr)")
+    per_d = len({(c["group"], c["N"], c.get("D")) for c in curves}) > len({(c["group"], c["N"]) for c in curves})
+    what = "one curve per size and token budget" if per_d else "each width's loss at its largest budget"
+    ctx.note(f"from {src}; {what}; stars: the optimum (parabola in log lr)")
     return fig
+
+
+def _clip_divergent(ctx: Context, ax, losses) -> None:
+    """Keep a panel's y range on the basin: losses of diverged learning rates (far above the others) would
+    flatten every curve into a line; they are clipped off the top, with a note."""
+    y = np.asarray([v for v in losses if v is not None and np.isfinite(v)], float)
+    if len(y) < 4:
+        return
+    lo, q = float(y.min()), float(np.quantile(y, 0.75))
+    top = max(lo + 3.0 * (q - lo), 1.3 * lo)  # 30% above the best loss at least: a basin, not a divergence
+    if q > lo and y.max() > top:
+        ax.set_ylim(lo - 0.1 * (top - lo), top)
+        ctx.note(f"{int((y > top).sum())} loss(es) far above the rest (diverged rates) clipped off the top")
 
 
 FIGURES = [

@@ -45,13 +45,27 @@ def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only
             if only and name not in only:
                 continue
             ctx.notes = []
+            open_before = set(plt.get_fignums())
             if inputs.fit is not None and inputs.fit.samples_note:
                 ctx.note(f"{inputs.fit.samples_note}: fitted lines drawn without bands")
             try:
                 fig = fn(ctx)
-                yield name, desc, fig, "", list(ctx.notes)
             except Skip as e:
+                _close_new(plt, open_before)
                 yield name, desc, None, str(e), list(ctx.notes)
+                continue
+            except Exception as e:  # noqa: BLE001 - one figure's failure must not cost the others
+                _close_new(plt, open_before)
+                why = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+                yield name, desc, None, f"could not be drawn from these inputs ({why}); please report it", []
+                continue
+            yield name, desc, fig, "", list(ctx.notes)
+
+
+def _close_new(plt, before: set) -> None:
+    """Close the figures a skipped or failed figure function left open (not those kept by the caller)."""
+    for num in set(plt.get_fignums()) - before:
+        plt.close(num)
 
 
 def make_figures(
@@ -108,24 +122,51 @@ def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style
         "| --- | --- | --- |",
     ]
     for s in inputs.sources:
-        lines.append(f"| {s.kind} | `{s.path}` | `{s.sha256[:16]}` |")
+        lines.append(f"| {s.kind} | {md_code(s.path)} | `{s.sha256[:16]}` |")
     lines += ["", "## Figures", ""]
     for d in drawn:
         if d.files:
             links = ", ".join(f"[{os.path.basename(f)}]({os.path.relpath(f, out_dir)})" for f in d.files)
             lines += [f"### {d.name}", "", d.description, "", f"Files: {links}", ""]
-            lines += [f"- {n}" for n in d.notes] + ([""] if d.notes else [])
+            lines += [f"- {md(n)}" for n in d.notes] + ([""] if d.notes else [])
     skipped = [d for d in drawn if not d.files]
     if skipped:
         lines += ["## Skipped", ""]
-        lines += [f"- **{d.name}**: {d.skipped}" for d in skipped]
+        for d in skipped:
+            lines.append(f"- **{d.name}**: {md(d.skipped)}")
+            lines += [f"  - {md(n)}" for n in d.notes]
         lines.append("")
     colors = style.variant_colors(inputs.variants())
     markers = style.variant_markers(inputs.variants())
     styles = style.variant_linestyles(inputs.variants())
     lines += ["## Variants", "", "| variant | colour | marker | line style |", "| --- | --- | --- | --- |"]
     lines += [
-        f"| {v} | `{colors[v]}` | `{markers[v]}` | `{styles[v]}` |" for v in style.sort_variants(inputs.variants())
+        f"| {md(v)} | `{colors[v]}` | `{markers[v]}` | {md_code(styles[v])} |"
+        for v in style.sort_variants(inputs.variants())
     ]
     text = "\n".join(lines) + "\n"
     atomic_write_text(path, text)
+
+
+# Characters Markdown (and the HTML it may hold, and GitHub's $math$) would read as syntax inside a line
+# (every line here starts with our own "- " or "| "): backslash-escaped, or as entities.
+_MD_ESCAPE = {c: "\\" + c for c in "\\`*_[]|~$"}
+_MD_ESCAPE.update({"<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+
+
+def md(text) -> str:
+    """Text taken from data (names, and the notes that quote them) as literal Markdown: no emphasis,
+    links, HTML or table cells split by `|`."""
+    return "".join(_MD_ESCAPE.get(c, c) for c in str(text))
+
+
+def md_code(text) -> str:
+    """A code span holding `text` as written: a fence longer than any backtick run inside, `|` escaped so
+    that a table row keeps its cells (GitHub tables split on `|` even inside code spans)."""
+    import re
+
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    run = max((len(m) for m in re.findall("`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

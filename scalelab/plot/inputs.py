@@ -50,6 +50,7 @@ class Inputs:
     points: Optional["object"] = None
     points_source: str = ""  # where the points came from, for the figures' notes
     points_notes: list = field(default_factory=list)  # mismatches between points read and the fit's counts
+    table_columns: Optional["_FitColumns"] = None  # the columns read from CSV tables plotted without a fit
 
     def variants(self) -> list[str]:
         vs = set()
@@ -59,6 +60,8 @@ class Inputs:
             vs |= {g.variant for g in self.fit}
         if self.bench is not None:
             vs |= set(self.bench["variant"].astype(str))
+        if self.points is not None and "variant" in self.points.columns:
+            vs |= set(self.points["variant"].astype(str))
         return sorted(vs)
 
 
@@ -87,8 +90,11 @@ TABLE_SUFFIXES = (".csv", ".tsv")
 FIT_RUNS_SOURCE = "the fit file's runs list"  # points_source when no data file could be read
 
 
-def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
-    """Sort positional inputs by kind (Parquet runs, CSV tables, fit JSON, bench JSON) and read them all."""
+def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optional[dict] = None) -> Inputs:
+    """Sort positional inputs by kind (Parquet runs, CSV tables, fit JSON, bench JSON) and read them all.
+
+    columns: for CSV tables without a fit, the columns to read ({n, d, loss, flops, group, run}: a name or
+    None); the ones left out are found by their usual names (TABLE_COLUMNS)."""
     import pandas as pd
 
     inputs = Inputs()
@@ -129,8 +135,14 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
         inputs.sources += [Source(p, sha256(p), "bench") for p in bench_files]
     if table_files:
         inputs.sources += [Source(p, sha256(p), "table") for p in table_files]
+    columns = {k: v for k, v in (columns or {}).items() if v}
+    if columns and (fit_path or not table_files):
+        raise ScalelabError(
+            f"--{next(iter(columns))}-col applies to CSV tables plotted without a fit (with --fit the fit's own "
+            "columns are read): leave it out"
+        )
     if inputs.fit is not None or table_files:
-        read_points(inputs, run_files, table_files)
+        read_points(inputs, run_files, table_files, columns)
     if inputs.runs is None and inputs.fit is None and inputs.bench is None and inputs.points is None:
         raise ScalelabError("nothing to plot: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
     return inputs
@@ -139,12 +151,15 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None) -> Inputs:
 # ------------------------------------------------------------------------------------ fitted points
 
 
-def read_points(inputs: Inputs, run_files: list[str], table_files: list[str]) -> None:
+def read_points(inputs: Inputs, run_files: list[str], table_files: list[str], columns=None) -> None:
     """Set inputs.points (every fitted point per fit group) and where they came from (module docstring)."""
     fit = inputs.fit
-    if fit is None:  # a CSV without a fit: the fit's CSV defaults (N, D, loss), one group
-        inputs.points = _points_from_files(table_files, _FitColumns.defaults(), None)
-        inputs.points_source = f"{_names(table_files)} (columns N, D, loss)"
+    if fit is None:  # a CSV without a fit: columns as given, else found by their usual names
+        cols = _table_columns(table_files, columns or {})
+        inputs.points = _points_from_files(table_files, cols, None)
+        used = ", ".join(f"{k}={v!r}" for k, v in zip(("N", "D", "loss", "C", "group", "run"), cols.named()) if v)
+        inputs.table_columns = cols
+        inputs.points_source = f"{_names(table_files)} (columns {used})"
         return
     cols = _FitColumns.of(fit)
     if table_files:
@@ -233,12 +248,70 @@ class _FitColumns:
             int(fit.meta.get("drop_top_loss") or 0),
         )
 
+    def named(self) -> tuple:
+        return self.n, self.d, self.loss, self.c, (self.by[0] if self.by else None), self.run
+
     def needed(self) -> list[str]:
         return [c for c in (self.n, self.d, self.loss, self.c, self.run, *self.by) if c]
 
 
 def _names(paths: list[str]) -> str:
     return ", ".join(os.path.basename(p) for p in paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
+
+
+# A CSV plotted without a fit: each quantity's column, the first of these names the table has (scalelab
+# fit's CSV defaults first, then the run store's names); --n-col etc. override.
+TABLE_COLUMNS = {
+    "n": ("N", "params", "n_params"),
+    "d": ("D", "tokens"),
+    "loss": ("loss", "val_loss", "train_loss"),
+    "flops": ("C", "flops"),
+    "group": ("group", "variant"),
+    "run": ("run", "run_id"),
+}
+COLUMN_OPTIONS = {k: f"--{k}-col" for k in TABLE_COLUMNS}
+
+
+def _header(path: str) -> list:
+    import pandas as pd
+
+    try:
+        return [str(c) for c in pd.read_csv(path, nrows=0, sep=None if path.lower().endswith(".tsv") else ",").columns]
+    except Exception as e:  # noqa: BLE001 - any parser failure is the same user error
+        raise ScalelabError(f"{path}: not a readable CSV file ({type(e).__name__}): give a comma-separated table")
+
+
+def _table_columns(paths: list[str], given: dict) -> _FitColumns:
+    """The columns of CSV tables plotted without a fit: those given, else the usual names (TABLE_COLUMNS)
+    that every table has. N and loss are needed, and D or C."""
+    common = None
+    for p in paths:
+        h = _header(p)
+        common = [c for c in h if common is None or c in common]
+    have = set(common or [])
+    cols = {}
+    for key, names in TABLE_COLUMNS.items():
+        if given.get(key):
+            if given[key] not in have:
+                raise ScalelabError(
+                    f"{_names(paths)}: no column {given[key]!r} (given by {COLUMN_OPTIONS[key]}); "
+                    f"columns present: {', '.join(sorted(have))}"
+                )
+            cols[key] = given[key]
+        else:
+            cols[key] = next((c for c in names if c in have), None)
+    missing = [k for k in ("n", "loss") if cols[k] is None] + (["d"] if cols["d"] is None and not cols["flops"] else [])
+    if missing:
+        what = {"n": "parameters N", "d": "tokens D (or FLOPs C)", "loss": "loss"}
+        looked = "; ".join("/".join(TABLE_COLUMNS[k] + (TABLE_COLUMNS["flops"] if k == "d" else ())) for k in missing)
+        raise ScalelabError(
+            f"{_names(paths)}: no column of {', '.join(what[k] for k in missing)} (looked for {looked}); "
+            f"columns present: {', '.join(sorted(have))}: name them with "
+            f"{', '.join(COLUMN_OPTIONS[k] for k in missing)}"
+        )
+    return _FitColumns(
+        cols["n"], cols["d"], cols["loss"], cols["flops"], cols["run"], [cols["group"]] if cols["group"] else []
+    )
 
 
 def _check_table_columns(paths: list[str], cols: _FitColumns, fit: FitResults) -> None:
@@ -289,7 +362,8 @@ def _points_from_files(paths: list[str], cols: _FitColumns, fit: Optional[FitRes
     else:
         keys = None
     frames = []
-    for gd in split_groups(df, spec, _names(paths)):
+    groups = split_groups(df, spec, _names(paths)) if fit is not None else _plot_groups(df, spec, keys, _names(paths))
+    for gd in groups:
         if fit is not None and gd.name not in fit.groups:
             continue
         rows = df[(keys == gd.name).to_numpy()] if keys is not None else df
@@ -302,6 +376,37 @@ def _points_from_files(paths: list[str], cols: _FitColumns, fit: Optional[FitRes
         out["run"] = gd.unit if cols.run else ""
         frames.append(out)
     return _point_frame(frames)
+
+
+def _plot_groups(df, spec, keys, source: str) -> list:
+    """Without a fit, every group's points, however few: split_groups' checks of the numbers hold, but
+    its minimum of points per group and of distinct sizes is the fit's, not a figure's."""
+    import numpy as np
+    import pandas as pd
+
+    from scalelab.fit.groups import GroupData, split_groups
+
+    if keys is None:
+        keys = pd.Series(["all"] * len(df))
+    out = []
+    for name in dict.fromkeys(keys):
+        sub = df[(keys == name).to_numpy()].reset_index(drop=True)
+        try:
+            out += split_groups(sub, spec, source)
+        except ScalelabError as e:
+            if "a fit needs at least" not in str(e) and "nothing to fit" not in str(e):
+                raise  # a bad number: the same one-line refusal as `scalelab fit`
+            N, L = (sub[c].astype(float).to_numpy() for c in (spec.n_col, spec.loss_col))
+            C = sub[spec.c_col].astype(float).to_numpy() if spec.c_col else None
+            D = sub[spec.d_col].astype(float).to_numpy() if spec.d_col else C / (6.0 * N)
+            C = 6.0 * N * D if C is None else C
+            unit = (
+                sub[spec.run_col].astype(str).to_numpy()
+                if spec.run_col
+                else np.array([f"row{i}" for i in range(len(sub))])
+            )
+            out.append(GroupData(str(name), {}, N, D, C, L, unit))
+    return out
 
 
 def _point_frame(frames):

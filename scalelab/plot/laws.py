@@ -51,5 +51,7 @@ LOSS_LABELS = {
 
 def loss_label(column: str) -> str:
     """The loss axis label for the loss column a fit read: the run store's val_loss and train_loss by name,
-    any other column as itself (its unit is whatever the table holds)."""
-    return LOSS_LABELS.get(column, f"loss ({column})")
+    any other column as itself (its unit is whatever the table holds), printed as written."""
+    from scalelab.plot.style import literal
+
+    return LOSS_LABELS.get(column, f"loss ({literal(column)})")

@@ -32,6 +32,13 @@ FORMATS = ("pdf", "png", "svg")
 PNG_DPI = 300
 
 
+def literal(name) -> str:
+    """A name read from data (variant, group, run) as figure text: printed as written, never parsed as
+    mathtext. Matplotlib parses text with an even number of unescaped `$` as math; escaped, none is math,
+    and outside math `\\frac`, `_` and `^` are plain characters."""
+    return str(name).replace("$", r"\$")
+
+
 def sort_variants(variants: Iterable[str]) -> list[str]:
     """dense first, then the others by name: the order of every legend and forest plot."""
     vs = sorted(set(variants))

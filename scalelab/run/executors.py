@@ -79,7 +79,7 @@ class InProcess:
         est = [estimate_tokens(r) for r in runs]
         note = epochs_note(max(est), corpus)
         if note and self.data_note and not self.quiet:
-            console.print(f"[yellow]{note}[/yellow]")
+            console.print(note, style="yellow", markup=False)  # paths print as given
         os.makedirs(out_dir, exist_ok=True)
         summaries: list[RunSummary] = []
         progress = grid_progress_bar(console, disable=self.quiet)
@@ -110,7 +110,9 @@ class InProcess:
                     err = f"{type(e).__name__}: {e}".splitlines()[0][:300]
                     s = RunSummary(run, "failed", layout.run_path(out_dir, run), detail=err)
                     if not self.quiet:
-                        progress.console.print(f"[red]run {run.file_stem} failed ({err}); the grid goes on[/red]")
+                        progress.console.print(
+                            f"run {run.file_stem} failed ({err}); the grid goes on", style="red", markup=False
+                        )
                 progress.remove_task(rtask)
                 if s.resumed_from and not self.quiet:
                     progress.console.print(f"resumed {run.file_stem} from step {s.resumed_from}")

@@ -92,6 +92,48 @@ def repeat_warning(grid, n_train: Optional[int] = None) -> Optional[str]:
     )
 
 
+# Bytes per parameter a run holds at least: fp32 weights, gradients and AdamW's two moments (activations and the
+# data come on top, so a run that passes may still not fit; one that fails never can).
+BYTES_PER_PARAM = 16
+
+
+def device_memory(device: str) -> tuple[int, str]:
+    """(bytes, what) of the memory one run of `device` (auto, cpu, cuda, cuda:N) can use at most: the GPU's
+    total memory, or this machine's physical memory."""
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        if torch.cuda.is_available():
+            i = int(device.split(":")[1]) if ":" in device else 0
+            p = torch.cuda.get_device_properties(i)
+            return int(p.total_memory), f"the {p.name}'s"
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")), "this machine's"
+    except (ValueError, OSError, AttributeError):  # no sysconf: nothing to compare with
+        return 0, ""
+
+
+def check_memory(runs, device: str = "auto", shards: int = 1, memory: Optional[tuple[int, str]] = None) -> None:
+    """Refuse, before any model is allocated, a run whose weights, gradients and AdamW moments alone (exact
+    parameter count x BYTES_PER_PARAM, divided over `shards` under FSDP) exceed the device's memory."""
+    from scalelab import flops as flopslib
+    from scalelab.errors import ScalelabError
+
+    total, what = memory or device_memory(device)
+    if total <= 0:
+        return
+    for r in runs:
+        pc = flopslib.param_counts(r.model)
+        need = (pc.params + pc.guide_params) * BYTES_PER_PARAM / max(1, shards)
+        if need > total:
+            raise ScalelabError(
+                f"run {r.run_id} ({r.variant} d{r.model.d_model} x {r.model.n_layers} layers) has "
+                f"{pc.params + pc.guide_params:,} parameters: its weights, gradients and AdamW moments alone need "
+                f"{need / 2**30:,.1f} GiB, more than {what} {total / 2**30:,.1f} GiB: use smaller widths or fewer "
+                "layers, or a device with more memory (or --shard over several)"
+            )
+
+
 def estimate_seconds(flops: float, device_peak: float, efficiency: float) -> float:
     return flops / max(device_peak * efficiency, 1.0)
 

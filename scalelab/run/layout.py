@@ -23,7 +23,7 @@ import time
 from typing import Optional
 
 from scalelab.errors import ScalelabError
-from scalelab.fileio import atomic_write_text
+from scalelab.fileio import atomic_write_text, remove_stale_temps
 
 CKPT_DIR, LOCK_DIR, STATUS_DIR, LOG_DIR, SUBMITIT_DIR = ".ckpt", ".locks", ".status", ".logs", ".submitit"
 STATES = ("done", "running", "interrupted", "failed", "diverged", "pending")
@@ -75,6 +75,10 @@ def claim(out_dir: str, run):
     if is_finished(out_dir, run):  # finished by another process in the meantime
         lock.release()
         return None, "skipped"
+    # temp files that killed writes of this run left (its Parquet file, checkpoint, note): under the lock no
+    # other process writes them, so every one of them is stale
+    for p in (run_path(out_dir, run), ckpt_path(out_dir, run), status_path(out_dir, run.run_id)):
+        remove_stale_temps(p, older_than_s=-1.0)
     return lock, "train"
 
 
@@ -97,8 +101,12 @@ def write_status(out_dir: str, run, state: str, **extra) -> None:
     atomic_write_text(path, json.dumps(note))
 
 
+NOTE_FIELDS = {"run_id": str, "grid": str, "variant": str, "state": str, "host": str, "error": str, "pid": int}
+
+
 def read_notes(out_dir: str) -> dict[str, dict]:
-    """Every readable worker note, by run_id."""
+    """Every readable worker note, by run_id (its file's name). A note that is not a JSON object is skipped, and
+    a field of the wrong type (a hand-edited or foreign note) is dropped, so `status` never trips on one."""
     notes = {}
     for p in glob.glob(os.path.join(out_dir, STATUS_DIR, "*.json")):
         try:
@@ -106,8 +114,29 @@ def read_notes(out_dir: str) -> dict[str, dict]:
                 n = json.load(f)
         except (OSError, ValueError):
             continue
-        notes[n.get("run_id", os.path.basename(p)[:-5])] = n
+        if not isinstance(n, dict):
+            continue
+        n = {k: v for k, v in n.items() if k not in NOTE_FIELDS or isinstance(v, NOTE_FIELDS[k])}
+        if not isinstance(n.get("d_model"), int) or isinstance(n.get("d_model"), bool):
+            n.pop("d_model", None)
+        for k in ("time", "tokens"):
+            if not isinstance(n.get(k), (int, float)) or isinstance(n.get(k), bool):
+                n.pop(k, None)
+        rid = os.path.basename(p)[:-5]
+        n["run_id"] = rid
+        notes[rid] = n
     return notes
+
+
+def is_run_store(out_dir: str) -> bool:
+    """Whether a folder looks like a run store: empty (nothing run yet), or holding run files (*.parquet) or
+    scalelab's hidden folders (checkpoints, locks, worker notes, logs)."""
+    try:
+        names = os.listdir(out_dir)
+    except OSError:
+        return False
+    marks = {CKPT_DIR, LOCK_DIR, STATUS_DIR, LOG_DIR, SUBMITIT_DIR}
+    return not names or any(n in marks or n.endswith(".parquet") for n in names)
 
 
 def grid_progress(est: dict[str, int], finished: set, notes: dict[str, dict], since: float = 0.0) -> tuple[int, int]:
@@ -201,6 +230,11 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
     """
     if not os.path.isdir(out_dir):
         raise ScalelabError(f"{out_dir} is not a folder: give the run store, e.g. `scalelab status runs/`")
+    if not is_run_store(out_dir):
+        raise ScalelabError(
+            f"{out_dir} is not a run store (no *.parquet run files, .ckpt, .locks or .status in it): give the folder "
+            "`scalelab run --out` wrote, e.g. `scalelab status runs/`"
+        )
     runs: dict[str, dict] = {}
 
     def entry(rid: str) -> dict:
@@ -213,7 +247,7 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
             entry(r.run_id).update(grid=r.grid, variant=r.variant, d_model=r.model.d_model)
     notes = read_notes(out_dir)
     for rid, n in notes.items():
-        e = entry(n["run_id"])
+        e = entry(rid)
         for k in ("grid", "variant", "d_model"):
             if n.get(k) is not None:
                 e[k] = n[k]
@@ -261,8 +295,21 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
             e["state"] = "pending"
     return sorted(
         runs.values(),
-        key=lambda e: (str(e["grid"]), STATES.index(e["state"]), str(e["variant"]), e["d_model"] or 0, e["run_id"]),
+        key=lambda e: (
+            str(e["grid"]),
+            STATES.index(e["state"]),
+            str(e["variant"]),
+            _int(e["d_model"]),
+            str(e["run_id"]),
+        ),
     )
+
+
+def _int(x) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def summarize(entries: list[dict]) -> dict:

@@ -1,8 +1,10 @@
 """One training run: RunConfig in, rows (one per evaluation) out.
 
 nanoGPT-style loop: AdamW with decoupled weight decay on matrices only (GPT.param_groups), gradient
-clipping, gradient accumulation up to the grid's batch, bf16 autocast (+ optional torch.compile) on
-CUDA and float32 on CPU.
+clipping, gradient accumulation up to the grid's batch. dtype "auto" is bf16 autocast and fused AdamW on CUDA,
+float32 and the unfused (foreach) AdamW on CPU; dtype "bfloat16" is bf16 autocast on either device and
+`compile` is torch.compile (inductor) on either: a CPU run asking for either gets the CUDA path's fused AdamW
+too, so the GPU path runs on CPU as it will on a GPU, while the default CPU run keeps the numbers it gave.
 
 Schedules (per optimizer step s, peak LR eta):
 - cosine: linear warmup over `warmup` x S steps, then cosine from eta to min_lr_ratio x eta at S.
@@ -236,7 +238,7 @@ class Trainer:
         self.fpt = flopslib.flops_per_token(self.cfg)
         self.pc = flopslib.param_counts(self.cfg)
         self.peak = peak_flops(self.dev) * world  # MFU of the whole run: K processes, K devices
-        self.autocast = self.dev.type == "cuda" and self.t.dtype in ("auto", "bfloat16")
+        self.autocast = self.t.dtype == "bfloat16" or (self.t.dtype == "auto" and self.dev.type == "cuda")
         self.tb = None
         if tb_dir and self.is_main:  # rank 0 logs
             try:
@@ -272,8 +274,18 @@ class Trainer:
         # they skip steps at random), which DDP must be told about (the seeds enable it for every guided run)
         return self.cfg.guide is not None
 
+    @property
+    def fused(self) -> bool:
+        """Fused AdamW: on CUDA, and on CPU for runs on the GPU path (bf16 or compile) where torch has it. The
+        float32 eager CPU run keeps the foreach AdamW (fused rounds differently: about 1 ulp per step)."""
+        if self.shard:  # FSDP2's DTensor parameters
+            return False
+        if self.dev.type == "cuda":
+            return True
+        return (self.autocast or self.t.compile) and _fused_adamw_on(self.dev.type)
+
     def _new_opt(self, model):
-        fused = self.dev.type == "cuda" and not self.shard
+        fused = self.fused
         if self.t.decay == "all" and self.cfg.param == "sp":  # the seeds: AdamW over model.parameters()
             groups = [
                 {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}
@@ -288,13 +300,13 @@ class Trainer:
         )
 
     def _fwd(self, model):
-        if self.t.compile and self.dev.type == "cuda":
-            if not hasattr(self, "_compiled"):
-                self._compiled = {}
-            if id(model) not in self._compiled:
-                self._compiled[id(model)] = torch.compile(model)
-            return self._compiled[id(model)]
-        return model
+        if not self.t.compile:
+            return model
+        if not hasattr(self, "_compiled"):
+            self._compiled = {}
+        if id(model) not in self._compiled:  # the trunk's, and each WSD branch's while it trains
+            self._compiled[id(model)] = torch.compile(model)
+        return self._compiled[id(model)]
 
     def _data_step(self, step: int) -> int:
         """The step whose data optimizer step `step` sees (equal-FLOPs replays the first r S steps)."""
@@ -446,6 +458,7 @@ class Trainer:
         os.makedirs(os.path.dirname(self.ckpt_path), exist_ok=True)
         payload = {
             "run_id": self.run.run_id,
+            "config": self._provenance["config"],  # the run id's preimage: a checkpoint names the run it belongs to
             "model": ms,
             "opt": os_,
             "rng": torch.get_rng_state(),
@@ -456,36 +469,51 @@ class Trainer:
         atomic_write(self.ckpt_path, lambda f: torch.save(payload, f))
 
     def _load(self, model, opt) -> Optional[_State]:
+        """The checkpoint's state, loaded into model and opt; None when there is none. A checkpoint that is torn,
+        unreadable, of another run or that does not fit this run's model, optimizer or state raises _NotThisRun
+        (model and opt may then be half-loaded: the caller rebuilds them)."""
         if not self.ckpt_path or not os.path.isfile(self.ckpt_path):
             return None
         try:
             # weights_only: tensors and plain containers only, no pickle code from a shared runs/ folder
             payload = torch.load(self.ckpt_path, map_location=self.dev, weights_only=True)
-            if not isinstance(payload, dict) or payload.get("run_id") != self.run.run_id:
-                raise ValueError("not this run's checkpoint")
-        except Exception as e:  # torn, foreign or unreadable: say so, then start over rather than fail
-            if self.is_main:
-                print(
-                    f"checkpoint {self.ckpt_path} is unreadable ({type(e).__name__}): run {self.run.run_id} restarts "
-                    "from step 0",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            return None
-        if self.dist:
-            D.load_full_state(model, opt, payload["model"], payload["opt"])
-        else:
-            model.load_state_dict(payload["model"])
-            opt.load_state_dict(payload["opt"])
-        torch.set_rng_state(payload["rng"])
+        except Exception as e:
+            raise _NotThisRun(f"is unreadable ({type(e).__name__})") from e
+        if not isinstance(payload, dict):
+            raise _NotThisRun(f"is unreadable (holds a {type(payload).__name__}, not a checkpoint)")
+        other = payload.get("run_id")
+        if other != self.run.run_id or payload.get("config", self._provenance["config"]) != self._provenance["config"]:
+            who = f"run {other}" if isinstance(other, str) and other != self.run.run_id else "another run"
+            raise _NotThisRun(f"belongs to {who}, not to run {self.run.run_id}")
+        try:
+            st = _State(**payload["state"])
+            if self.dist:
+                D.load_full_state(model, opt, payload["model"], payload["opt"])
+            else:
+                model.load_state_dict(payload["model"])
+                opt.load_state_dict(payload["opt"])
+            torch.set_rng_state(payload["rng"].cpu())  # map_location moved it; generators take CPU byte tensors
+        except Exception as e:  # same run id, other layout (a scalelab or torch version that changed the model)
+            first = (str(e).strip().splitlines() or [""])[0][:120]
+            raise _NotThisRun(f"does not fit run {self.run.run_id} ({type(e).__name__}: {first})") from e
         if "cuda_rng" in payload and self.dev.type == "cuda":
-            torch.cuda.set_rng_state(payload["cuda_rng"], self.dev)
-        return _State(**payload["state"])
+            torch.cuda.set_rng_state(payload["cuda_rng"].cpu(), self.dev)
+        return st
 
     # -- main loop ----------------------------------------------------------------------------
     def train(self) -> RunResult:
         model, opt = self._build()
-        st = self._load(model, opt)
+        try:
+            st = self._load(model, opt)
+        except _NotThisRun as e:  # say so in one line, then start over rather than fail
+            if self.is_main:
+                print(
+                    f"checkpoint {self.ckpt_path} {e}: run {self.run.run_id} restarts from step 0",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            model, opt = self._build()  # a failed load may have filled part of them
+            st = None
         resumed = st.step if st is not None else 0
         st = st or _State()
         plan, t = self.plan, self.t
@@ -628,11 +656,30 @@ class Trainer:
                         "diverged",
                     )
                 )
+                self._forget(bmodel)
                 return "diverged"
         v = self.evaluate(bmodel)
         st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start, train_s, gflops))
         torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
+        self._forget(bmodel)
         return "ok"
+
+    def _forget(self, model) -> None:
+        """Drop a finished branch's compiled wrapper, which holds the branch model (a GPU copy per branch)."""
+        getattr(self, "_compiled", {}).pop(id(model), None)
+
+
+class _NotThisRun(Exception):
+    """A checkpoint the run cannot resume from; the message completes "checkpoint PATH ..."."""
+
+
+def _fused_adamw_on(device_type: str) -> bool:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return device_type in _get_fused_kernels_supported_devices()
+    except ImportError:  # a torch without the helper has no fused CPU kernels either
+        return False
 
 
 def _plain(x):

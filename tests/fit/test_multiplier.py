@@ -128,3 +128,91 @@ def test_share_exponents_refusals_are_one_line():
         fit(df, share_exponents=True, share_e=True, bootstrap=0)
     with pytest.raises(ScalelabError, match="positive number of FLOPs"):
         fit(df, at_flops=[-1.0])
+
+
+def _huber_objective(df, params_of, delta=1e-3):
+    """Sum over points of Huber_delta(log L - log L_hat), written here from the definition (objective.py)."""
+    tot = 0.0
+    for name, sub in df.groupby("group"):
+        p = params_of[name]
+        hat = p["E"] + p["A"] / sub["N"] ** p["alpha"] + p["B"] / sub["D"] ** p["beta"]
+        r = np.abs(np.log(sub["loss"]) - np.log(hat)).to_numpy()
+        tot += np.sum(np.where(r <= delta, 0.5 * r**2, delta * (r - 0.5 * delta)))
+    return tot
+
+
+@pytest.fixture(scope="module")
+def shared_pair():
+    df = pair(4)
+    return df, fit(df, share_exponents=True, bootstrap=60)
+
+
+def test_share_exponents_reports_the_joint_fits_own_objective(shared_pair):
+    """Each group's diagnostics are the joint fit's (its objective is the Huber sum at the joint parameters
+    over both groups' points), not the separate fit's; the separate objectives, whose sum is lower (fewer
+    constraints), stay in "separate_fit"."""
+    df, res = shared_pair
+    want = _huber_objective(df, {g.name: g.params for g in res})
+    for g in res:
+        d = g.diagnostics
+        assert d["objective"] == pytest.approx(want, rel=1e-9)
+        assert d["joint"] == {"groups": ["dense", "lowrank"], "shared": ["E", "alpha", "beta"]}
+        assert d["objective_group"] == pytest.approx(_huber_objective(df[df.group == g.name], {g.name: g.params}))
+        assert d["bootstrap"]["n_starts"] == 4 and 0 <= d["bootstrap"]["frac_agreed"] <= 1
+    sep = [g.extra["separate_fit"]["objective"] for g in res]
+    assert sum(sep) < want and sum(sep) == pytest.approx(
+        _huber_objective(df, {g.name: g.extra["separate_fit"]["params"] for g in res}), rel=1e-9
+    )
+
+
+def test_share_exponents_compares_coefficients_not_zero_exponent_differences(shared_pair):
+    """The comparison states what differs (A_b / A_a, B_b / B_a; truth 1.3 and 1.8) with paired intervals
+    that cover the truth, and no exponent difference that is 0 by construction; the separate fits' exponent
+    differences (truth 0) are reported as the check on sharing."""
+    _, res = shared_pair
+    c = res.comparisons[0]
+    assert not any(k.startswith("d_") for k in c) and "d_alpha = +0.000" not in c["verdict"]
+    (ea, la, ha), (eb, lb, hb) = c["ratio_A"], c["ratio_B"]
+    assert ea == pytest.approx(res["lowrank"].params["A"] / res["dense"].params["A"])
+    assert la < ea < ha and lb < eb < hb and la <= 1.3 <= ha and lb <= 1.8 <= hb
+    assert c["shared"] == ["E", "alpha", "beta"] and c["separate"]["d_alpha"][1] < 0 < c["separate"]["d_alpha"][2]
+    assert "0 by construction" in c["verdict"] and "no detectable exponent difference" in c["verdict"]
+
+
+def test_share_exponents_says_when_the_separate_fits_disagree_on_exponents():
+    """Groups whose true alpha differ (0.34 vs 0.22): the joint fit forces one alpha; the verdict says the
+    separate fits' exponents differ, where today's verdict read 'no detectable difference, d_alpha = 0'."""
+    sizes, tpp = (2e7, 6e7, 2e8, 6e8, 2e9), (5, 15, 40, 100)
+    a = synthetic(seed=11, group="dense", sizes=sizes, tpp=tpp, sd=0.005)
+    b = synthetic(seed=12, group="lowrank", alpha=0.22, A=60.0, sizes=sizes, tpp=tpp, sd=0.005)
+    c = fit(pd.concat([a, b], ignore_index=True), share_exponents=True, bootstrap=40).comparisons[0]
+    lo, hi = c["separate"]["d_alpha"][1:]
+    assert hi < 0 and "do not support one set of exponents" in c["verdict"]
+
+
+def test_share_exponents_table_prints_the_joint_fit_once(tmp_path):
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    csv = tmp_path / "pair.csv"
+    pair(5).to_csv(csv, index=False)
+    r = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(csv),
+            "--group-col",
+            "group",
+            "--share-exponents",
+            "--bootstrap",
+            "20",
+            "--out",
+            str(tmp_path / "f.json"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert out.count("joint fit of dense, lowrank (E, alpha, beta shared): objective") == 1
+    assert "dense: objective" not in out and "lowrank: objective" not in out  # no separate-fit diagnostics
+    assert "d_alpha = +0.000 [+0.000, +0.000]" not in out and "lowrank's coefficients / dense's: A x" in out

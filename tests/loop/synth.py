@@ -57,10 +57,13 @@ def grid_file(folder: Path, name: str, widths, budgets: str, schedule: str = "ws
     return p
 
 
-def write_store(grid_path: Path, out: Path, laws=TRUE, noise=NOISE, seed=0) -> list[str]:
-    """One Parquet per run of the grid: a row per budget (final), loss from `laws` at (params, tokens)."""
+def write_store(grid_path: Path, out: Path, laws=TRUE, noise=NOISE, seed=0, variants=None) -> list[str]:
+    """One Parquet per run of the grid (of `variants`, default all): a row per budget (final), loss from
+    `laws` at (params, tokens)."""
     paths = []
     for run in Grid.load(str(grid_path)).runs():
+        if variants is not None and run.model.variant not in variants:
+            continue
         cfg, pc = run.model, param_counts(run.model)
         rid = run.run_id
         rng = np.random.default_rng(zlib.crc32(f"{seed}-{rid}".encode()))

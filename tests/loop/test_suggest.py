@@ -81,4 +81,26 @@ def test_suggest_refuses_bad_requests():
     with pytest.raises(ScalelabError, match="no candidate run costs"):
         suggest(fit, 1, 1.0, **kw)
     with pytest.raises(ScalelabError, match="n_opt or multiplier"):
-        suggest(fit, 1, 1e15, quantity="alpha", **kw)
+        suggest(fit, 1, 1e15, quantity="gamma", **kw)
+
+
+def test_suggest_for_a_parameter_narrows_its_own_interval():
+    """--suggest-for E: the baseline is the log width of E's bootstrap interval in the same refit (same seed and
+    resamples), and a candidate's width is E's interval with that run added."""
+    rng = np.random.default_rng(1)
+    points = design(rng)
+    fit = fit_laws(points, **spec_for(20, 0))
+    g = fit.groups["dense"]
+    cost = 2 * float((6 * points.N * points.D).max())
+    pool = [
+        Candidate("dense", n, cost / (6 * n), cost, "", float(g.predict(N=n, D=cost / (6 * n)))) for n in (2e4, 2e5)
+    ]
+    at = 1e14
+    s = suggest(fit, 1, cost, quantity="E", at=at, n_boot=20, seed=0, points=points, spec=fit.spec, pool=pool)
+    spec = fit.spec.replace(bootstrap=20, seed=0, c_ref=at, at_flops=(at,))
+    lo, hi = fit_laws(points, spec).groups["dense"].conf_int["E"]
+    assert s.baseline == pytest.approx(np.log(hi / lo), rel=1e-9) and s.interval == pytest.approx((lo, hi))
+    c = pool[0]
+    row = pd.DataFrame([dict(N=c.N, D=c.D, loss=c.loss, run="suggested-0", variant="dense")])
+    lo, hi = fit_laws(pd.concat([points, row], ignore_index=True), spec).groups["dense"].conf_int["E"]
+    assert c.width == pytest.approx(np.log(hi / lo), rel=1e-9)

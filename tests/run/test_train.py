@@ -199,6 +199,105 @@ def test_torn_checkpoint_is_named_and_the_run_restarts(tmp_path, capsys):
     assert res.resumed_from == 0 and [r["val_loss"] for r in res.rows] == [r["val_loss"] for r in ref.rows]
 
 
+def _checkpoint_at_step_3(run, corpus, ck):
+    stop = iter([False, False, True] + [False] * 100)
+    res = Trainer(run, corpus, device="cpu", ckpt_path=ck, should_stop=lambda: next(stop)).train()
+    assert res.status == "interrupted"
+
+
+def test_a_checkpoint_of_another_run_restarts_the_run_in_one_line(tmp_path, capsys):
+    """A checkpoint that loads but was written by another run (copied or renamed into this run's place) is not
+    resumed from: one line names it and its run, and the run trains from step 0 to its own fresh rows."""
+    mine, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [2560]\n")
+    other, _ = _run(
+        tmp_path, budgets="[budgets]\ntokens = [2560]\n", optimizer="[optimizer]\nlr = 1e-3\nbatch_size = 8\n"
+    )
+    ck = str(tmp_path / "ck.pt")
+    _checkpoint_at_step_3(other, corpus, ck)
+    ref = Trainer(mine, corpus, device="cpu").train()
+    capsys.readouterr()
+    res = Trainer(mine, corpus, device="cpu", ckpt_path=ck).train()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ck in err[0] and f"belongs to run {other.run_id}" in err[0], err
+    assert f"run {mine.run_id} restarts from step 0" in err[0]
+    assert res.resumed_from == 0 and res.rows and [r["val_loss"] for r in res.rows] == [r["val_loss"] for r in ref.rows]
+
+
+@pytest.mark.parametrize("misfit", ["model", "state"])
+def test_a_checkpoint_that_does_not_fit_its_run_restarts_it_in_one_line(tmp_path, capsys, misfit):
+    """A checkpoint with this run's id whose contents do not fit the run (a model of another shape, a state
+    with fields this version does not know, as from another scalelab version) restarts the run from step 0
+    with one line, from a freshly built model: the half-done load leaves nothing behind."""
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [2560]\n")
+    wide, _ = _run(
+        tmp_path,
+        budgets="[budgets]\ntokens = [2560]\n",
+        model="[model]\nwidths = [32]\nn_layers = 2\nheads = 2\nseq_len = 32\n",
+    )
+    ck = str(tmp_path / "ck.pt")
+    _checkpoint_at_step_3(run, corpus, ck)
+    payload = torch.load(ck, weights_only=True)
+    if misfit == "model":  # the wider run's weights under this run's id: the first layers load, then a mismatch
+        wck = str(tmp_path / "wide.pt")
+        _checkpoint_at_step_3(wide, corpus, wck)
+        payload["model"] = torch.load(wck, weights_only=True)["model"]
+    else:
+        payload["state"]["new_field"] = 1
+    torch.save(payload, ck)
+    ref = Trainer(run, corpus, device="cpu").train()
+    capsys.readouterr()
+    res = Trainer(run, corpus, device="cpu", ckpt_path=ck).train()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ck in err[0] and f"does not fit run {run.run_id}" in err[0], err
+    assert "restarts from step 0" in err[0]
+    assert res.resumed_from == 0 and [r["val_loss"] for r in res.rows] == [r["val_loss"] for r in ref.rows]
+
+
+@pytest.mark.parametrize(
+    "dtype,compile,autocast,fused",
+    [
+        ("auto", False, False, False),  # the default CPU run: float32, foreach AdamW (the published numbers)
+        ("float32", False, False, False),
+        ("bfloat16", False, True, True),  # the GPU path: bf16 autocast and fused AdamW, on CPU too
+        ("float32", True, False, True),
+    ],
+)
+def test_cpu_runs_take_the_gpu_path_only_when_asked(tmp_path, monkeypatch, dtype, compile, autocast, fused):
+    """What a training step on CPU runs under, seen from inside: the logits' dtype (bf16 under autocast) and
+    the AdamW the trainer builds. compile = true is checked with the eager backend here (test_compile.py runs
+    inductor)."""
+    opt = f'[optimizer]\nlr = 3e-3\nbatch_size = 8\ndtype = "{dtype}"\ncompile = {str(compile).lower()}\n'
+    run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [512]\n", optimizer=opt)
+    seen, kws = [], []
+    real_fwd, real_adamw = GPT.forward, torch.optim.AdamW
+
+    def fwd(self, idx, targets=None):
+        logits, loss = real_fwd(self, idx, targets)
+        seen.append((logits.dtype, loss.dtype))
+        return logits, loss
+
+    class SpyAdamW(real_adamw):
+        def __init__(self, *a, **kw):
+            kws.append(kw)
+            super().__init__(*a, **kw)
+
+    real_compile = torch.compile
+    monkeypatch.setattr(GPT, "forward", fwd)
+    monkeypatch.setattr(torch.optim, "AdamW", SpyAdamW)
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend="eager", **kw))
+    import torch._dynamo as dynamo
+
+    dynamo.reset()
+    tr = Trainer(run, corpus, device="cpu")
+    assert (tr.autocast, tr.fused) == (autocast, fused)
+    res = tr.train()
+    dynamo.reset()
+    assert res.status == "ok" and seen
+    assert {s[0] for s in seen} == {torch.bfloat16 if autocast else torch.float32}
+    assert {s[1] for s in seen} == {torch.float32}  # the loss is float32 either way
+    assert [bool(kw.get("fused")) for kw in kws] == [fused]
+
+
 def test_checkpoint_is_loaded_without_pickle_code(tmp_path, monkeypatch):
     run, corpus = _run(tmp_path, budgets="[budgets]\ntokens = [2560]\n")
     seen = []
