@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from scalelab.fit import fit_laws, laws, objective, solver
+
 from .conftest import synthetic
 
 _ROOTS = (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
