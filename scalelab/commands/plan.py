@@ -41,6 +41,11 @@ def _g(x: float) -> str:
     return f"{x:.3g}" if x is not None and math.isfinite(x) else "-"
 
 
+def _bracket(lo: float, hi: float, fmt) -> str:
+    """An interval as '[lo, hi]', or '(no interval)' where the plan withheld it (its notes say why)."""
+    return f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) and not math.isnan(hi) else "(no interval)"
+
+
 def _console():
     from scalelab.commands._common import stdout_console
 
@@ -419,10 +424,10 @@ def _print_plan(r, fit_path) -> None:
             p.variant,
             shape,
             rb,
-            _si(params) + (f"\n[{_si(p.N_int[0])}, {_si(p.N_int[1])}]" if p.identified else "\n(not identified)"),
-            _si(tokens) + (f"\n[{_si(p.D_int[0])}, {_si(p.D_int[1])}]" if p.identified else ""),
-            _g(tpp) + (f"\n[{p.tpp_int[0]:.3g}, {p.tpp_int[1]:.3g}]" if p.identified else ""),
-            f"{loss:.3f} [{lint[0]:.3f}, {lint[1]:.3f}]" if math.isfinite(loss) else "- (no loss law)",
+            _si(params) + ("\n" + _bracket(*p.N_int, _si) if p.identified else "\n(not identified)"),
+            _si(tokens) + ("\n" + _bracket(*p.D_int, _si) if p.identified else ""),
+            _g(tpp) + ("\n" + _bracket(*p.tpp_int, _g) if p.identified else ""),
+            f"{loss:.3f} " + _bracket(*lint, lambda x: f"{x:.3f}") if math.isfinite(loss) else "- (no loss law)",
             f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]" if math.isfinite(p.L_pred_int[0]) else "-",
             f"{flops:.3g}",
             *([_lr_cell(p.lr)] if lrs else []),

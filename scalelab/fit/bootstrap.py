@@ -61,6 +61,21 @@ def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95
     return [lo, hi], None
 
 
+def intervals(samples: dict, estimates: dict, level: float = 0.95) -> tuple[dict, dict]:
+    """bootstrap_interval over named quantities: ({name: [lo, hi]}, {name: why-record}) for those with an
+    estimate; a quantity whose interval is withheld appears only in the second."""
+    conf, withheld = {}, {}
+    for k, v in samples.items():
+        if k not in estimates:
+            continue
+        ci, why = bootstrap_interval(v, float(estimates[k]), level)
+        if ci is None:
+            withheld[k] = why
+        else:
+            conf[k] = ci
+    return conf, withheld
+
+
 def withheld_warning(withheld: dict, level: float = 0.95) -> str:
     """One warning line for the intervals bootstrap_interval withheld: {param: its record}."""
     by_why: dict[str, list[str]] = {}

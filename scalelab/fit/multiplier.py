@@ -84,6 +84,18 @@ def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
     return tuple(float(x) if x < np.finfo(float).max else float("inf") for x in (lo, hi))
 
 
+def _withheld(v: np.ndarray, est: float, lo: float, hi: float, level: float) -> str | None:
+    """Why [lo, hi] is not an interval of `est` (bootstrap.bootstrap_interval's rule: it rests on fewer
+    than half the resamples, or excludes the estimate), else None. inf samples (never reached) are valid."""
+    v = np.asarray(v, float)
+    ok = int((~np.isnan(v)).sum())
+    if ok < max(2, v.size / 2):
+        return f"only {ok} of {v.size} resamples give a multiplier (fewer than half)"
+    if np.isfinite(est) and not lo * (1 - 1e-9) <= est <= hi * (1 + 1e-9):
+        return f"the estimate {est:.3g} lies outside [{lo:.3g}, {hi:.3g}], the {level:.0%} range of the resamples"
+    return None
+
+
 def fmt_c(c: float) -> str:
     return f"{c:.2g}" if np.isfinite(c) else "inf"
 
@@ -129,9 +141,14 @@ def compare_compute(
                 m = multiplier(form_a, samples_a, k_a, form_b, samples_b, k_b, C)
             row["lo"], row["hi"] = _interval(m, level)
             row["frac_unreachable"] = float(np.mean(np.isinf(m)))
+            why = _withheld(m, est, row["lo"], row["hi"], level)
+            if why:
+                row["lo"], row["hi"], row["interval_withheld"] = float("nan"), float("nan"), why
         row["extrapolated"] = bool(C < lo_fit * (1 - 1e-9) or C > hi_fit * (1 + 1e-9))
         rows.append(row)
         ci = f" [{fmt_m(row['lo'])}, {fmt_m(row['hi'])}]" if has_s else ""
+        if "interval_withheld" in row:
+            ci = f" (no {level:.0%} interval: {row['interval_withheld']})"
         ext = " (extrapolated)" if row["extrapolated"] else ""
         if np.isfinite(est):
             words.append(

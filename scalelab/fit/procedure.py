@@ -14,7 +14,7 @@ import pandas as pd
 from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
-from scalelab.fit.bootstrap import percentile_interval, unit_counts
+from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
 from scalelab.fit.groups import GroupData, distinct, group_runs, point_weights, split_groups
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.results import FitResults, GroupFit, now_iso
@@ -128,14 +128,16 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
         dsamp = laws.derived(form_name, nat, c_ref, k_flops)
-        for k, v in nat.items():
-            conf[k] = list(percentile_interval(v, spec.level))
-        for k, v in dsamp.items():
-            if unidentified and k in _ALLOCATION:
-                continue
-            dconf[k] = list(percentile_interval(v, spec.level))
-            if k in ("a", "b"):
-                samples[k] = v
+        conf, withheld = intervals(nat, params, spec.level)
+        dsamp_kept = {k: v for k, v in dsamp.items() if not (unidentified and k in _ALLOCATION)}
+        dconf, dwithheld = intervals(dsamp_kept, der, spec.level)
+        withheld.update(dwithheld)
+        for k in ("a", "b"):
+            if k in dsamp_kept:
+                samples[k] = dsamp_kept[k]
+        if withheld:
+            diag["intervals_withheld"] = withheld
+            warnings.append(withheld_warning(withheld, spec.level))
         single = float(np.mean(bf.n_at_best < 2))
         bound_frac = float(np.mean([bool(b) for b in bf.at_bound]))
         diag["bootstrap"] = {
@@ -322,9 +324,13 @@ def _apply_shared_e(groups, fits, spec: FitSpec, counts):
                 "beta": boot[:, 4 + 4 * i],
             }
             f.samples = pd.DataFrame(nat)
-            f.conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in nat.items()}
             d = laws.derived("chinchilla", nat, c_ref, k_flops)
-            f.derived_conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in d.items()}
+            f.conf_int, withheld = intervals(nat, f.params, spec.level)
+            f.derived_conf_int, dwithheld = intervals(d, f.derived, spec.level)
+            withheld.update(dwithheld)
+            if withheld:
+                f.diagnostics["intervals_withheld"] = withheld
+                f.warnings.append(withheld_warning(withheld, spec.level))
             f.samples["a"], f.samples["b"] = d["a"], d["b"]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from scalelab.errors import ScalelabError
 from scalelab.fit import laws
-from scalelab.fit.bootstrap import percentile_interval
+from scalelab.fit.bootstrap import intervals, percentile_interval, withheld_warning
 from scalelab.fit.groups import point_weights
 from scalelab.fit.objective import Problem, bounds
 from scalelab.fit.solver import polish
@@ -166,9 +166,13 @@ def apply_shared_exponents(groups, fits, spec, counts, weakly_identified=None) -
         if boot is not None:
             nat = laws.to_natural(laws.FORMS[form], boot[:, idx][:, order])
             f.samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
-            f.conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in nat.items()}
             d = laws.derived(form, nat, c_ref, k_flops)
-            f.derived_conf_int = {k: list(percentile_interval(v, spec.level)) for k, v in d.items()}
+            f.conf_int, withheld = intervals(nat, f.params, spec.level)
+            f.derived_conf_int, dwithheld = intervals(d, f.derived, spec.level)
+            withheld.update(dwithheld)
+            if withheld:
+                f.diagnostics["intervals_withheld"] = withheld
+                warnings.append(withheld_warning(withheld, spec.level))
             for k in ("a", "b"):
                 if k in d:
                     f.samples[k] = d[k]

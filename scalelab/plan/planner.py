@@ -30,6 +30,7 @@ import numpy as np
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
+from scalelab.fit.bootstrap import bootstrap_interval
 from scalelab.fit.results import GroupFit, as_fit, newest_fit  # noqa: F401  (newest_fit: re-exported)
 
 # re-exported: the planner's public names live here (docs/interfaces.md "Plan")
@@ -218,13 +219,13 @@ class Planner:
             form=g.form,
             C=C,
             N_opt=N0,
-            N_int=_interval(N, self.level),
+            N_int=self._ci(N, N0, "N_opt", notes),
             D_opt=D0,
-            D_int=_interval(D, self.level),
+            D_int=self._ci(D, D0, "D_opt", notes),
             tokens_per_param=D0 / N0,
-            tpp_int=_interval(D / N, self.level),
+            tpp_int=self._ci(D / N, D0 / N0, "tokens/param", notes),
             L_opt=L0,
-            L_int=_interval(L, self.level),
+            L_int=self._ci(L, L0, "L_opt", notes),
             L_pred_int=self._prediction_interval(g, L),
             extrapolated=extrapolated,
             notes=notes,
@@ -279,28 +280,44 @@ class Planner:
         pt = laws.allocation(g.params, C)
         s = laws.allocation(g.sample_arrays(laws.ALLOCATION), C)
         nan2 = (float("nan"), float("nan"))
+        notes: list[str] = []
+        ints = {k: self._ci(s[k], float(pt[k]), k, notes) for k in ("N_opt", "D_opt", "tokens_per_param")}
         return VariantPlan(
             variant=g.variant,
             group=g.name,
             form=g.form,
             C=C,
             N_opt=float(pt["N_opt"]),
-            N_int=_interval(s["N_opt"], self.level),
+            N_int=ints["N_opt"],
             D_opt=float(pt["D_opt"]),
-            D_int=_interval(s["D_opt"], self.level),
+            D_int=ints["D_opt"],
             tokens_per_param=float(pt["tokens_per_param"]),
-            tpp_int=_interval(s["tokens_per_param"], self.level),
+            tpp_int=ints["tokens_per_param"],
             L_opt=float("nan"),
             L_int=nan2,
             L_pred_int=nan2,
             extrapolated=extrapolated,
             notes=[
                 f"approach {self.fit.meta.get('approach')} allocation N_opt = kN C^a, D_opt = kD C^b: "
-                "no loss law, so no predicted loss and no shape"
+                "no loss law, so no predicted loss and no shape",
+                *notes,
             ],
             L_samples=None,
             sample_ids=g.sample_ids,
         )
+
+    def _ci(self, samples: np.ndarray, estimate: float, what: str, notes: list) -> tuple[float, float]:
+        """The percentile interval of `samples`, or NaNs and a note when the fit's rule withholds it (it rests
+        on fewer than half the resamples or excludes its own estimate: bootstrap.bootstrap_interval)."""
+        s = np.asarray(samples, float)
+        if s.size == 0 or not math.isfinite(estimate):
+            return (float("nan"), float("nan"))
+        # unreachable samples (inf) are outcomes, not failures: they count as valid and stay in the tail
+        ci, why = bootstrap_interval(np.minimum(s, 1e300), estimate, self.level)
+        if ci is None:
+            notes.append(f"no {self.level:.0%} interval for {what}: {why['why']}")
+            return (float("nan"), float("nan"))
+        return (float(ci[0]), float(ci[1]))
 
     def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""

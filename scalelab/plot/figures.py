@@ -1072,6 +1072,10 @@ def exponents(ctx: Context):
         dv = [v for v in variants if v in diffs]
         forest(ax2, lambda v, n: diffs[v].get(n), dv, "difference vs dense (variant - dense)")
         ax2.axvline(0, color="0.3", lw=0.8, zorder=1)
+    elif forest_ok and any(ctx.fit.groups[g].extra.get("shared_exponents") for g in groups):
+        ctx.note(
+            "exponents shared by a joint fit (--share-exponents): their differences are 0 by construction, not drawn"
+        )
     elif forest_ok:
         ctx.note("no comparison against dense in the fit: differences not drawn")
     if mults:

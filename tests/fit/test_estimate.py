@@ -275,3 +275,31 @@ def test_approach_2_d_opt_uses_the_data_flops_per_token_not_6n():
     c, n, d = (np.asarray(opt[k]) for k in ("C", "N_opt", "D_opt"))
     assert c.size >= 3
     np.testing.assert_allclose(d * F(n), c, rtol=1e-2)  # log-log interpolation between sizes; 6N is off by 7-300%
+
+
+def test_loss_law_intervals_that_exclude_their_estimate_are_withheld(monkeypatch):
+    # the same rule as approach 2 (bootstrap.bootstrap_interval): resamples shifted away from the point fit
+    # give percentile ranges that exclude it, so no interval is written and one warning says why
+    from scalelab.fit import procedure
+
+    real = procedure.fit_resamples
+
+    def shifted(*args, **kwargs):
+        bf = real(*args, **kwargs)
+        bf.theta = bf.theta + 0.5  # every log-coefficient and exponent moved well past its spread
+        return bf
+
+    df = synthetic(sd=0.005)
+    honest = fit_laws(
+        df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", bootstrap=100, seed=0
+    ).groups["g"]
+    assert "intervals_withheld" not in honest.diagnostics
+    assert all(lo <= honest.params[k] <= hi for k, (lo, hi) in honest.conf_int.items())
+    monkeypatch.setattr(procedure, "fit_resamples", shifted)
+    g = fit_laws(df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", bootstrap=100, seed=0).groups[
+        "g"
+    ]
+    withheld = g.diagnostics["intervals_withheld"]
+    assert {"alpha", "beta"} <= set(withheld) and not ({"alpha", "beta"} & set(g.conf_int))
+    assert all(lo <= g.params[k] <= hi for k, (lo, hi) in g.conf_int.items())
+    assert any(w.startswith("no 95% interval for") and "lies outside" in w for w in g.warnings)

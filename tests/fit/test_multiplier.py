@@ -216,3 +216,26 @@ def test_share_exponents_table_prints_the_joint_fit_once(tmp_path):
     assert out.count("joint fit of dense, lowrank (E, alpha, beta shared): objective") == 1
     assert "dense: objective" not in out and "lowrank: objective" not in out  # no separate-fit diagnostics
     assert "d_alpha = +0.000 [+0.000, +0.000]" not in out and "lowrank's coefficients / dense's: A x" in out
+
+
+def test_a_multiplier_interval_that_excludes_its_estimate_is_withheld():
+    # samples whose B lies far above the point's: every sample's multiplier falls on one side of the estimate
+    from scalelab.fit.multiplier import compare_compute
+
+    pa = dict(E=1.8, A=400.0, B=2000.0, alpha=0.34, beta=0.37)
+    pb = dict(pa, A=300.0)
+    rng = np.random.default_rng(0)
+    sa = {k: np.full(200, v) * np.exp(0.01 * rng.standard_normal(200)) for k, v in pa.items()}
+    sb = {k: np.full(200, v) * np.exp(0.01 * rng.standard_normal(200)) for k, v in pb.items()}
+    sb["B"] = sb["B"] * 1.5
+    kw = dict(budgets=[1e20], level=0.95)
+    rng_ = (1e18, 1e21)
+    ok = compare_compute(
+        "a", "chinchilla", pa, sa, 6.0, rng_, "b", "chinchilla", pb, {**sb, "B": sb["B"] / 1.5}, 6.0, rng_, **kw
+    )
+    row = ok["multiplier"][0]
+    assert row["lo"] <= row["est"] <= row["hi"] and "interval_withheld" not in row
+    bad = compare_compute("a", "chinchilla", pa, sa, 6.0, rng_, "b", "chinchilla", pb, sb, 6.0, rng_, **kw)
+    row = bad["multiplier"][0]
+    assert np.isnan(row["lo"]) and np.isnan(row["hi"]) and "lies outside" in row["interval_withheld"]
+    assert "no 95% interval" in bad["multiplier_text"]

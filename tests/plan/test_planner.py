@@ -788,3 +788,21 @@ def test_narrow_constant_depth_grid_keeps_its_depth_and_width_step(tmp_path):
     df = P.sweep(path, 1e3, C, 4)
     assert len(df) == 4 and df["N_opt"].isna().iloc[0] and bool(df["extrapolated"].iloc[0])
     assert df["N_opt"].notna().iloc[-1]
+
+
+def test_an_interval_that_excludes_its_plan_is_withheld_with_the_reason(tmp_path):
+    # samples of a law whose alpha sits well below the point's: every sample's N_opt lies on one side of the
+    # plug-in optimum, so the percentile range does not contain it and is not shown as an interval
+    s = pinned_samples(EPOCH)
+    s["alpha"] = s["alpha"] - 0.05
+    path = write_fit(tmp_path, {"chinchilla": {"point": EPOCH, "samples": s, "residual_sd": 0.01}})
+    p = P.plan_budget(path, 1e22)["chinchilla"]
+    N, _, _ = closed_form({k: s[k].to_numpy() for k in EPOCH}, 1e22)
+    assert not np.percentile(N, 2.5) <= p.N_opt <= np.percentile(N, 97.5)  # the premise
+    assert all(math.isnan(x) for x in p.N_int)
+    assert any(n.startswith("no 95% interval for N_opt") and "lies outside" in n for n in p.notes)
+    # the honest fit keeps its intervals
+    q = P.plan_budget(
+        write_fit(tmp_path, {"chinchilla": {"point": EPOCH, "samples": pinned_samples(EPOCH)}}, name="ok"), 1e22
+    )
+    assert q["chinchilla"].N_int[0] <= q["chinchilla"].N_opt <= q["chinchilla"].N_int[1]

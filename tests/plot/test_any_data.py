@@ -250,7 +250,8 @@ def test_fig4_draws_compute_multipliers_or_notes_their_absence(tmp_path):
     )
     assert any("no compute multipliers" in n for n in notes), notes
     d = json.load(open(fit))
-    # a percentile interval need not contain its point estimate: drawn, not refused
+    # hand-written rows: the figure draws what the file holds (the fit itself withholds an interval that
+    # excludes its estimate, fit/multiplier.py)
     d["comparisons"][0]["multiplier"] = [
         {"C": 1e12, "loss": 3.0, "est": 0.8, "lo": 0.7, "hi": 0.95, "frac_unreachable": 0.0, "extrapolated": False},
         {"C": 1e13, "loss": 2.9, "est": 0.6, "lo": 0.65, "hi": 0.9, "frac_unreachable": 0.0, "extrapolated": True},
