@@ -100,7 +100,7 @@ class Problem:
         if self.loss == "lsq":
             return w * r, w
         d = self.delta
-        psi = w * np.clip(r, -d, d)
+        psi = w * np.minimum(np.maximum(r, -d), d)  # np.clip without its wrapper (called every iteration)
         a = np.abs(r)
         curv = w * np.where(a <= d, 1.0, (CURV_OUT * d) / np.maximum(a, d))
         return psi, curv
@@ -122,20 +122,14 @@ class Problem:
 
     def terms_eval(self, theta: np.ndarray):
         """theta[S, P] -> (log L_hat[S, n], softmax weights of the terms, each [S, n] or [S, 1])."""
-        T = []
         unshifted = len(self.terms) > 1 and self._unshifted()
-        for (ci, si, cov), uq in zip(self.terms, self._uniques()):
-            if si is None or (unshifted and uq is not None):
-                T.append(theta[:, ci : ci + 1])
-            else:
-                T.append(theta[:, ci : ci + 1] - theta[:, si : si + 1] * cov)
-        if len(T) == 1:
-            return np.broadcast_to(T[0], (theta.shape[0], self.n)), [np.ones((theta.shape[0], 1))]
         if unshifted:  # no term can overflow or vanish: exp of a constant term is one per start
             ex = []
-            for t, (ci, si, cov), uq in zip(T, self.terms, self._uniques()):
-                if uq is None:
-                    ex.append(np.exp(t))
+            for (ci, si, cov), uq in zip(self.terms, self._uniques()):
+                if si is None:
+                    ex.append(np.exp(theta[:, ci : ci + 1]))
+                elif uq is None:
+                    ex.append(np.exp(theta[:, ci : ci + 1] - theta[:, si : si + 1] * cov))
                 else:  # few distinct covariate values (e.g. 16 model sizes): exp once per value
                     vals, inv = uq
                     ex.append(np.take(np.exp(theta[:, ci : ci + 1] - theta[:, si : si + 1] * vals), inv, axis=1))
@@ -144,6 +138,12 @@ class Problem:
                 tot = tot + e_
             inv = 1.0 / tot
             return np.log(tot), [e_ * inv for e_ in ex]
+        T = [
+            theta[:, ci : ci + 1] if si is None else theta[:, ci : ci + 1] - theta[:, si : si + 1] * cov
+            for ci, si, cov in self.terms
+        ]
+        if len(T) == 1:
+            return np.broadcast_to(T[0], (theta.shape[0], self.n)), [np.ones((theta.shape[0], 1))]
         m = T[0]
         for t in T[1:]:
             m = np.maximum(m, t)
@@ -212,7 +212,21 @@ class Problem:
                     if j2 == jj
                 ]
                 pairs.append((j, jj, B, fill))
-        self._plan = (basis, grad, pairs)
+        # g and H as one gather each from the concatenated products, times the entry's sign (+-1: exact; an entry
+        # no term fills reads column 0 times 0); a later fill of the same entry wins, as it would entry by entry
+        src = [np.zeros(self.P, np.intp), np.zeros(self.P, float), np.zeros(self.P**2, np.intp), np.zeros(self.P**2)]
+        off = 0
+        for j, fill in grad:
+            for k, sg, x in fill:
+                src[0][k], src[1][k] = off + x, sg
+            off += basis[j].shape[1]
+        off = 0
+        for _, _, B, fill in pairs:
+            for k, m, sg, c in fill:
+                for e in (k * self.P + m, m * self.P + k):
+                    src[2][e], src[3][e] = off + c, sg
+            off += B.shape[1]
+        self._plan = (basis, grad, pairs, src)
         return self._plan
 
     def gn_system(self, p: list, r: np.ndarray, W: np.ndarray):
@@ -220,21 +234,14 @@ class Problem:
         residuals r (terms_eval), for scalar_terms problems. The Jacobian row of a coefficient is p_j, of an
         exponent -p_j x_j, so H's entries are sums of c p_j p_k x_j^u x_k^v: one skinny matrix product per pair
         of terms against fixed covariate columns, never the [S, P, n] Jacobian."""
-        basis, grad, pairs = self._plan if getattr(self, "_plan", None) is not None else self._gn_plan()
+        basis, grad, pairs, (gc, gs, hc, hs) = (
+            self._plan if getattr(self, "_plan", None) is not None else self._gn_plan()
+        )
         psi, curv = self.psi_curv(r, W)
-        S = r.shape[0]
-        g = np.zeros((S, self.P))
-        H = np.zeros((S, self.P, self.P))
-        for j, fill in grad:
-            gj = (psi * p[j]) @ basis[j]
-            for k, sg, x in fill:
-                g[:, k] = sg * gj[:, x]
+        gall = np.concatenate([(psi * p[j]) @ basis[j] for j, _ in grad], 1)
         cp = [curv * pj for pj in p]
-        for j, jj, B, fill in pairs:
-            M = (cp[j] * p[jj]) @ B
-            for k, m, sg, c in fill:
-                H[:, k, m] = H[:, m, k] = sg * M[:, c]
-        return g, H
+        hall = np.concatenate([(cp[j] * p[jj]) @ B for j, jj, B, _ in pairs], 1)
+        return gall[:, gc] * gs, (hall[:, hc] * hs).reshape(r.shape[0], self.P, self.P)
 
     def grad(self, theta: np.ndarray, W: np.ndarray) -> np.ndarray:
         zhat, J = self.log_pred(theta, jac=True)

@@ -37,13 +37,17 @@ def polish(
     chunk: int | None = None,
     capped: bool = False,
 ):
-    """Polish in chunks of starts, in parallel threads. Returns (theta, f, |grad|), and with `capped` also
-    [S] True where a start was still improving when the `iters` ran out."""
+    """Polish in chunks of starts, in parallel threads when starts x points reach THREAD_ELEMENTS. Returns
+    (theta, f, |grad|), and with `capped` also [S] True where a start was still improving when the `iters` ran
+    out."""
     run = _polish_terms if prob.scalar_terms else _polish
     if chunk is None and run is _polish_terms:
         # one block per thread: starts that converge leave the active set, and a block's late iterations on
-        # its few slow starts cost the same per call whatever the block size
-        chunk = max(64, -(-theta.shape[0] // THREADS))
+        # its few slow starts cost the same per call whatever the block size. A small problem runs in one
+        # block in this thread: its iterations are numpy calls on tiny arrays, which threads only slow down
+        # (each thread would repeat the slow starts' tail of iterations, contending for the GIL)
+        S = theta.shape[0]
+        chunk = max(64, -(-S // THREADS)) if S * prob.n >= THREAD_ELEMENTS else max(S, 1)
     chunk = chunk or CHUNK
     jobs = [(theta[i : i + chunk], W[i : i + chunk]) for i in range(0, theta.shape[0], chunk)]
     if len(jobs) > 1 and THREADS > 1:
@@ -59,6 +63,20 @@ def polish(
 
 
 BLOCK_ELEMENTS = 32768  # starts x points per block of an iteration: the working arrays stay in cache
+# starts x points from which polish splits the starts over threads: on 2 busy cores 12 points x 8000 starts ran
+# faster in one thread (4.8-5.3 s vs 5.9 s), Porian et al.'s 10 groups of 116 points x 4000 starts a little
+# faster in two (22.4 s vs 24.3 s)
+THREAD_ELEMENTS = 262144
+
+
+try:  # the LAPACK gufunc behind np.linalg.solve, without its per-call checks (tiny systems, thousands of calls)
+    from numpy.linalg import _umath_linalg
+
+    def _solve(A, b):
+        return _umath_linalg.solve(A, b, signature="dd->d")
+
+except ImportError:  # pragma: no cover - a numpy without it
+    _solve = np.linalg.solve
 
 
 def _polish_terms(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: float):
@@ -74,11 +92,11 @@ def _polish_terms(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, t
     all_free = bool(free.all())
     block = max(16, BLOCK_ELEMENTS // max(prob.n, 1))
 
-    def system(p, r, w):
+    def held(p, r, w):  # a fixed parameter (lo == hi) takes no step
         g, H = prob.gn_system(p, r, w)
-        if not all_free:  # a fixed parameter (lo == hi) takes no step
-            g, H = g * free, H * (free[:, None] & free[None, :])
-        return g, H
+        return g * free, H * (free[:, None] & free[None, :])
+
+    system = prob.gn_system if all_free else held
 
     f = np.empty(S)
     g = np.empty((S, P))
@@ -89,38 +107,52 @@ def _polish_terms(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, t
         f[i : i + block] = prob.rho(r, W[i : i + block]).sum(-1)
         g[i : i + block], H[i : i + block] = system(p, r, W[i : i + block])
     active = np.ones(S, bool)
+    lo, hi, z = prob.lo, prob.hi, prob.z
+    lo_in, hi_in = lo + 1e-12, hi - 1e-12
+    eps_eye = 1e-12 * eye
     for _ in range(iters):
         act = np.flatnonzero(active)
         if act.size == 0:
             break
         for b0 in range(0, act.size, block):
-            idx = act[b0 : b0 + block]
-            Ha, Wa, ga, ta = H[idx], W[idx], g[idx], theta[idx]
+            idx = act[b0 : b0 + block] if act.size > block else act
+            sel = slice(None) if idx.size == S else idx  # all active: read views, no copies
+            Ha, Wa, ga, ta = H[sel], W[sel], g[sel], theta[sel]
             # a coordinate at a bound whose descent direction leaves the box is held there for this step
             # (projected Newton): otherwise the clipped step bends the others' and most steps are rejected
-            pinned = ((ta <= prob.lo + 1e-12) & (ga > 0)) | ((ta >= prob.hi - 1e-12) & (ga < 0))
-            if pinned.any():
-                keep = ~pinned
+            at_lo, at_hi = ta <= lo_in, ta >= hi_in
+            if (at_lo | at_hi).any():
+                keep = ~((at_lo & (ga > 0)) | (at_hi & (ga < 0)))
                 Ha = Ha * (keep[:, :, None] & keep[:, None, :])
                 ga = ga * keep
             dH = np.diagonal(Ha, axis1=1, axis2=2)
-            A = Ha + lam[idx, None, None] * (dH[:, :, None] * eye + 1e-12 * eye)
-            step = np.nan_to_num(-np.linalg.solve(A, ga[..., None])[..., 0])
-            new = np.clip(ta + step, prob.lo, prob.hi)
+            A = Ha + lam[idx, None, None] * (dH[:, :, None] * eye + eps_eye)
+            step = -_solve(A, ga[..., None])[..., 0]
+            if not np.isfinite(step).all():  # np.linalg.solve's checks (a singular system raises), then as always
+                step = np.nan_to_num(-np.linalg.solve(A, ga[..., None])[..., 0])
+            new = np.minimum(np.maximum(ta + step, lo), hi)
             zn, pn = prob.terms_eval(new)
-            rn = prob.z - zn
+            rn = z - zn
             fn = prob.rho(rn, Wa).sum(-1)
             fa = f[idx]
             ok = fn < fa
-            gain = np.where(ok, fa - fn, 0.0)
-            acc = idx[ok]
-            if acc.size:
-                theta[acc], f[acc] = new[ok], fn[ok]
-                g[acc], H[acc] = system([q if q.shape[0] == 1 else q[ok] for q in pn], rn[ok], Wa[ok])
-            lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
-            lam[idx[~ok]] *= 4.0
-            done = (ok & (gain <= tol * np.maximum(fn, 1e-300))) | (lam[idx] > 1e10)
-            active[idx[done]] = False
+            if ok.all():
+                acc = idx
+                theta[acc], f[acc] = new, fn
+                g[acc], H[acc] = system(pn, rn, Wa)
+                lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
+                done = (fa - fn <= tol * np.maximum(fn, 1e-300)) | (lam[idx] > 1e10)
+            else:
+                gain = np.where(ok, fa - fn, 0.0)
+                acc = idx[ok]
+                if acc.size:
+                    theta[acc], f[acc] = new[ok], fn[ok]
+                    g[acc], H[acc] = system([q if q.shape[0] == 1 else q[ok] for q in pn], rn[ok], Wa[ok])
+                lam[acc] = np.maximum(lam[acc] / 3.0, 1e-9)
+                lam[idx[~ok]] *= 4.0
+                done = (ok & (gain <= tol * np.maximum(fn, 1e-300))) | (lam[idx] > 1e10)
+            if done.any():
+                active[idx[done]] = False
     bounded = ((theta <= prob.lo + 1e-9) & (g > 0)) | ((theta >= prob.hi - 1e-9) & (g < 0))
     gnorm = np.sqrt(((g * ~bounded) ** 2).sum(-1))
     return theta, f, gnorm, active

@@ -100,6 +100,26 @@ def test_a_parameter_at_its_bound_is_held_and_the_rest_converge():
     assert th_a[0, 3] == pytest.approx(0.2, abs=0.03) and th_a[0, 4] == pytest.approx(0.3, abs=0.03)
 
 
+def test_small_problems_polish_in_one_block_and_large_ones_in_threads_alike(monkeypatch):
+    """polish runs a small problem's starts in one block in the calling thread and splits a large one over
+    threads: the same starts, forced through either way, end at the same optimum, each in its own row."""
+    prob, _, _, _ = _problem("chinchilla", seed=6, n=30)
+    rng = np.random.default_rng(7)
+    theta = np.array([0.6, 6.0, 7.6, 0.34, 0.37]) + rng.normal(0, 0.05, (300, 5))
+    W = rng.poisson(1.0, (300, prob.n)).astype(float)
+    assert theta.shape[0] * prob.n < solver.THREAD_ELEMENTS  # the default here: one block
+    one = solver.polish(prob, theta, W, iters=400, capped=True)
+    monkeypatch.setattr(solver, "THREADS", 2)
+    monkeypatch.setattr(solver, "THREAD_ELEMENTS", 0)
+    split = solver.polish(prob, theta, W, iters=400, capped=True)
+    done = ~one[3] & ~split[3]  # starts still creeping when the iterations ran out stop wherever rounding led them
+    assert done.sum() >= 250
+    np.testing.assert_allclose(split[1][done], one[1][done], rtol=1e-8)
+    np.testing.assert_allclose(split[0][done], one[0][done], rtol=1e-4, atol=1e-5)
+    # each row is its own resample's optimum: not a permutation of the others
+    assert np.unique(np.round(one[1][done], 12)).size >= 0.9 * done.sum()
+
+
 def _ci_and_samples(df, **kw):
     fast = fit_laws(df, bootstrap=100, seed=0, **kw)
     ref = fit_laws(df, bootstrap=100, seed=0, n_starts=8, **kw)
