@@ -5,19 +5,27 @@ from pathlib import Path
 
 import pytest
 
-_CANDIDATES = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_epoch.csv",
-    Path("/work/shared/data/chinchilla_epoch.csv"),
-)
+_ROOTS = (Path(__file__).resolve().parents[1].parent / "shared" / "data", Path("/work/shared/data"))
+
+
+def find_shared(name: str) -> Path:
+    """A file of ../shared/data (NAME relative to it). Skipped where ../shared is absent (a bare clone), but
+    CI sets SCALELAB_REQUIRE_SHARED=1 so that the published-number tests can never be skipped there."""
+    for root in _ROOTS:
+        if (root / name).is_file():
+            return root / name
+    if os.environ.get("SCALELAB_REQUIRE_SHARED"):
+        pytest.fail(f"../shared/data/{name} is missing and SCALELAB_REQUIRE_SHARED is set")
+    pytest.skip(f"../shared/data/{name} not available")
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """find_shared, for tests and fixtures: shared_data("external/porian.csv") -> its path."""
+    return find_shared
 
 
 @pytest.fixture(scope="session")
 def chinchilla_path() -> Path:
-    """Epoch AI's reconstructed Chinchilla runs. Skipped where ../shared is absent (a bare clone), but
-    CI sets SCALELAB_REQUIRE_SHARED=1 so that the published-number tests can never be skipped there."""
-    for p in _CANDIDATES:
-        if p.exists():
-            return p
-    if os.environ.get("SCALELAB_REQUIRE_SHARED"):
-        pytest.fail("../shared/data/chinchilla_epoch.csv is missing and SCALELAB_REQUIRE_SHARED is set")
-    pytest.skip("../shared/data/chinchilla_epoch.csv not available")
+    """Epoch AI's reconstructed Chinchilla runs."""
+    return find_shared("chinchilla_epoch.csv")

@@ -62,16 +62,8 @@ def test_near_minimum_exponent_closer_to_truth_with_asymmetry_growing_with_budge
 
 
 @pytest.fixture(scope="module")
-def isoflops():
-    import os
-    from pathlib import Path
-
-    p = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "external" / "isoflops.csv"
-    if not p.is_file():
-        if os.environ.get("SCALELAB_REQUIRE_SHARED"):
-            pytest.fail("../shared/data/external/isoflops.csv is missing and SCALELAB_REQUIRE_SHARED is set")
-        pytest.skip("../shared/data/external/isoflops.csv not present")
-    return pd.read_csv(p)
+def isoflops(shared_data):
+    return pd.read_csv(shared_data("external/isoflops.csv"))
 
 
 def fit2(df, **kw):

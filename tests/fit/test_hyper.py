@@ -3,8 +3,6 @@ recovers a known lr_opt(N) = c N^k from a synthetic sweep, within its bootstrap 
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -308,7 +306,6 @@ def test_a_sweep_whose_loss_law_is_refused_still_writes_its_lr_law(tmp_path):
 
 
 # ---- the public Step Law sweep (Li et al. 2025): 17 (N, D) cells x ~12 rates x ~10 batch sizes ------------------
-STEPLAW = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "external2" / "steplaw.csv"
 # Step Law's published laws (arXiv 2503.04715; step-law/steplaw@32a8f4c data/1004_fitted_lr_bs_scaling_model_
 # parameters.csv, the mean of 1000 bootstrap fits; N non-embedding, D and batch in tokens)
 PUB_LR = (math.exp(0.586308), -0.712922, 0.307491)  # lr_opt = c N^a D^b: 1.797 N^-0.713 D^0.307
@@ -316,12 +313,8 @@ PUB_BS = (math.exp(-0.543542), 0.570944)  # batch_opt = c D^g: 0.581 D^0.571
 
 
 @pytest.fixture(scope="module")
-def steplaw():
-    if not STEPLAW.is_file():
-        if os.environ.get("SCALELAB_REQUIRE_SHARED"):
-            pytest.fail(f"{STEPLAW} is missing and SCALELAB_REQUIRE_SHARED is set")
-        pytest.skip("../shared/data/external2/steplaw.csv not present")
-    df = pd.read_csv(STEPLAW)
+def steplaw(shared_data):
+    df = pd.read_csv(shared_data("external2/steplaw.csv"))
     spec = FitSpec(n_col="N", d_col="D", loss_col="loss", run_col="run", bootstrap=200)
     return (
         df,

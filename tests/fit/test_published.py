@@ -8,27 +8,12 @@ held in test_estimate.py. Point fits only (no bootstrap): the whole file takes a
 """
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from scalelab.fit import fit_laws, laws
-
-_ROOTS = (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
-
-
-def shared(name: str) -> Path:
-    """A file of ../shared/data; missing: skipped in a bare clone, a failure where CI sets
-    SCALELAB_REQUIRE_SHARED (as tests/conftest.py does for the Chinchilla data)."""
-    for root in _ROOTS:
-        if (root / name).is_file():
-            return root / name
-    if os.environ.get("SCALELAB_REQUIRE_SHARED"):
-        pytest.fail(f"../shared/data/{name} is missing and SCALELAB_REQUIRE_SHARED is set")
-    pytest.skip(f"../shared/data/{name} not available")
 
 
 def printed(value: float, published: float, decimals: int) -> bool:
@@ -37,8 +22,8 @@ def printed(value: float, published: float, decimals: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def pub() -> dict:
-    return json.loads(shared("external/published.json").read_text())
+def pub(shared_data) -> dict:
+    return json.loads(shared_data("external/published.json").read_text())
 
 
 # ---- Gemstones (McLeish et al. 2025): approach 3, Huber on log loss, per frame ------------------------------
@@ -46,8 +31,8 @@ FRAMES = ("cool_end", "hot", "hot_350b", "lr_half")
 
 
 @pytest.fixture(scope="module")
-def gemstones():
-    df = pd.read_csv(shared("external/gemstones.csv"))
+def gemstones(shared_data):
+    df = pd.read_csv(shared_data("external/gemstones.csv"))
     opts = dict(n_col="N", d_col="D", loss_col="loss", run_col="run", by="group", form="chinchilla", bootstrap=0)
     return {d: fit_laws(df, delta=d, **opts) for d in (1e-3, 1e-4)}
 
@@ -110,8 +95,8 @@ def _xfail_skewed(config):
 
 
 @pytest.fixture(scope="module")
-def porian():
-    df = pd.read_csv(shared("external/porian.csv"))
+def porian(shared_data):
+    df = pd.read_csv(shared_data("external/porian.csv"))
     opts = dict(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by="group", approach=2, bootstrap=0)
     return {rule: fit_laws(df, slice_window=rule, **opts) for rule in ("whole", "near-min")}
 
@@ -165,8 +150,8 @@ def test_porian_tokens_per_parameter(porian, pub, config):
 
 # ---- the Open-Athena compendium (Czech et al. 2026) on its own IsoFLOP points -------------------------------
 @pytest.fixture(scope="module")
-def iso():
-    return pd.read_csv(shared("external/isoflops.csv"))
+def iso(shared_data):
+    return pd.read_csv(shared_data("external/isoflops.csv"))
 
 
 def approach2(points):

@@ -2,9 +2,6 @@
 projected steps at bounds) against independent computations and the multi-start reference. Nothing is timed
 here: the speed is measured by `scalelab bench fit` (bench/fit.md)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,17 +9,6 @@ import pytest
 from scalelab.fit import fit_laws, laws, objective, solver
 
 from .conftest import synthetic
-
-_ROOTS = (Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data"))
-
-
-def _shared(name: str) -> Path:
-    for root in _ROOTS:
-        if (root / name).is_file():
-            return root / name
-    if os.environ.get("SCALELAB_REQUIRE_SHARED"):
-        pytest.fail(f"../shared/data/{name} is missing and SCALELAB_REQUIRE_SHARED is set")
-    pytest.skip(f"../shared/data/{name} not available")
 
 
 def _problem(form_name, seed=0, n=40):
@@ -148,10 +134,10 @@ def test_fast_path_matches_the_converged_multi_start_reference_on_two_groups():
     assert worst < 1e-3 and frac == 1.0
 
 
-def test_fast_path_matches_the_reference_on_a_flat_public_group():
+def test_fast_path_matches_the_reference_on_a_flat_public_group(shared_data):
     """Porian et al.'s owt2_tuned configuration, where A and alpha trade off along a flat valley and two
     starts can agree on the value before either has converged."""
-    df = pd.read_csv(_shared("external/porian.csv"))
+    df = pd.read_csv(shared_data("external/porian.csv"))
     df = df[df["group"] == "owt2_tuned"]
     worst, frac = _ci_and_samples(df, n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run")
     assert worst < 1e-3 and frac >= 0.99
