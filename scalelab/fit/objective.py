@@ -20,6 +20,22 @@ CURV_OUT = 0.1
 CHUNK = 128  # parameter vectors per block: the working arrays stay in cache
 
 
+def _logsumexp(T: list, weights: bool = True):
+    """log sum_j exp(T_j), shifted by the elementwise max so that no exp overflows, and (with `weights`) the
+    softmax weight of each term, its share of the sum: d/dT_j of the result."""
+    m = T[0]
+    for t in T[1:]:
+        m = np.maximum(m, t)
+    ex = [np.exp(t - m) for t in T]
+    tot = ex[0]
+    for e_ in ex[1:]:
+        tot = tot + e_
+    if not weights:
+        return m + np.log(tot), None
+    inv = 1.0 / tot
+    return m + np.log(tot), [e_ * inv for e_ in ex]
+
+
 @dataclass
 class Problem:
     """One least-Huber problem: data in log space, the model's terms, the loss, the bounds."""
@@ -54,17 +70,7 @@ class Problem:
         if len(T) == 1:
             zhat, p = T[0], [np.ones_like(T[0])]
         else:
-            m = T[0]
-            for t in T[1:]:
-                m = np.maximum(m, t)
-            ex = [np.exp(t - m) for t in T]
-            tot = ex[0]
-            for e_ in ex[1:]:
-                tot = tot + e_
-            zhat = m + np.log(tot)
-            if not jac:
-                return zhat
-            p = [e_ / tot for e_ in ex]  # softmax weights of the terms
+            zhat, p = _logsumexp(T, weights=jac)
         if not jac:
             return zhat
         S, n = zhat.shape
@@ -144,15 +150,7 @@ class Problem:
         ]
         if len(T) == 1:
             return np.broadcast_to(T[0], (theta.shape[0], self.n)), [np.ones((theta.shape[0], 1))]
-        m = T[0]
-        for t in T[1:]:
-            m = np.maximum(m, t)
-        ex = [np.exp(t - m) for t in T]
-        tot = ex[0]
-        for e_ in ex[1:]:
-            tot = tot + e_
-        inv = 1.0 / tot
-        return m + np.log(tot), [e_ * inv for e_ in ex]
+        return _logsumexp(T)
 
     def _uniques(self) -> list:
         """Per term, (distinct covariate values, index of each point's) when there are at most a third as many
