@@ -11,6 +11,17 @@ import pandas as pd
 from scalelab.errors import ScalelabError
 
 
+def drop_top_losses(df: pd.DataFrame, loss_col: str, k: int) -> pd.DataFrame:
+    """The rows below the k-th largest loss (--drop-top-loss k; Epoch's replication drops the 5 highest, and ties
+    with the k-th go too). k = 0 keeps every row; k that would drop every row is refused."""
+    if k <= 0:
+        return df
+    if k >= len(df):
+        raise ScalelabError(f"--drop-top-loss {k} would drop every point")
+    loss = df[loss_col].astype(float)
+    return df[loss < np.sort(loss.to_numpy())[-k]]
+
+
 def distinct(x: np.ndarray, rtol: float = 1e-6) -> int:
     """Number of distinct values up to a relative tolerance."""
     s = np.sort(np.asarray(x, float))

@@ -15,7 +15,7 @@ from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
 from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
-from scalelab.fit.groups import GroupData, distinct, group_runs, point_weights, split_groups
+from scalelab.fit.groups import GroupData, distinct, drop_top_losses, group_runs, point_weights, split_groups
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.results import FitResults, GroupFit, now_iso
 from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
@@ -353,11 +353,7 @@ def fit_laws(
     the input files; source names the input in errors; progress(group name) is called per fitted group.
     Approaches 1 and 2 (spec.approach) go to approaches.fit_allocation. Returns FitResults (results.py)."""
     spec = FitSpec(**options) if spec is None else spec.replace(**options) if options else spec
-    if spec.drop_top_loss > 0:
-        if spec.drop_top_loss >= len(df):
-            raise ScalelabError(f"--drop-top-loss {spec.drop_top_loss} would drop every point")
-        thr = np.sort(df[spec.loss_col].astype(float).to_numpy())[-spec.drop_top_loss]
-        df = df[df[spec.loss_col].astype(float) < thr]
+    df = drop_top_losses(df, spec.loss_col, spec.drop_top_loss)
     sweep_record, lr_laws = None, {}
     from scalelab.fit import hyper
 

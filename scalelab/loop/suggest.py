@@ -292,12 +292,9 @@ def group_points(points: pd.DataFrame, spec) -> dict:
     """The fitted points per group name as the fit saw them: top losses dropped (--drop-top-loss), the best
     point per cell of a hyperparameter sweep kept (the envelope), split by --by (scalelab.fit.groups)."""
     from scalelab.fit import hyper
-    from scalelab.fit.groups import split_groups
+    from scalelab.fit.groups import drop_top_losses, split_groups
 
-    df = points
-    if spec.drop_top_loss > 0 and spec.drop_top_loss < len(df):
-        thr = np.sort(df[spec.loss_col].astype(float).to_numpy())[-spec.drop_top_loss]
-        df = df[df[spec.loss_col].astype(float) < thr]
+    df = drop_top_losses(points, spec.loss_col, spec.drop_top_loss)
     swept = hyper.swept(df, spec)
     if swept and spec.envelope:
         df, _ = hyper.envelope(df, spec, swept)

@@ -21,6 +21,7 @@ from typing import Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import sha256_file
+from scalelab.fit.groups import drop_top_losses
 from scalelab.fit.results import FitResults, as_fit, load_fit
 
 # Run-store columns the figures need (DESIGN.md); other columns are used when present.
@@ -335,7 +336,6 @@ def _check_table_columns(paths: list[str], cols: _FitColumns, fit: FitResults) -
 
 def _points_from_files(paths: list[str], cols: _FitColumns, fit: Optional[FitResults]):
     """The fitted points of `paths` read as the fit read them (scalelab.fit.io and fit.groups)."""
-    import numpy as np
 
     from scalelab.fit.groups import split_groups
     from scalelab.fit.io import load_inputs as read_fit_inputs
@@ -351,9 +351,8 @@ def _points_from_files(paths: list[str], cols: _FitColumns, fit: Optional[FitRes
         by=cols.by,
         all_checkpoints=cols.all_checkpoints,
     )
-    if cols.drop_top_loss > 0 and cols.drop_top_loss < len(df):  # as scalelab.fit.procedure.fit_laws
-        thr = np.sort(df[cols.loss].astype(float).to_numpy())[-cols.drop_top_loss]
-        df = df[df[cols.loss].astype(float) < thr]
+    if cols.drop_top_loss < len(df):  # the fit's own rule; data that would lose every point are drawn whole
+        df = drop_top_losses(df, cols.loss, cols.drop_top_loss)
     df = df.reset_index(drop=True)
     spec = FitSpec(n_col=cols.n, d_col=cols.d, loss_col=cols.loss, c_col=cols.c, run_col=cols.run, by=cols.by)
     by = list(cols.by)
