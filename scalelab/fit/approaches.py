@@ -53,7 +53,7 @@ import pandas as pd
 
 from scalelab.errors import ScalelabError
 from scalelab.fit import laws
-from scalelab.fit.bootstrap import bootstrap_interval, unit_counts, withheld_warning
+from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
 from scalelab.fit.groups import distinct
 from scalelab.fit.results import FitResults, GroupFit, now_iso
 from scalelab.fit.spec import FitSpec
@@ -325,13 +325,7 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
             s = _bootstrap(approach, N, D, C, L, counts, window)
             ok = np.isfinite(s).all(1)
             samples = pd.DataFrame(s, columns=list(laws.ALLOCATION))
-            conf, withheld = {}, {}
-            for k in laws.ALLOCATION:
-                ci, why = bootstrap_interval(samples[k].to_numpy(), params[k], level)
-                if ci is None:
-                    withheld[k] = why
-                else:
-                    conf[k] = ci
+            conf, withheld = intervals({k: samples[k].to_numpy() for k in laws.ALLOCATION}, params, level)
             diag["bootstrap"] = {"n": int(spec.bootstrap), "n_valid": int(ok.sum()), "frac_failed": float(np.mean(~ok))}
             if withheld:
                 diag["intervals_withheld"] = withheld
