@@ -34,30 +34,36 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     return (float(lo), float(hi))
 
 
-def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[list | None, dict | None]:
-    """The percentile interval of an estimate's bootstrap samples, or why there is none: ([lo, hi], None)
-    or (None, {"why", "n_valid", "n"}). samples: one per resample, NaN where the resample could not be fitted.
+def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int, level: float = 0.95) -> str | None:
+    """Why [lo, hi] is not an interval of `estimate`, else None (the policy, in one place): it rests on fewer
+    than half of the n resamples (the valid ones are those that kept what the estimate needed: a conditional,
+    not a sampling, distribution) or it does not contain its own estimate (the resamples do not describe the
+    estimate's error)."""
+    if n_valid < max(2, n / 2):
+        return (
+            f"only {n_valid} of {n} bootstrap resamples could be fitted (fewer than half): the rest are "
+            "not a sample of the estimate's error"
+        )
+    # rounding slack at each end, on the scale of that end and the estimate (an end may be inf: never reached)
+    slack = 1e-9 * abs(estimate) + 1e-300
+    if not lo - 1e-9 * abs(lo) - slack <= estimate <= hi + 1e-9 * abs(hi) + slack:
+        return (
+            f"the estimate {estimate:.4g} lies outside [{lo:.4g}, {hi:.4g}], the {level:.0%} percentile range "
+            f"of its {n_valid} valid resamples (of {n})"
+        )
+    return None
 
-    Not an interval (the policy, in one place): one resting on fewer than half of the resamples (the
-    valid ones are those that kept what the estimate needed: a conditional, not a sampling, distribution)
-    or one that does not contain its own estimate (the resamples do not describe the estimate's error)."""
+
+def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[list | None, dict | None]:
+    """The percentile interval of an estimate's bootstrap samples, or why there is none (not_an_interval):
+    ([lo, hi], None) or (None, {"why", "n_valid", "n"}). samples: one per resample, NaN where the resample
+    could not be fitted."""
     s = np.asarray(samples, float)
     n, ok = s.size, int(np.isfinite(s).sum())
-    rec = {"n_valid": ok, "n": n}
-    if ok < max(2, n / 2):
-        return None, {
-            "why": f"only {ok} of {n} bootstrap resamples could be fitted (fewer than half): the rest are "
-            "not a sample of the estimate's error",
-            **rec,
-        }
-    lo, hi = percentile_interval(s, level)
-    tol = 1e-9 * max(abs(lo), abs(hi), 1e-300)
-    if not lo - tol <= estimate <= hi + tol:
-        return None, {
-            "why": f"the estimate {estimate:.4g} lies outside [{lo:.4g}, {hi:.4g}], the {level:.0%} percentile range "
-            f"of its {ok} valid resamples (of {n})",
-            **rec,
-        }
+    lo, hi = percentile_interval(s, level) if ok else (float("nan"), float("nan"))
+    why = not_an_interval(lo, hi, estimate, ok, n, level)
+    if why:
+        return None, {"why": why, "n_valid": ok, "n": n}
     return [lo, hi], None
 
 

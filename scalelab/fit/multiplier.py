@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from scalelab.fit import laws
-from scalelab.fit.bootstrap import percentile_interval
+from scalelab.fit.bootstrap import not_an_interval, percentile_interval
 
 FORMS = ("chinchilla", "frontier")
 N_GRID = 241  # log-spaced budgets searched for a crossover
@@ -84,18 +84,6 @@ def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
     return tuple(float(x) if x < np.finfo(float).max else float("inf") for x in (lo, hi))
 
 
-def _withheld(v: np.ndarray, est: float, lo: float, hi: float, level: float) -> str | None:
-    """Why [lo, hi] is not an interval of `est` (bootstrap.bootstrap_interval's rule: it rests on fewer
-    than half the resamples, or excludes the estimate), else None. inf samples (never reached) are valid."""
-    v = np.asarray(v, float)
-    ok = int((~np.isnan(v)).sum())
-    if ok < max(2, v.size / 2):
-        return f"only {ok} of {v.size} resamples give a multiplier (fewer than half)"
-    if np.isfinite(est) and not lo * (1 - 1e-9) <= est <= hi * (1 + 1e-9):
-        return f"the estimate {est:.3g} lies outside [{lo:.3g}, {hi:.3g}], the {level:.0%} range of the resamples"
-    return None
-
-
 def fmt_c(c: float) -> str:
     return f"{c:.2g}" if np.isfinite(c) else "inf"
 
@@ -141,7 +129,13 @@ def compare_compute(
                 m = multiplier(form_a, samples_a, k_a, form_b, samples_b, k_b, C)
             row["lo"], row["hi"] = _interval(m, level)
             row["frac_unreachable"] = float(np.mean(np.isinf(m)))
-            why = _withheld(m, est, row["lo"], row["hi"], level)
+            # inf samples (never reached) are outcomes, not failed resamples; an infinite estimate has no interval
+            ok = int((~np.isnan(m)).sum())
+            why = (
+                not_an_interval(row["lo"], row["hi"], est, ok, m.size, level)
+                if np.isfinite(est) or ok < m.size / 2
+                else None
+            )
             if why:
                 row["lo"], row["hi"], row["interval_withheld"] = float("nan"), float("nan"), why
         row["extrapolated"] = bool(C < lo_fit * (1 - 1e-9) or C > hi_fit * (1 + 1e-9))

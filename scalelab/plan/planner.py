@@ -317,7 +317,7 @@ class Planner:
         if ci is None:
             notes.append(f"no {self.level:.0%} interval for {what}: {why['why']}")
             return (float("nan"), float("nan"))
-        return (float(ci[0]), float(ci[1]))
+        return tuple(math.inf if x >= 1e300 else float(x) for x in ci)
 
     def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
