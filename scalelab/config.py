@@ -110,19 +110,9 @@ class ModelConfig:
     @property
     def variant(self) -> str:
         """The name rows are grouped by: dense, lowrank-32, blockshuffle-b4, lpa-r64, gqa-kv2, ...+sg."""
-        parts = []
-        if self.attn == "lpa":
-            parts.append(f"lpa-r{self.attn_rank}")
-        elif self.kv_heads != self.n_heads:
-            parts.append(f"gqa-kv{self.kv_heads}")
-        if self.ffn.kind != "dense" or not parts:
-            parts.insert(0, self.ffn.name)
-        name = "+".join(parts)
-        if self.guide is not None:
-            name += "+sg"
-        if self.param == "mup":
-            name += "+mup"
-        return name
+        from scalelab import variant
+
+        return variant.of_model(self).name
 
     @property
     def structure(self) -> str:

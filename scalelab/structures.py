@@ -6,7 +6,8 @@ kept share of the FFN params (the seeds' 63% / 32% table at seed shapes, a gener
 from its sizes, its variant name. Grid files, bench, inspect, flops, presets and the planner all read
 this table, so a kind registered here is visible to all of them.
 
-Variant names (one grammar, printed by `variant_name`, read back by `parse`; parse(name(s)) == s):
+Structure names, the FFN part of a variant name (scalelab.variant joins the attention, guide and muP
+parts); printed by `variant_name`, read back by `named` / `parse`; parse(name(s)) == s:
     dense
     KIND-63                  kept FFN share in percent (sizes from `for_fraction` at the layer's shape)
     KIND-<tag><int>...       explicit sizes, tags in the kind's field order: lowrank-r64, blockdense-b4r64,
@@ -121,24 +122,16 @@ def names() -> tuple:
     return tuple(_KINDS)
 
 
-def _one_of(sep: str = ", ") -> str:
-    return sep.join(_KINDS)
-
-
 def _or_list(xs) -> str:
     xs = list(xs)
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " or " + xs[-1]
-
-
-def _structured() -> str:
-    return _or_list(n for n, k in _KINDS.items() if k.fields)
 
 
 def get(name: str) -> Kind:
     try:
         return _KINDS[name]
     except KeyError:
-        raise ScalelabError(f"unknown structure {name!r}: use one of {_one_of()}") from None
+        raise ScalelabError(f"unknown structure {name!r}: use one of {', '.join(_KINDS)}") from None
 
 
 # ---- counts ----------------------------------------------------------------------------------------
@@ -221,17 +214,23 @@ def is_name(name: str) -> bool:
     return _read(name) is not None
 
 
-def parse(name: str, d_model: Optional[int] = None, d_ff: Optional[int] = None) -> StructureConfig:
-    """A variant name's structure part -> StructureConfig; KIND-63 needs the FFN shape (d_model, d_ff)."""
+def named(name: str) -> StructureConfig:
+    """A structure name -> the StructureConfig it names: its sizes, or (KIND-63) only its kept share."""
     parts = _read(name)
     if parts is None:
         raise ScalelabError(f"structure {name!r} not understood: use {grammar()}")
     kind, percent, sizes = parts
-    if percent is None:
-        return StructureConfig(kind, **sizes)
+    return StructureConfig(kind, **sizes) if percent is None else StructureConfig(kind, fraction=percent / 100)
+
+
+def parse(name: str, d_model: Optional[int] = None, d_ff: Optional[int] = None) -> StructureConfig:
+    """A variant name's structure part -> StructureConfig; KIND-63 needs the FFN shape (d_model, d_ff)."""
+    s = named(name)
+    if s.fraction is None:
+        return s
     if d_model is None or d_ff is None:
         raise ScalelabError(f"structure {name!r} is a kept share: it needs the FFN shape (d_model, d_ff)")
-    return for_fraction(kind, d_model, d_ff, percent / 100)
+    return for_fraction(s.kind, d_model, d_ff, s.fraction)
 
 
 def grammar() -> str:
@@ -243,43 +242,6 @@ def grammar() -> str:
         else:
             out.append(f"{k.name}-" + "".join(f"{FIELD_TAGS[f]}{f[0].upper()}" for f in k.fields))
     return ", ".join(out) + ", KIND-63 / KIND-32 (kept share)"
-
-
-def from_sizes(
-    kind: str,
-    d_model: int,
-    d_ff: int,
-    *,
-    fraction: Optional[float] = None,
-    strict: bool = False,
-    **sizes: Optional[int],
-) -> StructureConfig:
-    """One spec -> StructureConfig: a kind with either a kept `fraction` or its sizes (rank=, blocks=).
-
-    strict (the CLI): refuse sizes the kind does not take and a kind given without any. Without strict
-    (grid files) sizes are stored as given, as grid files always have.
-    """
-    k = get(kind)
-    given = {f: v for f, v in sizes.items() if v is not None}
-    flags = "/".join(f"--{f}" for f in FIELD_TAGS)
-    if fraction is not None:
-        if strict and given:
-            raise ScalelabError(f"give either --ffn-fraction or {flags}, not both")
-        if not k.fields:
-            raise ScalelabError(f"--ffn-fraction needs a structured --ffn ({_structured()})")
-        return for_fraction(kind, d_model, d_ff, fraction)
-    if strict:
-        if not k.fields and given:
-            raise ScalelabError(f"{flags} need a structured --ffn ({_structured()})")
-        extra = [f for f in given if f not in k.fields]
-        if extra:
-            takes = ", ".join(f"--{f}" for f in k.fields)
-            raise ScalelabError(f"{kind} takes {takes}, not {', '.join('--' + f for f in extra)}")
-        if k.fields and not given:
-            raise ScalelabError(f"--ffn {kind} needs its size: {flags}, or --ffn-fraction 63|32")
-    if not k.fields:
-        return StructureConfig(kind)
-    return StructureConfig(kind, **given)
 
 
 # =====================================================================================================

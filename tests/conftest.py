@@ -1,11 +1,12 @@
-"""Shared fixtures. The reference data lives in ../shared beside the checkout (as in CI)."""
+"""Shared fixtures. The reference data lives in ../shared beside the checkout (as in CI), or in shared/ inside it."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-_ROOTS = (Path(__file__).resolve().parents[1].parent / "shared" / "data", Path("/work/shared/data"))
+_REPO = Path(__file__).resolve().parents[1]
+_ROOTS = (_REPO.parent / "shared" / "data", _REPO / "shared" / "data")  # beside the checkout, or inside it
 
 
 def find_shared(name: str) -> Path:

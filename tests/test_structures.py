@@ -69,21 +69,6 @@ def test_bad_names_say_the_grammar():
         structures.parse("lowrank-32")
 
 
-def test_from_sizes_is_the_cli_grammar():
-    s = structures.from_sizes("lowrank", 768, 3072, fraction=0.63)
-    assert s == StructureConfig("lowrank", rank=384, fraction=0.63)
-    s = structures.from_sizes("blockdense", 64, 256, blocks=2, rank=8, strict=True)
-    assert s == StructureConfig("blockdense", rank=8, blocks=2)
-    for kw, needle in [
-        (dict(kind="lowrank", blocks=2), "lowrank takes --rank, not --blocks"),
-        (dict(kind="lowrank"), "needs its size"),
-        (dict(kind="dense", rank=2), "need a structured --ffn"),
-        (dict(kind="lowrank", rank=2, fraction=0.5), "not both"),
-    ]:
-        with pytest.raises(ScalelabError, match=needle):
-            structures.from_sizes(d_model=64, d_ff=256, strict=True, **kw)
-
-
 def test_a_kind_registers_once_and_is_then_seen_everywhere():
     with pytest.raises(ValueError, match="twice"):
         structures.register(structures.Kind("lowrank", fields=("rank",), params=lambda s, n, m: 0))

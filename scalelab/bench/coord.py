@@ -17,12 +17,12 @@ from typing import Optional
 
 import torch
 
-from scalelab import structures
+from scalelab import structures, variant
 from scalelab.config import ModelConfig
 from scalelab.model.gpt import GPT
 
 STATS = ("embed", "attn", "ffn", "logits")
-KINDS = ("dense", "lowrank", "blockdense", "blockshuffle", "btt")
+KINDS = structures.names()  # dense and every registered structure
 
 
 def model_config(kind: str, width: int, param: str, n_layers: int = 2, seq_len: int = 32) -> ModelConfig:
@@ -119,11 +119,11 @@ def _check(widths, kinds, params, steps, lr, batch, seed, n_layers, seq_len, pro
             for w in widths:
                 cfg = model_config(kind, w, param, n_layers, seq_len)
                 res = run_one(cfg, steps, lr, batch, seed)
+                name = variant.of_model(cfg).replace(mup=False).name  # one name for SP and muP
                 for k, (act, delta) in res.items():
                     per[k].append(delta)
                     rows.append(
-                        dict(variant=cfg.variant.removesuffix("+mup"), kind=kind, param=param, width=w, stat=k,
-                             act=act, delta=delta)
+                        dict(variant=name, kind=kind, param=param, width=w, stat=k, act=act, delta=delta)
                     )  # fmt: skip
                 if progress:
                     progress(kind, param, w)

@@ -28,20 +28,21 @@ import pandas as pd
 from scalelab.errors import ScalelabError
 
 
+def _shared(name: str, option: str) -> Path:
+    """A file of the shared data beside the checkout (../shared/data) or inside it (shared/data)."""
+    repo = Path(__file__).resolve().parents[2]
+    for root in (repo.parent / "shared" / "data", repo / "shared" / "data"):
+        if (root / name).is_file():
+            return root / name
+    raise ScalelabError(f"{Path(name).name} not found in ../shared/data: pass {option} PATH (shared/data/{name})")
+
+
 def default_data() -> Path:
-    here = Path(__file__).resolve().parents[1]
-    for p in (here.parent / "shared/data/chinchilla_epoch.csv", Path("/work/shared/data/chinchilla_epoch.csv")):
-        if p.exists():
-            return p
-    raise ScalelabError("chinchilla_epoch.csv not found: pass --data PATH")
+    return _shared("chinchilla_epoch.csv", "--data")
 
 
 def default_multi_data() -> Path:
-    here = Path(__file__).resolve().parents[1]
-    for p in (here.parent / "shared/data/external/porian.csv", Path("/work/shared/data/external/porian.csv")):
-        if p.exists():
-            return p
-    raise ScalelabError("porian.csv not found: pass --multi-data PATH (shared/data/external/porian.csv)")
+    return _shared("external/porian.csv", "--multi-data")
 
 
 MULTI_COLUMNS = ("N", "D", "C", "loss", "group", "run")

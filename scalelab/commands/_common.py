@@ -96,10 +96,6 @@ def check_out_file(path, option: str) -> None:
     check_out_dir(folder, option)
 
 
-def not_yet(command: str) -> None:
-    fail(f"`scalelab {command}` is not yet available in this version")
-
-
 def stdout_console(markup: bool = True):
     """Rich console for tables on stdout: the terminal's width, or wide in pipes and log files so that
     tables are not folded into 80 columns. markup=False: everything prints as it is (names taken from files,

@@ -33,16 +33,13 @@ def _int_list(text: str, what: str) -> list:
 def _show(rows: list, columns: list, title: str, paths: tuple) -> None:
     from rich.table import Table
 
+    from scalelab import numfmt
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c, justify="left" if c == "variant" else "right")
     for r in rows:
-        t.add_row(
-            *[
-                (f"{r[c]:.4g}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r[c])))
-                for c in columns
-            ]
-        )
+        t.add_row(*[numfmt.cell(r.get(c)) for c in columns])
     con = stdout_console()
     con.print(t)
     con.print(f"wrote {paths[0]} and {paths[1]}")
@@ -63,7 +60,9 @@ def ffn(
     fractions: str = typer.Option(
         "63,32", "--fractions", help="Kept shares of the FFN params in percent (the seeds' 63% and 32% settings)."
     ),
-    kinds: str = typer.Option("lowrank,blockdense,blockshuffle", "--kinds", help="Structures to time against dense."),
+    kinds: _Optional[str] = typer.Option(
+        None, "--kinds", help="Structures to time against dense, comma-separated (default: every registered kind)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (CUDA uses bf16 autocast; CPU float32)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed calls per measurement (the best is kept)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile each FFN first."),
@@ -74,7 +73,6 @@ def ffn(
     """FFN-only forward and forward+backward time of each structure at 63% / 32% vs dense."""
     import json as _json
 
-    from scalelab import structures
     from scalelab.bench import throughput as B
     from scalelab.errors import ScalelabError
 
@@ -86,11 +84,10 @@ def ffn(
     fr = [v / 100 for v in _int_list(fractions, "--fractions")]
     if any(not 0 < f < 1 for f in fr):
         raise ScalelabError(f"--fractions {fractions!r}: give percents between 1 and 99")
-    ks = [k.strip() for k in kinds.split(",") if k.strip()]
-    structured = [k for k in structures.names() if structures.get(k).fields]  # every registered kind but dense
-    bad = [k for k in ks if k not in structured]
+    ks = [k.strip() for k in kinds.split(",") if k.strip()] if kinds is not None else list(B.KINDS)
+    bad = [k for k in ks if k not in B.KINDS]
     if bad or not ks:
-        raise ScalelabError(f"--kinds {kinds!r}: use some of {', '.join(structured)}")
+        raise ScalelabError(f"--kinds {kinds!r}: use some of {', '.join(B.KINDS)}")
     if repeats < 1 or n_tok < 1:
         raise ScalelabError("--repeats and --tokens must be positive")
     log = lambda m: typer.echo(m, err=True)
@@ -110,7 +107,8 @@ def train(
         "dense,lowrank-63,lowrank-32,blockdense-63,blockshuffle-63",
         "--variants",
         help="Comma-separated variants: dense, KIND-63, KIND-32, KIND with its sizes (lowrank-rR, blockdense-bBrR, "
-        "blockshuffle-bB, ...: scalelab/structures.py), lpa-rR, gqa-kvK, sg, joined with + (e.g. lowrank-32+gqa-kv2).",
+        "blockshuffle-bB, ...: scalelab/structures.py), lpa-rR, gqa-kvK, sg, mup, joined with + (e.g. "
+        "lowrank-32+gqa-kv2; scalelab/variant.py).",
     ),
     batch: int = typer.Option(16, "--batch", help="Sequences per step."),
     seq_len: _Optional[int] = typer.Option(None, "--seq-len", help="Sequence length (default: the preset's)."),

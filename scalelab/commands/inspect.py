@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from scalelab import numfmt
 from scalelab.commands._common import stdout_console, user_errors
 
 
@@ -44,7 +45,7 @@ def build_config(
     mup_base_width: Optional[int] = None,
 ):
     """The ModelConfig the inspect options describe (ScalelabError for any bad combination)."""
-    from scalelab import structures
+    from scalelab import structures, variant
     from scalelab.config import ATTENTIONS, PARAMS, GuideConfig
     from scalelab.errors import ScalelabError
     from scalelab.presets import get_preset
@@ -73,14 +74,12 @@ def build_config(
     d_model = preset_cfg.d_model
     ffn_width = changes.get("d_ff", preset_cfg.d_ff) or 4 * d_model
 
-    # FFN structure: a kind with its sizes or a kept share (the structure table's one grammar)
+    # FFN structure: a kind with its sizes or a kept share (scalelab.variant.from_flags)
     kind = ffn if ffn is not None else preset_cfg.ffn.kind
     if kind not in structures.names():
         raise ScalelabError(f"--ffn {kind!r} is unknown: use one of {', '.join(structures.names())}")
     frac = None if ffn_fraction is None else (ffn_fraction / 100.0 if ffn_fraction > 1 else ffn_fraction)
-    changes["ffn"] = structures.from_sizes(
-        kind, d_model, ffn_width, fraction=frac, strict=True, rank=rank, blocks=blocks
-    )
+    changes["ffn"] = variant.from_flags(kind, rank, blocks, frac).structure(d_model, ffn_width)
 
     # attention
     a = (
@@ -255,23 +254,23 @@ def inspect(
             f"FFN weights+biases, all blocks; kept share {out['ffn_kept_share']:.1%} of dense",
         ),
         ("attn_params", f"{pc.attn_params:,}", cfg.attn),
-        ("flops_per_token", f"{out['flops_per_token']:.4g}", "3 x forward (seeds' convention)"),
-        ("flops_6n_per_token", f"{out['flops_6n_per_token']:.4g}", "6 x params_nonembed"),
-        ("tokens", f"{n_tokens:.4g}", token_src),
-        ("train_flops", f"{out['train_flops']:.4g}", "flops_per_token x tokens" + (" + guide" if cfg.guide else "")),
-        ("train_flops_6nd", f"{out['train_flops_6nd']:.4g}", "6 N D"),
+        ("flops_per_token", numfmt.sig(out["flops_per_token"]), "3 x forward (seeds' convention)"),
+        ("flops_6n_per_token", numfmt.sig(out["flops_6n_per_token"]), "6 x params_nonembed"),
+        ("tokens", numfmt.sig(n_tokens), token_src),
+        ("train_flops", numfmt.sig(out["train_flops"]), "flops_per_token x tokens" + (" + guide" * bool(cfg.guide))),
+        ("train_flops_6nd", numfmt.sig(out["train_flops_6nd"]), "6 N D"),
     ]
     if cfg.guide is not None:
         rows += [
             ("guide_params", f"{pc.guide_params:,}", "dense guide matrices (training only, not in params)"),
             (
                 "guide_flops_per_token",
-                f"{out['guide_flops_per_token']:.4g}",
+                numfmt.sig(out["guide_flops_per_token"]),
                 "while the guide path runs (x alpha under reduce_flop)",
             ),
             (
                 "guide_train_flops",
-                f"{out['guide_train_flops']:.4g}",
+                numfmt.sig(out["guide_train_flops"]),
                 f"over the first {cfg.guide.fraction:.0%} of steps",
             ),
             (
@@ -306,6 +305,6 @@ def _print_mup(out: dict) -> None:
             init = "SP init"
         t.add_row(
             g["pattern"], g["role"], dash(g["fan_in"], "d"), dash(g["fan_out"], "d"), str(g["count"]), init,
-            f"{g['lr_mult']:.4g}",
+            numfmt.sig(g["lr_mult"]),
         )  # fmt: skip
     stdout_console().print(t)

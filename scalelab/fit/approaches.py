@@ -18,7 +18,7 @@ Which points of a slice the parabola is fitted on (FitSpec.slice_window, --slice
   Chinchilla Approach 2", arXiv 2603.22339). Without noise the window removes that bias; with the noise of
   real runs it costs more than it saves: it fits fewer points and its centre is the noisy lowest point.
 
-The default is evidence (tests/fit/test_approaches.py, the slice-window study, and README "Approaches 1
+The default is evidence (tests/fit/test_approaches.py, the slice-window study, and docs/fitting.md "Approaches 1
 and 2"): on slices of a known law sampled off-centre, with the centre drifting across budgets as in real
 sweeps, at the noise of the public IsoFLOP data (0.1-0.9% in loss), the whole slice has the smaller error
 in a (RMSE 1.1-3x smaller in every case studied; bias smaller on slices spanning 3x either side, as the
@@ -55,7 +55,8 @@ from scalelab.errors import ScalelabError
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
 from scalelab.fit.groups import distinct
-from scalelab.fit.results import FitResults, GroupFit, now_iso
+from scalelab.fit.info import fit_info
+from scalelab.fit.results import FitResults, GroupFit
 from scalelab.fit.spec import FitSpec
 
 WINDOW = 3  # sizes on each side of a slice's minimum (near-minimum rule, module docstring)
@@ -270,8 +271,6 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
     """Approaches 1 and 2 (spec.approach) per group: power laws N_opt = kN C^a, D_opt = kD C^b (the
     "allocation" form), with run-level bootstrap intervals and samples (spec.bootstrap > 0; groups drawn
     with independent seeds) or statsmodels OLS intervals (bootstrap 0). Called by procedure.fit_laws."""
-    from scalelab import __version__
-
     approach, level = spec.approach, spec.level
     n_col, d_col, loss_col, c_col, run_col = spec.n_col, spec.d_col, spec.loss_col, spec.c_col, spec.run_col
     by = list(spec.by)
@@ -358,32 +357,6 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
             diagnostics=diag,
             warnings=warnings,
             samples=samples,
+            k_flops=laws.flops_per_param_token(N, D, C),
         )
-    meta = {
-        "scalelab_version": __version__,
-        "created": now_iso(),
-        "inputs": inputs or [],
-        "flop_convention": spec.convention,
-        "by": by,
-        "approach": approach,
-        "loss": {"kind": "ols"},
-        "intervals": "bootstrap" if spec.bootstrap > 0 else "ols",
-        "bootstrap": {
-            "n": int(spec.bootstrap),
-            "seed": spec.seed if spec.bootstrap > 0 else None,
-            "level": level,
-            "unit": ("run" if run_col else "row") if spec.bootstrap > 0 else None,
-            "paired": False,
-        },
-        "columns": {
-            "N": n_col,
-            "D": d_col or f"{c_col}/(6 N)",
-            "loss": loss_col,
-            "C": c_col or "6ND",
-            "run": run_col,
-        },
-        "drop_top_loss": spec.drop_top_loss,
-        "all_checkpoints": spec.all_checkpoints,
-        "spec": spec.to_dict(),
-    }
-    return FitResults(groups, [], meta)
+    return FitResults(groups, [], fit_info(spec, inputs))

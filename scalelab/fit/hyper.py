@@ -36,6 +36,7 @@ import pandas as pd
 
 from scalelab.errors import ScalelabError
 from scalelab.fit.bootstrap import percentile_interval
+from scalelab.fit.records import HyperLaw
 
 # swept name -> run-store column holding its value
 HYPER_COLUMNS = {"lr": "peak_lr", "batch_size": "batch_tokens", "warmup": "warmup", "weight_decay": "weight_decay"}
@@ -504,10 +505,12 @@ def _law_record(law, terms, theta, cs, names, h, point, level) -> dict:
 
 
 def attach(f, laws: dict) -> None:
-    """Put a group's hyperparameter laws (fit_lr_laws) into its GroupFit: extra["hyper"], and their draws as
+    """Put a group's hyperparameter laws (fit_lr_laws) into its GroupFit, and their draws as
     extra sample columns (beside the loss law's samples when their counts match; alone for a group without
-    a loss law)."""
-    f.extra["hyper"] = {k: {kk: vv for kk, vv in v.items() if kk != "samples"} for k, v in laws.items()}
+    a loss law); the laws go to f.lr_law and f.batch_law."""
+    for key, attr in (("lr", "lr_law"), ("batch", "batch_law")):
+        if key in laws:
+            setattr(f, attr, HyperLaw.from_dict({k: v for k, v in laws[key].items() if k != "samples"}))
     cols = {c: v for law in laws.values() if law.get("samples") for c, v in law["samples"].items()}
     if not cols:
         return
@@ -522,9 +525,8 @@ def attach(f, laws: dict) -> None:
 # ---- using the laws ----------------------------------------------------------------------------------------
 def law_samples(g, law: str = "lr") -> dict[str, np.ndarray]:
     """A GroupFit's bootstrap draws of its lr (or batch) law: {column: array}, empty arrays when none."""
-    rec = (g.extra.get("hyper") or {}).get(law) or {}
     if law == "lr":
-        cols = LR_SAMPLE_COLUMNS if rec.get("exp_D") is not None else LR_SAMPLE_COLUMNS[:2]
+        cols = LR_SAMPLE_COLUMNS if g.lr_law is not None and g.lr_law.has_D else LR_SAMPLE_COLUMNS[:2]
     else:
         cols = BATCH_SAMPLE_COLUMNS
     return g.sample_arrays(cols)
@@ -546,12 +548,13 @@ def _within(x: float, lo: float, hi: float) -> bool:
     return lo - tol <= x <= hi + tol
 
 
-def predict_lr(hyper_lr: dict, N, samples: dict | None = None, level: float = 0.95, D=None) -> dict:
+def predict_lr(law: HyperLaw | dict, N, samples: dict | None = None, level: float = 0.95, D=None) -> dict:
     """The lr law at N (the fit's N column) and, for a law with a D term, D tokens: {"lr", "lo", "hi",
     "extrapolated"}; lo, hi from bootstrap draws ({"lr_coef", "lr_exp"[, "lr_exp_d"]} arrays) when given,
     else NaN. extrapolated: N (or D) outside the swept cells'."""
+    law = HyperLaw.from_dict(law) if isinstance(law, dict) else law
     N = float(N)
-    b = hyper_lr.get("exp_D")
+    b = law.exp_D
     if b is not None and D is None:
         raise ScalelabError(
             "this lr law is lr_opt = c N^a D^b (the sweep spanned several token budgets per size): give the "
@@ -559,69 +562,74 @@ def predict_lr(hyper_lr: dict, N, samples: dict | None = None, level: float = 0.
         )
     D = float(D) if D is not None else float("nan")
     dterm = D**b if b is not None else 1.0
-    lr = hyper_lr["coef"] * N ** hyper_lr["exp"] * dterm
+    lr = law.coef * N**law.exp * dterm
     lo = hi = float("nan")
     if samples is not None and len(samples.get("lr_coef", ())) > 1:
         draws = np.asarray(samples["lr_coef"], float) * N ** np.asarray(samples["lr_exp"], float)
         if b is not None:
             draws = draws * D ** np.asarray(samples.get("lr_exp_d", np.full(draws.shape, np.nan)), float)
         lo, hi = _own_interval(lr, draws, level)
-    sizes = [p["N"] for p in hyper_lr.get("per_size") or []]
+    sizes = [p["N"] for p in law.per_size or []]
     ext = bool(sizes) and not _inside(N, (min(sizes), max(sizes)))
     if b is not None:
-        ext = ext or not _inside(D, hyper_lr.get("D_range"))
+        ext = ext or not _inside(D, law.D_range)
     return {"lr": float(lr), "lo": float(lo), "hi": float(hi), "extrapolated": ext}
 
 
-def predict_batch(hyper_bs: dict, D, samples: dict | None = None, level: float = 0.95) -> dict:
+def predict_batch(law: HyperLaw | dict, D, samples: dict | None = None, level: float = 0.95) -> dict:
     """The batch law at D tokens: {"batch", "lo", "hi", "extrapolated"} in tokens per optimizer step; lo, hi
     from bootstrap draws ({"bs_coef", "bs_exp"}) when given, else NaN. extrapolated: D outside the cells'."""
+    law = HyperLaw.from_dict(law) if isinstance(law, dict) else law
     D = float(D)
-    bs = hyper_bs["coef"] * D ** hyper_bs["exp"]
+    bs = law.coef * D**law.exp
     lo = hi = float("nan")
     if samples is not None and len(samples.get("bs_coef", ())) > 1:
         draws = np.asarray(samples["bs_coef"], float) * D ** np.asarray(samples["bs_exp"], float)
         lo, hi = _own_interval(bs, draws, level)
-    ext = not _inside(D, hyper_bs.get("D_range"))
+    ext = not _inside(D, law.D_range)
     return {"batch": float(bs), "lo": float(lo), "hi": float(hi), "extrapolated": ext}
 
 
-def law_lines(name: str, hyper: dict) -> list[str]:
+def law_lines(name: str, lr: HyperLaw | None, bs: HyperLaw | None = None) -> list[str]:
     """The group's hyperparameter laws in words, one line each (fit's table, plan's lr-only section)."""
 
     def est(law, k, sym):
-        ci = (law.get("conf_int") or {}).get(k)
-        return f"{sym} = {law[k]:.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+        ci = law.conf_int.get(k)
+        return f"{sym} = {getattr(law, k):.3g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
 
     out = []
-    lr = hyper.get("lr")
-    if lr:
-        syms = [("coef", "c"), ("exp", "a" if lr.get("exp_D") is not None else "k")]
-        syms += [("exp_D", "b")] if lr.get("exp_D") is not None else []
-        over = f"; at each lr the best over {', '.join(lr['over'])}" if lr.get("over") else ""
-        if lr.get("exp_D") is not None:
-            cells = f"{lr['n_cells']} (N, D) cells"
-            opt = "; ".join(f"{p['N']:.3g}, {p['D']:.3g}: {p['lr_opt']:.3g}" for p in lr["per_size"])
-            opt = f"per cell (N, D: lr_opt) {opt}" if len(lr["per_size"]) <= 8 else "per-cell optima in the fit file"
-        else:
-            cells = f"{lr['n_sizes']} sizes at their largest budget"
-            opt = "per size (N: lr_opt) " + ", ".join(
-                f"{p['N']:.3g}: {p['lr_opt']:.3g}{' (edge)' if p['at_edge'] else ''}" for p in lr["per_size"]
-            )
-        edges = sum(p["at_edge"] for p in lr["per_size"])
-        edge = f"; {edges} optima at an edge of the sweep" if edges and lr.get("exp_D") is not None else ""
-        out.append(f"{name}: {lr['formula']}, {', '.join(est(lr, k, s) for k, s in syms)} ({cells}{over}{edge}); {opt}")
-        if lr.get("note"):
-            out.append(f"{name}: lr law: {lr['note']}")
-    bs = hyper.get("batch")
-    if bs:
-        over = f"; at each batch size the best over {', '.join(bs['over'])}" if bs.get("over") else ""
-        edges = sum(p["at_edge"] for p in bs["per_cell"])
+    if lr is not None:
+        out += _lr_lines(name, lr, est)
+    if bs is not None:
+        over = f"; at each batch size the best over {', '.join(bs.over)}" if bs.over else ""
+        edges = sum(p["at_edge"] for p in bs.optima)
         edge = f"; {edges} optima at an edge of the sweep" if edges else ""
         out.append(
-            f"{name}: {bs['formula']} (tokens per step), {est(bs, 'coef', 'c')}, {est(bs, 'exp', 'g')} "
-            f"({bs['n_cells']} (N, D) cells{over}{edge})"
+            f"{name}: {bs.formula} (tokens per step), {est(bs, 'coef', 'c')}, {est(bs, 'exp', 'g')} "
+            f"({bs.n_cells} (N, D) cells{over}{edge})"
         )
-        if bs.get("note"):
-            out.append(f"{name}: batch law: {bs['note']}")
+        if bs.note:
+            out.append(f"{name}: batch law: {bs.note}")
+    return out
+
+
+def _lr_lines(name: str, lr: HyperLaw, est) -> list[str]:
+    syms = [("coef", "c"), ("exp", "a" if lr.has_D else "k")]
+    syms += [("exp_D", "b")] if lr.has_D else []
+    over = f"; at each lr the best over {', '.join(lr.over)}" if lr.over else ""
+    per = lr.optima
+    if lr.has_D:
+        cells = f"{lr.n_cells} (N, D) cells"
+        opt = "; ".join(f"{p['N']:.3g}, {p['D']:.3g}: {p['lr_opt']:.3g}" for p in per)
+        opt = f"per cell (N, D: lr_opt) {opt}" if len(per) <= 8 else "per-cell optima in the fit file"
+    else:
+        cells = f"{lr.n_sizes} sizes at their largest budget"
+        opt = "per size (N: lr_opt) " + ", ".join(
+            f"{p['N']:.3g}: {p['lr_opt']:.3g}{' (edge)' if p['at_edge'] else ''}" for p in per
+        )
+    edges = sum(p["at_edge"] for p in per)
+    edge = f"; {edges} optima at an edge of the sweep" if edges and lr.has_D else ""
+    out = [f"{name}: {lr.formula}, {', '.join(est(lr, k, s) for k, s in syms)} ({cells}{over}{edge}); {opt}"]
+    if lr.note:
+        out.append(f"{name}: lr law: {lr.note}")
     return out

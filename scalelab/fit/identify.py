@@ -232,21 +232,22 @@ def allocation_check(tpp: float, rng: tuple[float, float]) -> str | None:
     )
 
 
-def compute_optimal_gap(
-    form: str, identification: dict | None, compute_optimal: dict | None = None, fixed=(), loss_law: dict | None = None
-):
-    """Why a fitted group's compute-optimal N is not identified, in words, from what its fit recorded
-    (GroupFit.extra "identification" and "compute_optimal"); None when it is identified. Returns str | None."""
+def compute_optimal_gap(g):
+    """Why a fitted group's compute-optimal N is not identified, in words, from what its fit recorded (a
+    GroupFit's form, identification, compute_optimal, fixed and loss_law_refused); None when it is identified.
+    Returns str | None."""
+    form = g.form
     if form == "allocation":  # approach 1/2: N_opt is fitted directly
         return None
-    if (loss_law or {}).get("fitted") is False:  # a sweep kept for its lr law only
-        return f"loss law not fitted: {loss_law.get('why') or 'refused'}"
+    if g.loss_law_refused is not None:  # a sweep kept for its lr law only
+        return f"loss law not fitted: {g.loss_law_refused or 'refused'}"
     if form == "chinchilla":
-        co = compute_optimal or {}
-        if co.get("identified") is False:
-            return str(co.get("why") or "compute-optimal tokens/param outside the plausible range")
+        co = g.compute_optimal
+        if co is not None and co.identified is False:
+            return str(co.why or "compute-optimal tokens/param outside the plausible range")
         return None
-    ident = identification or {}
+    fixed = tuple((g.fixed or {}).items())
+    ident = g.identification.to_dict() if g.identification is not None else {}
     try:
         d = Design(**{k: ident[k] for k in Design.__dataclass_fields__})
     except (KeyError, TypeError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scalelab import numfmt
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import not_an_interval, percentile_interval
 
@@ -84,12 +85,7 @@ def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
     return tuple(float(x) if x < np.finfo(float).max else float("inf") for x in (lo, hi))
 
 
-def fmt_c(c: float) -> str:
-    return f"{c:.2g}" if np.isfinite(c) else "inf"
-
-
-def fmt_m(m: float) -> str:
-    return "never" if not np.isfinite(m) else f"{m:.3g}x"
+fmt_c, fmt_m = numfmt.flops, numfmt.multiplier  # short names for the report lines below
 
 
 def compare_compute(
@@ -171,7 +167,6 @@ def compare_compute(
     return out
 
 
-group_k = laws.flops_per_param_token  # FLOPs per parameter per token of a group's points (fit/laws.py)
 
 
 def aligned_samples(ga, gb, paired: bool) -> tuple[dict | None, dict | None]:
@@ -198,9 +193,10 @@ def multiplier_curve(fit, a: str, b: str, C, k_a: float | None = None, k_b: floa
 
     fit = as_fit(fit)
     ga, gb = fit[a], fit[b]
-    rec = next((c for c in fit.comparisons if c.get("a") == a and c.get("b") == b and "k" in c), {})
-    k_a = k_a or (rec.get("k") or {}).get("a") or 6.0
-    k_b = k_b or (rec.get("k") or {}).get("b") or 6.0
+    rec = fit.comparison(a, b)
+    k = (rec.k if rec is not None else None) or {}
+    k_a = k_a or k.get("a") or 6.0
+    k_b = k_b or k.get("b") or 6.0
     C = np.asarray(C, float)
     est = multiplier(ga.form, ga.params, k_a, gb.form, gb.params, k_b, C)
     sa, sb = aligned_samples(ga, gb, fit.paired)
@@ -214,20 +210,19 @@ def multiplier_curve(fit, a: str, b: str, C, k_a: float | None = None, k_b: floa
     return {"C": C, "est": est, "lo": lo, "hi": hi}
 
 
-def add_compute_verdicts(comparisons: list, fits: dict, data: dict, budgets, level: float, paired: bool) -> None:
+def add_compute_verdicts(comparisons: list, fits: dict, budgets, level: float, paired: bool) -> None:
     """Add the multiplier and crossover keys to each comparison record in place (fit_laws calls this).
 
-    fits: {name: GroupFit}; data: {name: GroupData} (for k = C / (N D)); budgets: FLOPs or None (default)."""
+    fits: {name: GroupFit} (each with its k = C / (N D), k_flops); budgets: FLOPs or None (default)."""
     for rec in comparisons:
         fa, fb = fits[rec["a"]], fits[rec["b"]]
         if fa.form not in FORMS or fb.form not in FORMS:
             continue
-        ga, gb = data[rec["a"]], data[rec["b"]]
         sa, sb = aligned_samples(fa, fb, paired)
         rec.update(
             compare_compute(
-                fa.name, fa.form, fa.params, sa, group_k(ga.N, ga.D, ga.C), tuple(fa.c_range),
-                fb.name, fb.form, fb.params, sb, group_k(gb.N, gb.D, gb.C), tuple(fb.c_range),
+                fa.name, fa.form, fa.params, sa, fa.k_flops, tuple(fa.c_range),
+                fb.name, fb.form, fb.params, sb, fb.k_flops, tuple(fb.c_range),
                 budgets, level,
             )
         )  # fmt: skip

@@ -17,6 +17,9 @@ from scalelab.fit.bootstrap import compare as compare_groups
 from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
 from scalelab.fit.groups import GroupData, distinct, drop_top_losses, group_runs, point_weights, split_groups
 from scalelab.fit.objective import Problem, bounds, make_problem
+from scalelab.fit.points import attach_points, point_table
+from scalelab.fit.info import fit_info
+from scalelab.fit.records import ComputeOptimal, Holdout, Identification, Rollout, Sweep
 from scalelab.fit.results import FitResults, GroupFit, now_iso
 from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
 from scalelab.fit.spec import FitSpec
@@ -94,20 +97,20 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         "at_bound": pt.at_bound[0],
     }
 
-    extra = {"identification": {"form": form_name, "why": why, **design.to_dict()}}
-    if fixed:
-        extra["fixed"] = fixed
+    records = {"identification": Identification(form=form_name, why=why, **design.to_dict()), "fixed": fixed or {}}
     c_ref = spec.c_ref if spec.c_ref is not None else float(g.C.max())
     k_flops = laws.flops_per_param_token(g.N, g.D, g.C)  # C = k N D, as the multipliers read it
+    records["k_flops"] = k_flops
     der = {k: float(v) for k, v in laws.derived(form_name, params, c_ref, k_flops).items()}
     if der:
-        extra["c_ref"] = c_ref
+        records["c_ref"] = c_ref
     plaus = identify.plausible_tpp(design.tpp_min, design.tpp_max)
     unidentified = identify.allocation_check(der["tokens_per_param"], plaus) if "tokens_per_param" in der else None
     if "tokens_per_param" in der:
-        extra["compute_optimal"] = {"identified": unidentified is None, "plausible_tokens_per_param": list(plaus)}
+        records["compute_optimal"] = ComputeOptimal(identified=unidentified is None, plausible_tokens_per_param=plaus)
         if unidentified:  # the numbers are not a reading of the data: kept out of `derived`, said in words
-            extra["compute_optimal"].update(why=unidentified, tokens_per_param=der["tokens_per_param"])
+            records["compute_optimal"].why = unidentified
+            records["compute_optimal"].tokens_per_param = der["tokens_per_param"]
             warnings.append(unidentified)
             der = {k: v for k, v in der.items() if k not in _ALLOCATION}
     conf, dconf, samples = {}, {}, None
@@ -163,11 +166,11 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
             )
         warnings += _weakly_identified(params, conf, spec.level)
     if spec.holdout == "largest":
-        extra["holdout"] = holdout_largest(g, form_name, spec)
+        records["holdout"] = Holdout.from_dict(holdout_largest(g, form_name, spec))
     if spec.rollout:
         from scalelab.fit.rollout import rollout
 
-        extra["rollout"] = rollout(g, form_name, spec)
+        records["rollout"] = Rollout.from_dict(rollout(g, form_name, spec))
     rng_ = {
         "N": [float(g.N.min()), float(g.N.max())],
         "D": [float(g.D.min()), float(g.D.max())],
@@ -190,7 +193,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         warnings=warnings,
         runs=g.runs,
         samples=samples,
-        extra=extra,
+        **records,
     )
     return gf, prob, form
 
@@ -307,11 +310,11 @@ def _apply_shared_e(groups, fits, spec: FitSpec, counts):
     for i, f in enumerate(fits):
         a, b, al, be = th[1 + 4 * i : 5 + 4 * i]
         f.params = {"E": E, "A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": float(al), "beta": float(be)}
-        c_ref = f.extra.get("c_ref")
+        c_ref = f.c_ref
         k_flops = laws.flops_per_param_token(groups[i].N, groups[i].D, groups[i].C)
         f.derived = {k: float(v) for k, v in laws.derived("chinchilla", f.params, c_ref, k_flops).items()}
         f.diagnostics["shared_e"] = {k: res[k] for k in ("objective", "grad_norm", "n_starts_at_best", "n_starts")}
-        f.extra["shared_e"] = True
+        f.shared_e = True
         zhat = prob.log_pred(th[None])[0]
         mask = np.concatenate([np.full(g.L.size, j == i) for j, g in enumerate(groups)])
         f.residual_sd = float(np.std((prob.z - zhat)[mask]))
@@ -358,6 +361,7 @@ def fit_laws(
     from scalelab.fit import hyper
 
     swept = hyper.swept(df, spec)  # a hyperparameter sweep in the input: the envelope, and lr_opt(N) per group
+    all_points = df
     if swept:
         if ("lr" in swept or "batch_size" in swept) and spec.approach == 3:
             lr_laws = hyper.fit_lr_laws(df, spec)  # {group: {"lr": law, "batch": law}}
@@ -370,7 +374,8 @@ def fit_laws(
 
         res = fit_allocation(df, spec, source=source, inputs=inputs)
         if sweep_record:
-            res.meta["sweep"] = sweep_record
+            res.info.sweep = Sweep.from_dict(sweep_record)
+        attach_points(res.groups, point_table(all_points, spec, df.index, swept))
         return res
     # a group whose loss law the design refuses but whose sweep gives a law keeps that law (_split_sweeps)
     groups, refused = _split_sweeps(df, spec, source, lr_laws) if lr_laws else (split_groups(df, spec, source), {})
@@ -447,11 +452,11 @@ def fit_laws(
     from scalelab.fit.multiplier import add_compute_verdicts
 
     joint = bool(shared_runs or spec.share_e or spec.share_exponents)
-    add_compute_verdicts(comparisons, byname, {g.name: g for g in groups}, spec.at_flops, spec.level, joint)
-    meta = _meta(spec, inputs)
-    meta["bootstrap"]["paired"] = bool(shared_runs)
+    add_compute_verdicts(comparisons, byname, spec.at_flops, spec.level, joint)
+    info = fit_info(spec, inputs)
+    info.bootstrap.paired = bool(shared_runs)
     if sweep_record:
-        meta["sweep"] = sweep_record
+        info.sweep = Sweep.from_dict(sweep_record)
     for f in fits:  # the lr and batch laws (fit/hyper.py) beside the group's law; their draws as sample columns
         if f.name in lr_laws:
             hyper.attach(f, lr_laws[f.name])
@@ -459,9 +464,10 @@ def fit_laws(
     for name, (sub, why) in refused.items():
         out[name] = _sweep_only(sub, spec, name, why, lr_laws[name])
     order = list(dict.fromkeys(hyper.group_names(df, spec.by)))  # the groups in order of appearance
-    meta["share_exponents"] = bool(spec.share_exponents)
-    meta["at_flops"] = list(spec.at_flops) if spec.at_flops else None
-    return FitResults({k: out[k] for k in order if k in out}, comparisons, meta)
+    info.share_exponents = bool(spec.share_exponents)
+    info.at_flops = list(spec.at_flops) if spec.at_flops else None
+    attach_points(out, point_table(all_points, spec, df.index, swept))
+    return FitResults({k: out[k] for k in order if k in out}, comparisons, info)
 
 
 def _split_sweeps(df: pd.DataFrame, spec: FitSpec, source: str, hyper_laws: dict):
@@ -511,7 +517,7 @@ def _too_few(sub: pd.DataFrame, spec: FitSpec) -> str | None:
 
 def _sweep_only(sub: pd.DataFrame, spec: FitSpec, name: str, why: str, laws_: dict) -> GroupFit:
     """The fit-file group of a sweep whose loss law was refused: form "none", no parameters, one warning
-    "loss law not fitted: WHY", extra["loss_law"] = {"fitted": false, "why"}, and its hyperparameter laws."""
+    "loss law not fitted: WHY", `loss_law_refused` = WHY, and its hyperparameter laws."""
     from scalelab.fit import hyper
 
     N = sub[spec.n_col].astype(float).to_numpy()
@@ -532,50 +538,8 @@ def _sweep_only(sub: pd.DataFrame, spec: FitSpec, name: str, why: str, laws_: di
         range={k: [float(v.min()), float(v.max())] for k, v in (("N", N), ("D", D), ("C", C))},
         warnings=[f"loss law not fitted: {why}"],
         runs=group_runs(sub, g, spec.run_col),
-        extra={"loss_law": {"fitted": False, "why": why}},
+        loss_law_refused=why,
+        k_flops=laws.flops_per_param_token(N, D, C),
     )
     hyper.attach(gf, laws_)
     return gf
-
-
-def _meta(spec: FitSpec, inputs) -> dict:
-    """The fit file's top-level record of how it was made (docs/interfaces.md "Fit file")."""
-    from scalelab import __version__
-
-    c_col, d_col = spec.c_col, spec.d_col
-    loss = (
-        {"kind": "ols"}
-        if spec.approach in (1, 2)
-        else {
-            "kind": spec.loss,
-            "delta": spec.delta,
-            "overestimate_penalty": spec.overestimate_penalty,
-            "weights": spec.weights or "none",
-        }
-    )
-    return {
-        "scalelab_version": __version__,
-        "created": now_iso(),
-        "inputs": inputs or [],
-        "flop_convention": spec.convention,
-        "by": list(spec.by),
-        "approach": spec.approach,
-        "loss": loss,
-        "bootstrap": {
-            "n": spec.bootstrap,
-            "seed": spec.seed,
-            "level": spec.level,
-            "unit": "run" if spec.run_col else "row",
-        },
-        "share_e": bool(spec.share_e),
-        "columns": {
-            "N": spec.n_col,
-            "D": d_col or f"{c_col}/(6 N)",
-            "loss": spec.loss_col,
-            "C": c_col or "6ND",
-            "run": spec.run_col,
-        },
-        "drop_top_loss": spec.drop_top_loss,
-        "all_checkpoints": spec.all_checkpoints,
-        "spec": spec.to_dict(),
-    }

@@ -31,31 +31,28 @@ from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write_bytes, remove_stale_temps, sha256_file
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import percentile_interval
+from scalelab.fit.filecheck import check_group, check_top
+from scalelab.fit.filecheck import edited as _edited
 from scalelab.fit.hyper import HYPER_SAMPLE_COLUMNS
-
-FORMAT = "scalelab-fit/1"
-CONVENTIONS = ("flops", "flops_6nd", "6ND")
-_STD = (
-    "key",
-    "form",
-    "params",
-    "conf_int",
-    "derived",
-    "derived_conf_int",
-    "residual_sd",
-    "n_points",
-    "n_runs",
-    "n_sizes",
-    "range",
-    "diagnostics",
-    "warnings",
-    "runs",
+from scalelab.fit.records import (
+    CONVENTIONS,
+    FORMAT,
+    Bootstrap,
+    Comparison,
+    ComputeOptimal,
+    FitInfo,
+    Holdout,
+    HyperLaw,
+    Identification,
+    Rollout,
+    SeparateFit,
+    n_column_of,
 )
-
 
 @dataclass
 class GroupFit:
-    """One group's law: point estimates, bootstrap samples and intervals, checks."""
+    """One group's law: point estimates, bootstrap samples and intervals, checks, and the typed records of
+    what else the fit found for the group (records.py)."""
 
     name: str
     key: dict
@@ -73,9 +70,22 @@ class GroupFit:
     warnings: list = field(default_factory=list)
     runs: list = field(default_factory=list)
     samples: pd.DataFrame | None = None  # one row per bootstrap sample, natural parameters
-    extra: dict = field(default_factory=dict)  # holdout, shared_e, c_ref, ...
     sample_index: np.ndarray | None = None  # the `sample` id of each row of `samples` (None: 0..S-1)
-    n_column: str = ""  # run column the fit's N is; set by FitResults from its columns
+    n_column: str = ""  # run column the fit's N is (params or params_nonembed)
+    identification: Identification | None = None
+    fixed: dict = field(default_factory=dict)
+    c_ref: float | None = None  # the budget of the derived N_opt, D_opt
+    k_flops: float | None = None  # FLOPs per parameter per token of the group's points: C = k N D
+    compute_optimal: ComputeOptimal | None = None
+    holdout: Holdout | None = None
+    rollout: Rollout | None = None
+    lr_law: HyperLaw | None = None
+    batch_law: HyperLaw | None = None
+    loss_law_refused: str | None = None  # why no loss law was fitted (a sweep's group with too few points)
+    separate_fit: SeparateFit | None = None
+    shared_e: bool = False
+    shared_exponents: bool = False
+    points: pd.DataFrame | None = None  # the points the fit used (run, N, D, C, loss, fitted, swept columns)
 
     @property
     def params_(self) -> pd.Series:
@@ -126,24 +136,6 @@ class GroupFit:
         fl = [float(r["flops"]) for r in self.runs if r.get("flops")]
         return (min(fl), max(fl)) if fl else (float("nan"), float("nan"))
 
-    def _resolve_n_column(self, n_col: str | None) -> str:
-        """The run column of N: the fit's N column when it is a run-store count, else the count whose span
-        matches the group's range["N"] (CSV fits store N under "params"), else "params"."""
-        if n_col in ("params", "params_nonembed"):
-            return n_col
-        lo_hi = (self.range or {}).get("N")
-        if not lo_hi or not self.runs:
-            return "params"
-        best, err = "params", float("inf")
-        for key in ("params", "params_nonembed"):
-            vals = [float(r[key]) for r in self.runs if r.get(key) is not None]
-            if not vals:
-                continue
-            e = abs(math.log(min(vals) / lo_hi[0])) + abs(math.log(max(vals) / lo_hi[1]))
-            if e < err:
-                best, err = key, e
-        return best
-
     def predict(self, N=None, D=None, C=None) -> np.ndarray:
         return laws.predict(self.form, self.params, N=N, D=D, C=C)
 
@@ -159,37 +151,21 @@ class GroupFit:
         return (L[:, None] * np.exp(eps)).reshape((-1,) + L.shape[1:])
 
     def to_dict(self) -> dict:
-        d = {
-            "key": self.key,
-            "form": self.form,
-            "params": self.params,
-            "conf_int": self.conf_int,
-            "derived": self.derived,
-            "derived_conf_int": self.derived_conf_int,
-            "residual_sd": self.residual_sd,
-            "n_points": self.n_points,
-            "n_runs": self.n_runs,
-            "n_sizes": self.n_sizes,
-            "range": self.range,
-            "diagnostics": self.diagnostics,
-            "warnings": self.warnings,
-            "runs": self.runs,
-        }
-        d.update(self.extra)
-        return d
+        """The group's fit-file record (docs/interfaces.md "Fit file")."""
+        return group_record(self)
 
 
 class FitResults:
     """All groups' fits from one call, plus comparisons and provenance (see module docstring).
 
-    `meta` holds the fit file's top-level keys; the properties below read them with one set of defaults.
-    `path` is the file it was read from or last written to (None for a fit still in memory)."""
+    `info` is how the fit was made (records.FitInfo); `comparisons` are records.Comparison; `path` is the
+    file it was read from or last written to (None for a fit still in memory)."""
 
     def __init__(
         self,
         groups: dict[str, GroupFit],
         comparisons: list | None = None,
-        meta: dict | None = None,
+        info: FitInfo | None = None,
         path=None,
         samples_note: str = "",
         samples_path=None,
@@ -197,14 +173,17 @@ class FitResults:
         self.groups = groups
         self.samples_path = Path(samples_path) if samples_path is not None else None  # file the samples came from
         self.samples_sha256 = None  # of the samples file, once written (to_json) or read (load_fit)
-        self.comparisons = comparisons or []
-        self.meta = meta or {}
+        self.points_sha256 = None  # of the points file, likewise
+        self.points_source = "the fit"  # where `points` came from (fit/upgrade.py: rebuilt for older files)
+        self.comparisons: list[Comparison] = [
+            c if isinstance(c, Comparison) else Comparison.from_dict(c) for c in comparisons or []
+        ]
+        self.info = info if info is not None else FitInfo()
         self.path = Path(path) if path is not None else None
         has = any(g.samples is not None and len(g.samples) for g in self)
-        self.samples_note = samples_note or ("" if has else _no_samples(self.meta))
-        n_col = (self.meta.get("columns") or {}).get("N")
+        self.samples_note = samples_note or ("" if has else _no_samples(self.info))
         for g in self:
-            g.n_column = g.n_column or g._resolve_n_column(n_col)
+            g.n_column = g.n_column or n_column_of(g.range, g.runs, self.info.columns.N)
 
     # ---- statsmodels-style accessors --------------------------------------------------------------
     def __getitem__(self, name: str) -> GroupFit:
@@ -221,65 +200,32 @@ class FitResults:
 
     @property
     def level(self) -> float:
-        return float(self.bootstrap["level"])
+        return float(self.info.bootstrap.level)
 
     @property
-    def bootstrap(self) -> dict:
-        """{n, seed, level, unit, paired} as the fit recorded them (defaults for keys it lacks)."""
-        b = self.meta.get("bootstrap") or {}
-        return {
-            "n": int(b.get("n") or 0),
-            "seed": b.get("seed"),
-            "level": float(b.get("level") or 0.95),
-            "unit": b.get("unit"),
-            "paired": bool(b.get("paired", False)),
-        }
+    def bootstrap(self) -> Bootstrap:
+        return self.info.bootstrap
 
     @property
     def convention(self) -> str:
         """What C means: "flops" (measured, 3 x forward; also any other FLOPs column), "flops_6nd" (the
-        run store's 6 N D column) or "6ND" (C = 6 N D computed from N and D).
-
-        A file without "flop_convention" gets what `scalelab fit` would have recorded for its input: the
-        FLOPs column in its "columns" record when there is one ("6ND" when C was computed), else "flops"
-        when its runs carry model configs (run-store input, whose default --flops-col is flops), else
-        "6ND" (a table of N, D and loss)."""
-        c = self.meta.get("flop_convention")
-        if c is None:
-            c = (self.meta.get("columns") or {}).get("C")
-        if c is None:
-            from_store = any(r.get("model") for g in self for r in g.runs)
-            c = "flops" if from_store else "6ND"
-        c = str(c)
-        return "6ND" if c.upper() == "6ND" else c if c in CONVENTIONS else "flops"
+        run store's 6 N D column) or "6ND" (C = 6 N D computed from N and D)."""
+        return self.info.flop_convention
 
     @property
     def flops_column(self) -> str:
         """The run-store column holding C in this fit's FLOP convention: flops or flops_6nd."""
-        col = self.columns.get("flops")
+        col = self.info.columns.C
         if col in ("flops", "flops_6nd"):
             return col
         return "flops_6nd" if self.convention.lower() in ("flops_6nd", "6nd") else "flops"
-
-    @property
-    def columns(self) -> dict:
-        """The input columns the fit used: n, d, loss, flops, run (None where absent), by (list)."""
-        c = self.meta.get("columns") or {}
-        return {
-            "n": c.get("N"),
-            "d": c.get("D"),
-            "loss": c.get("loss"),
-            "flops": c.get("C"),
-            "run": c.get("run"),
-            "by": list(self.meta.get("by") or []),
-        }
 
     @property
     def spec(self):
         """The FitSpec the fit was made with (None for files written before the spec was recorded)."""
         from scalelab.fit.spec import FitSpec
 
-        d = self.meta.get("spec")
+        d = self.info.spec
         if not isinstance(d, dict):
             return None
         try:
@@ -288,10 +234,23 @@ class FitResults:
             raise _edited(self.path or "fit", f"its 'spec' record does not build a FitSpec ({e})") from None
 
     @property
+    def points(self) -> pd.DataFrame | None:
+        """Every group's fitted points (column `group` first); None when the fit has none."""
+        frames = [g.points.assign(group=g.name) for g in self if g.points is not None]
+        if not frames:
+            return None
+        df = pd.concat(frames, ignore_index=True)
+        return df[["group"] + [c for c in df.columns if c != "group"]]
+
+    def comparison(self, a: str, b: str) -> Comparison | None:
+        """The comparison of b vs a, if the fit made one."""
+        return next((c for c in self.comparisons if c.a == a and c.b == b), None)
+
+    @property
     def paired(self) -> bool:
         """Groups compare sample by sample: a joint fit (shared E), a paired bootstrap over shared runs,
         or groups whose E samples are identical sample for sample (a joint fit written by other tools)."""
-        if self.meta.get("joint") or self.meta.get("share_e") or self.bootstrap["paired"]:
+        if self.info.share_e or self.bootstrap.paired:
             return True
         gs = [g for g in self if g.form in ("chinchilla", "frontier")]
         es = [(g.sample_arrays()["E"], g.sample_ids) for g in gs]
@@ -339,46 +298,25 @@ class FitResults:
             group = next(iter(self.groups))
         return self[group].predict(N=N, D=D, C=C)
 
-    def summary(self) -> str:
-        lines = []
-        lvl = self.level
-        for g in self:
-            d = g.diagnostics
-            desc = laws.FORMS[g.form].description if g.form in laws.FORMS else g.form
-            lines.append(f"== {g.name}  [{g.form}: {desc}]")
-            joint = f" (joint fit of {', '.join(d['joint']['groups'])})" if d.get("joint") else ""
-            lines.append(
-                f"   points {g.n_points}, runs {g.n_runs}, sizes {g.n_sizes}, "
-                f"objective {d.get('objective', float('nan')):.6g}{joint}, "
-                f"|grad| {d.get('grad_norm', float('nan')):.2g}, "
-                f"starts at best {d.get('n_starts_at_best', '?')}/{d.get('n_starts', '?')}"
-            )
-            lines.append(f"   {'param':<18}{'estimate':>12}   {int(round(lvl * 100))}% interval")
-            for p, v in list(g.params.items()) + list(g.derived.items()):
-                ci = g.conf_int.get(p) or g.derived_conf_int.get(p)
-                cis = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
-                lines.append(f"   {p:<18}{_fmt(v):>12}   {cis}")
-            if "holdout" in g.extra:
-                h = g.extra["holdout"]
-                lines.append(
-                    f"   holdout {h['rule']}: mean |rel err| {h['mean_rel_error']:.4f} on {h['n_points']} points"
-                )
-            for w in g.warnings:
-                lines.append(f"   warning: {w}")
-        for c in self.comparisons:
-            lines.append(f"-- {c['b']} vs {c['a']}: {c['verdict']}")
-        return "\n".join(lines)
+    def summary(self):
+        """What `scalelab fit` prints, as a Summary: .text(), .markdown(), .html() (fit/summary)."""
+        from scalelab.fit.summary import fit_summary
+
+        return fit_summary(self)
 
     # ---- files ------------------------------------------------------------------------------------
-    def to_dict(self, samples_name: str | None = None) -> dict:
-        d = {"format": FORMAT}
-        d.update(self.meta)
-        if samples_name is not None:
-            d["samples"] = samples_name
-            if self.samples_sha256:
-                d["samples_sha256"] = self.samples_sha256
+    def to_dict(self, samples_name: str | None = None, points_name: str | None = None) -> dict:
+        d = {"format": FORMAT, **self.info.to_dict()}
+        for key, name, digest in (
+            ("samples", samples_name, self.samples_sha256),
+            ("points", points_name, self.points_sha256),
+        ):
+            if name is not None:
+                d[key] = name
+                if digest:
+                    d[f"{key}_sha256"] = digest
         d["groups"] = {g.name: g.to_dict() for g in self}
-        d["comparisons"] = self.comparisons
+        d["comparisons"] = [c.to_dict() for c in self.comparisons]
         return _jsonable(d)
 
     def samples_frame(self) -> pd.DataFrame:
@@ -405,26 +343,37 @@ class FitResults:
         return pd.concat(frames, ignore_index=True)
 
     def to_json(self, path) -> Path:
-        """Write NAME.json and NAME.samples.parquet beside it, each atomically (samples first).
+        """Write NAME.json with NAME.samples.parquet and NAME.points.parquet beside it, each atomically (the
+        Parquet files first).
 
-        The JSON records the samples file's sha256, so a write killed between the two files (new samples
-        beside the old JSON) is refused by `load_fit` rather than read as the old fit's samples. Temp files
-        left by earlier killed writes of either file are removed first."""
+        The JSON records both Parquet files' sha256, so a write killed between files (new samples beside the
+        old JSON) is refused by `load_fit` rather than read as the old fit's. Temp files left by earlier killed
+        writes are removed first."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         stem = path.name[:-5] if path.name.endswith(".json") else path.name
-        samples_name = f"{stem}.samples.parquet"
-        for target in (path, path.parent / samples_name):
+        names = {"samples": f"{stem}.samples.parquet", "points": f"{stem}.points.parquet"}
+        for target in (path, *(path.parent / n for n in names.values())):
             remove_stale_temps(target)
-        buf = io.BytesIO()
-        self.samples_frame().to_parquet(buf, index=False)
-        data = buf.getvalue()
-        self.samples_sha256 = hashlib.sha256(data).hexdigest()
-        text = json.dumps(self.to_dict(samples_name), indent=2, allow_nan=False)
-        atomic_write_bytes(path.parent / samples_name, data)
+        blobs = {"samples": _parquet_bytes(self.samples_frame())}
+        points = self.points
+        if points is not None:
+            blobs["points"] = _parquet_bytes(points)
+        self.samples_sha256 = hashlib.sha256(blobs["samples"]).hexdigest()
+        self.points_sha256 = hashlib.sha256(blobs["points"]).hexdigest() if "points" in blobs else None
+        d = self.to_dict(names["samples"], names["points"] if "points" in blobs else None)
+        text = json.dumps(d, indent=2, allow_nan=False)
+        for key, data in blobs.items():
+            atomic_write_bytes(path.parent / names[key], data)
         atomic_write_bytes(path, text.encode())
-        self.path, self.samples_path = path, path.parent / samples_name
+        self.path, self.samples_path = path, path.parent / names["samples"]
         return path
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
 
 
 def _fmt(v) -> str:
@@ -460,12 +409,98 @@ def _nan(v):
     return float("nan") if v is None else v
 
 
-def load_fit(path) -> FitResults:
-    """Read a fit file and its samples (docs/interfaces.md "Fit file") into FitResults.
+# ---- a group's fit-file record ---------------------------------------------------------------------------
+_STD = (
+    "key",
+    "form",
+    "params",
+    "conf_int",
+    "derived",
+    "derived_conf_int",
+    "residual_sd",
+    "n_points",
+    "n_runs",
+    "n_sizes",
+    "range",
+    "diagnostics",
+    "warnings",
+    "runs",
+)
 
-    Samples: the file named by "samples" beside the JSON (NAME.samples.parquet when the key is absent).
-    A missing samples file is not an error here: `samples_note` says why there are none, and consumers
-    that need them call `require_samples()`. An unreadable one is an error."""
+
+def group_record(g: GroupFit) -> dict:
+    """GroupFit -> its fit-file record: the law's fields, then each typed record under its key."""
+    d = {k: getattr(g, k) for k in _STD}
+    d["n_column"] = g.n_column
+    if g.identification is not None:
+        d["identification"] = g.identification.to_dict()
+    if g.fixed:
+        d["fixed"] = dict(g.fixed)
+    if g.c_ref is not None:
+        d["c_ref"] = g.c_ref
+    if g.k_flops is not None:
+        d["k_flops"] = g.k_flops
+    for key in ("compute_optimal", "holdout", "rollout", "separate_fit"):
+        if getattr(g, key) is not None:
+            d[key] = getattr(g, key).to_dict()
+    hyper = {k: law.to_dict() for k, law in (("lr", g.lr_law), ("batch", g.batch_law)) if law is not None}
+    if hyper:
+        d["hyper"] = hyper
+    if g.loss_law_refused is not None:
+        d["loss_law"] = {"fitted": False, "why": g.loss_law_refused}
+    for key in ("shared_e", "shared_exponents"):
+        if getattr(g, key):
+            d[key] = True
+    return d
+
+
+def _group_from_record(name: str, g: dict, samples, ids, points) -> GroupFit:
+    hyper = g.get("hyper") or {}
+    rec = lambda cls, key: cls.from_dict(g[key]) if isinstance(g.get(key), dict) else None  # noqa: E731
+    return GroupFit(
+        name=name,
+        key=g.get("key") or {},
+        form=g["form"],
+        params={k: _nan(v) for k, v in g["params"].items()},
+        conf_int=g.get("conf_int") or {},
+        derived=g.get("derived") or {},
+        derived_conf_int=g.get("derived_conf_int") or {},
+        residual_sd=_nan(g.get("residual_sd")),
+        n_points=g.get("n_points", 0),
+        n_runs=g.get("n_runs", 0),
+        n_sizes=g.get("n_sizes", 0),
+        range=g.get("range") or {},
+        diagnostics=g.get("diagnostics") or {},
+        warnings=list(g.get("warnings") or []),
+        runs=list(g.get("runs") or []),
+        samples=samples,
+        sample_index=ids,
+        n_column=g.get("n_column") or "",
+        identification=rec(Identification, "identification"),
+        fixed=dict(g.get("fixed") or {}),
+        c_ref=g.get("c_ref"),
+        k_flops=g.get("k_flops"),
+        compute_optimal=rec(ComputeOptimal, "compute_optimal"),
+        holdout=rec(Holdout, "holdout"),
+        rollout=rec(Rollout, "rollout"),
+        lr_law=HyperLaw.from_dict(hyper["lr"]) if isinstance(hyper.get("lr"), dict) else None,
+        batch_law=HyperLaw.from_dict(hyper["batch"]) if isinstance(hyper.get("batch"), dict) else None,
+        loss_law_refused=(g.get("loss_law") or {}).get("why") if g.get("loss_law") else None,
+        separate_fit=rec(SeparateFit, "separate_fit"),
+        shared_e=bool(g.get("shared_e")),
+        shared_exponents=bool(g.get("shared_exponents")),
+        points=points,
+    )
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+def load_fit(path) -> FitResults:
+    """Read a fit file, its samples and its points (docs/interfaces.md "Fit file") into FitResults; a file of
+    an earlier format is brought to the current one by scalelab.fit.upgrade first.
+
+    Samples and points: the files named by "samples" / "points" beside the JSON. A missing samples file is
+    not an error here: `samples_note` says why there are none, and consumers that need them call
+    `require_samples()`. An unreadable or foreign one is an error."""
     path = Path(path)
     try:
         d = json.loads(path.read_text())
@@ -481,7 +516,7 @@ def load_fit(path) -> FitResults:
 
 
 def as_fit(fit) -> FitResults:
-    """A FitResults, a fit file path, or a fit file's parsed JSON dict (samples found beside its "_path",
+    """A FitResults, a fit file path, or a fit file's parsed JSON dict (its files found beside its "_path",
     else in the working directory) -> FitResults."""
     if isinstance(fit, FitResults):
         return fit
@@ -504,17 +539,20 @@ def newest_fit(folder: str | Path = "fits") -> Path:
 
 
 def _from_dict(d, path: Path | None, base: Path) -> FitResults:
+    from scalelab.fit.upgrade import upgrade
+
     where = path or "fit"
     if not isinstance(d, dict) or not str(d.get("format", "")).startswith("scalelab-fit/"):
         raise ScalelabError(f"{where}: not a {FORMAT} fit file (key 'format'): give a file written by `scalelab fit`")
     if not isinstance(d.get("groups"), dict) or not d["groups"]:
         raise ScalelabError(f"{where}: fit file has no groups: refit with `scalelab fit`")
-    _check_meta(d, where)
+    check_top(d, where)
     for name, g in d["groups"].items():
         if not isinstance(g, dict) or "params" not in g or "form" not in g:
             raise ScalelabError(f"{where}: group {name!r} lacks 'form' or 'params': refit with `scalelab fit`")
-        _check_group(g, name, where)
-    samples, note, sp = _read_samples(d, path, base)
+        check_group(g, name, where)
+    samples, note, sp = _read_parquet(d, "samples", path, base)
+    d, points, points_source = upgrade(d, path, base, _read_parquet(d, "points", path, base)[0])
     groups = {}
     for name, g in d["groups"].items():
         gs = ids = None
@@ -524,136 +562,67 @@ def _from_dict(d, path: Path | None, base: Path) -> FitResults:
                 ids = sub["sample"].to_numpy() if "sample" in sub.columns else np.arange(len(sub))
                 gs = sub.drop(columns=[c for c in ("group", "sample") if c in sub.columns]).reset_index(drop=True)
                 gs = gs[[c for c in gs.columns if gs[c].notna().any()]]
-        groups[name] = GroupFit(
-            name=name,
-            key=g.get("key") or {},
-            form=g["form"],
-            params={k: _nan(v) for k, v in g["params"].items()},
-            conf_int=g.get("conf_int") or {},
-            derived=g.get("derived") or {},
-            derived_conf_int=g.get("derived_conf_int") or {},
-            residual_sd=_nan(g.get("residual_sd")),
-            n_points=g.get("n_points", 0),
-            n_runs=g.get("n_runs", 0),
-            n_sizes=g.get("n_sizes", 0),
-            range=g.get("range") or {},
-            diagnostics=g.get("diagnostics") or {},
-            warnings=list(g.get("warnings") or []),
-            runs=list(g.get("runs") or []),
-            samples=gs,
-            extra={k: v for k, v in g.items() if k not in _STD},
-            sample_index=ids,
-        )
-    meta = {
-        k: v for k, v in d.items() if k not in ("format", "groups", "comparisons", "samples", "samples_sha256", "_path")
-    }
-    res = FitResults(groups, d.get("comparisons") or [], meta, path=path, samples_note=note, samples_path=sp)
+        pts = None
+        if points is not None:
+            pts = points[points["group"] == name].drop(columns="group").reset_index(drop=True)
+        groups[name] = _group_from_record(name, g, gs, ids, pts)
+    info = FitInfo.from_dict({k: v for k, v in d.items() if k not in _NOT_INFO})
+    res = FitResults(groups, d.get("comparisons") or [], info, path=path, samples_note=note, samples_path=sp)
     res.samples_sha256 = d.get("samples_sha256") if sp is not None else None
+    res.points_sha256 = d.get("points_sha256") if points is not None else None
+    res.points_source = points_source
     return res
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_NOT_INFO = ("format", "groups", "comparisons", "samples", "samples_sha256", "points", "points_sha256", "_path")
 
 
-def _edited(where, what: str) -> ScalelabError:
-    return ScalelabError(f"{where}: {what}: the fit file was edited or torn; re-run `scalelab fit` to write it again")
-
-
-def _check_group(g: dict, name: str, where) -> None:
-    """A group record as `scalelab fit` writes it: every parameter of its law a finite number, numbers (or
-    null: NaN) where numbers go. A hand-edited value is refused here, in one line, not deep in a reader."""
-    form, params = g["form"], g["params"]
-    if not isinstance(form, str):
-        raise _edited(where, f"group {name!r} has form {form!r}, not a name")
-    if not isinstance(params, dict):
-        raise _edited(where, f"group {name!r}: 'params' is not an object")
-    need = laws.FORMS[form].params if form in laws.FORMS else laws.ALLOCATION if form == "allocation" else ()
-    missing = [k for k in need if k not in params]
-    if missing:
-        raise _edited(where, f"group {name!r} lacks parameter(s) {', '.join(missing)} of its {form} law")
-    for k, v in params.items():
-        if not (_is_num(v) and math.isfinite(v)) and not (v is None and k not in need):
-            raise _edited(where, f"group {name!r}: parameter {k} is {v!r}, not a finite number")
-    if not (g.get("residual_sd") is None or _is_num(g["residual_sd"])):
-        raise _edited(where, f"group {name!r}: residual_sd is {g['residual_sd']!r}, not a number")
-    der = g.get("derived") or {}
-    if not isinstance(der, dict):
-        raise _edited(where, f"group {name!r}: 'derived' is not an object")
-    for k, v in der.items():
-        if not (v is None or _is_num(v)):
-            raise _edited(where, f"group {name!r}: derived {k} is {v!r}, not a number")
-    for key in ("conf_int", "derived_conf_int", "range"):
-        val = g.get(key) or {}
-        if not isinstance(val, dict):
-            raise _edited(where, f"group {name!r}: {key!r} is not an object")
-        for k, v in val.items():
-            if not (isinstance(v, list) and len(v) == 2 and all(x is None or _is_num(x) for x in v)):
-                raise _edited(where, f"group {name!r}: {key} {k} is {v!r}, not [lower, upper]")
-    for key in ("n_points", "n_runs", "n_sizes"):
-        if not (g.get(key) is None or _is_num(g[key])):
-            raise _edited(where, f"group {name!r}: {key} is {g[key]!r}, not a number")
-    for key, typ in (("key", dict), ("diagnostics", dict), ("warnings", list), ("runs", list)):
-        if g.get(key) is not None and not isinstance(g[key], typ):
-            raise _edited(where, f"group {name!r}: {key!r} is not a{'n object' if typ is dict else ' list'}")
-    if any(not isinstance(r, dict) for r in g.get("runs") or []):
-        raise _edited(where, f"group {name!r}: an entry of 'runs' is not an object")
-
-
-def _check_meta(d: dict, where) -> None:
-    """The top-level records readers take numbers from."""
-    b = d.get("bootstrap")
-    if b is not None and not isinstance(b, dict):
-        raise _edited(where, "'bootstrap' is not an object")
-    b = b or {}
-    if not (b.get("level") is None or (_is_num(b["level"]) and 0 < b["level"] < 1)):
-        raise _edited(where, f"bootstrap level is {b['level']!r}, not a number between 0 and 1")
-    if not (b.get("n") is None or _is_num(b["n"])):
-        raise _edited(where, f"bootstrap n is {b['n']!r}, not a number")
-    for key, typ in (("columns", dict), ("comparisons", list), ("by", list), ("spec", dict)):
-        if d.get(key) is not None and not isinstance(d[key], typ):
-            raise _edited(where, f"{key!r} is not a{'n object' if typ is dict else ' list'}")
-    if any(not isinstance(c, dict) for c in d.get("comparisons") or []):
-        raise _edited(where, "an entry of 'comparisons' is not an object")
-    if d.get("samples") is not None and not isinstance(d["samples"], str):
-        raise _edited(where, f"'samples' is {d['samples']!r}, not a file name")
-    if d.get("samples_sha256") is not None and not isinstance(d["samples_sha256"], str):
-        raise _edited(where, f"'samples_sha256' is {d['samples_sha256']!r}, not a hex digest")
-
-
-def _no_samples(meta: dict, why: str = "") -> str:
+def _no_samples(info: FitInfo, why: str = "") -> str:
     """Why a fit has no bootstrap samples, in words for `samples_note`."""
-    if meta.get("approach") in (1, 2):
-        why = f"approach {meta['approach']} fits have none"
-    elif (meta.get("bootstrap") or {}).get("n") == 0:
+    if info.approach in (1, 2):
+        why = f"approach {info.approach} fits have none"
+    elif info.bootstrap.n == 0:
         why = "fitted with --bootstrap 0"
     return f"no bootstrap samples ({why or 'the samples file holds none of its groups'})"
 
 
-def _read_samples(d: dict, path: Path | None, base: Path):
-    """(samples DataFrame or None, note, its path or None): the samples file beside the fit, read and checked."""
-    name = d.get("samples")
+_WHAT = {"samples": "bootstrap samples", "points": "fitted points"}
+
+
+def _read_parquet(d: dict, key: str, path: Path | None, base: Path):
+    """(frame or None, note, its path or None): the samples or points file beside the fit, read and checked
+    against the sha256 the fit records."""
+    name = d.get(key)
+    what = _WHAT[key]
     if not name:
-        if path is None:
-            return None, "no bootstrap samples (the fit names no samples file)", None
+        if key == "points" or path is None:
+            return None, f"no {what} (the fit names no {key} file)", None
         stem = path.name[:-5] if path.name.endswith(".json") else path.name
         name = f"{stem}.samples.parquet"
-    sp = Path(name) if Path(name).is_absolute() else base / name
+    if Path(name).name != name:
+        raise _edited(path or "fit", f"{key!r} is {name!r}, not a file name beside the fit")
+    sp = base / name
     if not sp.is_file():
-        return None, _no_samples(d, f"{sp} is missing"), None
-    want = d.get("samples_sha256")  # files written before the hash was recorded load unchecked
+        if key == "samples":
+            return None, _no_samples(FitInfo.from_dict(_info_part(d)), f"{sp} is missing"), None
+        return None, f"no {what} ({sp} is missing)", None
+    want = d.get(f"{key}_sha256")  # files written before the hash was recorded load unchecked
     if want is not None and sha256_file(sp) != want:
         raise ScalelabError(
-            f"{sp}: bootstrap samples do not belong to fit {path or 'given'} (sha256 differs from the one it "
-            "records: another fit's samples, or a write that was killed): re-run `scalelab fit` to write both again"
+            f"{sp}: {what} do not belong to fit {path or 'given'} (sha256 differs from the one it "
+            "records: another fit's file, or a write that was killed): re-run `scalelab fit` to write them again"
         )
     try:
-        samples = pd.read_parquet(sp)
+        frame = pd.read_parquet(sp)
     except Exception as e:  # pyarrow raises several types for torn or foreign files
         raise ScalelabError(
-            f"{sp}: cannot read bootstrap samples as Parquet ({type(e).__name__}): refit with `scalelab fit`"
+            f"{sp}: cannot read {what} as Parquet ({type(e).__name__}): refit with `scalelab fit`"
         ) from None
-    if "group" not in samples.columns:
-        raise ScalelabError(f"{sp}: bootstrap samples file lacks column 'group': refit with `scalelab fit`")
-    samples["group"] = samples["group"].astype(str)
-    return samples, "", sp
+    if "group" not in frame.columns:
+        raise ScalelabError(f"{sp}: {what} file lacks column 'group': refit with `scalelab fit`")
+    frame["group"] = frame["group"].astype(str)
+    return frame, "", sp
+
+
+def _info_part(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k in ("approach", "bootstrap")}

@@ -22,6 +22,7 @@ from scalelab.fit import laws
 from scalelab.fit.bootstrap import intervals, percentile_interval, withheld_warning
 from scalelab.fit.groups import point_weights
 from scalelab.fit.objective import Problem, bounds
+from scalelab.fit.records import ComputeOptimal, SeparateFit
 from scalelab.fit.solver import polish
 
 _LAYOUT = {  # form -> (shared theta names, per-group theta names, (per-group coef index, shared exponent, cov))
@@ -142,15 +143,15 @@ def apply_shared_exponents(groups, fits, spec, counts, weakly_identified=None) -
         idx = list(range(s)) + [s + q * i + j for j in range(q)]
         mine = [names[j] for j in idx]
         order = [(shared + per).index(t) for t in laws.FORMS[form].theta]
-        f.extra["separate_fit"] = {
-            "params": f.params,
-            "conf_int": f.conf_int,
-            "objective": f.diagnostics.get("objective"),
-            "warnings": [w for w in f.warnings if not w.startswith(_DESIGN_WARNINGS)],
-        }
+        f.separate_fit = SeparateFit(
+            params=f.params,
+            conf_int=f.conf_int,
+            objective=f.diagnostics.get("objective"),
+            warnings=[w for w in f.warnings if not w.startswith(_DESIGN_WARNINGS)],
+        )
         warnings = [w for w in f.warnings if w.startswith(_DESIGN_WARNINGS)]
         f.params = {k: float(v) for k, v in laws.to_natural(laws.FORMS[form], point[idx][order]).items()}
-        c_ref = f.extra.get("c_ref")
+        c_ref = f.c_ref
         k_flops = laws.flops_per_param_token(groups[i].N, groups[i].D, groups[i].C)
         f.derived = {k: float(v) for k, v in laws.derived(form, f.params, c_ref, k_flops).items()}
         f.diagnostics = {
@@ -159,7 +160,7 @@ def apply_shared_exponents(groups, fits, spec, counts, weakly_identified=None) -
             "at_bound": [_NATURAL[t.rstrip("0123456789")] for t in mine if t in at_bound],
             "joint": {"groups": [g.name for g in groups], "shared": [_NATURAL[t] for t in shared]},
         }
-        f.extra["shared_exponents"] = True
+        f.shared_exponents = True
         f.residual_sd = float(np.std((prob.z - zhat)[off[i] : off[i + 1]]))
         if f.diagnostics["at_bound"]:
             warnings.append(f"parameter(s) at a bound of the search box: {', '.join(f.diagnostics['at_bound'])}")
@@ -188,16 +189,13 @@ def _allocation(f, warnings: list) -> None:
     rule fit_group applied to the separate fit): N_opt and D_opt leave `derived` when it is not identified."""
     from scalelab.fit import identify
 
-    co = f.extra.get("compute_optimal")
-    if not co or "tokens_per_param" not in f.derived:
+    co = f.compute_optimal
+    if co is None or "tokens_per_param" not in f.derived:
         return
-    why = identify.allocation_check(f.derived["tokens_per_param"], tuple(co["plausible_tokens_per_param"]))
-    f.extra["compute_optimal"] = {
-        "identified": why is None,
-        "plausible_tokens_per_param": co["plausible_tokens_per_param"],
-    }
+    why = identify.allocation_check(f.derived["tokens_per_param"], tuple(co.plausible_tokens_per_param))
+    f.compute_optimal = ComputeOptimal(identified=why is None, plausible_tokens_per_param=co.plausible_tokens_per_param)
     if why:
-        f.extra["compute_optimal"].update(why=why, tokens_per_param=f.derived["tokens_per_param"])
+        f.compute_optimal.why, f.compute_optimal.tokens_per_param = why, f.derived["tokens_per_param"]
         warnings.append(why)
         f.derived = {k: v for k, v in f.derived.items() if k not in _ALLOCATION}
         f.derived_conf_int = {k: v for k, v in f.derived_conf_int.items() if k not in _ALLOCATION}

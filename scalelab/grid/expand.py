@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 
-from scalelab import shapes, structures
-from scalelab.config import ModelConfig, RunConfig, StructureConfig, TrainConfig
+from scalelab import shapes, variant
+from scalelab.config import ModelConfig, RunConfig, TrainConfig
 from scalelab.errors import ScalelabError
 from scalelab.grid.spec import GridSpec, ModelTable, VariantSpec
 
@@ -138,14 +138,15 @@ def variant_model(v: VariantSpec, base: dict, heads, head_dim) -> ModelConfig:
         cfg["n_heads"] = shapes.n_heads(cfg.get("d_attn") or d, head_dim)
     elif heads is not None:
         cfg["n_heads"] = heads
-    cfg["ffn"] = _ffn(v, d, cfg.get("d_ff") or 4 * d)
+    named = variant.from_table(vars(v), d, cfg.get("d_ff") or 4 * d, v.where)  # sizes at this width
+    cfg["ffn"] = named.ffn
     if v.dense_first_ffn is not None:
         cfg["dense_first_ffn"] = v.dense_first_ffn
     if v.attn is not None:
         cfg["attn"] = v.attn
-    if v.attn_rank is not None or v.attn_rank_ratio is not None:
+    if named.attn_rank is not None:
         cfg["attn"] = "lpa"
-        cfg["attn_rank"] = v.attn_rank if v.attn_rank is not None else max(1, round(d * v.attn_rank_ratio))
+        cfg["attn_rank"] = named.attn_rank
     if v.kv_heads is not None:
         cfg["n_kv_heads"] = v.kv_heads
         if cfg.get("attn", "mha") == "mha" and v.kv_heads != cfg.get("n_heads", 4):
@@ -157,24 +158,6 @@ def variant_model(v: VariantSpec, base: dict, heads, head_dim) -> ModelConfig:
     except TypeError as e:
         raise ScalelabError(f"grid: {v.where}: {e}") from None
     return mc.validate()
-
-
-def _ffn(v: VariantSpec, d: int, d_ff: int) -> StructureConfig:
-    if v.structure == "dense":
-        return StructureConfig()
-    if v.fraction is not None:
-        return structures.for_fraction(v.structure, d, d_ff, v.fraction)
-    rank = v.rank
-    if rank is None and v.rank_ratio is not None:
-        rank = max(1, round(d * v.rank_ratio))
-        # name the variant by its kept FFN share, constant across widths (lowrank-31), not by a rank that
-        # changes with width; fits group rows by that name
-        s = StructureConfig(v.structure, rank=rank, blocks=v.blocks)
-        s.check_shape(d, d_ff, v.where)
-        return StructureConfig(
-            v.structure, rank=rank, blocks=v.blocks, fraction=round(structures.ffn_fraction(s, d, d_ff), 2)
-        )
-    return StructureConfig(v.structure, rank=rank, blocks=v.blocks)
 
 
 def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:

@@ -225,7 +225,7 @@ def table(where: str):
     except ScalelabError:
         raise
     except BadNumber as e:
-        raise ScalelabError(f"grid: [{where}] {e}: give finite numbers in range (see README 'Grid files')") from None
+        raise ScalelabError(f"grid: [{where}] {e}: give finite numbers in range (docs/running.md#grid-files)") from None
     except OverflowError:
         raise ScalelabError(f"grid: [{where}] has a number too large to use: give finite numbers in range") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:

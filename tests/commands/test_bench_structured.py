@@ -6,6 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from scalelab import structures
 from scalelab.cli import app
 from scalelab.flops import flops_per_token, param_counts
 from scalelab.presets import get_preset
@@ -37,15 +38,9 @@ def test_bench_ffn_writes_json_and_markdown(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "f.json").read_text())
     rows = doc["rows"]
-    assert [r["variant"] for r in rows] == [
-        "dense",
-        "lowrank-63",
-        "lowrank-32",
-        "blockdense-63",
-        "blockdense-32",
-        "blockshuffle-63",
-        "blockshuffle-32",
-    ]
+    structured = [k for k in structures.names() if structures.get(k).fields]  # every kind, BTT included
+    assert "btt" in structured
+    assert [r["variant"] for r in rows] == ["dense"] + [f"{k}-{p}" for k in structured for p in (63, 32)]
     assert rows[0]["fwd_speedup"] == 1.0 and all(r["fwd_ms"] > 0 and r["fwdbwd_ms"] > 0 for r in rows)
     assert rows[0]["params"] == 2 * 32 * 128
     assert "| variant |" in (tmp_path / "f.md").read_text().replace("| width | tokens ", "| ")

@@ -99,7 +99,7 @@ def test_llama3_isoflops_reproduce_published_token_exponent(isoflops):
 def test_bootstrap_samples_reach_the_fit_file_and_intervals_are_labelled(tmp_path):
     df = asymmetric_isoflops(sd=0.005)
     res = fit2(df, bootstrap=100)
-    assert res.meta["intervals"] == "bootstrap" and res.bootstrap["n"] == 100
+    assert res.info.intervals == "bootstrap" and res.bootstrap.n == 100
     path = res.to_json(tmp_path / "a2.json")
     back = load_fit(path)
     s = back["all"].sample_arrays(laws.ALLOCATION)
@@ -110,7 +110,7 @@ def test_bootstrap_samples_reach_the_fit_file_and_intervals_are_labelled(tmp_pat
     assert set(back["all"].conf_int) == set(laws.ALLOCATION) and "intervals_withheld" not in back["all"].diagnostics
     assert back["all"].diagnostics["bootstrap"]["n_valid"] == 100
     ols = fit2(df, bootstrap=0)
-    assert ols.meta["intervals"] == "ols" and ols["all"].samples is None
+    assert ols.info.intervals == "ols" and ols["all"].samples is None
 
 
 def test_allocation_form_is_the_power_laws():

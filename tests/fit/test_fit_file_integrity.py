@@ -87,7 +87,7 @@ def test_a_write_killed_between_the_two_files_leaves_no_pair_that_loads(two_fits
     with pytest.raises(KeyboardInterrupt):
         new.to_json(f)
     monkeypatch.undo()
-    assert json.loads(f.read_text())["created"] == old.meta["created"]  # the old JSON is intact
+    assert json.loads(f.read_text())["created"] == old.info.created  # the old JSON is intact
     with pytest.raises(ScalelabError, match="do not belong"):
         load_fit(f)
     new.to_json(f)

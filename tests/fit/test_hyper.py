@@ -77,7 +77,7 @@ def test_the_sweep_is_found_without_the_marker_and_seeds_alone_are_no_sweep():
     one_lr = df[df["peak_lr"] == LRS[3]]  # several seeds per cell, one lr: no sweep, no envelope
     assert hyper.swept(one_lr, SPEC) == {}
     fit = fit_laws(one_lr, SPEC.replace(bootstrap=0))
-    assert "sweep" not in fit.meta and fit["dense"].n_points == len(one_lr)
+    assert fit.info.sweep is None and fit["dense"].n_points == len(one_lr)
     marked = sweep_frame()  # a one-lr subset of a marked sweep's runs is no sweep either
     assert hyper.swept(marked[marked["peak_lr"] == LRS[3]], SPEC) == {}
 
@@ -103,14 +103,14 @@ def test_the_lr_law_recovers_a_known_exponent_within_its_interval():
     # four seeds per (size, lr): the runs resampled within a size then carry the noise of each optimum (with
     # one or two, intervals are too narrow: 8 of 10 synthetic sets covered k with four seeds, 3 of 6 with two)
     fit = fit_laws(sweep_frame(seeds=(0, 1, 2, 3)), SPEC)
-    law = fit["dense"].extra["hyper"]["lr"]
-    lo, hi = law["conf_int"]["exp"]
-    assert lo <= K_TRUE <= hi and abs(law["exp"] - K_TRUE) < 0.02
-    clo, chi = law["conf_int"]["coef"]
+    law = fit["dense"].lr_law
+    lo, hi = law.conf_int["exp"]
+    assert lo <= K_TRUE <= hi and abs(law.exp - K_TRUE) < 0.02
+    clo, chi = law.conf_int["coef"]
     assert clo <= C_TRUE <= chi
-    for p in law["per_size"]:  # each size's optimum near the truth (the sweep is a factor of 2 apart)
+    for p in law.per_size:  # each size's optimum near the truth (the sweep is a factor of 2 apart)
         assert abs(math.log(p["lr_opt"] / lr_opt(p["N"]))) < 0.15 and p["method"] == "parabola"
-    assert law["exp_D"] is None and law["formula"] == "lr_opt = c N^k"  # budgets 2x apart: no D term
+    assert law.exp_D is None and law.formula == "lr_opt = c N^k"  # budgets 2x apart: no D term
     pred = hyper.predict_lr(law, 2e6, hyper.law_samples(fit["dense"]), 0.95)
     assert pred["lo"] <= lr_opt(2e6) <= pred["hi"] and not pred["extrapolated"]
     assert hyper.predict_lr(law, 1e9)["extrapolated"]
@@ -120,23 +120,23 @@ def test_the_law_tells_sp_like_drift_from_mup_like_transfer():
     fit = fit_laws(
         pd.concat([sweep_frame(groups=("sp",)), sweep_frame(groups=("mup",), k=0.0)]), SPEC.replace(bootstrap=200)
     )
-    sp, mup = (fit[g].extra["hyper"]["lr"] for g in ("sp", "mup"))
-    assert sp["conf_int"]["exp"][1] < 0 and mup["conf_int"]["exp"][0] <= 0 <= mup["conf_int"]["exp"][1]
+    sp, mup = (fit[g].lr_law for g in ("sp", "mup"))
+    assert sp.conf_int["exp"][1] < 0 and mup.conf_int["exp"][0] <= 0 <= mup.conf_int["exp"][1]
 
 
 def test_fit_file_records_the_sweep_the_law_and_its_samples(tmp_path):
     df = sweep_frame(groups=("dense", "lowrank-32"))
     fit = fit_laws(df, SPEC)
-    assert fit.meta["sweep"]["envelope"] and fit.meta["sweep"]["swept"] == ["lr"]
+    assert fit.info.sweep.envelope and fit.info.sweep.swept == ["lr"]
     assert fit["dense"].n_points == len(SIZES) * 2 * 2  # one point per (N, D, seed)
     fit.to_json(tmp_path / "f.json")
     back = load_fit(tmp_path / "f.json")
-    law = back["lowrank-32"].extra["hyper"]["lr"]
+    law = back["lowrank-32"].lr_law
     s = hyper.law_samples(back["lowrank-32"])
-    assert len(s["lr_exp"]) == 300 and law["conf_int"]["exp"][0] <= np.median(s["lr_exp"]) <= law["conf_int"]["exp"][1]
+    assert len(s["lr_exp"]) == 300 and law.conf_int["exp"][0] <= np.median(s["lr_exp"]) <= law.conf_int["exp"][1]
     every = fit_laws(df, SPEC.replace(envelope=False, bootstrap=0))
-    assert every["dense"].n_points == len(df) // 2 and not every.meta["sweep"]["envelope"]
-    assert "hyper" in every["dense"].extra  # the law is fitted either way
+    assert every["dense"].n_points == len(df) // 2 and not every.info.sweep.envelope
+    assert every["dense"].lr_law is not None  # the law is fitted either way
 
 
 def test_fit_command_says_what_it_fitted_and_no_envelope_fits_every_point(tmp_path):
@@ -237,15 +237,15 @@ def test_the_lr_optimum_is_the_best_over_batch_sizes_not_their_mean():
 def test_the_lr_law_grows_a_D_term_and_the_batch_law_is_fitted_when_batch_size_was_swept():
     fit = fit_laws(lr_batch_frame(), CSV_SPEC)
     g = fit["all"]
-    lr, bs = g.extra["hyper"]["lr"], g.extra["hyper"]["batch"]
-    assert lr["formula"] == "lr_opt = c N^a D^b" and lr["terms"] == ["N", "D"] and lr["n_cells"] == 12
+    lr, bs = g.lr_law, g.batch_law
+    assert lr.formula == "lr_opt = c N^a D^b" and lr.terms == ["N", "D"] and lr.n_cells == 12
     for k, truth in (("exp", A_LR), ("exp_D", B_LR)):
-        lo, hi = lr["conf_int"][k]
-        assert lo <= truth <= hi and abs(lr[k] - truth) < 0.05, (k, lr[k], lo, hi)
-    assert bs["formula"] == "batch_opt = c D^g" and bs["over"] == ["lr"]
-    lo, hi = bs["conf_int"]["exp"]
-    assert lo <= G_BS <= hi and abs(bs["exp"] - G_BS) < 0.05
-    for p in bs["per_cell"]:  # batch grid a factor 2 apart, curvature 0.02: within 25%
+        lo, hi = lr.conf_int[k]
+        assert lo <= truth <= hi and abs(getattr(lr, k) - truth) < 0.05, (k, getattr(lr, k), lo, hi)
+    assert bs.formula == "batch_opt = c D^g" and bs.over == ["lr"]
+    lo, hi = bs.conf_int["exp"]
+    assert lo <= G_BS <= hi and abs(bs.exp - G_BS) < 0.05
+    for p in bs.per_cell:  # batch grid a factor 2 apart, curvature 0.02: within 25%
         assert abs(math.log(p["batch_opt"] / bs_true(p["D"]))) < math.log(1.25)
     N, D = 1e7, 4e8  # inside the swept cells
     pred = hyper.predict_lr(lr, N, hyper.law_samples(g), 0.95, D=D)
@@ -292,10 +292,10 @@ def test_a_sweep_whose_loss_law_is_refused_still_writes_its_lr_law(tmp_path):
     assert g["form"] == "none" and g["params"] == {} and g["loss_law"]["fitted"] is False
     assert g["warnings"] == [f"loss law not fitted: {g['loss_law']['why']}"]
     back = load_fit(out)["all"]
-    law = back.extra["hyper"]["lr"]
+    law = back.lr_law
     # exact parabolas through the three rates: the optima and the law are the truth (closed form)
-    assert law["coef"] == pytest.approx(8.0, rel=1e-9) and law["exp"] == pytest.approx(-0.5, abs=1e-9)
-    assert [p["lr_opt"] for p in law["per_size"]] == pytest.approx([tiny_lr_opt(N) for N in TINY_N], rel=1e-9)
+    assert law.coef == pytest.approx(8.0, rel=1e-9) and law.exp == pytest.approx(-0.5, abs=1e-9)
+    assert [p["lr_opt"] for p in law.per_size] == pytest.approx([tiny_lr_opt(N) for N in TINY_N], rel=1e-9)
     assert len(hyper.law_samples(back)["lr_coef"]) > 25  # the law's own resamples, read back
     # without a sweep nothing changes: the same design at one lr is refused as before
     one = tmp_path / "one.csv"

@@ -80,11 +80,11 @@ def test_shared_exponents_recovers_truth_and_multiplier_is_one_number():
     for k in ("E", "alpha", "beta"):
         assert d[k] == lr[k]  # one estimate
     assert d["alpha"] == pytest.approx(0.34, abs=0.05) and d["beta"] == pytest.approx(0.37, abs=0.05)
-    rows = res.comparisons[0]["multiplier"]
-    assert rows[0]["est"] == pytest.approx(rows[1]["est"], rel=1e-9)  # constant in C
-    assert rows[0]["est"] == pytest.approx(shared_truth(1.3, 1.8), rel=0.15)
-    assert res.comparisons[0]["crossover"]["C"] is None and res.comparisons[0]["crossover"]["text"].startswith("none")
-    assert res.meta["share_exponents"] and res["dense"].extra["shared_exponents"]
+    rows = res.comparisons[0].multiplier
+    assert rows[0].est == pytest.approx(rows[1].est, rel=1e-9)  # constant in C
+    assert rows[0].est == pytest.approx(shared_truth(1.3, 1.8), rel=0.15)
+    assert res.comparisons[0].crossover.C is None and res.comparisons[0].crossover.text.startswith("none")
+    assert res.info.share_exponents and res["dense"].shared_exponents
 
 
 @pytest.mark.slow
@@ -94,8 +94,8 @@ def test_shared_exponent_multiplier_interval_covers_truth():
     truth = shared_truth(1.3, 1.8)
     hits, n = 0, 40
     for s in range(n):
-        rec = fit(pair(100 + s, sd=0.02), share_exponents=True, bootstrap=60).comparisons[0]["multiplier"][0]
-        hits += rec["lo"] <= truth <= rec["hi"]
+        rec = fit(pair(100 + s, sd=0.02), share_exponents=True, bootstrap=60).comparisons[0].multiplier[0]
+        hits += rec.lo <= truth <= rec.hi
     assert hits / n >= 0.8, f"coverage {hits}/{n}"
 
 
@@ -105,18 +105,18 @@ def test_independent_fits_multiplier_interval_covers_truth():
     truth = shared_truth(1.3, 1.8)
     hits, n = 0, 20
     for s in range(n):
-        rec = fit(pair(300 + s, sd=0.02), bootstrap=60).comparisons[0]["multiplier"][0]
-        hits += rec["lo"] <= truth <= rec["hi"]
+        rec = fit(pair(300 + s, sd=0.02), bootstrap=60).comparisons[0].multiplier[0]
+        hits += rec.lo <= truth <= rec.hi
     assert hits / n >= 0.8, f"coverage {hits}/{n}"
 
 
 def test_at_flops_budgets_and_extrapolation_flag():
     df = pair(1)
     res = fit(df, at_flops=[1e18, 1e24], bootstrap=30)
-    rows = res.comparisons[0]["multiplier"]
-    assert [r["C"] for r in rows] == [1e18, 1e24]
+    rows = res.comparisons[0].multiplier
+    assert [r.C for r in rows] == [1e18, 1e24]
     cmax = 6 * (df["N"] * df["D"]).max()
-    assert rows[0]["extrapolated"] is False and rows[1]["extrapolated"] is bool(1e24 > cmax)
+    assert rows[0].extrapolated is False and rows[1].extrapolated is bool(1e24 > cmax)
     assert res.to_dict()["comparisons"][0]["k"] == {"a": pytest.approx(6.0), "b": pytest.approx(6.0)}
 
 
@@ -159,9 +159,9 @@ def test_share_exponents_reports_the_joint_fits_own_objective(shared_pair):
         assert d["joint"] == {"groups": ["dense", "lowrank"], "shared": ["E", "alpha", "beta"]}
         assert d["objective_group"] == pytest.approx(_huber_objective(df[df.group == g.name], {g.name: g.params}))
         assert d["bootstrap"]["n_starts"] == 4 and 0 <= d["bootstrap"]["frac_agreed"] <= 1
-    sep = [g.extra["separate_fit"]["objective"] for g in res]
+    sep = [g.separate_fit.objective for g in res]
     assert sum(sep) < want and sum(sep) == pytest.approx(
-        _huber_objective(df, {g.name: g.extra["separate_fit"]["params"] for g in res}), rel=1e-9
+        _huber_objective(df, {g.name: g.separate_fit.params for g in res}), rel=1e-9
     )
 
 
@@ -171,12 +171,12 @@ def test_share_exponents_compares_coefficients_not_zero_exponent_differences(sha
     differences (truth 0) are reported as the check on sharing."""
     _, res = shared_pair
     c = res.comparisons[0]
-    assert not any(k.startswith("d_") for k in c) and "d_alpha = +0.000" not in c["verdict"]
-    (ea, la, ha), (eb, lb, hb) = c["ratio_A"], c["ratio_B"]
+    assert not c.differences and "d_alpha = +0.000" not in c.verdict
+    (ea, la, ha), (eb, lb, hb) = c.ratios["A"].to_list(), c.ratios["B"].to_list()
     assert ea == pytest.approx(res["lowrank"].params["A"] / res["dense"].params["A"])
     assert la < ea < ha and lb < eb < hb and la <= 1.3 <= ha and lb <= 1.8 <= hb
-    assert c["shared"] == ["E", "alpha", "beta"] and c["separate"]["d_alpha"][1] < 0 < c["separate"]["d_alpha"][2]
-    assert "0 by construction" in c["verdict"] and "no detectable exponent difference" in c["verdict"]
+    assert c.shared == ["E", "alpha", "beta"] and c.separate["alpha"].lo < 0 < c.separate["alpha"].hi
+    assert "0 by construction" in c.verdict and "no detectable exponent difference" in c.verdict
 
 
 def test_share_exponents_says_when_the_separate_fits_disagree_on_exponents():
@@ -186,8 +186,8 @@ def test_share_exponents_says_when_the_separate_fits_disagree_on_exponents():
     a = synthetic(seed=11, group="dense", sizes=sizes, tpp=tpp, sd=0.005)
     b = synthetic(seed=12, group="lowrank", alpha=0.22, A=60.0, sizes=sizes, tpp=tpp, sd=0.005)
     c = fit(pd.concat([a, b], ignore_index=True), share_exponents=True, bootstrap=40).comparisons[0]
-    lo, hi = c["separate"]["d_alpha"][1:]
-    assert hi < 0 and "do not support one set of exponents" in c["verdict"]
+    lo, hi = c.separate["alpha"].lo, c.separate["alpha"].hi
+    assert hi < 0 and "do not support one set of exponents" in c.verdict
 
 
 def test_share_exponents_table_prints_the_joint_fit_once(tmp_path):

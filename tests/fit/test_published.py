@@ -4,7 +4,7 @@
 Each tolerance is the published precision where the value is printed rounded (half a unit in its last digit),
 or says why it is wider. A number scalelab does not reproduce is an xfail(strict=True) naming the measured
 gap and the reason, never a wider tolerance. Epoch AI's Chinchilla replication (Besiroglu et al. 2024) is
-held in test_estimate.py. Point fits only (no bootstrap): the whole file takes a few seconds.
+held in test_fit_against_references.py. Point fits only (no bootstrap): the whole file takes a few seconds.
 """
 
 import json
@@ -310,7 +310,8 @@ def test_llama3_paper_headline(llama3, pub):
 @pytest.mark.xfail(
     strict=True,
     reason="Hoffmann et al.'s approach-3 law does not fit their own runs (Besiroglu et al. 2024); scalelab "
-    "reproduces the replication instead (test_estimate.py: E = 1.82, alpha = 0.348, beta = 0.366, a = 0.51 "
+    "reproduces the replication instead (test_fit_against_references.py: E = 1.82, alpha = 0.348, beta = 0.366, "
+    "a = 0.51 "
     "against the paper's 1.69, 0.34, 0.28, 0.46)",
 )
 def test_chinchilla_paper_approach_3(chinchilla_path, pub):

@@ -1,6 +1,8 @@
 """Results object and fit file round trip; the fit package stays torch-free."""
 
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 
 from scalelab.errors import ScalelabError
 from scalelab.fit import FitSpec, fit_laws, load_fit
+from scalelab.fit.records import Bootstrap
 
 from .conftest import synthetic
 
@@ -58,7 +61,7 @@ def test_every_field_survives_to_json_and_load_fit(tmp_path):
     df["params"], df["tokens"] = df.pop("N"), df.pop("D")
     fit = fit_laws(df, loss_col="loss", run_col="run", by="group", bootstrap=40, seed=1, holdout="largest")
     before = {
-        k: getattr(fit, k) for k in ("convention", "level", "columns", "bootstrap", "paired", "spec", "samples_note")
+        k: getattr(fit, k) for k in ("convention", "level", "info", "bootstrap", "paired", "spec", "samples_note")
     }
     path = fit.to_json(tmp_path / "f.json")
     assert fit.path == path
@@ -66,8 +69,9 @@ def test_every_field_survives_to_json_and_load_fit(tmp_path):
     assert back.path == path and list(back.groups) == ["dense", "lowrank"]
     for k, v in before.items():
         assert getattr(back, k) == v, k
-    assert back.convention == "6ND" and back.columns["n"] == "params" and back.columns["by"] == ["group"]
-    assert back.bootstrap == {"n": 40, "seed": 1, "level": 0.95, "unit": "run", "paired": False}
+    assert back.convention == "6ND" and back.info.columns.N == "params" and back.info.by == ["group"]
+    assert back.bootstrap == Bootstrap(n=40, seed=1, level=0.95, unit="run", paired=False)
+    assert back.info == fit.info and back.comparisons == fit.comparisons
     assert back.spec == FitSpec(
         n_col="params", loss_col="loss", run_col="run", by=("group",), bootstrap=40, seed=1, holdout="largest"
     )
@@ -77,14 +81,12 @@ def test_every_field_survives_to_json_and_load_fit(tmp_path):
         h = back[name]
         assert (h.variant, h.form, h.n_column, h.c_range) == (g.variant, g.form, g.n_column, g.c_range)
         assert h.variant == name and h.n_column == "params" and h.c_range == tuple(g.range["C"])
-        assert (h.params, h.conf_int, h.derived, h.range, h.runs, h.extra) == (
-            g.params,
-            g.conf_int,
-            g.derived,
-            g.range,
-            g.runs,
-            g.extra,
-        )
+        for f in dataclasses.fields(g):  # every typed field as written; the frames below
+            if f.name not in ("samples", "sample_index", "points"):
+                assert _same(getattr(h, f.name), getattr(g, f.name)), f.name
+        assert h.holdout is not None and h.identification is not None and h.k_flops == pytest.approx(6.0)
+        pd.testing.assert_frame_equal(h.points, g.points)
+        assert list(h.points.columns) == ["run", "N", "D", "C", "loss", "fitted"] and h.points["fitted"].all()
         a, b = g.sample_arrays(), h.sample_arrays()
         assert list(b) == ["E", "A", "B", "alpha", "beta"] and len(b["E"]) == 40
         for k in a:
@@ -102,8 +104,9 @@ def test_samples_missing_paired_and_convention_rules(tmp_path):
     path = fit.to_json(tmp_path / "j.json")
     assert load_fit(path).paired and as_fit(str(path)).paired and as_fit(fit) is fit
     d = json.loads(path.read_text())
-    for k in ("share_e", "flop_convention"):
+    for k in ("share_e", "flop_convention", "points", "points_sha256"):  # as scalelab-fit/1 files may lack them
         d.pop(k)
+    d["format"] = "scalelab-fit/1"  # the upgrader's rules (fit/upgrade.py)
     d["bootstrap"].pop("paired")
     assert as_fit(d | {"_path": str(path)}).paired  # equal E sample for sample
     assert as_fit(d).convention == "6ND"  # columns.C records C = 6ND
@@ -173,3 +176,10 @@ def test_derived_compute_optimum_uses_the_groups_flops_per_param_token():
     n_at = lambda k: G * (1e15 / k) ** (b / (a + b))  # noqa: E731
     assert f.groups["all"].derived["N_opt"] == pytest.approx(n_at(7.0), rel=1e-6)
     assert abs(f.groups["all"].derived["N_opt"] / n_at(6.0) - 1) > 0.03
+
+
+def _same(a, b) -> bool:
+    """Equal, with NaN equal to NaN (a float field the file writes as null)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

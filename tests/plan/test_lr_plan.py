@@ -58,12 +58,12 @@ def test_plan_recommends_the_law_lr_at_the_planned_size(swept, tmp_path):
     plans = json.loads(r.stdout)["plans"]
     for p in plans:
         N, D = p["shape"]["params"], p["shape"]["tokens"]
-        law = fit[p["group"]].extra["hyper"]["lr"]
+        law = fit[p["group"]].lr_law
         # budgets 5-40 tokens/param at every size (8x apart): the law has a D term, evaluated at the shape's N, D
         assert (
-            law["formula"] == "lr_opt = c N^a D^b" and law["conf_int"]["exp_D"][0] <= 0 <= law["conf_int"]["exp_D"][1]
+            law.formula == "lr_opt = c N^a D^b" and law.conf_int["exp_D"][0] <= 0 <= law.conf_int["exp_D"][1]
         )
-        want = law["coef"] * N ** law["exp"] * D ** law["exp_D"]
+        want = law.coef * N**law.exp * D**law.exp_D
         assert p["lr"]["lr"] == pytest.approx(want, rel=1e-9) and p["lr"]["D"] == pytest.approx(D)
         truth = C_TRUE * N**K_TRUE
         assert p["lr"]["lo"] <= p["lr"]["lr"] <= p["lr"]["hi"]
@@ -80,7 +80,7 @@ def test_emit_grid_writes_the_law_lr_per_width(swept, tmp_path):
     out = tmp_path / "iso.toml"
     r = invoke("plan", "--fit", fit_path, "--flops", C, "--emit-grid", out, "--variant", "dense")
     assert r.exit_code == 0, r.output
-    law = fit["dense"].extra["hyper"]["lr"]
+    law = fit["dense"].lr_law
     from scalelab.flops import param_counts
 
     for run in Grid.load(str(out)).runs():
@@ -110,7 +110,7 @@ def test_plan_refuses_the_loss_plan_of_a_sweep_without_a_loss_law_but_gives_its_
 
     fit_path = _tiny_fit(tmp_path)
     g = load_fit(fit_path)["tiny"]
-    why = g.extra["loss_law"]["why"]
+    why = g.loss_law_refused
     for args in (("--flops", 1e18), ()):  # a budget changes nothing: there is no loss law to spend it with
         r = invoke("plan", "--fit", fit_path, *args)
         assert r.exit_code == 0, r.output
@@ -124,7 +124,7 @@ def test_plan_refuses_the_loss_plan_of_a_sweep_without_a_loss_law_but_gives_its_
     assert d["plans"] == [] and [s["why"] for s in d["sweeps"]] == [why]
     rows = d["sweeps"][0]["rows"]
     assert sorted(r["N"] for r in rows) == sorted(TINY_N)
-    law = g.extra["hyper"]["lr"]
+    law = g.lr_law
     for row in rows:
         want = hyper.predict_lr(law, row["N"], hyper.law_samples(g), load_fit(fit_path).level)
         assert (row["lr"]["lr"], row["lr"]["lo"], row["lr"]["hi"]) == pytest.approx(
@@ -169,9 +169,9 @@ def test_plan_recommends_lr_and_batch_size_at_the_planned_N_and_D(tmp_path):
     (p,) = json.loads(r.stdout)["plans"]
     N, D = p["N_opt"], p["D_opt"]  # a 6ND fit: no shapes, the plan's N_opt and D_opt
     level = load_fit(fit_path).level
-    want = hyper.predict_lr(g.extra["hyper"]["lr"], N, hyper.law_samples(g), level, D=D)
+    want = hyper.predict_lr(g.lr_law, N, hyper.law_samples(g), level, D=D)
     assert p["lr"]["lr"] == pytest.approx(want["lr"]) and p["lr"]["lo"] == pytest.approx(want["lo"])
-    wb = hyper.predict_batch(g.extra["hyper"]["batch"], D, hyper.law_samples(g, "batch"), level)
+    wb = hyper.predict_batch(g.batch_law, D, hyper.law_samples(g, "batch"), level)
     assert p["batch"]["batch"] == pytest.approx(wb["batch"]) and p["batch"]["hi"] == pytest.approx(wb["hi"])
     assert p["lr"]["lo"] <= lr_true(N, D) <= p["lr"]["hi"] and p["batch"]["lo"] <= bs_true(D) <= p["batch"]["hi"]
     table = invoke("plan", "--fit", fit_path, "--flops", 3e16)

@@ -93,7 +93,7 @@ def test_chinchilla_bootstrap_intervals_match_published(chinchilla):
     ci = fit["all"].conf_int
     for k, (lo, hi) in PUB_CI.items():
         assert abs(ci[k][0] - lo) < 0.01 and abs(ci[k][1] - hi) < 0.01, (k, ci[k])
-    assert fit.meta["bootstrap"]["unit"] == "row"
+    assert fit.info.bootstrap.unit == "row"
     assert fit["all"].samples.shape[0] == 4000
 
 
@@ -156,9 +156,9 @@ def test_comparison_tells_different_alpha_apart_and_same_not():
         compare=[("dense", "steep"), ("dense", "same")],
     )
     c_steep, c_same = fit.comparisons
-    assert c_steep["d_alpha"][1] > 0 and "more steeply than dense in N" in c_steep["verdict"]
-    assert c_same["d_alpha"][1] < 0 < c_same["d_alpha"][2]
-    assert c_same["verdict"].startswith("no detectable difference")
+    assert c_steep.differences["alpha"].lo > 0 and "more steeply than dense in N" in c_steep.verdict
+    assert c_same.differences["alpha"].lo < 0 < c_same.differences["alpha"].hi
+    assert c_same.verdict.startswith("no detectable difference")
 
 
 def test_default_comparisons_against_dense():
@@ -167,14 +167,14 @@ def test_default_comparisons_against_dense():
     df = pd.concat([synthetic(group="dense", seed=1), synthetic(group="lowrank-32", seed=2)])
     df = df.rename(columns={"group": "variant"})
     fit = fit_laws(df, n_col="N", d_col="D", loss_col="loss", run_col="run", by="variant", bootstrap=50)
-    assert [(c["a"], c["b"]) for c in fit.comparisons] == [("dense", "lowrank-32")]
-    assert fit.meta["bootstrap"]["paired"] is False
+    assert [(c.a, c.b) for c in fit.comparisons] == [("dense", "lowrank-32")]
+    assert fit.info.bootstrap.paired is False
 
 
 def test_confounded_grid_fits_frontier():
     df = synthetic(tpp=(20,), sizes=(1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9), sd=0.002)
     g = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=20)["all"]
-    assert g.form == "frontier" and "confounded" in g.extra["identification"]["why"] and not g.warnings
+    assert g.form == "frontier" and "confounded" in g.identification.why and not g.warnings
     assert set(g.params) == {"E", "K", "gamma"}
     C = 6 * df["N"] * df["D"]
     pred = g.predict(C=C.to_numpy())
@@ -235,8 +235,8 @@ def test_overestimate_penalty_fits_lower_envelope():
 def test_holdout_largest_reports_extrapolation_error():
     df = synthetic(sd=0.0)
     g = fit_laws(df, n_col="N", d_col="D", loss_col="loss", bootstrap=0, holdout="largest")["all"]
-    h = g.extra["holdout"]
-    assert h["n_points"] == 5 and h["mean_rel_error"] < 1e-3
+    h = g.holdout
+    assert h.n_points == 5 and h.mean_rel_error < 1e-3
 
 
 def test_approach_2_isoflop_recovers_allocation():
