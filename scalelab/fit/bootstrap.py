@@ -7,6 +7,9 @@ every resample is fitted from its own starts on the same design (see solver.fit_
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 
 
@@ -23,15 +26,37 @@ def unit_counts(units: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.
     return per_unit[:, inv].astype(float)
 
 
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the finite samples (NaN when there are none)."""
+def percentile_interval(samples, level: float = 0.95, axis: int | None = None, method: str = "linear"):
+    """The percentile interval of bootstrap samples: the one routine, with the one policy for odd samples.
+
+    NaN is undefined (a resample that could not be fitted or evaluated): left out. +-inf is an outcome (a loss
+    never reached, a budget that never suffices): it stays in its tail, so an end that reaches into it is
+    +-inf. axis None: (lo, hi) floats over all samples (NaN when none is defined); else arrays over `axis`
+    (e.g. axis=0 for samples x points). method: numpy's percentile method ("nearest" keeps ends on samples)."""
     s = np.asarray(samples, float)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return (float("nan"), float("nan"))
+    if axis is None:
+        s, axis_ = s.ravel(), 0
+    else:
+        axis_ = axis
+    big = np.finfo(float).max
     q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(s, [q, 100 - q])
-    return (float(lo), float(hi))
+    if s.size == 0:
+        lo = hi = np.full(np.delete(s.shape, axis_), np.nan) if s.ndim > 1 else np.float64("nan")
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN ends, as documented
+            # method: any numpy percentile method name, checked by numpy (its stubs want one Literal)
+            lo, hi = np.nanpercentile(  # type: ignore[call-overload]
+                np.clip(s, -big, big), [q, 100 - q], axis=axis_, method=method
+            )
+        # an end interpolated into the clipped infinities is itself infinite
+        lo, hi = (np.where(np.abs(x) >= _INF_EDGE, np.sign(x) * np.inf, x) for x in (lo, hi))
+    if axis is None:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+_INF_EDGE = 1e300  # no finite sample of a law's quantity comes near this; an interpolated clipped inf does
 
 
 def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int, level: float = 0.95) -> str | None:
@@ -57,9 +82,9 @@ def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int,
 def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[list | None, dict | None]:
     """The percentile interval of an estimate's bootstrap samples, or why there is none (not_an_interval):
     ([lo, hi], None) or (None, {"why", "n_valid", "n"}). samples: one per resample, NaN where the resample
-    could not be fitted."""
+    could not be fitted (inf: an outcome, see percentile_interval)."""
     s = np.asarray(samples, float)
-    n, ok = s.size, int(np.isfinite(s).sum())
+    n, ok = s.size, int((~np.isnan(s)).sum())  # inf (never reached) is an outcome: a valid resample
     lo, hi = percentile_interval(s, level) if ok else (float("nan"), float("nan"))
     why = not_an_interval(lo, hi, estimate, ok, n, level)
     if why:
@@ -114,7 +139,7 @@ def compare(
     samples_*: {param: array[K]} (same K; sample k of each group comes from independent resamples, or
     from the same resample of shared runs when `paired`). Returns the fit-file record with
     [estimate, lo, hi] per difference and a plain-words verdict."""
-    out = {"a": name_a, "b": name_b, "level": level, "paired": paired}
+    out: dict[str, Any] = {"a": name_a, "b": name_b, "level": level, "paired": paired}
     words = []
     for p in ("alpha", "beta", "a", "gamma"):
         if p not in samples_a or p not in samples_b:

@@ -75,14 +75,8 @@ def first_crossing(fa, pa, ka, fb, pb, kb, lo: float, hi: float, n: int = N_GRID
 
 
 def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
-    """Percentile interval counting inf (never reached) as the largest values."""
-    v = np.asarray(v, float)
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    q = 100 * (1 - level) / 2
-    lo, hi = np.percentile(np.where(np.isinf(v), np.finfo(float).max, v), [q, 100 - q], method="nearest")
-    return tuple(float(x) if x < np.finfo(float).max else float("inf") for x in (lo, hi))
+    """Percentile interval with ends on samples (inf, never reached, in the upper tail)."""
+    return percentile_interval(v, level, method="nearest")
 
 
 fmt_c, fmt_m = numfmt.flops, numfmt.multiplier  # short names for the report lines below
@@ -203,10 +197,7 @@ def multiplier_curve(fit, a: str, b: str, C, k_a: float | None = None, k_b: floa
     lo = hi = np.full(C.shape, np.nan)
     if sa is not None:
         m = multiplier(ga.form, sa, k_a, gb.form, sb, k_b, C)  # [S, ...]
-        q = 100 * (1 - fit.level) / 2
-        big = np.finfo(float).max
-        lo, hi = np.percentile(np.where(np.isnan(m), big, np.where(np.isinf(m), big, m)), [q, 100 - q], axis=0)
-        lo, hi = np.where(lo >= big, np.inf, lo), np.where(hi >= big, np.inf, hi)
+        lo, hi = percentile_interval(m, fit.level, axis=0)
     return {"C": C, "est": est, "lo": lo, "hi": hi}
 
 
