@@ -20,6 +20,7 @@ import pandas as pd
 from scalelab import store
 from scalelab.errors import ScalelabError
 from scalelab.fit import laws
+from scalelab.fit.bootstrap import bootstrap_interval
 from scalelab.fit.results import FitResults
 
 ISO_TOL = 0.05  # an IsoFLOP set ends where the runs' FLOPs jump by more than 5% (approaches.isoflop_slices)
@@ -66,16 +67,52 @@ class CheckResult:
         }
 
 
-def _one_run_interval(g, level: float, seed: int = 0, draws: int = 16, **at):
-    """(lo, hi) arrays for one new run at each point `at` (N=, D= or C=): the law's bootstrap samples times
-    exp(residual noise in log loss)."""
+def _one_run_interval(g, level: float, pred: np.ndarray, seed: int = 0, draws: int = 16, **at):
+    """(lo, hi, notes) for one new run at each point `at` (N=, D= or C=): the percentile interval of the law's
+    bootstrap samples times exp(residual noise in log loss), by scalelab.fit.bootstrap's policy (non-finite
+    draws left out; no interval, NaN ends, where it withholds one: `notes` then says why)."""
     s = g.sample_arrays()
-    n = len(next(iter(at.values())))
+    lo, hi = np.full(len(pred), np.nan), np.full(len(pred), np.nan)
     if not len(next(iter(s.values()))):
-        return np.full(n, np.nan), np.full(n, np.nan)
+        return lo, hi, []
     flat = g.one_run_draws(laws.predict(g.form, s, **at), draws, seed)  # (S x draws, P)
-    q = (1 - level) / 2
-    return np.quantile(flat, q, axis=0), np.quantile(flat, 1 - q, axis=0)
+    notes = []
+    for j in range(len(pred)):
+        ci, why = bootstrap_interval(flat[:, j], float(pred[j]), level)
+        if ci is None:
+            notes.append(why["why"])
+        else:
+            lo[j], hi[j] = ci
+    return lo, hi, notes
+
+
+def _rows(variant: str, sub: pd.DataFrame, g, level: float, seed: int) -> tuple[list[dict], list[str]]:
+    """One variant's held-out points: predicted vs observed with the one-run interval."""
+    N, D, C = (sub[k].to_numpy(float) for k in ("N", "D", "C"))
+    pred = g.predict(N=N, D=D, C=C)
+    at = dict(N=N, D=D) if g.form == "chinchilla" else dict(C=C)
+    lo, hi, why = _one_run_interval(g, level, pred, seed, **at)
+    obs = sub["observed"].to_numpy(float)
+    rows = [
+        {
+            "variant": variant,
+            "run_id": r["run_id"],
+            "d_model": r["d_model"],
+            "N": N[i],
+            "D": D[i],
+            "C": C[i],
+            "observed": obs[i],
+            "predicted": float(pred[i]),
+            "lo": float(lo[i]),
+            "hi": float(hi[i]),
+            "rel_error": float(obs[i] / pred[i] - 1),
+            "covered": bool(lo[i] <= obs[i] <= hi[i]),
+            "extrapolated": bool(C[i] > g.c_range[1] * 1.0001),
+        }
+        for i, r in enumerate(sub.to_dict("records"))
+    ]
+    notes = [f"{variant}: no one-run interval for {len(why)} point(s): {w}" for w in dict.fromkeys(why)]
+    return rows, notes
 
 
 def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
@@ -87,44 +124,38 @@ def check_fit(fit: FitResults, run_paths, *, seed: int = 0) -> CheckResult:
     if len(csv) > 1:
         raise ScalelabError("mixed CSV and run-store inputs: check them separately")
     new, by_name = _csv_points(fit, paths) if csv == {True} else _store_points(fit, paths)
-    rows = []
+    rows, notes = [], []
     for v, sub in new.groupby("variant", sort=False):
-        g = by_name[str(v)]
-        N, D, C = (sub[k].to_numpy(float) for k in ("N", "D", "C"))
-        pred = g.predict(N=N, D=D, C=C)
-        at = dict(N=N, D=D) if g.form == "chinchilla" else dict(C=C)
-        lo, hi = _one_run_interval(g, fit.level, seed, **at)
-        obs = sub["observed"].to_numpy(float)
-        for i, r in enumerate(sub.to_dict("records")):
-            rows.append(
-                {
-                    "variant": str(v),
-                    "run_id": r["run_id"],
-                    "d_model": r["d_model"],
-                    "N": N[i],
-                    "D": D[i],
-                    "C": C[i],
-                    "observed": obs[i],
-                    "predicted": float(pred[i]),
-                    "lo": float(lo[i]),
-                    "hi": float(hi[i]),
-                    "rel_error": float(obs[i] / pred[i] - 1),
-                    "covered": bool(lo[i] <= obs[i] <= hi[i]),
-                    "extrapolated": bool(C[i] > g.c_range[1] * 1.0001),
-                }
-            )
+        r, n = _rows(str(v), sub, by_name[str(v)], fit.level, seed)
+        rows += r
+        notes += n
     points = pd.DataFrame(rows)
     return CheckResult(
-        points=points, isoflop=_isoflop(fit, points), level=fit.level, fit_path=str(fit.path) if fit.path else None
+        points=points,
+        isoflop=_isoflop(fit, points),
+        level=fit.level,
+        fit_path=str(fit.path) if fit.path else None,
+        notes=notes,
     )
+
+
+def _used(fit: FitResults) -> pd.DataFrame:
+    """The points the fit's laws were fitted on (fit.points, the rows the envelope kept), column `group` first."""
+    pts = fit.points
+    if pts is None:
+        raise ScalelabError(
+            f"fit {fit.path} records no points (written by an older scalelab, its input files not here): "
+            "refit it with `scalelab fit` to check it"
+        )
+    return pts[pts["fitted"].astype(bool)]
 
 
 def _store_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
     """Final points of the run-store runs the fit did not use, one row each (variant, run_id, d_model, N,
     D, C, observed), and the fit's groups by variant."""
-    loss_col = fit.columns["loss"] or "val_loss"
+    loss_col = fit.info.columns.loss or "val_loss"
     df = store.read_runs(paths, ok_only=True, final_only=True)
-    used = {r.get("run_id") for g in fit for r in g.runs} - {None}
+    used = set(_used(fit)["run"].dropna().astype(str))
     new = df[~df["run_id"].isin(used)]
     if new.empty:
         raise ScalelabError(
@@ -164,12 +195,12 @@ def _fit_columns(fit: FitResults) -> dict:
     spec = fit.spec
     if spec is not None:
         return {k: getattr(spec, k) for k in ("n_col", "d_col", "c_col", "loss_col", "run_col")} | {"by": spec.by}
-    c = fit.columns
-    if not c["n"] or not c["loss"]:
+    c = fit.info.columns
+    if not c.N or not c.loss:
         raise ScalelabError(f"fit {fit.path} records no input columns: re-run `scalelab fit` to check it on a CSV")
-    d = None if c["d"] is None or "/(6 N)" in str(c["d"]) else c["d"]
-    f = None if c["flops"] is None or str(c["flops"]).upper() == "6ND" else c["flops"]
-    return {"n_col": c["n"], "d_col": d, "c_col": f, "loss_col": c["loss"], "run_col": c["run"], "by": c["by"]}
+    d = None if c.D is None or "/(6 N)" in str(c.D) else c.D
+    f = None if c.C is None or str(c.C).upper() == "6ND" else c.C
+    return {"n_col": c.N, "d_col": d, "c_col": f, "loss_col": c.loss, "run_col": c.run, "by": list(fit.info.by)}
 
 
 def _csv_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
@@ -191,18 +222,7 @@ def _csv_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
         names = df[by].astype(str).agg("/".join, axis=1) if len(by) > 1 else df[by[0]].astype(str)
     else:
         names = pd.Series(["all"] * len(df))
-    line = df.groupby("_file").cumcount().to_numpy() + 2  # the header is line 1
-    where = [f"{Path(f).name}:{n}" for f, n in zip(df["_file"], line)]
-    if cols["run_col"]:
-        run_id = df[cols["run_col"]].astype(str).to_numpy()
-        used = {str(r["run_id"]) for g in fit for r in g.runs if r.get("run_id") is not None}
-        new = ~np.isin(run_id, list(used))
-    else:
-        run_id = np.array(where)
-        seen = np.array([[r["params"], r["tokens"], r["loss"]] for g in fit for r in g.runs], float).reshape(-1, 3)
-        pts = np.stack([N, D, L], 1)
-        same = np.isclose(pts[:, None, :], seen[None, :, :], rtol=1e-9, atol=0).all(-1).any(1)
-        new = ~same
+    run_id, new = _unseen(fit, df, cols["run_col"], np.stack([N, D, L], 1))
     if not new.any():
         raise ScalelabError(
             f"every point given ({len(df)}) was used by fit {fit.path}: give points it did not see "
@@ -221,6 +241,20 @@ def _csv_points(fit: FitResults, paths) -> tuple[pd.DataFrame, dict]:
         {"variant": names.to_numpy(), "run_id": run_id, "d_model": None, "N": N, "D": D, "C": C, "observed": L}
     )
     return pts[new].reset_index(drop=True), by_name
+
+
+def _unseen(fit: FitResults, df: pd.DataFrame, run_col: str | None, NDL: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(run id, not used by the fit) per CSV row: by run id when the fit had a run column, else by its (N, D,
+    loss) being none of the fit's points (a row is then named by its file and line)."""
+    used = _used(fit)
+    if run_col:
+        run_id = df[run_col].astype(str).to_numpy()
+        return run_id, ~np.isin(run_id, list(set(used["run"].dropna().astype(str))))
+    line = df.groupby("_file").cumcount().to_numpy() + 2  # the header is line 1
+    run_id = np.array([f"{Path(f).name}:{n}" for f, n in zip(df["_file"], line)])
+    seen = used[["N", "D", "loss"]].to_numpy(float).reshape(-1, 3)
+    same = np.isclose(NDL[:, None, :], seen[None, :, :], rtol=1e-9, atol=0).all(-1).any(1)
+    return run_id, ~same
 
 
 def _same_data(fit: FitResults, new: pd.DataFrame) -> None:

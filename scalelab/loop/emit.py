@@ -37,7 +37,7 @@ class EmittedGrid:
 
 def _run_settings(fit: FitResults) -> dict:
     """The fitted runs' config (data, train, model template), from the run files the fit names."""
-    paths = [i["path"] for i in fit.meta.get("inputs") or [] if str(i.get("path", "")).endswith(".parquet")]
+    paths = [str(i.path) for i in fit.info.inputs if str(i.path).endswith(".parquet")]
     found = [p for p in paths if Path(p).is_file()]
     if not found:
         raise ScalelabError(
@@ -129,6 +129,94 @@ def _toml_value(v) -> str:
     return _toml_str(v)
 
 
+@dataclass
+class _Widths:
+    """The planned variants' widths and what the grid needs of them (emit_grid)."""
+
+    widths: dict = field(default_factory=dict)  # d_model -> n_layers
+    optimum: dict = field(default_factory=dict)  # variant -> {"d_model", "n_layers", "N_opt"}
+    notes: list = field(default_factory=list)
+    variants: list = field(default_factory=list)  # the variants' model templates
+    centres: list = field(default_factory=list)  # the planned widths
+    lr_laws: list = field(default_factory=list)  # (variant, shape family, its lr law or None)
+    unidentified: dict = field(default_factory=dict)  # variant -> why its N_opt is not identified
+    template: ModelConfig | None = None
+
+
+def _plan_widths(planner, plan, sizes: int, spread: float) -> _Widths:
+    """Per planned variant: its planned shape and the widths around it (_neighbourhood), one depth per width."""
+    out = _Widths()
+    for vp in plan.plans:
+        g = planner.fit.groups[vp.group]
+        fam = planner.shape_families.get(g.name)
+        why = not_identified(g, vp)
+        if why:
+            out.unidentified[vp.variant] = why
+            out.notes.append(f"N_opt of {vp.variant} is not identified ({why}); left out")
+            continue
+        if fam is None or vp.shape is None or not math.isfinite(vp.N_opt):
+            out.notes.append(f"{vp.variant}: no shape to plan from ({g.form} fit without model configs); left out")
+            continue
+        v = fam.rule.template
+        if v.attn != "mha" or v.guide is not None:
+            raise ScalelabError(
+                f"{vp.variant}: --emit-grid writes FFN-structure variants (dense, lowrank, ...); for attention or "
+                "self-guided variants plan with --variants to leave it out and write its grid by hand"
+            )
+        cfg = vp.shape.config
+        out.optimum[vp.variant] = {"d_model": cfg.d_model, "n_layers": cfg.n_layers, "N_opt": vp.N_opt}
+        out.template = out.template or fam.rule.template
+        chosen = {cfg.d_model: cfg.n_layers}
+        for n in _neighbourhood(vp.N_opt, sizes, spread):
+            c = min(fam.candidates_near(n), key=lambda c: abs(math.log(c.N / n)))
+            chosen.setdefault(c.cfg.d_model, c.cfg.n_layers)
+        out.centres.append(cfg.d_model)
+        for d, L in chosen.items():
+            if out.widths.setdefault(d, L) != L:
+                raise ScalelabError(
+                    f"{vp.variant}: width {d} is planned with {L} layers for one variant and {out.widths[d]} for "
+                    "another: plan with --depth to fix the depth, or emit one variant at a time (--variant)"
+                )
+        out.variants.append(fam.rule.template)
+        out.lr_laws.append((vp.variant, fam, g.lr_law))
+    return out
+
+
+def _check_request(plan, sizes: int, spread: float) -> float:
+    """The plan's FLOPs budget, once the request is checked (a one-line ScalelabError if not)."""
+    if plan.C is None:
+        raise ScalelabError("--emit-grid needs a FLOPs budget: plan with --flops C")
+    if not 3 <= sizes <= 7:
+        raise ScalelabError(f"--emit-sizes {sizes}: give 3 to 7 sizes per variant to bracket the optimum")
+    if not spread > 1:
+        raise ScalelabError(f"--emit-spread {spread} must be > 1 (e.g. 4: N_opt / 4 .. 4 N_opt)")
+    return float(plan.C)
+
+
+def _check_planned(w: _Widths) -> None:
+    """A one-line ScalelabError when no planned variant can be emitted, naming why."""
+    if not w.variants and w.unidentified:
+        (v, why), more = next(iter(w.unidentified.items())), [said(x) for x in w.unidentified][1:]
+        also = f" (and of {', '.join(more)})" if more else ""
+        raise ScalelabError(
+            f"N_opt of {said(v)}{also} is not identified: {said(why)}; run `scalelab plan --suggest K` to see which "
+            "runs would identify it"
+        )
+    if not w.variants:
+        raise ScalelabError("no variant of this plan has a shape family: fit scalelab runs (run-store Parquet)")
+
+
+def _grid_name(name: str | None, path) -> str:
+    name = name or Path(path).stem
+    why = unsafe_name(name)  # the loader's rule: the grid's name starts its runs' file names
+    if why:
+        raise ScalelabError(
+            f"--emit-grid: the grid's name {name[:60]!r} (its file name) {why}: it starts the runs' file names; "
+            "name the file with letters, digits and - _ . + (e.g. grids/next.toml)"
+        )
+    return name
+
+
 def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name: str | None = None) -> EmittedGrid:
     """Write the IsoFLOP grid for `plan` (the scalelab.plan.PlanResult that `planner` made at a FLOPs
     budget, with shapes) to `path`.
@@ -137,74 +225,26 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     smallest). The variants' shapes come from the planner's shape family, so the grid builds the planned
     models; the file is checked by loading it before it is returned.
     """
-    if plan.C is None:
-        raise ScalelabError("--emit-grid needs a FLOPs budget: plan with --flops C")
-    flops = float(plan.C)
-    if not 3 <= sizes <= 7:
-        raise ScalelabError(f"--emit-sizes {sizes}: give 3 to 7 sizes per variant to bracket the optimum")
-    if not spread > 1:
-        raise ScalelabError(f"--emit-spread {spread} must be > 1 (e.g. 4: N_opt / 4 .. 4 N_opt)")
-    fit = planner.fit
-    settings = _run_settings(fit)
-    widths: dict[int, int] = {}  # d_model -> n_layers
-    optimum, notes, variants, centres, lr_laws = {}, [], [], [], []
-    template: ModelConfig | None = None
-    unidentified = {}  # variant -> why its N_opt is not identified
-    for vp in plan.plans:
-        g = fit.groups[vp.group]
-        fam = planner.shape_families.get(g.name)
-        why = not_identified(g, vp)
-        if why:
-            unidentified[vp.variant] = why
-            notes.append(f"N_opt of {vp.variant} is not identified ({why}); left out")
-            continue
-        if fam is None or vp.shape is None or not math.isfinite(vp.N_opt):
-            notes.append(f"{vp.variant}: no shape to plan from ({g.form} fit without model configs); left out")
-            continue
-        v = fam.rule.template
-        if v.attn != "mha" or v.guide is not None:
-            raise ScalelabError(
-                f"{vp.variant}: --emit-grid writes FFN-structure variants (dense, lowrank, ...); for attention or "
-                "self-guided variants plan with --variants to leave it out and write its grid by hand"
-            )
-        optimum[vp.variant] = {
-            "d_model": vp.shape.config.d_model,
-            "n_layers": vp.shape.config.n_layers,
-            "N_opt": vp.N_opt,
-        }
-        template = template or fam.rule.template
-        chosen = {vp.shape.config.d_model: vp.shape.config.n_layers}
-        for n in _neighbourhood(vp.N_opt, sizes, spread):
-            c = min(fam.candidates_near(n), key=lambda c: abs(math.log(c.N / n)))
-            chosen.setdefault(c.cfg.d_model, c.cfg.n_layers)
-        centres.append(vp.shape.config.d_model)
-        for d, L in chosen.items():
-            if widths.setdefault(d, L) != L:
-                raise ScalelabError(
-                    f"{vp.variant}: width {d} is planned with {L} layers for one variant and {widths[d]} for "
-                    "another: plan with --depth to fix the depth, or emit one variant at a time (--variant)"
-                )
-        variants.append(fam.rule.template)
-        law = (g.extra.get("hyper") or {}).get("lr")
-        lr_laws.append((vp.variant, fam, law))
-    if not variants and unidentified:
-        (v, why), more = next(iter(unidentified.items())), [said(x) for x in unidentified][1:]
-        also = f" (and of {', '.join(more)})" if more else ""
-        raise ScalelabError(
-            f"N_opt of {said(v)}{also} is not identified: {said(why)}; run `scalelab plan --suggest K` to see which "
-            "runs would identify it"
-        )
-    if not variants:
-        raise ScalelabError("no variant of this plan has a shape family: fit scalelab runs (run-store Parquet)")
-    ds = _thin(sorted(widths), centres, sizes + len(set(centres)) - 1)
-    name = name or Path(path).stem
-    why = unsafe_name(name)  # the loader's rule: the grid's name starts its runs' file names
-    if why:
-        raise ScalelabError(
-            f"--emit-grid: the grid's name {name[:60]!r} (its file name) {why}: it starts the runs' file names; "
-            "name the file with letters, digits and - _ . + (e.g. grids/next.toml)"
-        )
-    # every value taken from data (names, settings) goes through _toml_value / _toml_key: never pasted
+    flops = _check_request(plan, sizes, spread)
+    settings = _run_settings(planner.fit)
+    w = _plan_widths(planner, plan, sizes, spread)
+    _check_planned(w)
+    ds = _thin(sorted(w.widths), w.centres, sizes + len(set(w.centres)) - 1)
+    name = _grid_name(name, path)
+    lines = _head_lines(flops, w.optimum, name, settings)
+    lines += _model_lines(ds, w.widths, w.template, w.variants)
+    lines += _train_lines(
+        settings["train"], flops, _lr_line(ds, w.widths, w.lr_laws, settings["train"], w.notes, flops)
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, "\n".join(lines).encode())
+    return EmittedGrid(path=path, flops=flops, widths=ds, optimum=w.optimum, notes=w.notes)
+
+
+# every value taken from data (names, settings) goes through _toml_value / _toml_key: never pasted
+def _head_lines(flops: float, optimum: dict, name: str, settings: dict) -> list[str]:
+    """The comment naming the planned optima, the grid's name, seeds and [data]."""
     lines = [
         f"# Emitted by `scalelab plan --flops {flops:.3g} --emit-grid`: every variant at each width, all at",
         f"# {flops:.3g} training FLOPs (an IsoFLOP set bracketing the planned optimum). Planned optimum:",
@@ -219,8 +259,12 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     lines += [
         f"{_toml_key(k)} = {_toml_value(v)}" for k, v in settings["data"].items() if v is not None and k != "format"
     ]
-    t = template
-    lines += ["", "[model]", f"widths = {_toml_value(ds)}", f"depths = {_toml_value([widths[d] for d in ds])}"]
+    return lines
+
+
+def _model_lines(ds: list[int], widths: dict, t: ModelConfig, variants: list) -> list[str]:
+    """[model] (the widths, their depths and the fitted runs' template) and one [[variants]] per variant."""
+    lines = ["", "[model]", f"widths = {_toml_value(ds)}", f"depths = {_toml_value([widths[d] for d in ds])}"]
     lines += [f"head_dim = {_toml_value(t.head_dim)}", f"d_ff_ratio = {_toml_value(t.ffn_width / t.d_model)}"]
     lines += [f"{k} = {_toml_value(getattr(t, k))}" for k in _MODEL_KEYS]
     for v in variants:
@@ -236,8 +280,12 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
                     for k in ("rank", "blocks")
                     if getattr(v.ffn, k) is not None
                 ]
-    tr = settings["train"]
-    lines += [
+    return lines
+
+
+def _train_lines(tr: dict, flops: float, lr_line: str) -> list[str]:
+    """[budgets], [schedule], [optimizer] and [eval]: the fitted runs' settings at the grid's budget."""
+    lines = [
         "",
         "[budgets]",
         f"flops = {_toml_value([flops])}",
@@ -246,12 +294,7 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
         f"kind = {_toml_value(tr['schedule'])}",
     ]
     lines += [f"{k} = {_toml_value(tr[k])}" for k in ("warmup", "cooldown", "min_lr_ratio")]
-    lines += [
-        "",
-        "[optimizer]",
-        _lr_line(ds, widths, lr_laws, tr, notes, flops),
-        f"batch_size = {_toml_value(tr['batch_size'])}",
-    ]
+    lines += ["", "[optimizer]", lr_line, f"batch_size = {_toml_value(tr['batch_size'])}"]
     lines += [f"weight_decay = {_toml_value(tr['weight_decay'])}", f"betas = {_toml_value([tr['beta1'], tr['beta2']])}"]
     lines += [f"grad_clip = {_toml_value(tr['grad_clip'])}"]
     lines += [
@@ -259,12 +302,8 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
         "[eval]",
         f"points = {_toml_value(tr['eval_points'])}",
         f"val_tokens = {_toml_value(tr['val_tokens'])}",
-        "",
     ]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, "\n".join(lines).encode())
-    return EmittedGrid(path=path, flops=flops, widths=ds, optimum=optimum, notes=notes)
+    return lines + [""]
 
 
 def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list, flops: float) -> str:
@@ -291,7 +330,7 @@ def _lr_line(ds: list[int], depths: dict, lr_laws: list, tr: dict, notes: list, 
                 f"width ({table[d]:.3g}, their geometric mean): emit one variant at a time (--variant) for each its own"
             )
     body = ", ".join(f'"{d}" = {v:.4g}' for d, v in table.items())
-    law = lr_laws[0][2].get("formula", "lr_opt = c N^k")
+    law = lr_laws[0][2].formula or "lr_opt = c N^k"
     return f"lr_table = {{{body}}}  # from the fit's lr law {law} at each width's N and tokens"
 
 
@@ -306,10 +345,7 @@ def not_identified(g, vp) -> str | None:
     the fit recorded, scalelab.fit.identify.compute_optimal_gap; else the planner's note); None when it is."""
     from scalelab.fit import identify
 
-    ex = g.extra
-    why = identify.compute_optimal_gap(
-        g.form, ex.get("identification"), ex.get("compute_optimal"), ex.get("fixed") or {}, ex.get("loss_law")
-    )
+    why = identify.compute_optimal_gap(g)
     if why is None and not getattr(vp, "identified", True) and g.form != "allocation":
         why = next((n for n in reversed(vp.notes) if "not identified" in n), "the planner marks it not identified")
     return why

@@ -68,32 +68,28 @@ class Suggestion:
 
 
 def fitted_points(fit: FitResults) -> tuple[pd.DataFrame, object]:
-    """The points and FitSpec `fit` was made from, re-read from the input files it records."""
-    from pathlib import Path
-
-    from scalelab.fit.io import load_inputs
-
+    """The points `fit` used (fit.points: after --drop-top-loss and the envelope over a sweep) in the columns of
+    the FitSpec it was made with, and that spec with nothing left to drop: what its refits start from. Groups
+    without a loss law are left out, as the fit left them out of its loss-law fits."""
     spec = fit.spec
     if spec is None:
         raise ScalelabError(f"fit {fit.path} records no spec (written by an older scalelab): refit it first")
-    paths = [i["path"] for i in fit.meta.get("inputs") or []]
-    missing = [p for p in paths if not Path(p).is_file()]
-    if not paths or missing:
-        raise ScalelabError(
-            f"fit {fit.path}: its input files are not here ({', '.join(missing[:2]) or 'none recorded'}): "
-            "--suggest refits them; run it where `scalelab fit` ran"
-        )
-    df, _ = load_inputs(
-        paths,
-        n_col=spec.n_col,
-        d_col=spec.d_col,
-        loss_col=spec.loss_col,
-        flops_col=spec.c_col,
-        run_col=spec.run_col,
-        by=list(spec.by) or None,
-        all_checkpoints=spec.all_checkpoints,
-    )
-    return df, spec
+    pts = fit.points
+    if pts is None:
+        raise ScalelabError(f"fit {fit.path} records no points: refit it with `scalelab fit` (--suggest refits them)")
+    rows = pts["run"].astype(str)
+    if spec.run_col is None and rows.str.fullmatch(r"row\d+").all():
+        # each row is its own bootstrap unit, numbered by its place in the input: keep the input's order
+        pts = pts.iloc[np.argsort(rows.str[3:].astype(int).to_numpy(), kind="stable")]
+    lawless = [g.name for g in fit if g.loss_law_refused is not None]
+    pts = pts[pts["fitted"].astype(bool).to_numpy() & ~pts["group"].isin(lawless).to_numpy()]
+    cols = {"N": spec.n_col, "loss": spec.loss_col, "D": spec.d_col, "C": spec.c_col, "run": spec.run_col}
+    cols = {k: v for k, v in cols.items() if v}
+    df = pts[list(cols)].rename(columns=cols).reset_index(drop=True)
+    keys = [fit.groups[name].key for name in pts["group"]]
+    for c in spec.by:
+        df[c] = [k[c] for k in keys]
+    return df, spec.replace(drop_top_loss=0)
 
 
 def _quantity(res: FitResults, quantity: str, variant: str, versus: str | None) -> tuple[float, float]:
@@ -105,14 +101,13 @@ def _quantity(res: FitResults, quantity: str, variant: str, versus: str | None) 
     if quantity == "n_opt":
         ci = groups[variant].derived_conf_int.get("N_opt")
         return (float(ci[0]), float(ci[1])) if ci else (float("nan"), float("nan"))
+    pair = {groups[versus].name if versus in groups else versus, groups[variant].name}
     for c in res.comparisons:
-        pair = {groups[versus].name if versus in groups else versus, groups[variant].name}
-        if {c.get("a"), c.get("b")} == pair and c.get("multiplier"):
-            m = c["multiplier"][0]
-            lo, hi = m.get("lo"), m.get("hi")
-            if c.get("b") != groups[variant].name and lo and hi:  # oriented as variant vs versus
-                lo, hi = 1 / hi, 1 / lo
-            return (float(lo), float(hi)) if lo and hi else (float("nan"), float("nan"))
+        if {c.a, c.b} == pair and c.multiplier:
+            lo, hi = c.multiplier[0].lo, c.multiplier[0].hi
+            if not (lo > 0 and hi > 0):  # NaN: no interval
+                return float("nan"), float("nan")
+            return (1 / hi, 1 / lo) if c.b != groups[variant].name else (lo, hi)  # as variant vs versus
     return float("nan"), float("nan")
 
 
@@ -145,6 +140,43 @@ def candidates(fit: FitResults, variants, budget: float, sizes: int = 7) -> list
     return out
 
 
+def _request(fit: FitResults, k: int, budget: float, quantity: str, variant: str | None, versus: str) -> str:
+    """The variant whose quantity to narrow, once the request is checked (a one-line ScalelabError if not)."""
+    if k < 1:
+        raise ScalelabError(f"--suggest {k}: ask for at least one run")
+    if not budget > 0:
+        raise ScalelabError(f"--suggest-flops {budget}: give the most FLOPs one new run may cost, e.g. 1e15")
+    if quantity not in ("n_opt", "multiplier", *PARAMS):
+        raise ScalelabError(
+            f"--suggest-for {quantity!r}: choose n_opt or multiplier, or a parameter: {', '.join(PARAMS)}"
+        )
+    names = sorted({g.variant for g in fit})
+    variant = variant or next((v for v in names if v != versus), names[0])
+    if variant not in names or (quantity == "multiplier" and versus not in names):
+        raise ScalelabError(f"variant {variant!r} / {versus!r} not in the fit: choose from {', '.join(names)}")
+    for g in fit:
+        if quantity == "n_opt" and g.variant == variant and g.form != "chinchilla":
+            raise ScalelabError(
+                f"{variant}: the fit is {g.form}, which has no compute-optimal N to narrow: "
+                "--suggest needs an L(N, D) fit (runs at several tokens-per-parameter ratios)"
+            )
+    return variant
+
+
+def _candidate_row(c: Candidate, i: int, spec, points: pd.DataFrame) -> pd.DataFrame:
+    """Candidate `c` as one input row in the spec's columns (run id suggested-i, its group's name)."""
+    row = {spec.n_col: c.N, spec.d_col: c.D, spec.loss_col: c.loss}
+    if spec.c_col:
+        row[spec.c_col] = c.flops
+    if spec.run_col:
+        row[spec.run_col] = f"suggested-{i}"
+    if spec.by:
+        row[spec.by[0]] = c.variant
+    for col in points.columns:  # columns the fit does not read: any value of the right dtype
+        row.setdefault(col, points[col].iloc[0])
+    return pd.DataFrame([row])
+
+
 def suggest(
     fit: FitResults,
     k: int,
@@ -161,27 +193,11 @@ def suggest(
     pool: list | None = None,
     progress=None,
 ) -> Suggestion:
-    """Rank candidate runs by how much they narrow the quantity's interval per FLOP (module docstring)."""
+    """Rank candidate runs by how much they narrow the quantity's interval per FLOP (module docstring).
+    points, spec: what to refit (default: fitted_points(fit))."""
     from scalelab.fit import fit_laws
 
-    if k < 1:
-        raise ScalelabError(f"--suggest {k}: ask for at least one run")
-    if not budget > 0:
-        raise ScalelabError(f"--suggest-flops {budget}: give the most FLOPs one new run may cost, e.g. 1e15")
-    if quantity not in ("n_opt", "multiplier", *PARAMS):
-        raise ScalelabError(
-            f"--suggest-for {quantity!r}: choose n_opt or multiplier, or a parameter: {', '.join(PARAMS)}"
-        )
-    names = sorted({g.variant for g in fit})
-    variant = variant or next((v for v in names if v != versus), names[0])
-    if variant not in names or (quantity == "multiplier" and versus not in names):
-        raise ScalelabError(f"variant {variant!r} / {versus!r} not in the fit: choose from {', '.join(names)}")
-    for g in fit:
-        if g.variant in (variant, versus) and quantity == "n_opt" and g.variant == variant and g.form != "chinchilla":
-            raise ScalelabError(
-                f"{variant}: the fit is {g.form}, which has no compute-optimal N to narrow: "
-                "--suggest needs an L(N, D) fit (runs at several tokens-per-parameter ratios)"
-            )
+    variant = _request(fit, k, budget, quantity, variant, versus)
     if points is None:
         points, spec = fitted_points(fit)
     at = at or max(g.c_range[1] for g in fit) * 10
@@ -192,19 +208,13 @@ def suggest(
         spec = spec.replace(compare=((versus, variant),))
     wanted = [variant] + ([versus] if quantity == "multiplier" else [])
     pool = pool if pool is not None else candidates(fit, wanted, budget)
-    run_col = spec.run_col
-    group_col = spec.by[0] if spec.by else None
 
-    def refit(extra: pd.DataFrame | None):
-        df = points if extra is None else pd.concat([points, extra], ignore_index=True)
-        return fit_laws(df, spec)
-
-    def width(res) -> tuple[float, tuple]:
+    def width(extra: pd.DataFrame | None) -> tuple[float, tuple, FitResults]:
+        res = fit_laws(points if extra is None else pd.concat([points, extra], ignore_index=True), spec)
         lo, hi = _quantity(res, quantity, variant, versus)
-        return (math.log(hi / lo) if lo > 0 and hi > 0 else float("nan")), (lo, hi)
+        return (math.log(hi / lo) if lo > 0 and hi > 0 else float("nan")), (lo, hi), res
 
-    res0 = refit(None)
-    base, interval = width(res0)
+    base, interval, res0 = width(None)
     if not math.isfinite(base):
         why = [w for g in res0 if g.variant in wanted for w in g.warnings if "not identified" in w]
         raise ScalelabError(
@@ -213,16 +223,7 @@ def suggest(
             + ": nothing to narrow yet; add runs at more sizes and tokens-per-parameter ratios first"
         )
     for i, c in enumerate(pool):
-        row = {spec.n_col: c.N, spec.d_col: c.D, spec.loss_col: c.loss}
-        if spec.c_col:
-            row[spec.c_col] = c.flops
-        if run_col:
-            row[run_col] = f"suggested-{i}"
-        if group_col:
-            row[group_col] = c.variant
-        for col in points.columns:  # columns the fit does not read: any value of the right dtype
-            row.setdefault(col, points[col].iloc[0])
-        c.width, _ = width(refit(pd.DataFrame([row])))
+        c.width = width(_candidate_row(c, i, spec, points))[0]
         c.reduction = base - c.width
         c.per_flop = c.reduction / c.flops
         if progress:
@@ -279,54 +280,45 @@ def not_identified(fit: FitResults, variants=None) -> dict[str, str]:
     for g in fit:
         if variants and g.variant not in variants:
             continue
-        ex = g.extra
-        gap = identify.compute_optimal_gap(
-            g.form, ex.get("identification"), ex.get("compute_optimal"), ex.get("fixed") or {}, ex.get("loss_law")
-        )
+        gap = identify.compute_optimal_gap(g)
         if gap:
             out[g.variant] = gap
     return out
 
 
-def group_points(points: pd.DataFrame, spec) -> dict:
-    """The fitted points per group name as the fit saw them: top losses dropped (--drop-top-loss), the best
-    point per cell of a hyperparameter sweep kept (the envelope), split by --by (scalelab.fit.groups)."""
-    from scalelab.fit import hyper
-    from scalelab.fit.groups import drop_top_losses, split_groups
-
-    df = drop_top_losses(points, spec.loss_col, spec.drop_top_loss)
-    swept = hyper.swept(df, spec)
-    if swept and spec.envelope:
-        df, _ = hyper.envelope(df, spec, swept)
-    return {g.name: g for g in split_groups(df, spec)}
+def group_points(fit: FitResults) -> dict[str, pd.DataFrame]:
+    """Each group's points its law was fitted on (its `points`, the rows the envelope kept), by group name."""
+    return {g.name: g.points[g.points["fitted"].astype(bool)] for g in fit if g.points is not None}
 
 
-def _sizes(g, shapes, N: np.ndarray, k_flops: float) -> list[tuple[float, float, str, dict | None]]:
+def _fitted_sizes(g, shapes, gd: pd.DataFrame) -> dict[float, tuple]:
+    """N -> (N, FLOPs per token, shape, config) of the fitted sizes: each size's own FLOPs per token (C / D of
+    its point with the most tokens) and model (its run's, where the runs carry model configs)."""
+    models = {str(r.get("run_id")): r.get("model") for r in g.runs}  # the runs list: each run's config
+    out = {}
+    for n, pts in gd.sort_values("D", kind="stable").groupby("N", sort=True):
+        last = pts.iloc[-1]
+        model = models.get(str(last["run"]))
+        shape = f"{model['d_model']} x {model['n_layers']}" if model else ""
+        out[float(n)] = (float(n), float(last["C"]) / float(last["D"]), shape, model if shapes is not None else None)
+    return out
+
+
+def _sizes(g, shapes, gd: pd.DataFrame) -> list[tuple[float, float, str, dict | None]]:
     """(N, FLOPs per token, shape, config) of the fitted sizes and of new ones over [N_min / 4, 4 N_max], each
-    new size at least 1.5x from any other (a size next to another adds a level in name only)."""
-    fitted = np.unique(N)
-    out: dict[float, tuple] = {}
-    by_n = {}
-    for r in g.runs:  # the fitted runs' own shapes and FLOPs per token
-        n = r.get(g.n_column) or r.get("params")
-        if n and r.get("flops") and r.get("tokens"):
-            by_n[float(n)] = (float(r["flops"]) / float(r["tokens"]), r.get("model"))
-    for n in fitted:
-        near = min(by_n, key=lambda m: abs(math.log(m / n)), default=None)
-        if near is not None and abs(math.log(near / n)) < 1e-6:
-            per_token, model = by_n[near]
-            shape = f"{model['d_model']} x {model['n_layers']}" if model else ""
-            out[float(n)] = (float(n), per_token, shape, model if shapes is not None else None)
-        else:
-            out[float(n)] = (float(n), k_flops * n, "", None)
-    lo, hi = float(fitted.min()) / 4, float(fitted.max()) * 4
+    new size at least 1.5x from any other (a size next to another adds a level in name only). A new size
+    without a shape family costs k N per token, k = the group's FLOPs per parameter-token (C = k N D)."""
+    out = _fitted_sizes(g, shapes, gd)
+    if shapes is None and g.k_flops is None:
+        raise ScalelabError(f"{said(g.variant)}: the fit records no FLOPs per parameter-token (k_flops): refit it")
+    lo, hi = float(gd["N"].min()) / 4, float(gd["N"].max()) * 4
     for target in np.exp(np.arange(math.log(lo), math.log(hi) + 1e-9, math.log(2) / 2)):  # sqrt(2) steps
         if shapes is not None:
             c = min(shapes.candidates_near(target), key=lambda c: abs(math.log(c.N / target)))
             n, per_token = float(c.N), float(c.flops_per_token)
             shape, config = f"{c.cfg.d_model} x {c.cfg.n_layers}", c.cfg.to_dict()
         else:
-            n, per_token, shape, config = float(target), k_flops * float(target), "", None
+            n, per_token, shape, config = float(target), g.k_flops * float(target), "", None
         if not lo * 0.999 <= n <= hi * 1.001 or any(abs(math.log(n / m)) < math.log(1.5) for m in out):
             continue
         out[n] = (n, per_token, shape, config)
@@ -413,21 +405,8 @@ def _rule_words(rule: str, d, fixed, est_tpp) -> str:
     )
 
 
-def design_runs(
-    fit: FitResults,
-    k: int,
-    budget: float,
-    *,
-    variants=None,
-    points: pd.DataFrame | None = None,
-    spec=None,
-    max_search: int = 12,
-) -> DesignSuggestion:
-    """The cheapest runs (at most k, each <= budget FLOPs) after which the design of every variant whose
-    compute-optimal N is not identified meets identify's rules (module docstring); a one-line ScalelabError
-    when k runs cannot do it (naming how many can) or none under the cap can (naming the FLOPs needed)."""
-    from scalelab.plan import Planner
-
+def _design_request(fit: FitResults, k: int, budget: float, variants) -> dict[str, str]:
+    """The variants to design for and why each N_opt is not identified, once the request is checked."""
     if k < 1:
         raise ScalelabError(f"--suggest {k}: ask for at least one run")
     if not budget > 0:
@@ -439,62 +418,85 @@ def design_runs(
     gaps = not_identified(fit, variants)
     if not gaps:
         raise ScalelabError("N_opt of every variant asked for is identified: `plan --suggest K` narrows its interval")
-    if points is None:
-        points, spec = fitted_points(fit)
+    spec = fit.spec
+    if spec is None:
+        raise ScalelabError(f"fit {fit.path} records no spec (written by an older scalelab): refit it first")
     if spec.form not in ("auto", "chinchilla"):
         raise ScalelabError(f"the fit was made with --form {spec.form}: refit with --form auto to fit L(N, D)")
-    pts = group_points(points, spec)
+    return gaps
+
+
+def _within_cap(g, base, pool: list, capped: list, est, k: int, max_search: int, budget: float, gap: str) -> list:
+    """The cheapest runs of `capped` (at most k, else at most max_search) that make the design meet every
+    rule; a one-line ScalelabError when no runs under the cap can, naming the cap that would do."""
+    fixed = g.fixed
+    chosen = _cheapest(base, capped, fixed, est, k) if capped else None
+    if chosen is None:
+        chosen = _cheapest(base, capped, fixed, est, max_search) if capped else None
+    if chosen is not None:
+        return chosen
+    need = _cheapest(base, pool, fixed, est, max_search)  # nothing under the cap: say what cap would do
+    if need is None:
+        raise ScalelabError(
+            f"{said(g.variant)}: no set of up to {max_search} runs at sizes {_si_range(pool)} makes the "
+            f"design identify N_opt ({said(gap)}); plan the next runs by hand"
+        )
+    big = max(r.flops for r in need)
+    raise ScalelabError(
+        f"{said(g.variant)}: no run of at most {budget:.3g} FLOPs makes the design identify N_opt "
+        f"({said(gap)}); {len(need)} run(s) of up to {big:.3g} FLOPs do: raise --suggest-flops"
+    )
+
+
+def _design_note(g, est) -> list[str]:
+    if est is not None:
+        return [
+            f"{said(g.variant)}: its N_opt estimate ({est:.3g} tokens/param) comes from runs far from it and "
+            "moves as runs are added: refit after these and run `plan --suggest` again"
+        ]
+    if g.form != "chinchilla":
+        return [
+            f"{said(g.variant)}: once the design identifies L(N, D), its N_opt must also land within "
+            f"{identify.PLAUSIBLE_FACTOR:g}x of the runs' tokens/param; refit and run `plan --suggest` again"
+        ]
+    return []
+
+
+def design_runs(fit: FitResults, k: int, budget: float, *, variants=None, max_search: int = 12) -> DesignSuggestion:
+    """The cheapest runs (at most k, each <= budget FLOPs) after which the design of every variant whose
+    compute-optimal N is not identified meets identify's rules (module docstring), judged on the points each
+    group was fitted on; a one-line ScalelabError when k runs cannot do it (naming how many can) or none under
+    the cap can (naming the FLOPs needed)."""
+    from scalelab.plan import Planner
+
+    gaps = _design_request(fit, k, budget, variants)
+    pts = group_points(fit)
     try:
         planner = Planner(fit, require_samples=False)
-    except ScalelabError:  # only L(D) / L(N) groups: no FLOP families; C = k N D from the points below
+    except ScalelabError:  # only L(D) / L(N) groups: no FLOP families; new sizes cost C = k N D
         planner = None
-    fixed = dict(spec.fix)
     runs, before, after, notes, pools = [], {}, {}, [], {}
     for g in fit:
         if g.variant not in gaps:
             continue
         gd = pts.get(g.name)
-        if gd is None:
-            raise ScalelabError(f"{said(g.variant)}: its points are not in the fit's input files any more: refit first")
-        base = (gd.N, gd.D, gd.C)
-        co = g.extra.get("compute_optimal") or {}
-        est = float(co["tokens_per_param"]) if co.get("identified") is False and co.get("tokens_per_param") else None
+        if gd is None or not len(gd):
+            raise ScalelabError(f"{said(g.variant)}: fit {fit.path} records no points for it: refit it first")
+        base = tuple(gd[c].to_numpy(float) for c in ("N", "D", "C"))
+        co = g.compute_optimal
+        est = float(co.tokens_per_param) if co is not None and co.identified is False and co.tokens_per_param else None
         shapes = planner.shape_families.get(g.name) if planner else None
-        k_flops = float(np.median(gd.C / (gd.N * gd.D)))  # C = k N D for sizes without a shape
         pool = [
             DesignRun(g.variant, n, t * n, per_token * t * n, shape, config)
-            for n, per_token, shape, config in _sizes(g, shapes, gd.N, k_flops)
+            for n, per_token, shape, config in _sizes(g, shapes, gd)
             for t in _ladder(est)
         ]
         capped = pools[g.variant] = [r for r in pool if r.flops <= budget * (1 + 1e-9)]
-        chosen = _cheapest(base, capped, fixed, est, k) if capped else None
-        if chosen is None:
-            chosen = _cheapest(base, capped, fixed, est, max_search) if capped else None
-            if chosen is None:  # nothing under the cap: say what cap would do
-                need = _cheapest(base, pool, fixed, est, max_search)
-                if need is None:
-                    raise ScalelabError(
-                        f"{said(g.variant)}: no set of up to {max_search} runs at sizes {_si_range(pool)} makes the "
-                        f"design identify N_opt ({said(gaps[g.variant])}); plan the next runs by hand"
-                    )
-                big = max(r.flops for r in need)
-                raise ScalelabError(
-                    f"{said(g.variant)}: no run of at most {budget:.3g} FLOPs makes the design identify N_opt "
-                    f"({said(gaps[g.variant])}); {len(need)} run(s) of up to {big:.3g} FLOPs do: raise --suggest-flops"
-                )
-        _label(base, chosen, fixed, est)
-        before[g.variant], after[g.variant] = identify.describe(*base), _short(base, chosen, fixed, est)[0]
+        chosen = _within_cap(g, base, pool, capped, est, k, max_search, budget, gaps[g.variant])
+        _label(base, chosen, g.fixed, est)
+        before[g.variant], after[g.variant] = identify.describe(*base), _short(base, chosen, g.fixed, est)[0]
         runs += chosen
-        if est is not None:
-            notes.append(
-                f"{said(g.variant)}: its N_opt estimate ({est:.3g} tokens/param) comes from runs far from it and "
-                "moves as runs are added: refit after these and run `plan --suggest` again"
-            )
-        elif g.form != "chinchilla":
-            notes.append(
-                f"{said(g.variant)}: once the design identifies L(N, D), its N_opt must also land within "
-                f"{identify.PLAUSIBLE_FACTOR:g}x of the runs' tokens/param; refit and run `plan --suggest` again"
-            )
+        notes += _design_note(g, est)
     if len(runs) > k:
         per = ", ".join(f"{said(v)} {sum(r.variant == v for r in runs)}" for v in gaps)
         raise ScalelabError(

@@ -27,16 +27,17 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from scalelab import hardware, variant
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
-from scalelab.fit.bootstrap import bootstrap_interval
+from scalelab.fit.bootstrap import bootstrap_interval, percentile_interval
 from scalelab.fit.results import GroupFit, as_fit, newest_fit  # noqa: F401  (newest_fit: re-exported)
 
 # re-exported: the planner's public names live here (docs/interfaces.md "Plan")
 from scalelab.plan.families import Candidate, ShapeFamily, ShapeRule, SixND, ffn_fraction  # noqa: F401
 from scalelab.plan.optimum import CHINCHILLA, _n_for_ratio, optimum
-from scalelab.plan.results import PlanResult, Shape, VariantPlan, _interval, _jsonable  # noqa: F401
+from scalelab.plan.results import PlanResult, Shape, VariantPlan, _jsonable  # noqa: F401
 
 # the columns of sweep(): one VariantPlan.row() per (variant, budget)
 SWEEP_COLUMNS = [
@@ -57,8 +58,6 @@ SWEEP_COLUMNS = [
 
 FRONTIER = laws.FORMS["frontier"].params  # E, K, gamma
 
-# Peak dense bf16 FLOP/s per accelerator (REFERENCE.md section 4). "cpu": use measured rates as they are.
-PEAK_FLOPS = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "cpu": None}
 # No MFU is ever assumed: GPU-hours need a measured throughput (the runs' tokens/s or MFU) or a stated --mfu.
 EXTRAPOLATION_FACTOR = 10.0
 
@@ -157,20 +156,14 @@ class Planner:
                 self.families[g.name] = SixND(self._flops_per_param_token(g))
 
     def _flops_per_param_token(self, g: GroupFit) -> float:
-        """k in C = k N D: 6 for 6ND fits; otherwise the runs' median C / (N D) (no configs to do better)."""
-        if self.fit.convention == "6ND":
+        """k in C = k N D: the fit's own (g.k_flops, the median C / (N D) of its points; 6 for 6ND fits), the k
+        its derived compute-optimal point and multipliers used (no configs to do better)."""
+        if self.fit.convention == "6ND" or g.k_flops is None:
             return 6.0
-        ks = [
-            float(r["flops"]) / (float(r["params"]) * float(r["tokens"]))
-            for r in g.runs
-            if r.get("flops") and r.get("params") and r.get("tokens")
-        ]
-        if not ks:
-            return 6.0
-        k = float(np.median(ks))
+        k = float(g.k_flops)
         if abs(k / 6 - 1) > 1e-6:
             self.notes.setdefault(g.name, []).append(
-                f"no model configs in the fit's runs: C = {k:.3g} N D with k the runs' median C/(N D)"
+                f"no model configs in the fit's runs: C = {k:.3g} N D with k the fitted points' median C/(N D)"
             )
         return k
 
@@ -264,7 +257,7 @@ class Planner:
             tokens_per_param=tpp,
             tpp_int=nan2,
             L_opt=float(L0),
-            L_int=_interval(Ls, self.level),
+            L_int=percentile_interval(Ls, self.level),
             L_pred_int=self._prediction_interval(g, Ls),
             identified=False,
             extrapolated=extrapolated,
@@ -298,7 +291,7 @@ class Planner:
             L_pred_int=nan2,
             extrapolated=extrapolated,
             notes=[
-                f"approach {self.fit.meta.get('approach')} allocation N_opt = kN C^a, D_opt = kD C^b: "
+                f"approach {self.fit.info.approach} allocation N_opt = kN C^a, D_opt = kD C^b: "
                 "no loss law, so no predicted loss and no shape",
                 *notes,
             ],
@@ -312,16 +305,15 @@ class Planner:
         s = np.asarray(samples, float)
         if s.size == 0 or not math.isfinite(estimate):
             return (float("nan"), float("nan"))
-        # unreachable samples (inf) are outcomes, not failures: they count as valid and stay in the tail
-        ci, why = bootstrap_interval(np.minimum(s, 1e300), estimate, self.level)
+        ci, why = bootstrap_interval(s, estimate, self.level)  # inf (unreachable) stays in the tail
         if ci is None:
             notes.append(f"no {self.level:.0%} interval for {what}: {why['why']}")
             return (float("nan"), float("nan"))
-        return tuple(math.inf if x >= 1e300 else float(x) for x in ci)
+        return (float(ci[0]), float(ci[1]))
 
     def _prediction_interval(self, g: GroupFit, L: np.ndarray, draws: int = 16) -> tuple[float, float]:
         """One new run's loss: the mean law's sample times exp(residual noise in log-loss)."""
-        return _interval(g.one_run_draws(L, draws, self.seed), self.level)
+        return percentile_interval(g.one_run_draws(L, draws, self.seed), self.level)
 
     # ---- shape ---------------------------------------------------------------------------------
     def choose_shape(self, g: GroupFit, plan: VariantPlan, inference_tokens: float = 0.0) -> Optional[Shape]:
@@ -359,7 +351,7 @@ class Planner:
         counts = F.param_counts(c.cfg)
         if point:
             Ls = laws.predict("chinchilla", g.sample_arrays(CHINCHILLA), N=c.N, D=D)
-            loss_int = _interval(Ls, self.level)
+            loss_int = percentile_interval(Ls, self.level)
         else:
             loss, loss_int = plan.L_opt, plan.L_int
         return Shape(
@@ -394,9 +386,9 @@ class Planner:
     def throughput(self, g: GroupFit, gpu: str, mfu: Optional[float] = None) -> tuple[Optional[float], str]:
         """FLOP/s this variant achieves on `gpu`, from its runs' measured tokens/s or MFU."""
         gpu = gpu.lower()
-        if gpu not in PEAK_FLOPS:
-            raise ScalelabError(f"unknown --gpu {gpu!r}: use one of {', '.join(PEAK_FLOPS)}")
-        peak = PEAK_FLOPS[gpu]
+        if gpu not in hardware.NAMES:
+            raise ScalelabError(f"unknown --gpu {gpu!r}: use one of {', '.join(hardware.NAMES)}")
+        peak = hardware.peak_bf16(gpu)
         if mfu is not None and peak is None:
             raise ScalelabError("--mfu needs an accelerator with a known peak: use --gpu h100|h200|a100")
         rate = self._measured_rate(g)
@@ -423,7 +415,7 @@ class Planner:
         if rate is None:
             return peak * mfu, f"stated MFU {mfu:.3g}"
         # measured elsewhere (e.g. CPU): the stated MFU for dense, each variant's measured speed relative to dense
-        ref = [self._measured_rate(h) for h in self.groups if h.variant.split("+")[0] == "dense"]
+        ref = [self._measured_rate(h) for h in self.groups if variant.is_dense(h.variant)]
         ref = [r for r in ref if r]
         base = ref[0] if ref else rate
         return peak * mfu * rate / base, (
@@ -477,10 +469,7 @@ class Planner:
         names = CHINCHILLA if g.form == "chinchilla" else FRONTIER
         C0 = float(solve({k: g.params[k] for k in names})[0])
         Cs = solve(g.sample_arrays(names))
-        q = (1 - self.level) / 2 * 100
-        # an unreachable tail (inf) makes hi inf; percentile interpolation cannot take inf itself
-        lo, hi = np.percentile(np.minimum(Cs, 1e300), [q, 100 - q])
-        lo, hi = (math.inf if x >= 1e300 else x for x in (lo, hi))
+        lo, hi = percentile_interval(Cs, self.level)  # an unreachable tail (inf) makes hi inf
         return {
             "target_loss": target,
             "C": C0,
@@ -534,10 +523,9 @@ def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warn
 
 def pairing(fit) -> str:
     """How the winner's P(beats) pairs bootstrap samples, in words: only a joint fit is called one."""
-    m = fit.meta
-    if m.get("share_e") or m.get("share_exponents") or m.get("joint"):
+    if fit.info.share_e or fit.info.share_exponents:
         return "paired: joint fit"
-    if fit.bootstrap["paired"]:
+    if fit.bootstrap.paired:
         return "paired: the same resamples of shared runs"
     if fit.paired:
         return "paired: identical E samples sample by sample"
@@ -547,9 +535,9 @@ def pairing(fit) -> str:
 def _tpp_range(g: GroupFit) -> tuple[float, float]:
     """The fitted points' tokens per parameter: recorded by the fit (identification), else from its runs,
     else the widest the N and D ranges allow."""
-    ident = g.extra.get("identification") or {}
-    if ident.get("tpp_min") and ident.get("tpp_max"):
-        return float(ident["tpp_min"]), float(ident["tpp_max"])
+    ident = g.identification
+    if ident is not None and ident.tpp_min and ident.tpp_max:
+        return float(ident.tpp_min), float(ident.tpp_max)
     r = [float(x["tokens"]) / float(x["params"]) for x in g.runs if x.get("tokens") and x.get("params")]
     if r:
         return min(r), max(r)
@@ -649,7 +637,7 @@ def plan_budget(
         if rate:
             pl.throughput, pl.throughput_source = rate, source
             pl.gpu_hours = pl.C / rate / 3600
-            peak = PEAK_FLOPS.get((gpu or "h100").lower())
+            peak = hardware.peak_bf16(gpu or "h100")
             if peak and rate > peak:
                 warnings.append(
                     f"{g.variant}: throughput {rate:.3g} FLOP/s exceeds the {gpu or 'h100'} peak {peak:.3g} "
@@ -738,10 +726,10 @@ def learning_rate(g: GroupFit, N: float, D: Optional[float] = None, level: float
     """Planner.learning_rate for any group, also one without a loss law."""
     from scalelab.fit import hyper
 
-    law = (g.extra.get("hyper") or {}).get("lr")
-    if not law or not _finite(N) or (law.get("exp_D") is not None and not _finite(D)):
+    law = g.lr_law
+    if law is None or not _finite(N) or (law.has_D and not _finite(D)):
         return None
-    out = hyper.predict_lr(law, N, hyper.law_samples(g, "lr"), level, D=D if law.get("exp_D") is not None else None)
+    out = hyper.predict_lr(law, N, hyper.law_samples(g, "lr"), level, D=D if law.has_D else None)
     out.update(N=float(N), D=float(D) if _finite(D) else None)
     return out
 
@@ -750,8 +738,8 @@ def batch_size(g: GroupFit, D: float, level: float = 0.95) -> Optional[dict]:
     """Planner.batch_size for any group, also one without a loss law."""
     from scalelab.fit import hyper
 
-    law = (g.extra.get("hyper") or {}).get("batch")
-    if not law or not _finite(D):
+    law = g.batch_law
+    if law is None or not _finite(D):
         return None
     out = hyper.predict_batch(law, D, hyper.law_samples(g, "batch"), level)
     out["D"] = float(D)
@@ -760,8 +748,9 @@ def batch_size(g: GroupFit, D: float, level: float = 0.95) -> Optional[dict]:
 
 def loss_law_refused(g: GroupFit) -> Optional[str]:
     """Why the group has no loss law (a sweep whose design the fit refused; fit/procedure.py), else None."""
-    rec = g.extra.get("loss_law") or {}
-    return str(rec.get("why") or "refused") if rec.get("fitted") is False or g.form == "none" else None
+    if g.loss_law_refused is not None or g.form == "none":
+        return g.loss_law_refused or "refused"
+    return None
 
 
 def has_loss_law(fit: Any, variants: Optional[Sequence[str]] = None) -> bool:
@@ -788,14 +777,13 @@ def sweep_recommendations(fit: Any, variants: Optional[Sequence[str]] = None) ->
         why = loss_law_refused(g)
         if why is None or (variants and g.variant not in variants and g.name not in variants):
             continue
-        hy = g.extra.get("hyper") or {}
-        law = hy.get("lr")
+        law, bs = g.lr_law, g.batch_law
         widths = {}  # the fitted runs' widths by N (run-store fits)
         for r in g.runs:
             if r.get("model") and r.get("params"):
                 widths[round(math.log(float(r["params"])), 6)] = r["model"].get("d_model")
         rows = []
-        cells = law["per_size"] if law else hy.get("batch", {}).get("per_cell", [])
+        cells = law.optima if law is not None else bs.optima if bs is not None else []
         for c in cells:
             rows.append(
                 {
@@ -813,12 +801,14 @@ def sweep_recommendations(fit: Any, variants: Optional[Sequence[str]] = None) ->
                 "variant": g.variant,
                 "group": g.name,
                 "why": why,
-                "lr_law": {k: law.get(k) for k in ("formula", "coef", "exp", "exp_D", "conf_int")} if law else None,
-                "batch_law": {k: hy["batch"].get(k) for k in ("formula", "coef", "exp", "conf_int")}
-                if hy.get("batch")
-                else None,
-                "lines": hyper.law_lines(g.variant, hy),
+                "lr_law": _law_summary(law, ("formula", "coef", "exp", "exp_D", "conf_int")),
+                "batch_law": _law_summary(bs, ("formula", "coef", "exp", "conf_int")),
+                "lines": hyper.law_lines(g.variant, law, bs),
                 "rows": rows,
             }
         )
     return out
+
+
+def _law_summary(law, keys) -> Optional[dict]:
+    return {k: getattr(law, k) for k in keys} if law is not None else None

@@ -105,3 +105,49 @@ def test_check_csv_refusals_are_one_line(chinchilla_split, tmp_path):
     assert invoke("check", "--fit", d / "fit.json", grouped).exit_code == 0  # extra columns are ignored
     r = invoke("check", "--fit", d / "fit.json", grouped, tmp_path / "runs.parquet")
     assert r.exit_code == 2 and "mixed CSV" in r.stderr
+
+
+def test_one_run_intervals_follow_the_bootstrap_policy(tmp_path):
+    """The one-run interval is scalelab.fit.bootstrap's interval of the draws (its one policy): a resample whose
+    law gives NaN is left out (the interval of the others' draws), an infinite loss is an outcome that stays in
+    its tail (the end reaching into it is inf), and when fewer than half the draws are usable there is no
+    interval (NaN ends, not covered, a note saying why)."""
+    from scalelab.loop.check import check_fit
+
+    rng = np.random.default_rng(0)
+    rows = [
+        dict(N=N, D=N * t, loss=(1.8 + 400 / N**0.34 + 2000 / (N * t) ** 0.37) * np.exp(0.01 * rng.standard_normal()))
+        for N in (2e7, 5e7, 1e8, 2e8, 5e8, 1e9)
+        for t in (5, 10, 20, 40, 80)
+    ]
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "all.csv", index=False)
+    fit = fit_laws(df[df["N"] < 1e9], n_col="N", d_col="D", loss_col="loss", bootstrap=40)
+    g = fit["all"]
+    E0 = g.samples["E"].to_numpy().copy()
+
+    def draws(p):  # the one-run draws at the checked points, from the samples as they are now
+        s = g.sample_arrays()
+        N, D = p["N"].to_numpy(), p["D"].to_numpy()
+        with np.errstate(invalid="ignore"):
+            law = (
+                s["E"][:, None] + s["A"][:, None] / N ** s["alpha"][:, None] + s["B"][:, None] / D ** s["beta"][:, None]
+            )
+        return g.one_run_draws(law)
+
+    g.samples["E"] = np.where(np.arange(40) < 3, np.inf, E0)
+    g.samples["B"] = np.where(np.arange(40) < 3, -np.inf, g.samples["B"])  # 3 resamples: inf - inf = NaN
+    res = check_fit(fit, [tmp_path / "all.csv"])
+    p, flat = res.points, draws(res.points)
+    assert np.isnan(flat).sum() == 3 * 16 * len(p) and not res.notes
+    want = np.percentile(flat[~np.isnan(flat[:, 0])], [2.5, 97.5], axis=0)
+    np.testing.assert_allclose(p[["lo", "hi"]].to_numpy().T, want, rtol=1e-12)
+    g.samples["E"] = np.where(np.arange(40) < 3, np.inf, E0)  # 3 of 40 resamples predict an infinite loss
+    g.samples["B"] = g.samples["B"].replace(-np.inf, 1.0)
+    p = check_fit(fit, [tmp_path / "all.csv"]).points
+    assert np.isinf(p["hi"]).all() and np.isfinite(p["lo"]).all()
+    g.samples["E"] = np.where(np.arange(40) < 30, np.inf, E0)
+    g.samples["B"] = np.where(np.arange(40) < 30, -np.inf, g.samples["B"])  # 30 of 40 NaN: too few left
+    res = check_fit(fit, [tmp_path / "all.csv"])
+    assert res.points[["lo", "hi"]].isna().all().all() and not res.points["covered"].any()
+    assert len(res.notes) == 1 and "fewer than half" in res.notes[0]

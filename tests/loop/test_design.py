@@ -17,7 +17,7 @@ from scalelab.fit import identify
 from scalelab.fit.results import load_fit
 from scalelab.flops import param_counts
 from scalelab.grid import Grid
-from scalelab.loop.suggest import design_runs, fitted_points, group_points
+from scalelab.loop.suggest import design_runs, group_points
 
 from .synth import TRUE, grid_file, law, write_store
 
@@ -79,10 +79,10 @@ def test_suggested_runs_make_the_fit_identify_the_form_and_n_opt(small, tmp_path
     r = invoke("fit", *paths, *new, "--bootstrap", 0, "--out", out)
     assert r.exit_code == 0, r.output
     for g in load_fit(out):
-        assert g.form == "chinchilla", g.extra["identification"]
-        assert g.extra["compute_optimal"]["identified"], g.warnings
-        C = g.extra["c_ref"]
-        k = float(np.median([x["flops"] / (x["params"] * x["tokens"]) for x in g.runs]))
+        assert g.form == "chinchilla", g.identification
+        assert g.compute_optimal.identified, g.warnings
+        C = g.c_ref
+        k = float(np.median(g.points["C"] / (g.points["N"] * g.points["D"])))
         assert g.derived["N_opt"] == pytest.approx(_true_n_opt(TRUE[g.variant], C, k), rel=0.5)
 
 
@@ -90,15 +90,15 @@ def test_design_runs_are_the_cheapest_set_that_identifies(small):
     """Against brute force over every set of one or two candidates, judged by identify.choose itself."""
     d, paths, fit = small
     f = load_fit(fit)
-    points, spec = fitted_points(f)
-    s = design_runs(f, 2, 4 * _c_max(paths), variants=["dense"], points=points, spec=spec)
-    gd = group_points(points, spec)["dense"]
+    s = design_runs(f, 2, 4 * _c_max(paths), variants=["dense"])
+    gd = group_points(f)["dense"]
+    assert len(gd) == 4 and gd["run"].nunique() == 2  # 2 runs (widths), each at 2 token budgets
 
     def form(extra):
-        N = np.r_[gd.N, [r.N for r in extra]]
-        D = np.r_[gd.D, [r.D for r in extra]]
+        N = np.r_[gd["N"], [r.N for r in extra]]
+        D = np.r_[gd["D"], [r.D for r in extra]]
         try:
-            return identify.choose(N, D, np.r_[gd.C, [r.flops for r in extra]])[0]
+            return identify.choose(N, D, np.r_[gd["C"], [r.flops for r in extra]])[0]
         except ScalelabError:
             return None
 
@@ -131,15 +131,15 @@ def test_allocation_rule_reaches_the_estimated_optimum(tmp_path):
     fit = tmp_path / "al.json"
     assert invoke("fit", *paths, "--bootstrap", 0, "--out", fit).exit_code == 0
     gf = load_fit(fit).groups["dense"]
-    co = gf.extra["compute_optimal"]
-    assert gf.form == "chinchilla" and co["identified"] is False
+    co = gf.compute_optimal
+    assert gf.form == "chinchilla" and co.identified is False
     r = invoke("plan", "--fit", fit, "--suggest", 3, "--json")
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     tpp = [x["D"] / x["N"] for x in s["suggested"]]
-    ident = gf.extra["identification"]
-    lo, hi = min(ident["tpp_min"], *tpp), max(ident["tpp_max"], *tpp)
-    assert identify.allocation_check(co["tokens_per_param"], identify.plausible_tpp(lo, hi)) is None
+    ident = gf.identification
+    lo, hi = min(ident.tpp_min, *tpp), max(ident.tpp_max, *tpp)
+    assert identify.allocation_check(co.tokens_per_param, identify.plausible_tpp(lo, hi)) is None
     assert any("N_opt" in w for x in s["suggested"] for w in x["rules"])
 
 

@@ -104,3 +104,56 @@ def test_suggest_for_a_parameter_narrows_its_own_interval():
     row = pd.DataFrame([dict(N=c.N, D=c.D, loss=c.loss, run="suggested-0", variant="dense")])
     lo, hi = fit_laws(pd.concat([points, row], ignore_index=True), spec).groups["dense"].conf_int["E"]
     assert c.width == pytest.approx(np.log(hi / lo), rel=1e-9)
+
+
+def _swept_table(rng):
+    """Two groups' rows interleaved, no run column (each row its own bootstrap unit), a 3-value lr sweep per
+    (N, D) cell: the fit drops the top loss, then keeps the best lr per cell (the envelope)."""
+    rows = []
+    for N in np.geomspace(3e4, 1e5, 4):
+        for t in (5, 15, 40):
+            for lr in (1e-3, 3e-3, 1e-2):
+                for g, shift in (("dense", 0.0), ("wide", 0.05)):
+                    L = (law(N, N * t) + shift + 0.02 * np.log(lr / 3e-3) ** 2) * np.exp(0.006 * rng.standard_normal())
+                    rows.append(dict(N=N, D=N * t, loss=L, lr=lr, variant=g))
+    return pd.DataFrame(rows)
+
+
+def test_refitting_the_fitted_points_reproduces_the_fit():
+    """fitted_points gives back what the fit's laws were fitted on, in the order that numbers the bootstrap's
+    row units: the same spec refitted on it gives the same laws, intervals and N_opt intervals."""
+    from scalelab.loop.suggest import fitted_points
+
+    df = _swept_table(np.random.default_rng(3))
+    fit = fit_laws(df, n_col="N", d_col="D", loss_col="loss", by=("variant",), bootstrap=20, drop_top_loss=1)
+    pts, spec = fitted_points(fit)
+    assert len(pts) == 2 * 4 * 3 and spec.drop_top_loss == 0  # one point per cell: the envelope's
+    again = fit_laws(pts, spec)
+    for g in fit:
+        h = again[g.name]
+        assert h.params == pytest.approx(g.params, rel=1e-12)
+        for k, ci in g.conf_int.items():
+            assert h.conf_int[k] == pytest.approx(ci, rel=1e-12)
+        assert h.derived_conf_int["N_opt"] == pytest.approx(g.derived_conf_int["N_opt"], rel=1e-12)
+
+
+def test_a_candidate_joins_the_fitted_points_and_is_never_dropped():
+    """With --drop-top-loss, the refit adds the candidate to the points the fit used: those it dropped stay
+    dropped, and the candidate (here the highest loss of all) is kept."""
+    rng = np.random.default_rng(2)
+    points = design(rng)
+    fit = fit_laws(points, **spec_for(20, 0), drop_top_loss=2)
+    g = fit.groups["dense"]
+    n = 1.5e4  # smaller than any fitted size, at 2 tokens per parameter: the highest loss of all
+    cost = 6 * n * 2 * n
+    c = Candidate("dense", n, 2 * n, cost, "", float(g.predict(N=n, D=2 * n)))
+    assert c.loss > points["loss"].max()
+    at = 1e14
+    s = suggest(fit, 1, cost, at=at, n_boot=20, seed=0, pool=[c])
+    kept = points[points["loss"] < np.sort(points["loss"])[-2]]
+    row = pd.DataFrame([dict(N=c.N, D=c.D, loss=c.loss, run="suggested-0", variant="dense")])
+    spec = fit.spec.replace(bootstrap=20, seed=0, c_ref=at, at_flops=(at,), drop_top_loss=0)
+    lo, hi = fit_laws(kept, spec).groups["dense"].derived_conf_int["N_opt"]
+    assert s.baseline == pytest.approx(np.log(hi / lo), rel=1e-9)
+    lo, hi = fit_laws(pd.concat([kept, row], ignore_index=True), spec).groups["dense"].derived_conf_int["N_opt"]
+    assert c.width == pytest.approx(np.log(hi / lo), rel=1e-9)
