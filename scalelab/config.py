@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.structures import StructureConfig
@@ -124,7 +124,7 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> "ModelConfig":
-        def bad(msg: str) -> None:
+        def bad(msg: str) -> NoReturn:
             raise ScalelabError(f"model config: {msg}")
 
         for name in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
@@ -290,7 +290,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> "TrainConfig":
-        def bad(msg: str) -> None:
+        def bad(msg: str) -> NoReturn:
             raise ScalelabError(f"train config: {msg}")
 
         if self.schedule not in SCHEDULES:

@@ -13,7 +13,7 @@ import errno
 import hashlib
 import os
 import secrets
-from typing import IO, Callable, Union
+from typing import IO, Callable, Optional, Union
 
 from scalelab.errors import ScalelabError
 
@@ -50,15 +50,15 @@ class DiskFull(ScalelabError, OSError):
         )
 
 
-def _disk_full(e: BaseException):
-    """The ENOSPC / EDQUOT OSError behind `e` (itself, or in its cause/context chain: torch.save and pyarrow wrap
-    the OSError of a failed write in their own errors), else None."""
+def _disk_full(e: Optional[BaseException]) -> Optional[int]:
+    """The errno (ENOSPC / EDQUOT) of the full-disk OSError behind `e` (itself, or in its cause/context chain:
+    torch.save and pyarrow wrap the OSError of a failed write in their own errors), else None."""
     seen = 0
     while e is not None and seen < 10:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return e
+            return e.errno
         if "No space left on device" in str(e):  # wrapped without the errno (pyarrow's, torch's writers)
-            return OSError(errno.ENOSPC, "No space left on device")
+            return errno.ENOSPC
         e = e.__cause__ or e.__context__
         seen += 1
     return None
@@ -77,7 +77,7 @@ def atomic_write(path: PathLike, write: Callable[[IO], object], mode: str = "wb"
     path = os.fspath(path)
     fd, tmp = _open_temp(path)
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -89,7 +89,7 @@ def atomic_write(path: PathLike, write: Callable[[IO], object], mode: str = "wb"
             pass
         full = _disk_full(e)
         if full is not None and not isinstance(e, DiskFull):
-            raise DiskFull(full.errno, path) from e
+            raise DiskFull(full, path) from e
         raise
 
 

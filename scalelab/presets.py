@@ -10,11 +10,13 @@ BlockDense's block count, which the seeds chose per size); both are kept per kin
 
 from __future__ import annotations
 
+from typing import Any
+
 from scalelab import structures
 from scalelab.config import ModelConfig, StructureConfig
 from scalelab.errors import ScalelabError
 
-_SEED = dict(vocab_size=32000, seq_len=1024, activation="gelu", bias=True)
+_SEED: dict[str, Any] = dict(vocab_size=32000, seq_len=1024, activation="gelu", bias=True)
 
 PRESETS: dict[str, ModelConfig] = {
     "seed-s": ModelConfig(d_model=768, n_layers=12, n_heads=12, d_ff=3072, **_SEED),

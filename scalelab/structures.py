@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from scalelab.errors import ScalelabError
 
@@ -86,7 +86,8 @@ class Kind:
 
     name: str
     fields: tuple = ()  # sizes it needs, in the order its variant name prints them
-    params: Callable[[StructureConfig, int, int], int] = None  # weights of one n_in -> n_out linear, no bias
+    # weights of one n_in -> n_out linear, no bias; required (register() refuses the None default)
+    params: Callable[[StructureConfig, int, int], int] = None  # type: ignore[assignment]
     check: Optional[Callable[[StructureConfig, int, int, str], None]] = None  # ScalelabError on bad shapes
     fraction_rule: Optional[Callable[[int, int, float], StructureConfig]] = None  # (d_model, d_ff, f) -> struct
     seed_table: dict = field(default_factory=dict)  # d_model -> {fraction: {size: value}}, at d_ff = 4 d_model
@@ -261,12 +262,22 @@ def _round_to_grain(x: float, limit: int, multiple_of: int = 1) -> int:
     return v
 
 
+def _rank(s: StructureConfig) -> int:
+    """s.rank of a kind whose `fields` hold it (validate() refuses it unset)."""
+    return cast(int, s.rank)
+
+
+def _blocks(s: StructureConfig) -> int:
+    """s.blocks of a kind whose `fields` hold it (validate() refuses it unset)."""
+    return cast(int, s.blocks)
+
+
 register(Kind("dense", params=lambda s, n, m: n * m, factors=lambda s, n, m: {"weight": (n, m, 1)}))
 
 
 # LowRank: W = U V, U: M x R, V: R x N.
 def _lowrank_check(s: StructureConfig, n: int, m: int, where: str) -> None:
-    if s.rank > min(n, m):
+    if _rank(s) > min(n, m):
         raise ScalelabError(f"{where}: lowrank rank {s.rank} exceeds min(in={n}, out={m}): choose rank <= {min(n, m)}")
 
 
@@ -280,8 +291,8 @@ register(
     Kind(
         "lowrank",
         fields=("rank",),
-        params=lambda s, n, m: s.rank * (n + m),
-        factors=lambda s, n, m: {"V": (n, s.rank, 1), "U": (s.rank, m, 1)},  # V: N -> R, then U: R -> M
+        params=lambda s, n, m: _rank(s) * (n + m),
+        factors=lambda s, n, m: {"V": (n, _rank(s), 1), "U": (_rank(s), m, 1)},  # V: N -> R, then U: R -> M
         check=_lowrank_check,
         fraction_rule=_lowrank_rule,
         seed_table={
@@ -296,7 +307,7 @@ register(
 
 # BlockDense: B input blocks, each N/B -> R/B, then a dense R -> M.
 def _blockdense_check(s: StructureConfig, n: int, m: int, where: str) -> None:
-    r, b = s.rank, s.blocks
+    r, b = _rank(s), _blocks(s)
     if n % b or r % b:
         raise ScalelabError(
             f"{where}: blockdense needs in={n} and rank={r} divisible by blocks={b}: "
@@ -320,9 +331,9 @@ register(
     Kind(
         "blockdense",
         fields=("blocks", "rank"),
-        params=lambda s, n, m: s.rank * n // s.blocks + s.rank * m,
+        params=lambda s, n, m: _rank(s) * n // _blocks(s) + _rank(s) * m,
         # B blocks V_i: N/B -> R/B, then U: R -> M
-        factors=lambda s, n, m: {"V": (n // s.blocks, s.rank // s.blocks, s.blocks), "U": (s.rank, m, 1)},
+        factors=lambda s, n, m: {"V": (n // _blocks(s), _rank(s) // _blocks(s), _blocks(s)), "U": (_rank(s), m, 1)},
         check=_blockdense_check,
         fraction_rule=_blockdense_rule,
         # the seeds chose B per size (the general rule reproduces the ranks, not always B)
@@ -338,7 +349,7 @@ register(
 
 # BlockShuffle: two block-diagonal factors with B blocks and a shuffle between them.
 def _blockshuffle_check(s: StructureConfig, n: int, m: int, where: str) -> None:
-    b = s.blocks
+    b = _blocks(s)
     if n % b or m % b:
         raise ScalelabError(
             f"{where}: blockshuffle needs in={n} and out={m} divisible by blocks={b}: "
@@ -367,11 +378,11 @@ register(
     Kind(
         "blockshuffle",
         fields=("blocks",),
-        params=lambda s, n, m: min(n, m) * (n + m) // s.blocks,
+        params=lambda s, n, m: min(n, m) * (n + m) // _blocks(s),
         # K = min(N, M): B blocks W1: N/B -> K/B, then B blocks W2: K/B -> M/B
         factors=lambda s, n, m: {
-            "W1": (n // s.blocks, min(n, m) // s.blocks, s.blocks),
-            "W2": (min(n, m) // s.blocks, m // s.blocks, s.blocks),
+            "W1": (n // _blocks(s), min(n, m) // _blocks(s), _blocks(s)),
+            "W2": (min(n, m) // _blocks(s), m // _blocks(s), _blocks(s)),
         },
         check=_blockshuffle_check,
         fraction_rule=_blockshuffle_rule,
@@ -399,7 +410,7 @@ def _btt_sizes(n: int, m: int) -> tuple[int, int, int, int]:
 
 def _btt_params(s: StructureConfig, n: int, m: int) -> int:
     a1, a2, b1, b2 = _btt_sizes(n, m)
-    return s.rank * a1 * b1 * (a2 + b2)
+    return _rank(s) * a1 * b1 * (a2 + b2)
 
 
 def _btt_max_rank(n: int, m: int) -> int:
@@ -415,7 +426,7 @@ def _btt_check(s: StructureConfig, n: int, m: int, where: str) -> None:
                 "below 4): choose a composite width"
             )
     a1, a2, b1, b2 = _btt_sizes(n, m)
-    if s.rank > min(a2, b2):
+    if _rank(s) > min(a2, b2):
         raise ScalelabError(
             f"{where}: btt rank {s.rank} exceeds min(a2, b2) = {min(a2, b2)} for in={n}={a1}x{a2}, "
             f"out={m}={b1}x{b2} (a larger rank adds nothing): choose rank <= {min(a2, b2)}"
@@ -435,7 +446,7 @@ def _btt_rule(d: int, f: int, fraction: float) -> StructureConfig:
 def _btt_factors(s: StructureConfig, n: int, m: int) -> dict:
     """Core 1: a1 blocks a2 -> b1 R; core 2: b1 blocks a1 R -> b2 (the two batched matmuls of the forward)."""
     a1, a2, b1, b2 = _btt_sizes(n, m)
-    return {"W1": (a2, b1 * s.rank, a1), "W2": (a1 * s.rank, b2, b1)}
+    return {"W1": (a2, b1 * _rank(s), a1), "W2": (a1 * _rank(s), b2, b1)}
 
 
 register(

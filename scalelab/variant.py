@@ -87,6 +87,7 @@ def grammar() -> str:
 def parse(text: str) -> Variant:
     """A variant name -> Variant; its parts may come in any order, each at most once."""
     kw: dict = {}
+    value: Any  # the part's field value: a StructureConfig, int or bool
     for part in text.split("+"):
         p = part.strip()
         if structures.is_name(p):

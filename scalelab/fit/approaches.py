@@ -309,7 +309,8 @@ def fit_allocation(df: pd.DataFrame, spec: FitSpec, source: str = "data frame", 
         params = {"a": a, "b": b, "kN": float(np.exp(ia)), "kD": float(np.exp(ib))}
         conf = {"a": a_ci, "b": b_ci, "kN": list(np.exp(ia_ci)), "kD": list(np.exp(ib_ci))}
         units = sub[run_col].astype(str).to_numpy() if run_col else np.arange(len(sub))
-        samples, diag = None, {"optima": {"C": c.tolist(), "N_opt": n_opt.tolist(), "D_opt": d_opt.tolist()}}
+        samples = None
+        diag: dict = {"optima": {"C": c.tolist(), "N_opt": n_opt.tolist(), "D_opt": d_opt.tolist()}}
         warnings = []
         if approach == 2:
             diag["slices"], diag["window"] = recs, SLICE_RULES[spec.slice_window]

@@ -421,7 +421,7 @@ def fit_lr_laws(df: pd.DataFrame, spec, reduce: str = "envelope") -> dict[str, d
 
 
 def _group_laws(cells, names, n_units, n_boot, seed, level, reduce) -> dict:
-    plan = {}  # law name -> (swept index, cells in the law, design columns)
+    plan: dict = {}  # law name -> (swept index, cells in the law, design columns)
     if "lr" in names:
         h = names.index("lr")
         lc = [c for c in cells if len(c.values[h]) >= 2]
@@ -484,7 +484,7 @@ def _sep_min() -> float:
 def _law_record(law, terms, theta, cs, names, h, point, level) -> dict:
     name = names[h]
     per = [_entry(c, name, h, *r) for c, r in zip(cs, point)]
-    rec = {"coef": float(math.exp(theta[0]))}
+    rec: dict = {"coef": float(math.exp(theta[0]))}
     if law == "lr":
         rec.update(exp=float(theta[1]), exp_D=float(theta[2]) if len(terms) > 1 else None)
         rec["formula"] = "lr_opt = c N^a D^b" if len(terms) > 1 else "lr_opt = c N^k"

@@ -80,7 +80,7 @@ def read_runs(
     return df
 
 
-def _check_labels(df: pd.DataFrame, path, cols, first_line: int = None) -> None:
+def _check_labels(df: pd.DataFrame, path, cols, first_line: int | None = None) -> None:
     """Group and run columns: a blank value (empty, spaces, missing) would drop its rows from every group or
     make a run of them all; refused, naming the row (its CSV line when `first_line` is given)."""
     for c in cols:

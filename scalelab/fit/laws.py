@@ -16,6 +16,7 @@ with E = exp(e), A = exp(a), B = exp(b), K = exp(k). Natural parameters (E, A, .
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,8 @@ def predict(form: str | Form, params: dict, N=None, D=None, C=None, outer: bool 
     one point (S,). With outer=False parameters and points broadcast as numpy does (e.g. one budget per
     sample). Sums E first, then the terms as the law is written (E + A/N^alpha + B/D^beta)."""
     form = FORMS[form] if isinstance(form, str) else form
-    cov = {"N": N, "D": D, "C": C}
+    cov: dict[str | None, Any] = {"N": N, "D": D, "C": C}  # a term with an exponent always has its covariate
+    x: str | None
     for x in form.covariates:
         if cov[x] is None:
             raise ValueError(f"form {form.name} needs {x}")

@@ -107,14 +107,15 @@ def compare_compute(
     budgets = [cmax, 10 * cmax] if not budgets else [float(c) for c in budgets]
     lo_fit, hi_fit = max(range_a[0], range_b[0]), min(range_a[1], range_b[1])
     has_s = samples_a is not None and samples_b is not None and len(next(iter(samples_a.values()))) > 0
-    out = {"k": {"a": k_a if form_a == "chinchilla" else None, "b": k_b if form_b == "chinchilla" else None}}
+    out: dict = {"k": {"a": k_a if form_a == "chinchilla" else None, "b": k_b if form_b == "chinchilla" else None}}
     rows, words = [], []
     for C in budgets:
         with np.errstate(all="ignore"):
             est = float(multiplier(form_a, point_a, k_a, form_b, point_b, k_b, C))
             LA = float(loss_at(form_a, point_a, C, k_a))
-        row = {"C": C, "loss": LA, "est": est, "lo": float("nan"), "hi": float("nan"), "frac_unreachable": 0.0}
+        row: dict = {"C": C, "loss": LA, "est": est, "lo": float("nan"), "hi": float("nan"), "frac_unreachable": 0.0}
         if has_s:
+            assert samples_a is not None and samples_b is not None  # has_s says both are given
             with np.errstate(all="ignore"):
                 m = multiplier(form_a, samples_a, k_a, form_b, samples_b, k_b, C)
             row["lo"], row["hi"] = _interval(m, level)
@@ -143,7 +144,7 @@ def compare_compute(
     out["multiplier"] = rows
 
     lo_r, hi_r = min(range_a[0], range_b[0]), max(budgets + [cmax])
-    cross = {"C": None, "range": [lo_r, hi_r], "frac_samples": float("nan")}
+    cross: dict = {"C": None, "range": [lo_r, hi_r], "frac_samples": float("nan")}
     est = float(first_crossing(form_a, point_a, k_a, form_b, point_b, k_b, lo_r, hi_r))
     if has_s:
         cs = first_crossing(form_a, samples_a, k_a, form_b, samples_b, k_b, lo_r, hi_r)
@@ -159,8 +160,6 @@ def compare_compute(
     out["crossover"] = cross
     out["multiplier_text"] = "; ".join(words) + f"; frontiers cross: {cross['text']}"
     return out
-
-
 
 
 def aligned_samples(ga, gb, paired: bool) -> tuple[dict | None, dict | None]:
@@ -195,7 +194,7 @@ def multiplier_curve(fit, a: str, b: str, C, k_a: float | None = None, k_b: floa
     est = multiplier(ga.form, ga.params, k_a, gb.form, gb.params, k_b, C)
     sa, sb = aligned_samples(ga, gb, fit.paired)
     lo = hi = np.full(C.shape, np.nan)
-    if sa is not None:
+    if sa is not None and sb is not None:  # both or neither
         m = multiplier(ga.form, sa, k_a, gb.form, sb, k_b, C)  # [S, ...]
         lo, hi = percentile_interval(m, fit.level, axis=0)
     return {"C": C, "est": est, "lo": lo, "hi": hi}

@@ -9,6 +9,7 @@ with over-predictions (L_hat > L) penalised by a factor. Everything is batched o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,9 @@ class Problem:
     """One least-Huber problem: data in log space, the model's terms, the loss, the bounds."""
 
     theta_names: list[str]
-    terms: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]  # (ci[n], si[n], cov[n])
+    # (ci, si or None, cov[n] or None): an index into theta is an int, or an int array [n] (one per point, as
+    # shared fits give each group its own coefficient); a term with an exponent si has its covariate cov
+    terms: list[tuple[Any, Any, Any]]
     z: np.ndarray  # log L, [n]
     lo: np.ndarray  # [P] bounds on theta
     hi: np.ndarray
@@ -63,9 +66,12 @@ class Problem:
         """theta[S, P] -> log L_hat[S, n] (and d log L_hat / d theta, laid out [S, P, n])."""
         T = []
         for ci, si, cov in self.terms:
-            t = theta[:, ci] if not np.isscalar(ci) else theta[:, ci : ci + 1]
+            # one int index or an int array [n]; a plain bool, as np.isscalar's TypeIs narrows an int to numpy's
+            # scalar union, which is no index to the type checker
+            one_c, one_s = np.isscalar(ci), np.isscalar(si)
+            t = theta[:, ci : ci + 1] if one_c else theta[:, ci]
             if si is not None:
-                t = t - (theta[:, si : si + 1] if np.isscalar(si) else theta[:, si]) * cov
+                t = t - (theta[:, si : si + 1] if one_s else theta[:, si]) * cov
             T.append(np.broadcast_to(t, (theta.shape[0], self.n)))
         if len(T) == 1:
             zhat, p = T[0], [np.ones_like(T[0])]
@@ -77,12 +83,13 @@ class Problem:
         J = np.zeros((S, self.P, n))
         ar = np.arange(n)
         for j, (ci, si, cov) in enumerate(self.terms):
-            if np.isscalar(ci):
+            one_c, one_s = np.isscalar(ci), np.isscalar(si)  # plain bools, as above
+            if one_c:
                 J[:, ci] += p[j]
             else:
                 J[:, ci, ar] += p[j]
             if si is not None:
-                if np.isscalar(si):
+                if one_s:
                     J[:, si] -= p[j] * cov
                 else:
                     J[:, si, ar] -= p[j] * cov
@@ -156,7 +163,7 @@ class Problem:
         """Per term, (distinct covariate values, index of each point's) when there are at most a third as many
         as points, else None."""
         if getattr(self, "_uq", None) is None:
-            out = []
+            out: list = []
             for _, si, cov in self.terms:
                 if si is None:
                     out.append(None)
@@ -180,8 +187,8 @@ class Problem:
                 else:
                     c += max(abs(lo[si]), abs(hi[si])) * float(np.max(np.abs(cov)))
                 big = max(big, c)
-            self._unshift = bool(const and big < 600.0)
-        return self._unshift
+            self._unshift: bool | None = bool(const and big < 600.0)
+        return bool(self._unshift)
 
     def _gn_plan(self):
         """Which sums make up g and H (gn_system), built once per problem: per term its basis columns [1, x_j],
@@ -214,8 +221,8 @@ class Problem:
         # no term fills reads column 0 times 0); a later fill of the same entry wins, as it would entry by entry
         src = [np.zeros(self.P, np.intp), np.zeros(self.P, float), np.zeros(self.P**2, np.intp), np.zeros(self.P**2)]
         off = 0
-        for j, fill in grad:
-            for k, sg, x in fill:
+        for j, gfill in grad:
+            for k, sg, x in gfill:
                 src[0][k], src[1][k] = off + x, sg
             off += basis[j].shape[1]
         off = 0
@@ -224,7 +231,7 @@ class Problem:
                 for e in (k * self.P + m, m * self.P + k):
                     src[2][e], src[3][e] = off + c, sg
             off += B.shape[1]
-        self._plan = (basis, grad, pairs, src)
+        self._plan: tuple = (basis, grad, pairs, src)
         return self._plan
 
     def gn_system(self, p: list, r: np.ndarray, W: np.ndarray):
@@ -270,9 +277,12 @@ def bounds(theta_names, z, cols):
     lo, hi = [], []
     for t in theta_names:
         if t in ("alpha", "beta", "gamma"):
-            lo.append(0.0), hi.append(3.0)
+            lo.append(0.0)
+            hi.append(3.0)
         elif t == "e":
-            lo.append(np.log(1e-4)), hi.append(float(z.max()) + np.log(10.0))
+            lo.append(np.log(1e-4))
+            hi.append(float(z.max()) + np.log(10.0))
         else:
-            lo.append(-30.0), hi.append(3.0 * xmax + 30.0)
+            lo.append(-30.0)
+            hi.append(3.0 * xmax + 30.0)
     return np.array(lo), np.array(hi)

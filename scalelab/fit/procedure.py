@@ -8,6 +8,8 @@ whether to trust them.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -16,11 +18,11 @@ from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
 from scalelab.fit.bootstrap import intervals, unit_counts, withheld_warning
 from scalelab.fit.groups import GroupData, distinct, drop_top_losses, group_runs, point_weights, split_groups
+from scalelab.fit.info import fit_info
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.points import attach_points, point_table
-from scalelab.fit.info import fit_info
 from scalelab.fit.records import ComputeOptimal, Holdout, Identification, Rollout, Sweep
-from scalelab.fit.results import FitResults, GroupFit, now_iso
+from scalelab.fit.results import FitResults, GroupFit
 from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
 from scalelab.fit.spec import FitSpec
 
@@ -97,7 +99,10 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
         "at_bound": pt.at_bound[0],
     }
 
-    records = {"identification": Identification(form=form_name, why=why, **design.to_dict()), "fixed": fixed or {}}
+    records: dict = {
+        "identification": Identification(form=form_name, why=why, **design.to_dict()),
+        "fixed": fixed or {},
+    }
     c_ref = spec.c_ref if spec.c_ref is not None else float(g.C.max())
     k_flops = laws.flops_per_param_token(g.N, g.D, g.C)  # C = k N D, as the multipliers read it
     records["k_flops"] = k_flops
@@ -113,7 +118,9 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
             records["compute_optimal"].tokens_per_param = der["tokens_per_param"]
             warnings.append(unidentified)
             der = {k: v for k, v in der.items() if k not in _ALLOCATION}
-    conf, dconf, samples = {}, {}, None
+    conf: dict = {}
+    dconf: dict = {}
+    samples = None
     if counts is not None and counts.shape[0] > 0:
         W = counts
         bf = fit_resamples(
@@ -419,7 +426,7 @@ def fit_laws(
 
     comparisons = []
     byname = {f.name: f for f in fits}
-    pairs = spec.compare
+    pairs: Sequence[tuple[str, str]] | None = spec.compare
     if pairs is None:
         dense = [f.name for f in fits if f.key.get("variant") == "dense" or f.name == "dense"]
         pairs = [(dense[0], f.name) for f in fits if dense and f.name != dense[0]]

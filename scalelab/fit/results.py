@@ -35,7 +35,6 @@ from scalelab.fit.filecheck import check_group, check_top
 from scalelab.fit.filecheck import edited as _edited
 from scalelab.fit.hyper import HYPER_SAMPLE_COLUMNS
 from scalelab.fit.records import (
-    CONVENTIONS,
     FORMAT,
     Bootstrap,
     Comparison,
@@ -48,6 +47,7 @@ from scalelab.fit.records import (
     SeparateFit,
     n_column_of,
 )
+
 
 @dataclass
 class GroupFit:
@@ -114,7 +114,7 @@ class GroupFit:
         sample id, rows where any of them is NaN dropped; arrays of length 0 when there are none."""
         names = tuple(names or self.form_params)
         rows = self._usable(names)
-        if rows is None:
+        if rows is None or self.samples is None:  # no rows without samples
             return {k: np.empty(0) for k in names}
         return {k: self.samples[k].to_numpy(float)[rows] for k in names}
 
@@ -122,7 +122,7 @@ class GroupFit:
     def sample_ids(self) -> np.ndarray:
         """The sample ids of `sample_arrays()` rows (the form's parameters): pairs groups sample by sample."""
         rows = self._usable(self.form_params)
-        if rows is None:
+        if rows is None or self.samples is None:  # no rows without samples
             return np.empty(0, int)
         ids = self.sample_index if self.sample_index is not None else np.arange(len(self.samples))
         return np.asarray(ids)[rows]
@@ -172,8 +172,8 @@ class FitResults:
     ):
         self.groups = groups
         self.samples_path = Path(samples_path) if samples_path is not None else None  # file the samples came from
-        self.samples_sha256 = None  # of the samples file, once written (to_json) or read (load_fit)
-        self.points_sha256 = None  # of the points file, likewise
+        self.samples_sha256: str | None = None  # of the samples file, once written (to_json) or read (load_fit)
+        self.points_sha256: str | None = None  # of the points file, likewise
         self.points_source = "the fit"  # where `points` came from (fit/upgrade.py: rebuilt for older files)
         self.comparisons: list[Comparison] = [
             c if isinstance(c, Comparison) else Comparison.from_dict(c) for c in comparisons or []

@@ -64,7 +64,7 @@ def rollout(g: GroupData, form_name: str, spec) -> dict:
     for k in range(MIN_LEVELS, len(levels)):
         train = key <= levels[k - 1] * (1 + 1e-6)
         test = np.abs(key / levels[k] - 1) <= 1e-6
-        row = {"k": k, "fit_up_to": levels[k - 1], "predict": levels[k], "n_fit": int(train.sum())}
+        row: dict = {"k": k, "fit_up_to": levels[k - 1], "predict": levels[k], "n_fit": int(train.sum())}
         row["n_predicted"] = int(test.sum())
         sub = g.subset(train)
         try:

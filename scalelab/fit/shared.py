@@ -104,7 +104,7 @@ def apply_shared_exponents(groups, fits, spec, counts, weakly_identified=None) -
     at_bound = [
         names[i] for i in range(len(names)) if min(abs(point[i] - prob.lo[i]), abs(point[i] - prob.hi[i])) < 1e-6
     ]
-    diag = {
+    diag: dict = {
         "objective": float(fval[b]),
         "grad_norm": float(gn[b]),
         "n_starts_at_best": int(_agree(fval)),

@@ -476,6 +476,7 @@ def fit_resamples(
     the share whose best value was reached twice in the end. With n_starts 1 nothing is redone."""
     extra = None if warm is None else np.asarray(warm, float)[None]
     bf = fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=n_screen, iters=iters, extra_starts=extra)
+    assert bf.starts_theta is not None and bf.starts_f is not None  # fit_batch keeps every start
     agreed = bf.n_at_best >= 2
     bf.frac_agreed_first = float(np.mean(agreed))
     # starts can agree on the value while both still creep along a flat valley (A and alpha move together):

@@ -124,6 +124,11 @@ class FitSpec:
         return dict(self.fix)
 
     @classmethod
+    def from_toml(cls, path) -> "FitSpec":
+        """A spec from a TOML file of its fields (read_toml); fields not in the file keep their defaults."""
+        return cls(**read_toml(path))
+
+    @classmethod
     def from_dict(cls, d: dict) -> "FitSpec":
         """The inverse of to_dict; unknown keys (a newer scalelab's) are ignored."""
         names = {f.name for f in fields(cls)}
@@ -152,7 +157,7 @@ def _fixed(fix) -> tuple[tuple[str, float], ...]:
                     items.append((name.strip(), val.strip()))
             else:
                 items.append(tuple(x))
-    out = {}
+    out: dict[str, float] = {}
     for name, val in items:
         if name not in _FIXABLE:
             raise ScalelabError(f"--fix {name}: not a law parameter; fix one of {', '.join(_FIXABLE)}")
@@ -166,3 +171,54 @@ def _fixed(fix) -> tuple[tuple[str, float], ...]:
             raise ScalelabError(f"--fix {name} given twice with different values ({out[name]:g}, {v:g})")
         out[name] = v
     return tuple(sorted(out.items()))
+
+
+# the TOML types a field takes: FitSpec's annotations are strings (postponed), read as written
+_TOML_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def read_toml(path) -> dict:
+    """The FitSpec fields of a TOML file (`scalelab fit --spec FILE`), e.g. `n_col = "N"`, `by = ["variant"]`,
+    `bootstrap = 1000`, `compare = [["dense", "lowrank-32"]]`, `fix = {E = 1.69}`. Unknown keys and values of
+    the wrong type are refused with the key named."""
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ScalelabError(f"--spec {path}: no such file; give a TOML file of FitSpec fields") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ScalelabError(f"--spec {path}: not valid TOML ({e})") from None
+    known = {f.name: str(f.type) for f in fields(FitSpec)}  # postponed: already the annotation's text
+    for key, value in data.items():
+        if key not in known:
+            raise ScalelabError(f"--spec {path}: unknown key {key!r}; the keys are {', '.join(known)}")
+        _check_type(path, key, value, known[key])
+    return data
+
+
+def _check_type(path, key: str, value, annotation: str) -> None:
+    """A value of the type the field's annotation names (bool, int, float, str, or a sequence/table)."""
+    base = annotation.split("|")[0].strip()
+    if base in _TOML_TYPES:
+        ok = isinstance(value, _TOML_TYPES[base]) and (base == "bool" or not isinstance(value, bool))
+        want = base
+    elif key == "fix":
+        ok, want = isinstance(value, (dict, list, str)), "a table such as {E = 1.69}"
+    elif key == "compare":
+        ok = isinstance(value, list) and all(isinstance(p, list) and all(isinstance(x, str) for x in p) for p in value)
+        want = 'a list of pairs such as [["dense", "lowrank-32"]]'
+    elif key == "at_flops":
+        ok = isinstance(value, list) and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in value)
+        want = "a list of FLOPs such as [1e21, 1e22]"
+    else:  # by: column names (or one)
+        ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(c, str) for c in value))
+        want = 'a list of column names such as ["variant"]'
+    if not ok:
+        raise ScalelabError(f"--spec {path}: {key} = {value!r} should be {want}")

@@ -101,8 +101,8 @@ def _check_distinct(runs: list[RunConfig], where: list[str]) -> None:
     at one width and seed (a fit groups rows by that name, so their points would mix) are refused."""
     seen: dict = {}
     for r, w in zip(runs, where):
-        key = (r.variant, r.model.d_model, r.seed, r.train.budgets, r.train.lr, r.train.sweep, r.train.batch_size)
-        key += (r.train.warmup, r.train.weight_decay)
+        key: tuple = (r.variant, r.model.d_model, r.seed, r.train.budgets, r.train.lr, r.train.sweep)
+        key += (r.train.batch_size, r.train.warmup, r.train.weight_decay)
         if key in seen:
             other = seen[key]
             same = "build the same run" if other[1] == r.run_id else f"are both named {r.variant}"
@@ -178,6 +178,7 @@ def budgets(spec: GridSpec, mc: ModelConfig) -> list[int]:
     else:
         from scalelab.flops import param_counts
 
+        assert b.tokens_per_param is not None  # spec.parse sets exactly one of tokens, flops, tokens_per_param
         n = getattr(param_counts(mc), b.param_count)
         toks = [int(round(float(r) * n)) for r in b.tokens_per_param]
     if any(t < 1 for t in toks):

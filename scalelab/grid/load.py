@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional
@@ -30,10 +31,10 @@ class Grid:
     # -- loading --------------------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str) -> "Grid":
-        try:
-            import tomllib  # Python 3.11+
-        except ModuleNotFoundError:  # pragma: no cover
-            import tomli as tomllib  # type: ignore
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
         if os.path.isdir(path):
             raise ScalelabError(
                 f"grid path {path} is a folder: give a .toml grid file inside it or a built-in grid name"
