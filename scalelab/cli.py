@@ -21,7 +21,7 @@ app = typer.Typer(
 
 app.command("run")(run.run)
 app.command("fit")(fit.fit)
-app.command("plan")(plan.plan)
+app.add_typer(plan.app, name="plan")
 app.command("plot")(plot.plot)
 app.command("check")(check.check)
 app.command("inspect")(inspect.inspect)

@@ -3,7 +3,6 @@ optimum and the result objects live beside it. Never imports torch."""
 
 from scalelab.plan.planner import (  # noqa: F401
     EXTRAPOLATION_FACTOR,
-    PEAK_FLOPS,
     Candidate,
     Planner,
     PlanResult,

@@ -143,27 +143,11 @@ class PlanResult:
             )
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
-        lines = [f"Compute-optimal plan ({self.convention} FLOPs, {self.level:.0%} intervals)"]
-        for p in self.plans:
-            lines.append(
-                f"  {p.variant:<20} C={p.C:.3g} "
-                + (
-                    f"N={p.N_opt:.3g} [{p.N_int[0]:.3g}, {p.N_int[1]:.3g}] D={p.D_opt:.3g} [{p.D_int[0]:.3g}, "
-                    f"{p.D_int[1]:.3g}] "
-                    if p.identified
-                    else "N, D not identified "
-                )
-                + f"L={p.L_opt:.3f} [{p.L_int[0]:.3f}, {p.L_int[1]:.3f}]"
-                + (f" lr={p.lr['lr']:.3g} [{p.lr['lo']:.3g}, {p.lr['hi']:.3g}]" if p.lr else "")
-            )
-        if self.p_beats is not None and len(self.plans) > 1:
-            lines.append(
-                f"  P({self.plans[0].variant} beats {self.plans[1].variant}) = {self.p_beats:.3g}"
-                f" ({self.pairing or ('paired samples' if self.paired else 'independent fits')})"
-            )
-        lines += [f"  warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
+    def summary(self):
+        """The plan as a Summary (scalelab/fit/summary): .text(), .markdown(), .html(); what `scalelab plan` prints."""
+        from scalelab.plan.summary import plan_summary
+
+        return plan_summary(self)
 
 
 def _jsonable(x):

@@ -63,7 +63,7 @@ def test_fit_run_store(tmp_path):
     r = runner.invoke(app, ["fit", *map(str, files), "--bootstrap", "100", "--out", str(out)])
     assert r.exit_code == 0, r.output
     d = json.loads(out.read_text())
-    assert d["format"] == "scalelab-fit/1" and d["flop_convention"] == "flops" and d["by"] == ["variant"]
+    assert d["format"] == "scalelab-fit/2" and d["flop_convention"] == "flops" and d["by"] == ["variant"]
     assert d["bootstrap"]["unit"] == "run" and len(d["inputs"]) == len(files)
     assert len(d["inputs"][0]["sha256"]) == 64
     g = d["groups"]["dense"]
@@ -363,3 +363,52 @@ def test_gemstones_fits_and_plans_without_warnings(tmp_path):
     assert r.exit_code == 0, r.output
     assert "warning" not in r.output and "assumed MFU" not in r.output
     assert "GPU-hours not shown" in " ".join(r.output.split())  # no throughput basis in a CSV of losses
+
+
+def _csv(tmp_path):
+    rows = [
+        {"N": N, "D": N * t, "loss": law(N, N * t), "run": f"r{N:.0e}-{t}"}
+        for N in (1e7, 3e7, 1e8, 3e8, 1e9)
+        for t in (5, 20, 80)
+    ]
+    p = tmp_path / "pts.csv"
+    pd.DataFrame(rows).rename(columns={"N": "n_params", "loss": "val"}).to_csv(p, index=False)
+    return p
+
+
+def test_spec_file_sets_the_fit_and_options_given_override_it(tmp_path):
+    p = _csv(tmp_path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'n_col = "n_params"\nloss_col = "val"\nbootstrap = 12\nseed = 5\nat_flops = [1e20]\nfix = {E = 1.8}\n'
+    )
+    out = tmp_path / "f.json"
+    r = runner.invoke(app, ["fit", str(p), "--spec", str(spec), "--seed", "9", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    s = json.loads(out.read_text())["spec"]
+    assert (s["n_col"], s["loss_col"], s["bootstrap"], s["fix"]) == ("n_params", "val", 12, {"E": 1.8})
+    assert s["seed"] == 9 and s["at_flops"] == [1e20] and s["c_ref"] == 1e20  # the flag over the file
+
+
+def test_spec_file_unknown_key_is_one_line_naming_it(tmp_path):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("bootstrap = 10\nn_colum = 'N'\n")
+    r = runner.invoke(app, ["fit", str(_csv(tmp_path)), "--spec", str(spec)])
+    assert r.exit_code == 2 and "unknown key 'n_colum'" in r.output and "n_col" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_commands_never_read_fit_file_keys():
+    """Commands read a fit through its typed attributes (scalelab/fit/records.py), never its file's keys."""
+    import re
+
+    import scalelab.commands
+
+    folder = Path(scalelab.commands.__file__).parent
+    hits = [
+        f"{f.name}:{i}: {line.strip()}"
+        for f in sorted(folder.glob("*.py"))
+        for i, line in enumerate(f.read_text().splitlines(), 1)
+        if re.search(r"\.(extra|meta)\b|\.extra\[|\.meta\[", line)
+    ]
+    assert not hits, hits

@@ -239,3 +239,42 @@ def test_pairing_words_and_no_assumed_gpu_hours(tmp_path):
     assert r.exit_code == 0 and "(paired: joint fit)" in out and "h100-hours" in out
     # stated MFU: hours = C / (0.5 x 989e12) / 3600, to 3 significant digits
     assert f"{1e21 / (0.5 * 989e12) / 3600:.3g}" in out
+
+
+@pytest.mark.parametrize(
+    "sub, classic",
+    [
+        (["budget", "--flops", "1e21"], ["--flops", "1e21"]),
+        (["budget", "--target-loss", "2.1", "--json"], ["--target-loss", "2.1", "--json"]),
+        (["sweep", "1e19:1e23", "--points", "3", "--json"], ["--sweep", "1e19:1e23", "--sweep-points", "3", "--json"]),
+        (["sweep", "1e19:1e23", "--points", "3"], ["--sweep", "1e19:1e23", "--sweep-points", "3"]),
+        (["emit-grid", "g.toml", "--flops", "1e21"], ["--flops", "1e21", "--emit-grid", "g.toml"]),
+        (["suggest", "2", "--bootstrap", "20"], ["--suggest", "2", "--suggest-bootstrap", "20"]),
+    ],
+)
+def test_subcommands_answer_as_the_one_command_form(tmp_path, sub, classic):
+    path = write_fit(tmp_path / "fits", groups=("dense", "lowrank-63"))
+    a = invoke(["plan", *sub, "--fit", str(path)], tmp_path)
+    b = invoke(["plan", "--fit", str(path), *classic], tmp_path)
+    assert a.exit_code == b.exit_code and a.output == b.output
+    assert "Traceback" not in a.output
+
+
+def test_plan_help_lists_the_modes_and_the_one_command_form_still_documents_its_options(tmp_path):
+    r = invoke(["plan", "--help"], tmp_path)
+    assert r.exit_code == 0 and all(m in r.output for m in ("budget", "sweep", "emit-grid", "lr", "suggest"))
+    r = invoke(["plan", "classic", "--help"], tmp_path)
+    assert r.exit_code == 0 and "--suggest-for" in r.output and "--emit-grid" in r.output
+
+
+def test_plan_lr_without_an_lr_law_is_one_line(tmp_path):
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "lr", "--fit", str(path)], tmp_path)
+    assert r.exit_code == 2 and "no group with an lr law" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_table_headers_print_as_written(tmp_path):
+    """Column names such as "loss [interval]" are text, not console markup (which would drop "[interval]")."""
+    path = write_fit(tmp_path)
+    r = invoke(["plan", "--fit", str(path), "--flops", "1e21"], tmp_path)
+    assert r.exit_code == 0 and "loss [interval]" in r.output

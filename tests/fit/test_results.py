@@ -42,7 +42,9 @@ def test_round_trip_and_statsmodels_style_api(tmp_path):
     p = fit.params_.loc["all"]
     expect = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
     np.testing.assert_allclose(back.predict(N=N, D=D), expect, rtol=1e-12)
-    assert "alpha" in fit.summary() and "95% interval" in fit.summary()
+    text = fit.summary().text()
+    assert "alpha" in text and "95% bootstrap intervals" in text and "[" in text
+    assert "<table>" in fit.summary().html() and "| chinchilla |" in fit.summary().markdown()
 
 
 def test_load_fit_errors(tmp_path):
