@@ -1,14 +1,15 @@
 """The run store: one Parquet file per run under runs/, one row per evaluation.
 
-`SCHEMA` holds every column of DESIGN.md's run-store table (plus a few extras), `write_run` writes a
-run's rows atomically (temp file, fsync, rename: a reader never sees half a file) and `read_runs`
-reads many files and validates them, naming the file and column of any problem. Torch-free.
+`RunRow` declares every column of DESIGN.md's run-store table (plus a few extras) and `SCHEMA` follows
+from it, `write_run` writes a run's rows atomically (temp file, fsync, rename: a reader never sees half a
+file) and `read_runs` reads many files and validates them, naming the file and column of any problem. Torch-free.
 """
 
 from __future__ import annotations
 
 import glob as globlib
 import os
+from dataclasses import dataclass, fields
 from typing import Iterable, Optional, Sequence, Union
 
 import pyarrow as pa
@@ -16,56 +17,73 @@ import pyarrow as pa
 from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write
 
-# DESIGN.md's columns, in its order, then extras (documented in README).
-SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("grid", pa.string()),
-        ("variant", pa.string()),
-        ("structure", pa.string()),
-        ("d_model", pa.int64()),
-        ("n_layers", pa.int64()),
-        ("n_heads", pa.int64()),
-        ("n_kv_heads", pa.int64()),
-        ("d_ff", pa.int64()),
-        ("rank", pa.int64()),  # nullable: lowrank/blockdense rank, LPA attention rank
-        ("blocks", pa.int64()),  # nullable: blockdense/blockshuffle block count
-        ("params", pa.int64()),
-        ("params_nonembed", pa.int64()),
-        ("seq_len", pa.int64()),
-        ("batch_tokens", pa.int64()),
-        ("step", pa.int64()),
-        ("tokens", pa.int64()),
-        ("flops", pa.float64()),
-        ("flops_6nd", pa.float64()),
-        ("train_loss", pa.float64()),
-        ("val_loss", pa.float64()),
-        ("lr", pa.float64()),
-        ("final", pa.bool_()),
-        ("wall_s", pa.float64()),
-        ("tokens_per_s", pa.float64()),
-        ("mfu", pa.float64()),
-        ("status", pa.string()),
-        ("seed", pa.int64()),
-        ("corpus", pa.string()),
-        ("corpus_sha", pa.string()),
-        ("tokenizer", pa.string()),
-        ("device", pa.string()),
-        ("torch_version", pa.string()),
-        ("scalelab_version", pa.string()),
-        ("git_sha", pa.string()),  # nullable: None outside a git checkout
-        ("config", pa.string()),
-        # extras
-        ("budget", pa.int64()),  # the token budget whose schedule this row belongs to
-        ("schedule", pa.string()),  # cosine | wsd
-        ("guide_flops", pa.float64()),  # self-guided dense-path FLOPs included in `flops`
-        ("epochs", pa.float64()),  # tokens seen / unique training tokens of the corpus (> 1: data repeated)
-        ("peak_lr", pa.float64()),  # the schedule's peak learning rate (`lr` is the rate at the row's step)
-        ("warmup", pa.float64()),  # warmup fraction of the run's steps
-        ("weight_decay", pa.float64()),
-        ("sweep", pa.string()),  # hyperparameters a grid's [sweep] varied, comma-separated ("lr"); "" = none
-    ]
-)
+
+@dataclass(frozen=True, kw_only=True)
+class RunRow:
+    """One row of the run store, one per evaluation: its fields are the columns, in file order, and their
+    types give the Parquet schema (str string, int int64, float float64, bool bool; Optional: may be null).
+    DESIGN.md's columns, in its order, then extras (documented in docs/running.md). Keyword-only: a swapped
+    pair of same-typed values (wall_s, train_s) cannot slip in by position."""
+
+    run_id: str
+    grid: str
+    variant: str
+    structure: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_ff: int
+    rank: Optional[int]  # lowrank/blockdense rank, LPA attention rank
+    blocks: Optional[int]  # blockdense/blockshuffle block count
+    params: int
+    params_nonembed: int
+    seq_len: int
+    batch_tokens: int
+    step: int
+    tokens: int
+    flops: float
+    flops_6nd: float
+    train_loss: float
+    val_loss: float
+    lr: float
+    final: bool
+    wall_s: float
+    tokens_per_s: float
+    mfu: float
+    status: str
+    seed: int
+    corpus: str
+    corpus_sha: str
+    tokenizer: str
+    device: str
+    torch_version: str
+    scalelab_version: str
+    git_sha: Optional[str]  # None outside a git checkout
+    config: str
+    # extras
+    budget: int  # the token budget whose schedule this row belongs to
+    schedule: str  # cosine | wsd
+    guide_flops: float  # self-guided dense-path FLOPs included in `flops`
+    epochs: float  # tokens seen / unique training tokens of the corpus (> 1: data repeated)
+    peak_lr: float  # the schedule's peak learning rate (`lr` is the rate at the row's step)
+    warmup: float  # warmup fraction of the run's steps
+    weight_decay: float
+    sweep: str  # hyperparameters a grid's [sweep] varied, comma-separated ("lr"); "" = none
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+
+
+def _arrow_type(annotation: str) -> pa.DataType:
+    # annotations are strings here (from __future__ import annotations): "int", "Optional[int]"
+    return _ARROW[annotation.removeprefix("Optional[").removesuffix("]")]
+
+
+SCHEMA = pa.schema([(f.name, _arrow_type(f.type)) for f in fields(RunRow)])
 COLUMNS = SCHEMA.names
 NULLABLE = {"rank", "blocks", "git_sha", "val_loss", "train_loss", "mfu", "epochs", "peak_lr", "warmup", "weight_decay"}
 NULLABLE |= {"sweep"}

@@ -171,3 +171,14 @@ def test_read_runs_refuses_one_run_in_two_files(tmp_path):
     write_run(str(tmp_path / "copy" / "a.parquet"), [_row(step=1, tokens=10)])
     with pytest.raises(ScalelabError, match="run abc appears twice"):
         read_runs([folder, str(tmp_path / "copy")])
+
+
+def test_run_row_is_the_schema_built_by_keyword_only():
+    from scalelab.store import RunRow
+
+    row = _row(step=3, tokens=30, rank=None)
+    assert list(RunRow(**row).as_dict()) == COLUMNS  # a row's dict is in file order
+    with pytest.raises(TypeError):
+        RunRow(*row.values())  # positional values (wall_s and train_s swapped unnoticed) are refused
+    with pytest.raises(TypeError):
+        RunRow(**{k: v for k, v in row.items() if k != "wall_s"})  # no column has a default to fall back on

@@ -5,7 +5,7 @@
                  (the seeds' claim: 63% LowRank/BlockDense 1.4x, BlockShuffle 1.1x; 32% 2.6x / 2.0x at
                  width 5120 and about 30K tokens on a GPU; little gain below width 1536).
     bench_train  optimizer steps of a whole GPT per variant at a fixed shape: tokens/s and MFU
-                 (seeds' FLOP convention over a peak: CUDA the bf16 table of scalelab.run.train, CPU a
+                 (seeds' FLOP convention over a peak: CUDA the bf16 table of scalelab.hardware, CPU a
                  measured float32 matmul peak of this machine).
 
 CUDA: bf16 autocast, fused AdamW, optional torch.compile. CPU: float32. Timings are the best of
@@ -24,22 +24,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from scalelab import numfmt, structures, variant
 from scalelab.config import ModelConfig, StructureConfig
 from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write_text
+from scalelab.run import device as run_device
 
-KINDS = ("lowrank", "blockdense", "blockshuffle")
+KINDS = tuple(k for k in structures.names() if structures.get(k).fields)  # every structured kind, beside dense
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
 def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ScalelabError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ScalelabError(f"--device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
+    return run_device.pick_device(device, cpu_or_cuda=True)
 
 
 def _sync(dev: torch.device) -> None:
@@ -86,13 +82,8 @@ def _atomic_write(path: str, text: str) -> None:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "" if v is None else str(v)
-
     head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
-    return head + "".join("| " + " | ".join(fmt(r.get(c)) for c in columns) + " |\n" for r in rows)
+    return head + "".join("| " + " | ".join(numfmt.cell(r.get(c)) for c in columns) + " |\n" for r in rows)
 
 
 def check_name(name: str) -> None:
@@ -234,29 +225,21 @@ def bench_ffn(
 
 # ---- whole-model train steps ----------------------------------------------------------------------
 def parse_variant(base: ModelConfig, name: str) -> ModelConfig:
-    """A variant name -> base with that variant: a structure name (scalelab.structures: 'dense',
-    'lowrank-63', 'blockshuffle-32', 'lowrank-r64', 'blockdense-b2r64', 'blockshuffle-b4', ...), 'lpa-r32',
-    'gqa-kv2', joined with '+' (e.g. 'lowrank-32+gqa-kv2'); '+sg' adds self-guidance."""
-    import re
-
-    from scalelab import structures
+    """A variant name (scalelab.variant: 'dense', 'lowrank-63', 'blockdense-b2r64', 'lpa-r32',
+    'lowrank-32+gqa-kv2', '...+sg') -> base with that variant's FFN and attention; a kept share's sizes
+    are picked at base's shape (a name without a structure part has a dense FFN)."""
     from scalelab.config import GuideConfig
 
-    changes: dict = {}
-    for part in name.split("+"):
-        p = part.strip()
-        if structures.is_name(p):
-            changes["ffn"] = structures.parse(p, base.d_model, base.ffn_width)
-        elif m := re.fullmatch(r"lpa-r(\d+)", p):
-            changes.update(attn="lpa", attn_rank=int(m[1]))
-        elif m := re.fullmatch(r"gqa-kv(\d+)", p):
-            changes.update(attn="lpa" if changes.get("attn", base.attn) == "lpa" else "gqa", n_kv_heads=int(m[1]))
-        elif p == "sg":
-            changes["guide"] = GuideConfig()
-        else:
-            raise ScalelabError(
-                f"variant part {p!r} not understood: use {structures.grammar()}, lpa-rR, gqa-kvK, sg, joined with +"
-            )
+    v = variant.parse(name)
+    changes: dict = {"ffn": v.structure(base.d_model, base.ffn_width)}
+    if v.attn_rank is not None:
+        changes.update(attn="lpa", attn_rank=v.attn_rank)
+    if v.kv_heads is not None:
+        changes.update(attn="lpa" if changes.get("attn", base.attn) == "lpa" else "gqa", n_kv_heads=v.kv_heads)
+    if v.guide:
+        changes["guide"] = GuideConfig()
+    if v.mup:
+        changes["param"] = "mup"
     return base.replace(**changes).validate()
 
 
@@ -284,10 +267,10 @@ def bench_train(
     peak = peak_measured
     peak_src = "measured float32 matmul (1024^3)"
     if cuda:
-        from scalelab.run.train import CUDA_PEAK_BF16
+        from scalelab.hardware import peak_bf16
 
         name = torch.cuda.get_device_name(dev)
-        nominal = next((v for k, v in CUDA_PEAK_BF16.items() if k in name), None)
+        nominal = peak_bf16(name)
         if nominal:
             peak, peak_src = nominal, f"nominal bf16 dense peak of {name}"
         else:

@@ -273,7 +273,7 @@ def gpu_grid_reasons(g, cpu_seconds: Optional[float] = None) -> list[str]:
 def bench_mfu(gpu: str, path: str = BENCH_TRAIN) -> Optional[tuple[float, str]]:
     """(MFU, where it comes from) measured by `scalelab bench train` on this accelerator (the file's device
     names it), relative to its bf16 peak; None when there is no such file or it was measured elsewhere."""
-    from scalelab.plan.planner import PEAK_FLOPS
+    from scalelab.hardware import peak_bf16
 
     try:
         with open(path) as f:
@@ -286,7 +286,7 @@ def bench_mfu(gpu: str, path: str = BENCH_TRAIN) -> Optional[tuple[float, str]]:
         vals = []
         for r in dense:
             if r.get("tokens_per_s") and r.get("flops_per_token"):
-                vals.append(float(r["tokens_per_s"]) * float(r["flops_per_token"]) / PEAK_FLOPS[gpu])
+                vals.append(float(r["tokens_per_s"]) * float(r["flops_per_token"]) / peak_bf16(gpu))
             elif r.get("mfu") is not None:
                 vals.append(float(r["mfu"]))
         vals = sorted(v for v in vals if math.isfinite(v) and 0 < v <= 1)
@@ -305,7 +305,7 @@ def _dry_run(g, device: str, gpu: Optional[str], as_json: bool, console) -> None
     a CPU grid gets minutes of this CPU at CPU_EFFICIENCY of its measured matmul peak."""
     from rich.table import Table
 
-    from scalelab.plan.planner import PEAK_FLOPS
+    from scalelab.hardware import peak_bf16
     from scalelab.run.grid import describe, estimate_seconds
 
     rows = describe(g)
@@ -322,14 +322,14 @@ def _dry_run(g, device: str, gpu: Optional[str], as_json: bool, console) -> None
     if gpu is None:
         import torch
 
-        from scalelab.run.train import peak_flops
+        from scalelab.run.device import peak_flops
 
         cpu_peak = peak_flops(torch.device("cpu"))
         why = gpu_grid_reasons(g, estimate_seconds(total_flops, cpu_peak, CPU_EFFICIENCY))
         if why:
             gpu = "h100"
     if gpu:
-        peak = PEAK_FLOPS[gpu]
+        peak = peak_bf16(gpu)
         measured = bench_mfu(gpu)
         mfu, basis = measured or (
             ASSUMED_MFU,

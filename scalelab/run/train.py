@@ -6,15 +6,10 @@ float32 and the unfused (foreach) AdamW on CPU; dtype "bfloat16" is bf16 autocas
 `compile` is torch.compile (inductor) on either: a CPU run asking for either gets the CUDA path's fused AdamW
 too, so the GPU path runs on CPU as it will on a GPU, while the default CPU run keeps the numbers it gave.
 
-Schedules (per optimizer step s, peak LR eta):
-- cosine: linear warmup over `warmup` x S steps, then cosine from eta to min_lr_ratio x eta at S.
-- wsd (warmup-stable-decay): warmup, then constant eta on one trunk; every token budget b (S_b steps)
-  gets a (1 - sqrt) cooldown over its last `cooldown` x S_b steps, eta (1 - sqrt((s - c_b)/(S_b - c_b))),
-  branched from the trunk's state at c_b (the largest budget's cooldown is the trunk's own end). Each
-  branch end is a `final` row: several (N, D) points for about the cost of one run (Hagele et al. 2024).
-Self-guided models get alpha = guide_alpha(step, S, fraction) each step; in the seeds' equal-FLOPs mode
-the guide fades over the first r x S steps (r = flops.equal_flops_ratio), training runs S + r S steps
-and the last r S steps replay the data of the first r S.
+The step counts and LR schedule (cosine, or WSD with a cooldown branch forked per budget) are in
+run/schedule.py, the checkpoint cadence in run/cadence.py and the row's columns in run/row.py. Self-guided
+models get alpha = guide_alpha(step, S, fraction) each step; in the seeds' equal-FLOPs mode the guide fades
+over the first r x S steps and the last r S steps replay the data of the first r S.
 
 Data order is a pure function of (seed, step): by default each disjoint window once per epoch
 (data.epoch_offsets; DataConfig.order = "random" draws starts with replacement as the seeds do), model
@@ -29,7 +24,6 @@ import copy
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,132 +35,17 @@ import torch
 
 import scalelab
 from scalelab import flops as flopslib
-from scalelab import store, structures
+from scalelab import store
 from scalelab.config import RunConfig
 from scalelab.data import Corpus, batch_offsets, epoch_offsets, get_batch, val_windows
 from scalelab.fileio import atomic_write
 from scalelab.model.gpt import GPT
 from scalelab.model.guided import guide_alpha, guided_layers, set_guide_alpha
 from scalelab.run import distributed as D
-
-LOSS_WINDOW = 10  # train_loss in a row = mean of the last LOSS_WINDOW optimizer steps
-
-
-# ---- schedule -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    """Step counts of one run, all derived from the RunConfig."""
-
-    tokens_per_step: int
-    budget_steps: list  # S_b per budget, ascending
-    total: int  # trunk steps (largest budget, + replay in equal-FLOPs mode)
-    warmup: int
-    guide_steps: int  # steps over which alpha fades (0: no guide)
-    replay: int  # equal-FLOPs replay steps at the end of the trunk
-    eval_steps: list  # trunk steps after which validation runs (the last is the final point)
-
-    def cooldown_start(self, s_b: int, cooldown: float) -> int:
-        return s_b - max(1, round(cooldown * s_b))
-
-
-def make_plan(run: RunConfig) -> Plan:
-    t, m = run.train, run.model
-    tps = t.batch_size * m.seq_len
-    steps = [max(1, round(b / tps)) for b in sorted(t.budgets)]
-    total = steps[-1]
-    replay = guide = 0
-    if m.guide is not None:
-        if m.guide.equal_flops:
-            replay = flopslib.equal_flops_replay(m, total)  # exact in either reduce_flop mode
-            guide = replay
-        else:
-            guide = max(1, round(m.guide.fraction * total))
-        total += replay
-    warmup = round(t.warmup * steps[0])
-    n = max(1, t.eval_points)
-    pts = np.round(np.geomspace(max(1.0, total / 64), total, n)).astype(int)
-    # the last step is always evaluated: np.geomspace(a, b, 1) is [a], which would leave no final row
-    pts = np.unique(np.append(pts[:-1] if n > 1 else pts[:0], total))
-    return Plan(tps, steps, total, warmup, guide, replay, [int(p) for p in pts if p >= 1])
-
-
-def wsd_branches(run: RunConfig, plan: Plan) -> list[tuple[int, int]]:
-    """(budget, S_b) of the WSD cooldown branches: one per distinct step count below the trunk's.
-
-    Budgets that round to the same number of optimizer steps would train identical branches and give
-    duplicate final rows (double weight in a fit); the smallest such budget names the branch."""
-    if run.train.schedule != "wsd":
-        return []
-    out, seen = [], {plan.budget_steps[-1]}
-    for b, s_b in zip(sorted(int(x) for x in run.train.budgets), plan.budget_steps):
-        if s_b not in seen:
-            seen.add(s_b)
-            out.append((b, s_b))
-    return out
-
-
-def lr_at(run: RunConfig, plan: Plan, step: int, branch_steps: Optional[int] = None) -> float:
-    """LR for optimizer step `step` (0-based). branch_steps: the WSD budget whose cooldown applies."""
-    t = run.train
-    if step < plan.warmup:
-        return t.lr * (step + 1) / plan.warmup
-    if t.schedule == "cosine":
-        span = max(1, plan.total - 1 - plan.warmup)  # the last step runs at min_lr_ratio x peak
-        prog = min(1.0, (step - plan.warmup) / span)
-        return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog)))
-    s_b = branch_steps if branch_steps is not None else plan.total
-    c_b = plan.cooldown_start(s_b, t.cooldown)
-    if step < c_b:
-        return t.lr
-    return t.lr * (1 - math.sqrt((step - c_b) / (s_b - c_b)))
-
-
-# ---- environment ----------------------------------------------------------------------------------
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from scalelab.errors import ScalelabError
-
-        raise ScalelabError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    return torch.device(device)
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"cpu:{platform.processor() or platform.machine()}x{torch.get_num_threads()}"
-
-
-_PEAK: dict = {}
-CUDA_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
-
-
-def peak_flops(dev: torch.device) -> float:
-    """FLOP/s that MFU divides by: CUDA from a table of bf16 dense peaks (NaN if unknown); CPU the
-    measured float32 matmul peak of this machine (1024^3 matmuls, best of a few; about 0.3 s once)."""
-    key = str(dev)
-    if key in _PEAK:
-        return _PEAK[key]
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-        val = next((v for k, v in CUDA_PEAK_BF16.items() if k in name), float("nan"))
-    else:
-        a = torch.randn(1024, 1024)
-        b = torch.randn(1024, 1024)
-        a @ b
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        val = 2 * 1024**3 / best
-    _PEAK[key] = val
-    return val
+from scalelab.run.cadence import CheckpointCadence
+from scalelab.run.device import device_name, peak_flops, pick_device
+from scalelab.run.row import LOSS_WINDOW, RowMaker
+from scalelab.run.schedule import branch_starts, estimate_tokens, lr_at, make_plan  # noqa: F401  (re-exported)
 
 
 def git_sha() -> Optional[str]:
@@ -176,6 +55,20 @@ def git_sha() -> Optional[str]:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def provenance(run: RunConfig, corpus: Corpus, dev: torch.device, world: int) -> dict:
+    """The run store's provenance columns: what data, code and machine gave a run's rows."""
+    return dict(
+        corpus=corpus.name,
+        corpus_sha=corpus.sha,
+        tokenizer=corpus.tokenizer,
+        device=(f"{world}x " if world > 1 else "") + device_name(dev),
+        torch_version=torch.__version__,
+        scalelab_version=scalelab.__version__,
+        git_sha=git_sha(),
+        config=json.dumps(run.to_dict(), sort_keys=True),
+    )
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -235,29 +128,19 @@ class Trainer:
         self.ckpt_path = ckpt_path
         self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
         self.progress = progress
-        self.fpt = flopslib.flops_per_token(self.cfg)
-        self.pc = flopslib.param_counts(self.cfg)
-        self.peak = peak_flops(self.dev) * world  # MFU of the whole run: K processes, K devices
         self.autocast = self.t.dtype == "bfloat16" or (self.t.dtype == "auto" and self.dev.type == "cuda")
-        self.tb = None
-        if tb_dir and self.is_main:  # rank 0 logs
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(tb_dir)
-            except Exception:  # tensorboard is optional
-                self.tb = None
+        self.tb = _tensorboard(tb_dir) if tb_dir and self.is_main else None  # rank 0 logs
         vx, vy = val_windows(corpus.val, self.cfg.seq_len, self.t.val_tokens)
         self.val_x, self.val_y = torch.from_numpy(vx), torch.from_numpy(vy)
-        self._provenance = dict(
-            corpus=corpus.name,
-            corpus_sha=corpus.sha,
-            tokenizer=corpus.tokenizer,
-            device=(f"{world}x " if world > 1 else "") + device_name(self.dev),
-            torch_version=torch.__version__,
-            scalelab_version=scalelab.__version__,
-            git_sha=git_sha(),
-            config=json.dumps(run.to_dict(), sort_keys=True),
+        self._provenance = provenance(run, corpus, self.dev, world)
+        self.row_maker = RowMaker(
+            run,
+            tokens_per_step=self.plan.tokens_per_step,
+            flops_per_token=flopslib.flops_per_token(self.cfg),
+            counts=flopslib.param_counts(self.cfg),
+            train_tokens=corpus.n_train,
+            peak=peak_flops(self.dev) * world,  # MFU of the whole run: K processes, K devices
+            provenance=self._provenance,
         )
 
     # -- model and optimizer ------------------------------------------------------------------
@@ -388,66 +271,6 @@ class Trainer:
         model.train()
         return tot / n
 
-    # -- rows ---------------------------------------------------------------------------------
-    def _row(
-        self,
-        st: _State,
-        step: int,
-        val_loss: float,
-        lr: float,
-        final: bool,
-        budget: int,
-        window: list,
-        wall_s: float,
-        train_s: float,
-        guide_flops: float,
-        status: str = "ok",
-    ) -> dict:
-        m, t = self.cfg, self.t
-        tokens = step * self.plan.tokens_per_step
-        fl = self.fpt * tokens + guide_flops
-        sizes = structures.get(m.ffn.kind).fields  # the FFN's sizes, from the registry (rank, blocks, ...)
-        rank = m.ffn.rank if "rank" in sizes else (m.attn_rank if m.attn == "lpa" else None)
-        return dict(
-            run_id=self.run.run_id,
-            grid=self.run.grid,
-            variant=m.variant,
-            structure=m.structure,
-            d_model=m.d_model,
-            n_layers=m.n_layers,
-            n_heads=m.n_heads,
-            n_kv_heads=m.kv_heads,
-            d_ff=m.ffn_width,
-            rank=rank,
-            blocks=m.ffn.blocks if "blocks" in sizes else None,
-            params=self.pc.params,
-            params_nonembed=self.pc.params_nonembed,
-            seq_len=m.seq_len,
-            batch_tokens=self.plan.tokens_per_step,
-            step=step,
-            tokens=tokens,
-            flops=fl,
-            flops_6nd=6.0 * self.pc.params_nonembed * tokens,
-            epochs=tokens / self.corpus.n_train,  # seen / unique training tokens (> 1: data repeated)
-            train_loss=float(np.mean(window[-LOSS_WINDOW:])) if window else float("nan"),
-            val_loss=val_loss,
-            lr=lr,
-            peak_lr=t.lr,  # the swept value; `lr` is the schedule's rate at this step
-            warmup=t.warmup,
-            weight_decay=t.weight_decay,
-            sweep=",".join(t.sweep),  # what a grid's [sweep] varied ("" outside a sweep)
-            final=final,
-            wall_s=wall_s,
-            tokens_per_s=tokens / train_s if train_s > 0 else float("nan"),
-            mfu=(fl / train_s / self.peak) if train_s > 0 and self.peak == self.peak else float("nan"),
-            status=status,
-            seed=self.run.seed,
-            budget=int(budget),
-            schedule=t.schedule,
-            guide_flops=guide_flops,
-            **self._provenance,
-        )
-
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, model, opt, st: _State) -> None:
         if not self.ckpt_path:
@@ -502,6 +325,29 @@ class Trainer:
 
     # -- main loop ----------------------------------------------------------------------------
     def train(self) -> RunResult:
+        model, opt, st = self._resume()
+        resumed = st.step
+        cadence = CheckpointCadence(self.checkpoint_every, self.checkpoint_seconds)
+        forks = branch_starts(self.run, self.plan)
+        t_start = time.perf_counter() - st.wall_s
+        status = "ok"
+        while status == "ok":
+            status = self._fork(model, opt, st, forks.get(st.step, []), t_start, cadence)
+            if status != "ok" or st.step >= self.plan.total:
+                break
+            status = self._trunk_step(model, opt, st, t_start)
+            if status == "ok":
+                status = self._checkpoint_or_stop(model, opt, st, cadence)
+        if status == "diverged":
+            for r in st.rows:
+                r["status"] = "diverged"
+        if self.tb is not None:
+            self.tb.close()
+        rows = sorted(st.rows, key=lambda r: (r["step"], r["final"], r["budget"]))
+        return RunResult(self.run.run_id, status, rows, st.wall_s, resumed)
+
+    def _resume(self):
+        """Model, optimizer and state: from the run's checkpoint where it has one, else fresh."""
         model, opt = self._build()
         try:
             st = self._load(model, opt)
@@ -514,107 +360,136 @@ class Trainer:
                 )
             model, opt = self._build()  # a failed load may have filled part of them
             st = None
-        resumed = st.step if st is not None else 0
-        st = st or _State()
-        plan, t = self.plan, self.t
-        budgets = sorted(int(b) for b in t.budgets)
-        branch_at = {}
-        for b, s_b in wsd_branches(self.run, plan):
-            branch_at.setdefault(plan.cooldown_start(s_b, t.cooldown), []).append((b, s_b))
-        last_ckpt_t = time.perf_counter()
-        t_start = time.perf_counter() - st.wall_s
-        status = "ok"
-        while True:
-            # forks: cooldown branches that start at this trunk step
-            for b, s_b in branch_at.get(st.step, []):
-                if b in st.done_branches:
-                    continue
-                status = self._branch(model, opt, st, b, s_b, t_start)
-                st.done_branches.append(b)
-                st.wall_s = time.perf_counter() - t_start
-                if status != "ok":
-                    break
-                self._save(model, opt, st)
-                last_ckpt_t = time.perf_counter()
-            if status != "ok" or st.step >= plan.total:
-                break
-            lr = lr_at(self.run, plan, st.step)
-            t0 = time.perf_counter()
-            loss, gf = self._train_step(model, opt, st.step, lr)
-            st.train_s += time.perf_counter() - t0
-            st.step += 1
-            st.guide_flops += gf
-            st.window = (st.window + [loss])[-LOSS_WINDOW:]
-            if st.init_loss is None:
-                st.init_loss = loss
+        return model, opt, st or _State()
+
+    def _fork(self, model, opt, st: _State, branches, t_start: float, cadence: CheckpointCadence) -> str:
+        """Train the WSD cooldown branches that start at this trunk step (each once, checkpointed after)."""
+        for b, s_b in branches:
+            if b in st.done_branches:
+                continue
+            status = self._branch(model, opt, st, b, s_b, t_start)
+            st.done_branches.append(b)
             st.wall_s = time.perf_counter() - t_start
-            if self._diverged(loss, st.init_loss):
-                st.rows.append(
-                    self._row(
-                        st,
-                        st.step,
-                        float("nan"),
-                        lr,
-                        False,
-                        budgets[-1],
-                        st.window,
-                        st.wall_s,
-                        st.train_s,
-                        st.guide_flops,
-                        "diverged",
-                    )
-                )
-                status = "diverged"
-                break
-            if st.step in plan.eval_steps:
-                final = st.step == plan.total
-                v = self.evaluate(model)
-                st.wall_s = time.perf_counter() - t_start
-                st.rows.append(
-                    self._row(st, st.step, v, lr, final, budgets[-1], st.window, st.wall_s, st.train_s, st.guide_flops)
-                )
-                if self.tb is not None:
-                    self.tb.add_scalar("val_loss", v, st.step * plan.tokens_per_step)
-            if self.progress is not None:
-                self.progress(
-                    dict(
-                        step=st.step,
-                        total=plan.total,
-                        tokens=st.step * plan.tokens_per_step,
-                        loss=loss,
-                        tokens_per_s=st.step * plan.tokens_per_step / max(st.train_s, 1e-9),
-                    )
-                )
+            if status != "ok":
+                return status
+            self._save(model, opt, st)
+            cadence.saved()
+        return "ok"
+
+    def _trunk_step(self, model, opt, st: _State, t_start: float) -> str:
+        """One optimizer step of the trunk, with its row when it diverges or is an evaluation point."""
+        plan = self.plan
+        lr = lr_at(self.run, plan, st.step)
+        t0 = time.perf_counter()
+        loss, gf = self._train_step(model, opt, st.step, lr)
+        st.train_s += time.perf_counter() - t0
+        st.step += 1
+        st.guide_flops += gf
+        st.window = (st.window + [loss])[-LOSS_WINDOW:]
+        if st.init_loss is None:
+            st.init_loss = loss
+        st.wall_s = time.perf_counter() - t_start
+        trunk = dict(lr=lr, budget=max(int(b) for b in self.t.budgets), window=st.window)
+        if self._diverged(loss, st.init_loss):
+            st.rows.append(self._trunk_row(st, val_loss=float("nan"), final=False, status="diverged", **trunk))
+            return "diverged"
+        if st.step in plan.eval_steps:
+            v = self.evaluate(model)
+            st.wall_s = time.perf_counter() - t_start
+            st.rows.append(self._trunk_row(st, val_loss=v, final=st.step == plan.total, **trunk))
             if self.tb is not None:
-                self.tb.add_scalar("train_loss", loss, st.step * plan.tokens_per_step)
-            due = bool(
-                (self.checkpoint_every and st.step % self.checkpoint_every == 0)
-                or (not self.checkpoint_every and time.perf_counter() - last_ckpt_t > self.checkpoint_seconds)
+                self.tb.add_scalar("val_loss", v, st.step * plan.tokens_per_step)
+        self._report(st, loss)
+        return "ok"
+
+    def _trunk_row(self, st: _State, **kw) -> dict:
+        return self.row_maker.row(step=st.step, wall_s=st.wall_s, train_s=st.train_s, guide_flops=st.guide_flops, **kw)
+
+    def _report(self, st: _State, loss: float) -> None:
+        tokens = st.step * self.plan.tokens_per_step
+        if self.progress is not None:
+            self.progress(
+                dict(
+                    step=st.step,
+                    total=self.plan.total,
+                    tokens=tokens,
+                    loss=loss,
+                    tokens_per_s=tokens / max(st.train_s, 1e-9),
+                )
             )
-            stop = self.should_stop is not None and self.should_stop()
-            if self.env is not None:  # the same decision on every rank (clocks and signals are local)
-                due, stop = D.any_rank([due, stop or D.stop_pending()], self.env)
-            if (due or stop) and st.step < plan.total:
-                self._save(model, opt, st)
-                last_ckpt_t = time.perf_counter()
-            if stop and st.step < plan.total:
-                if self.env is not None:
-                    raise D.Preempted(f"checkpointed at step {st.step}")
-                status = "interrupted"
-                break
-        if status == "diverged":
-            for r in st.rows:
-                r["status"] = "diverged"
         if self.tb is not None:
-            self.tb.close()
-        rows = sorted(st.rows, key=lambda r: (r["step"], r["final"], r["budget"]))
-        return RunResult(self.run.run_id, status, rows, st.wall_s, resumed)
+            self.tb.add_scalar("train_loss", loss, tokens)
+
+    def _checkpoint_or_stop(self, model, opt, st: _State, cadence: CheckpointCadence) -> str:
+        """Checkpoint when due or asked to stop; "interrupted" on a stop request before the end."""
+        due = cadence.due(st.step)
+        stop = self.should_stop is not None and self.should_stop()
+        if self.env is not None:  # the same decision on every rank (clocks and signals are local)
+            due, stop = D.any_rank([due, stop or D.stop_pending()], self.env)
+        if (due or stop) and st.step < self.plan.total:
+            self._save(model, opt, st)
+            cadence.saved()
+        if stop and st.step < self.plan.total:
+            if self.env is not None:
+                raise D.Preempted(f"checkpointed at step {st.step}")
+            return "interrupted"
+        return "ok"
 
     def _diverged(self, loss: float, init: float) -> bool:
         return not math.isfinite(loss) or loss > self.t.diverge_factor * init
 
     def _branch(self, model, opt, st: _State, budget: int, s_b: int, t_start: float) -> str:
         """Cool a copy of the trunk down to budget's end; append its final row. Trunk untouched."""
+        bmodel, bopt = self._clone(model, opt)
+        window = list(st.window)
+        train_s, gflops = st.train_s, st.guide_flops
+        rng = torch.get_rng_state()
+        lr = self.t.lr
+        for s in range(st.step, s_b):
+            lr = lr_at(self.run, self.plan, s, branch_steps=s_b)
+            t0 = time.perf_counter()
+            loss, gf = self._train_step(bmodel, bopt, s, lr)
+            train_s += time.perf_counter() - t0
+            gflops += gf
+            window = (window + [loss])[-LOSS_WINDOW:]
+            if self._diverged(loss, st.init_loss if st.init_loss is not None else loss):
+                st.rows.append(
+                    self.row_maker.row(
+                        step=s + 1,
+                        val_loss=float("nan"),
+                        lr=lr,
+                        final=False,
+                        budget=budget,
+                        window=window,
+                        wall_s=time.perf_counter() - t_start,
+                        train_s=train_s,
+                        guide_flops=gflops,
+                        status="diverged",
+                    )
+                )
+                self._forget(bmodel)
+                return "diverged"
+        v = self.evaluate(bmodel)
+        wall_s = time.perf_counter() - t_start
+        st.rows.append(
+            self.row_maker.row(
+                step=s_b,
+                val_loss=v,
+                lr=lr,
+                final=True,
+                budget=budget,
+                window=window,
+                wall_s=wall_s,
+                train_s=train_s,
+                guide_flops=gflops,
+            )
+        )
+        torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
+        self._forget(bmodel)
+        return "ok"
+
+    def _clone(self, model, opt):
+        """A copy of the trunk's model and optimizer for a branch; the trunk's stay put."""
         if self.dist:
             bmodel = D.clone_model(
                 model,
@@ -629,40 +504,7 @@ class Trainer:
         # this rank's optimizer state (a replica under DDP, a shard under FSDP2 with the same layout in
         # the clone), copied: the trunk's moments stay put
         bopt.load_state_dict(copy.deepcopy(opt.state_dict()))
-        window = list(st.window)
-        train_s, gflops = st.train_s, st.guide_flops
-        rng = torch.get_rng_state()
-        lr = self.t.lr
-        for s in range(st.step, s_b):
-            lr = lr_at(self.run, self.plan, s, branch_steps=s_b)
-            t0 = time.perf_counter()
-            loss, gf = self._train_step(bmodel, bopt, s, lr)
-            train_s += time.perf_counter() - t0
-            gflops += gf
-            window = (window + [loss])[-LOSS_WINDOW:]
-            if self._diverged(loss, st.init_loss if st.init_loss is not None else loss):
-                st.rows.append(
-                    self._row(
-                        st,
-                        s + 1,
-                        float("nan"),
-                        lr,
-                        False,
-                        budget,
-                        window,
-                        time.perf_counter() - t_start,
-                        train_s,
-                        gflops,
-                        "diverged",
-                    )
-                )
-                self._forget(bmodel)
-                return "diverged"
-        v = self.evaluate(bmodel)
-        st.rows.append(self._row(st, s_b, v, lr, True, budget, window, time.perf_counter() - t_start, train_s, gflops))
-        torch.set_rng_state(rng)  # the trunk continues as if the branch never ran
-        self._forget(bmodel)
-        return "ok"
+        return bmodel, bopt
 
     def _forget(self, model) -> None:
         """Drop a finished branch's compiled wrapper, which holds the branch model (a GPU copy per branch)."""
@@ -671,6 +513,15 @@ class Trainer:
 
 class _NotThisRun(Exception):
     """A checkpoint the run cannot resume from; the message completes "checkpoint PATH ..."."""
+
+
+def _tensorboard(tb_dir: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(tb_dir)
+    except Exception:  # tensorboard is optional
+        return None
 
 
 def _fused_adamw_on(device_type: str) -> bool:
@@ -706,11 +557,3 @@ def train_run(run: RunConfig, corpus: Corpus, out_path: Optional[str] = None, **
         if ck and os.path.exists(ck):
             os.remove(ck)
     return res
-
-
-def estimate_tokens(run: RunConfig) -> int:
-    """Tokens a run trains in all (trunk + WSD cooldown branches)."""
-    plan = make_plan(run)
-    steps = plan.total
-    steps += sum(max(1, round(run.train.cooldown * s_b)) for _, s_b in wsd_branches(run, plan))
-    return steps * plan.tokens_per_step

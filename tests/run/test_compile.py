@@ -23,7 +23,8 @@ from grids import write_grid  # noqa: E402
 
 from scalelab.data import load_corpus  # noqa: E402
 from scalelab.grid import Grid  # noqa: E402
-from scalelab.run.train import Trainer, make_plan  # noqa: E402
+from scalelab.run.schedule import make_plan  # noqa: E402
+from scalelab.run.train import Trainer  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOWRANK = '[[variants]]\nstructure = "lowrank"\nrank = 4\n'

@@ -13,7 +13,8 @@ from scalelab import flops as flopslib  # noqa: E402
 from scalelab.data import load_corpus  # noqa: E402
 from scalelab.grid import Grid  # noqa: E402
 from scalelab.model.gpt import GPT  # noqa: E402
-from scalelab.run.train import Trainer, estimate_tokens, lr_at, make_plan  # noqa: E402
+from scalelab.run.schedule import estimate_tokens, lr_at, make_plan  # noqa: E402
+from scalelab.run.train import Trainer  # noqa: E402
 
 TIMING = {"wall_s", "tokens_per_s", "mfu", "git_sha"}  # git_sha: others commit meanwhile
 
