@@ -60,9 +60,7 @@ def test_plan_recommends_the_law_lr_at_the_planned_size(swept, tmp_path):
         N, D = p["shape"]["params"], p["shape"]["tokens"]
         law = fit[p["group"]].lr_law
         # budgets 5-40 tokens/param at every size (8x apart): the law has a D term, evaluated at the shape's N, D
-        assert (
-            law.formula == "lr_opt = c N^a D^b" and law.conf_int["exp_D"][0] <= 0 <= law.conf_int["exp_D"][1]
-        )
+        assert law.formula == "lr_opt = c N^a D^b" and law.conf_int["exp_D"][0] <= 0 <= law.conf_int["exp_D"][1]
         want = law.coef * N**law.exp * D**law.exp_D
         assert p["lr"]["lr"] == pytest.approx(want, rel=1e-9) and p["lr"]["D"] == pytest.approx(D)
         truth = C_TRUE * N**K_TRUE
