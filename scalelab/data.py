@@ -36,7 +36,7 @@ import numpy as np
 
 from scalelab.config import DataConfig, stable_hash
 from scalelab.errors import ScalelabError
-from scalelab.fileio import atomic_write, sha256_file
+from scalelab.fileio import atomic_write, atomic_write_bytes, sha256_file
 
 TEXT_SUFFIXES_SKIP = (".bin", ".npy", ".pt", ".parquet", ".gz", ".zip", ".png", ".jpg", ".pdf")
 
@@ -209,10 +209,10 @@ def iter_documents(cfg: DataConfig, path: str, fmt: str) -> tuple[list[tuple[str
         if not os.path.isfile(path):
             raise ScalelabError(f"data source {path} not found: give an existing {fmt} file")
         texts = _read_jsonl(path, cfg.text_column) if fmt == "jsonl" else _read_parquet(path, cfg.text_column)
-        docs = []
+        docs: list[tuple[str, Callable[[], bytes]]] = []
         for t in texts:
             b = t.encode("utf-8", errors="replace")
-            docs.append((hashlib.sha256(b).hexdigest(), (lambda b=b: b)))
+            docs.append((hashlib.sha256(b).hexdigest(), _held(b)))
         return docs, False
     raise ScalelabError(f"format {fmt} has no documents")
 
@@ -226,6 +226,11 @@ def _reader(p: str) -> Callable[[], bytes]:
             return b""  # an unreadable stdlib file is skipped, not fatal
 
     return read
+
+
+def _held(b: bytes) -> Callable[[], bytes]:
+    """A loader for a document already in memory (jsonl, parquet)."""
+    return lambda: b
 
 
 def _read_jsonl(path: str, column: str) -> list[str]:
@@ -442,8 +447,8 @@ def _load_bin(cfg: DataConfig, path: str, base_dir: Optional[str]) -> Corpus:
     except OSError:
         h = hashlib.sha256()
         for p in (tr, va):
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 24), b""):
+            with open(p, "rb") as fb:
+                for chunk in iter(lambda: fb.read(1 << 24), b""):
                     h.update(chunk)
         sha = h.hexdigest()
         os.makedirs(cache_dir(), exist_ok=True)
@@ -551,7 +556,7 @@ def prepare(cfg: DataConfig, out_dir: str, progress=None) -> dict:
     train, val = train.astype(np.uint16), val.astype(np.uint16)
     os.makedirs(out_dir, exist_ok=True)
     for name, arr in (("train.bin", train), ("val.bin", val)):
-        atomic_write(os.path.join(out_dir, name), lambda f, arr=arr: f.write(arr.tobytes()))
+        atomic_write_bytes(os.path.join(out_dir, name), arr.tobytes())
     meta = {
         "source": cfg.source,
         "tokenizer": tok.name,

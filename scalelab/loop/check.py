@@ -80,6 +80,7 @@ def _one_run_interval(g, level: float, pred: np.ndarray, seed: int = 0, draws: i
     for j in range(len(pred)):
         ci, why = bootstrap_interval(flat[:, j], float(pred[j]), level)
         if ci is None:
+            assert why is not None  # bootstrap_interval says why whenever it withholds the interval
             notes.append(why["why"])
         else:
             lo[j], hi[j] = ci
@@ -276,7 +277,7 @@ def _isoflop(fit: FitResults, points: pd.DataFrame) -> pd.DataFrame:
     """Observed vs predicted compute-optimal N for each IsoFLOP set among the checked points."""
     from scalelab.plan import Planner
 
-    out = []
+    out: list[dict] = []
     if points.empty:
         return pd.DataFrame(out)
     planner = None

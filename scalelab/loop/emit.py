@@ -229,6 +229,7 @@ def emit_grid(planner, plan, path, *, sizes: int = 5, spread: float = 4.0, name:
     settings = _run_settings(planner.fit)
     w = _plan_widths(planner, plan, sizes, spread)
     _check_planned(w)
+    assert w.template is not None  # set with the first planned variant; _check_planned raised if none
     ds = _thin(sorted(w.widths), w.centres, sizes + len(set(w.centres)) - 1)
     name = _grid_name(name, path)
     lines = _head_lines(flops, w.optimum, name, settings)

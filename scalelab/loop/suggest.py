@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,7 +166,7 @@ def _request(fit: FitResults, k: int, budget: float, quantity: str, variant: str
 
 def _candidate_row(c: Candidate, i: int, spec, points: pd.DataFrame) -> pd.DataFrame:
     """Candidate `c` as one input row in the spec's columns (run id suggested-i, its group's name)."""
-    row = {spec.n_col: c.N, spec.d_col: c.D, spec.loss_col: c.loss}
+    row: dict[str, Any] = {spec.n_col: c.N, spec.d_col: c.D, spec.loss_col: c.loss}
     if spec.c_col:
         row[spec.c_col] = c.flops
     if spec.run_col:
@@ -363,8 +364,8 @@ def _cheapest(base, pool: list, fixed, est_tpp, max_runs: int, beam: int = 24):
     """The cheapest set of at most `max_runs` runs of `pool` (total FLOPs) after which every rule is met, by a
     beam search over sets (states ranked by deficit, then cost, plus the cheapest states); None if none found."""
     best, best_cost = None, math.inf
-    states = [frozenset()]
-    cost = {frozenset(): 0.0}
+    states: list[frozenset[int]] = [frozenset()]
+    cost: dict[frozenset[int], float] = {frozenset(): 0.0}
     for _ in range(max_runs):
         scored = {}
         for st in states:

@@ -91,7 +91,7 @@ class ShapeRule:
             f"d_model multiple of {self.multiple}"
         )
 
-    def layers_for(self, d: float) -> int:
+    def layers_for(self, d: int) -> int:
         return shapes.n_layers(d, fixed=self.depth, coef=self.layers_coef, exp=self.layers_exp)
 
     def make(self, d_model: int, n_layers: Optional[int] = None) -> ModelConfig:

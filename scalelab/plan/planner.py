@@ -23,7 +23,7 @@ Never imports torch.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, TypeGuard
 
 import numpy as np
 
@@ -143,10 +143,12 @@ class Planner:
             if cfgs and multiple is None:
                 multiple = _auto_multiple(cfgs)
             if cfgs and not (self.fit.convention == "flops_6nd" and key == "params_nonembed"):
+                assert multiple is not None  # set just above whenever the group has configs
                 rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
                 self.rules[g.name] = rule
                 self.families[g.name] = self.shape_families[g.name] = ShapeFamily(rule, self.fit.convention, key)
             elif cfgs:  # C = 6 N_nonembed D exactly: closed form, shapes still from the runs
+                assert multiple is not None  # set just above whenever the group has configs
                 rule = ShapeRule.from_runs(cfgs, multiple=multiple, depth=depth)
                 self.rules[g.name] = rule
                 self.families[g.name] = SixND()
@@ -307,6 +309,7 @@ class Planner:
             return (float("nan"), float("nan"))
         ci, why = bootstrap_interval(s, estimate, self.level)  # inf (unreachable) stays in the tail
         if ci is None:
+            assert why is not None  # bootstrap_interval says why whenever it withholds the interval
             notes.append(f"no {self.level:.0%} interval for {what}: {why['why']}")
             return (float("nan"), float("nan"))
         return (float(ci[0]), float(ci[1]))
@@ -415,8 +418,8 @@ class Planner:
         if rate is None:
             return peak * mfu, f"stated MFU {mfu:.3g}"
         # measured elsewhere (e.g. CPU): the stated MFU for dense, each variant's measured speed relative to dense
-        ref = [self._measured_rate(h) for h in self.groups if variant.is_dense(h.variant)]
-        ref = [r for r in ref if r]
+        rates = [self._measured_rate(h) for h in self.groups if variant.is_dense(h.variant)]
+        ref = [r for r in rates if r]
         base = ref[0] if ref else rate
         return peak * mfu * rate / base, (
             f"stated MFU {mfu:.3g} for dense, scaled by this variant's measured FLOP/s relative to dense "
@@ -481,7 +484,9 @@ class Planner:
 def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
     """P(L_a < L_b) over bootstrap samples: paired by sample index for joint fits, else all pairs."""
     La, Lb = a.L_samples, b.L_samples
+    assert La is not None and Lb is not None  # _finish ranks only plans with loss samples
     if paired:
+        assert a.sample_ids is not None and b.sample_ids is not None  # every plan carries its group's ids
         ia = {int(s): i for i, s in enumerate(a.sample_ids)}
         idx = [(ia[int(s)], j) for j, s in enumerate(b.sample_ids) if int(s) in ia]
         if idx:
@@ -620,6 +625,7 @@ def plan_budget(
         else:
             C = None
         if C is None:  # target loss only
+            assert target_loss is not None  # a budget was required above
             info = planner.compute_for_loss(g, target_loss)
             C = info["C"] if math.isfinite(info["C"]) else g.c_range[1]
             pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
@@ -718,7 +724,7 @@ def sweep(
 
 
 # ---- learning rate and batch size (fit/hyper.py's laws) ---------------------------------------------------------
-def _finite(x) -> bool:
+def _finite(x) -> TypeGuard[float]:
     return x is not None and math.isfinite(x) and x > 0
 
 

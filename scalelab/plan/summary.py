@@ -14,8 +14,9 @@ def _g(x) -> str:
     return finite(x, 3)
 
 
-def _bracket(lo: float, hi: float, fmt) -> str:
+def _bracket(interval: tuple[float, float], fmt) -> str:
     """An interval as '[lo, hi]', or '(no interval)' where the plan withheld it (its notes say why)."""
+    lo, hi = interval
     return f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) and not math.isnan(hi) else "(no interval)"
 
 
@@ -82,10 +83,10 @@ def _plan_cells(p, inference_tokens: float) -> list[str]:
     return [
         shape,
         rb,
-        si(params) + ("\n" + _bracket(*p.N_int, si) if p.identified else "\n(not identified)"),
-        si(tokens) + ("\n" + _bracket(*p.D_int, si) if p.identified else ""),
-        _g(tpp) + ("\n" + _bracket(*p.tpp_int, _g) if p.identified else ""),
-        f"{loss:.3f} " + _bracket(*lint, lambda x: f"{x:.3f}") if math.isfinite(loss) else "- (no loss law)",
+        si(params) + ("\n" + _bracket(p.N_int, si) if p.identified else "\n(not identified)"),
+        si(tokens) + ("\n" + _bracket(p.D_int, si) if p.identified else ""),
+        _g(tpp) + ("\n" + _bracket(p.tpp_int, _g) if p.identified else ""),
+        f"{loss:.3f} " + _bracket(lint, lambda x: f"{x:.3f}") if math.isfinite(loss) else "- (no loss law)",
         f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]" if math.isfinite(p.L_pred_int[0]) else "-",
         f"{flops:.3g}",
     ]

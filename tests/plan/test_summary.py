@@ -12,7 +12,8 @@ import pytest
 from scalelab.fit import fit_laws
 from scalelab.numfmt import si
 from scalelab.plan import plan_budget, sweep
-from scalelab.plan.summary import budgets_summary, lr_summary
+from scalelab.plan.results import VariantPlan
+from scalelab.plan.summary import _plan_cells, budgets_summary, lr_summary
 
 HOSTILE = "<i>v</i>|*w*"
 
@@ -77,3 +78,12 @@ def test_lr_summary_says_why_then_the_lr_per_size():
     rows[0]["batch"] = {"batch": 2.5e5, "lo": math.nan, "hi": math.nan, "extrapolated": True}
     (_, table) = lr_summary(sweeps, "f.json").sections
     assert table.columns[-1] == "batch tokens (law) [interval]" and table.rows[0][-1] == "250K (ext.)"
+
+
+def test_plan_cells_bracket_each_interval_and_say_when_one_is_withheld():
+    nan = (math.nan, math.nan)
+    p = VariantPlan(
+        "dense", "g", "chinchilla", 1e19, 1e8, (9e7, 1.1e8), 2e9, nan, 20.0, (18.0, 22.0), 3.0, (2.9, 3.1), (2.8, 3.2)
+    )
+    cells = _plan_cells(p, 0.0)
+    assert cells[2:6] == ["100M\n[90M, 110M]", "2B\n(no interval)", "20\n[18, 22]", "3.000 [2.900, 3.100]"]
