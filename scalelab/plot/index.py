@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import atomic_write_text
-from scalelab.plot import style
-from scalelab.plot.figures import FIGURES, Context, Skip
+from scalelab.plot import registry, style
 from scalelab.plot.inputs import Inputs
+from scalelab.plot.shape.context import Context, Skip
 
 
 @dataclass
@@ -41,7 +41,8 @@ def build(inputs: Inputs, width: str = "double", style_name: str = "paper", only
         linestyles=style.variant_linestyles(variants),
     )
     with plt.rc_context(style.rc_params(style_name)):
-        for name, fn, desc in FIGURES:
+        for entry in registry.FIGURES:
+            name, fn, desc = entry[:3]
             if only and name not in only:
                 continue
             ctx.notes = []

@@ -5,10 +5,9 @@ against the documented formats (docs/DESIGN.md "Run store", docs/interfaces.md "
 plotting works on results copied to a laptop. Anything unreadable is a ScalelabError naming the file:
 one line, exit 2.
 
-The fitted points (every point the fit used, not only each run's last one) are read by the fit's own
-reader (scalelab.fit.io) through the columns the fit recorded, from the data files given (run files or
-CSV tables), else from the fit's recorded inputs when they are still where the fit read them and unchanged
-(same sha256), else the fit file's runs list stands in (one point per run, with a note).
+The fitted points are the fit's own (FitResults.points: the points it used, after every filter and the
+sweep envelope; for older fit files scalelab.fit.upgrade rebuilds them). A CSV plotted without a fit is
+read by the fit's reader (scalelab.fit.io) through the columns given or found by their usual names.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from typing import Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import sha256_file
-from scalelab.fit.groups import drop_top_losses
 from scalelab.fit.results import FitResults, as_fit, load_fit
+from scalelab.fit.upgrade import POINTS_FROM_INPUTS, POINTS_FROM_RUNS
 
 # Run-store columns the figures need (DESIGN.md); other columns are used when present.
 RUN_COLUMNS = ("run_id", "variant", "step", "tokens", "flops", "val_loss", "final", "params")
@@ -49,6 +48,7 @@ class Inputs:
     sources: list = field(default_factory=list)
     # every fitted point: group, variant, N, D, C, loss, run (+ the input's other columns); None without
     points: Optional["object"] = None
+    all_points: Optional["object"] = None  # points plus those a sweep's envelope left out (the curves)
     points_source: str = ""  # where the points came from, for the figures' notes
     points_notes: list = field(default_factory=list)  # mismatches between points read and the fit's counts
     table_columns: Optional["_FitColumns"] = None  # the columns read from CSV tables plotted without a fit
@@ -88,7 +88,6 @@ def expand_paths(paths: list[str]) -> list[str]:
 
 
 TABLE_SUFFIXES = (".csv", ".tsv")
-FIT_RUNS_SOURCE = "the fit file's runs list"  # points_source when no data file could be read
 
 
 def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optional[dict] = None) -> Inputs:
@@ -126,11 +125,7 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
         inputs.runs = pd.concat(frames, ignore_index=True)
         inputs.sources += [Source(p, sha256(p), "runs") for p in run_files]
     if fit_path:
-        inputs.fit = as_fit(fit_doc) if fit_doc else load_fit(fit_path)
-        inputs.sources.append(Source(fit_path, sha256(fit_path), "fit"))
-        if inputs.fit.samples_path is not None:
-            sp = str(inputs.fit.samples_path)
-            inputs.sources.append(Source(sp, sha256(sp), "samples"))
+        _read_fit(inputs, fit_path, fit_doc)
     if bench_files:
         inputs.bench = pd.concat([read_bench(p) for p in bench_files], ignore_index=True)
         inputs.sources += [Source(p, sha256(p), "bench") for p in bench_files]
@@ -149,6 +144,18 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
     return inputs
 
 
+def _read_fit(inputs: Inputs, fit_path: str, fit_doc: Optional[dict]) -> None:
+    """The fit (parsed already when found among the positional inputs), and its files as sources."""
+    inputs.fit = as_fit(fit_doc) if fit_doc else load_fit(fit_path)
+    inputs.sources.append(Source(fit_path, sha256(fit_path), "fit"))
+    if inputs.fit.samples_path is not None:
+        sp = str(inputs.fit.samples_path)
+        inputs.sources.append(Source(sp, sha256(sp), "samples"))
+    pp = fit_path[: -len(".json")] + ".points.parquet" if fit_path.endswith(".json") else None
+    if inputs.fit.points_sha256 and pp and os.path.isfile(pp):
+        inputs.sources.append(Source(pp, sha256(pp), "points"))
+
+
 # ------------------------------------------------------------------------------------ fitted points
 
 
@@ -157,48 +164,41 @@ def read_points(inputs: Inputs, run_files: list[str], table_files: list[str], co
     fit = inputs.fit
     if fit is None:  # a CSV without a fit: columns as given, else found by their usual names
         cols = _table_columns(table_files, columns or {})
-        inputs.points = _points_from_files(table_files, cols, None)
+        inputs.points = _points_from_files(table_files, cols)
         used = ", ".join(f"{k}={v!r}" for k, v in zip(("N", "D", "loss", "C", "group", "run"), cols.named()) if v)
         inputs.table_columns = cols
         inputs.points_source = f"{_names(table_files)} (columns {used})"
         return
-    cols = _FitColumns.of(fit)
     if table_files:
-        _check_table_columns(table_files, cols, fit)
-        inputs.points = _points_from_files(table_files, cols, fit)
-        inputs.points_source = _names(table_files)
-    elif run_files:
-        try:
-            inputs.points = _points_from_files(run_files, cols, fit)
-            inputs.points_source = _names(run_files)
-        except ScalelabError as e:  # run files that are not what the fit was made from: its runs list stands in
-            inputs.points_notes.append(f"fitted points not read from the run files ({e})")
-    else:
-        found = _recorded_inputs(fit)
-        if found:
-            try:
-                inputs.points = _points_from_files(found, cols, fit)
-                inputs.points_source = f"the fit's recorded input {_names(found)}"
-                inputs.sources += [Source(p, sha256(p), "fit input") for p in found]
-            except ScalelabError as e:
-                inputs.points_notes.append(f"the fit's recorded inputs could not be read ({e})")
+        _check_table_columns(table_files, _FitColumns.of(fit), fit)
+    inputs.points, inputs.all_points = _fit_points(fit)
+    if fit.points_source == POINTS_FROM_INPUTS and not (run_files or table_files):  # read for an older fit file
+        found = [rec.path for rec in fit.info.inputs if os.path.isfile(rec.path)]
+        inputs.sources += [Source(p, sha256(p), "fit input") for p in found]
+    name = os.path.basename(str(fit.path)) if fit.path else "the fit"
+    inputs.points_source = name if fit.points_source in ("", "the fit") else f"{name} ({fit.points_source})"
     if inputs.points is None:
-        inputs.points = _points_from_fit_runs(fit)
-        inputs.points_source = FIT_RUNS_SOURCE
-        n_fit = sum(g.n_points for g in fit)
-        if inputs.points is not None and n_fit > len(inputs.points):
-            inputs.points_notes.append(
-                f"only each run's last point ({len(inputs.points)} of the {n_fit} fitted points): the fit file "
-                "lists runs, not points; give the files it was fitted on to draw every point"
-            )
+        inputs.points_notes.append("the fit file records no points (and its inputs could not be read)")
         return
-    counts = inputs.points.groupby("group").size()
-    for g in fit:
-        n = int(counts.get(g.name, 0))
-        if g.n_points and n != g.n_points:
-            inputs.points_notes.append(
-                f"group {g.name}: {n} point(s) read from {inputs.points_source}, the fit used {g.n_points}"
-            )
+    n_fit = sum(g.n_points for g in fit)
+    if fit.points_source == POINTS_FROM_RUNS and n_fit > len(inputs.points):
+        inputs.points_notes.append(
+            f"only each run's last point ({len(inputs.points)} of the {n_fit} fitted points): the fit file "
+            "lists runs, not points, and its inputs could not be read"
+        )
+
+
+def _fit_points(fit: FitResults):
+    """(the points the fit used, every point it read: with the sweep points its envelope left out), each
+    with its group's variant; (None, None) when the fit has none."""
+    pts = fit.points
+    if pts is None:
+        return None, None
+    pts = pts[pts["group"].isin(list(fit.groups))].reset_index(drop=True)
+    variant = {g.name: g.variant for g in fit}
+    every = _point_frame([pts.assign(variant=pts["group"].map(variant))])
+    used = every[every["fitted"].astype(bool)].reset_index(drop=True) if "fitted" in every.columns else every
+    return used, every
 
 
 @dataclass
@@ -211,8 +211,6 @@ class _FitColumns:
     c: Optional[str]
     run: Optional[str]
     by: list
-    all_checkpoints: bool = False
-    drop_top_loss: int = 0
 
     @classmethod
     def defaults(cls) -> "_FitColumns":
@@ -222,31 +220,17 @@ class _FitColumns:
     def of(cls, fit: FitResults) -> "_FitColumns":
         spec = fit.spec
         if spec is not None:
-            return cls(
-                spec.n_col,
-                spec.d_col,
-                spec.loss_col,
-                spec.c_col,
-                spec.run_col,
-                list(spec.by),
-                spec.all_checkpoints,
-                spec.drop_top_loss,
-            )
-        c = fit.columns
-        from_store = c["n"] in (None, "params", "params_nonembed") and any(r.get("model") for g in fit for r in g.runs)
-        n = c["n"] or ("params" if from_store else "N")
-        d = c["d"] or ("tokens" if from_store else "D")
-        loss = c["loss"] or ("val_loss" if from_store else "loss")
-        flops = c["flops"] if c["flops"] and str(c["flops"]).upper() != "6ND" else None
+            return cls(spec.n_col, spec.d_col, spec.loss_col, spec.c_col, spec.run_col, list(spec.by))
+        c = fit.info.columns
+        from_store = c.N in (None, "params", "params_nonembed") and any(r.get("model") for g in fit for r in g.runs)
+        flops = c.C if c.C and str(c.C).upper() != "6ND" else None
         return cls(
-            n,
-            d,
-            loss,
+            c.N or ("params" if from_store else "N"),
+            c.D or ("tokens" if from_store else "D"),
+            c.loss or ("val_loss" if from_store else "loss"),
             flops,
-            c["run"],
-            c["by"],
-            bool(fit.meta.get("all_checkpoints")),
-            int(fit.meta.get("drop_top_loss") or 0),
+            c.run,
+            list(fit.info.by),
         )
 
     def named(self) -> tuple:
@@ -334,43 +318,27 @@ def _check_table_columns(paths: list[str], cols: _FitColumns, fit: FitResults) -
             )
 
 
-def _points_from_files(paths: list[str], cols: _FitColumns, fit: Optional[FitResults]):
-    """The fitted points of `paths` read as the fit read them (scalelab.fit.io and fit.groups)."""
-
-    from scalelab.fit.groups import split_groups
+def _points_from_files(paths: list[str], cols: _FitColumns):
+    """Every point of CSV tables plotted without a fit, read as `scalelab fit` would read them."""
     from scalelab.fit.io import load_inputs as read_fit_inputs
     from scalelab.fit.spec import FitSpec
 
     df, _ = read_fit_inputs(
-        paths,
-        n_col=cols.n,
-        d_col=cols.d,
-        loss_col=cols.loss,
-        flops_col=cols.c,
-        run_col=cols.run,
-        by=cols.by,
-        all_checkpoints=cols.all_checkpoints,
+        paths, n_col=cols.n, d_col=cols.d, loss_col=cols.loss, flops_col=cols.c, run_col=cols.run, by=cols.by
     )
-    if cols.drop_top_loss < len(df):  # the fit's own rule; data that would lose every point are drawn whole
-        df = drop_top_losses(df, cols.loss, cols.drop_top_loss)
     df = df.reset_index(drop=True)
     spec = FitSpec(n_col=cols.n, d_col=cols.d, loss_col=cols.loss, c_col=cols.c, run_col=cols.run, by=cols.by)
     by = list(cols.by)
+    keys = None
     if by:
         keys = df[by].astype(str).agg("/".join, axis=1) if len(by) > 1 else df[by[0]].astype(str)
-    else:
-        keys = None
     frames = []
-    groups = split_groups(df, spec, _names(paths)) if fit is not None else _plot_groups(df, spec, keys, _names(paths))
-    for gd in groups:
-        if fit is not None and gd.name not in fit.groups:
-            continue
+    for gd in _plot_groups(df, spec, keys, _names(paths)):
         rows = df[(keys == gd.name).to_numpy()] if keys is not None else df
         if len(rows) != len(gd.L):  # split_groups changed: read its arrays only
             rows = rows.iloc[:0].reindex(range(len(gd.L)))
         out = rows.drop(columns=[c for c in ("_file",) if c in rows.columns]).copy().reset_index(drop=True)
-        out["group"] = gd.name
-        out["variant"] = fit.groups[gd.name].variant if fit is not None else gd.name
+        out["group"] = out["variant"] = gd.name
         out["N"], out["D"], out["C"], out["loss"] = gd.N, gd.D, gd.C, gd.L
         out["run"] = gd.unit if cols.run else ""
         frames.append(out)
@@ -418,48 +386,6 @@ def _point_frame(frames):
         if col not in df.columns:
             df[col] = df[src]
     return df
-
-
-def _points_from_fit_runs(fit: FitResults):
-    """One point per run (its last): the fit file's runs list, when no data file can be read."""
-    import pandas as pd
-
-    frames = []
-    for g in fit:
-        r = pd.DataFrame(g.runs)
-        if r.empty or "loss" not in r.columns:
-            continue
-        out = pd.DataFrame(
-            {
-                "group": g.name,
-                "variant": g.variant,
-                "N": r[g.n_column if g.n_column in r.columns else "params"].astype(float),
-                "D": r["tokens"].astype(float),
-                "C": r["flops"].astype(float) if "flops" in r.columns else float("nan"),
-                "loss": r["loss"].astype(float),
-                "run": r["run_id"].astype(str) if "run_id" in r.columns else "",
-            }
-        )
-        for col in ("params", "params_nonembed", "tokens", "flops"):
-            if col in r.columns:
-                out[col] = r[col].astype(float)
-        frames.append(out)
-    return _point_frame(frames)
-
-
-def _recorded_inputs(fit: FitResults) -> list[str]:
-    """The fit's input files that are still there unchanged (as recorded, or beside the fit file)."""
-    found = []
-    for rec in fit.meta.get("inputs") or []:
-        path, digest = rec.get("path"), rec.get("sha256")
-        if not path:
-            return []
-        cands = [path] + ([os.path.join(os.path.dirname(str(fit.path)), os.path.basename(path))] if fit.path else [])
-        hit = next((c for c in cands if os.path.isfile(c) and (not digest or sha256(c) == digest)), None)
-        if hit is None:
-            return []  # all or nothing: a partial set would draw a partial fit
-        found.append(hit)
-    return found
 
 
 def _read_json(path: str):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from scalelab.fit.bootstrap import percentile_interval
+
 
 def band(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over the bootstrap axis (axis 0)."""
-    q = (1 - level) / 2
-    return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1 - q, axis=0)
+    """Percentile interval over the bootstrap axis (axis 0): scalelab.fit.bootstrap's one routine."""
+    return percentile_interval(draws, level, axis=0)
 
 
 def flops_column(fit) -> str:
@@ -21,18 +22,10 @@ def flops_column(fit) -> str:
 
 
 def flops_per_param_token(fit, group: str) -> float:
-    """k in C = k N D, to place IsoFLOP slices and frontier laws in (N, D): 6 where C is 6 N D of the
-    fit's N; else the median over the fitted runs (6 when they record no FLOPs)."""
-    g = fit.groups[group]
-    if fit.convention == "6ND" or (fit.convention == "flops_6nd" and g.n_column != "params"):
-        return 6.0
-    k = [
-        float(r["flops"]) / (float(r[g.n_column]) * float(r["tokens"]))
-        for r in g.runs
-        if r.get("flops") and r.get(g.n_column) and r.get("tokens")
-    ]
-    k = [x for x in k if np.isfinite(x)]
-    return float(np.median(k)) if k else 6.0
+    """k in C = k N D, to place IsoFLOP slices and frontier laws in (N, D): the k of the group's fitted
+    points (GroupFit.k_flops); 6 when the fit records none."""
+    k = fit.groups[group].k_flops
+    return 6.0 if k is None or not np.isfinite(k) else float(k)
 
 
 def convention_label(convention: str) -> str:
@@ -52,6 +45,6 @@ LOSS_LABELS = {
 def loss_label(column: str) -> str:
     """The loss axis label for the loss column a fit read: the run store's val_loss and train_loss by name,
     any other column as itself (its unit is whatever the table holds), printed as written."""
-    from scalelab.plot.style import literal
+    from scalelab.plot.palette import literal
 
     return LOSS_LABELS.get(column, f"loss ({literal(column)})")

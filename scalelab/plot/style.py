@@ -1,75 +1,37 @@
-"""Look and size of every scalelab figure: palette, markers, fonts, widths, log axes, saving.
+"""Drawing primitives of every scalelab figure: look and size (fonts, widths, rcParams), log axes and their
+ticks, interval bars, bands with extrapolation, legends, saving.
 
-One colour, one marker and one line style per variant (or fit group), the same in every figure of one
-`scalelab plot` call: Okabe-Ito (colour-blind safe) then Paul Tol's muted set, 16 distinct colours, dense
-always black, the others in sorted-name order. Markers and line styles differ per variant as well, so that
-a greyscale print still tells up to 16 groups apart. Dashed is kept for extrapolation (the law beyond the
-fitted data), so no group is drawn dashed.
+The palette (one colour, marker and line style per variant) is scalelab.plot.palette, re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
+
+import numpy as np
 
 from scalelab.fileio import atomic_write
-
-# Okabe & Ito (2008) "Color Universal Design". Dense is the reference: always black.
-DENSE_COLOR = "#000000"
-OKABE_ITO = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442"]
-# Tol (2021) "muted", for groups 8 to 16; its pale grey is left out (it reads as a missing value).
-TOL_MUTED = ["#332288", "#882255", "#117733", "#999933", "#aa4499", "#88ccee", "#44aa99", "#cc6677", "#ddcc77"]
-PALETTE = OKABE_ITO + TOL_MUTED  # 16 distinct colours besides dense's black
-DENSE_MARKER = "o"
-MARKERS = ["s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p", "H", "d"]  # 13: pairs with 4 styles repeat at 52
-DENSE_LINESTYLE = "-"
-# Group line styles: solid, dotted, dash-dot, dash-dot-dot. Plain dashes ("--") mean extrapolation.
-LINESTYLES = ["-", ":", "-.", (0, (4, 1.2, 1, 1.2, 1, 1.2))]
-EXTRAPOLATION = "--"
+from scalelab.plot.palette import (  # noqa: F401  (re-exported: the figures' one style namespace)
+    DENSE_COLOR,
+    DENSE_LINESTYLE,
+    DENSE_MARKER,
+    EXTRAPOLATION,
+    LINESTYLES,
+    MARKERS,
+    OKABE_ITO,
+    PALETTE,
+    TOL_MUTED,
+    literal,
+    sort_variants,
+    variant_colors,
+    variant_linestyles,
+    variant_markers,
+)
 
 WIDTHS_IN = {"single": 3.5, "double": 7.0}  # journal column widths
 STYLES = ("paper", "slides")
 FORMATS = ("pdf", "png", "svg")
 PNG_DPI = 300
-
-
-def literal(name) -> str:
-    """A name read from data (variant, group, run) as figure text: printed as written, never parsed as
-    mathtext. Matplotlib parses text with an even number of unescaped `$` as math; escaped, none is math,
-    and outside math `\\frac`, `_` and `^` are plain characters."""
-    return str(name).replace("$", r"\$")
-
-
-def sort_variants(variants: Iterable[str]) -> list[str]:
-    """dense first, then the others by name: the order of every legend and forest plot."""
-    vs = sorted(set(variants))
-    return (["dense"] if "dense" in vs else []) + [v for v in vs if v != "dense"]
-
-
-def _by_variant(variants: Iterable[str], cycle: Sequence[str], dense_value: str) -> dict[str, str]:
-    """Dense gets its own fixed value; the others take `cycle` in sort_variants order."""
-    variants = list(variants)
-    others = [v for v in sort_variants(variants) if v != "dense"]
-    out = {v: cycle[i % len(cycle)] for i, v in enumerate(others)}
-    if "dense" in variants:
-        out["dense"] = dense_value
-    return out
-
-
-def variant_colors(variants: Iterable[str]) -> dict[str, str]:
-    """Variant -> hex colour. Deterministic: dense black, others Okabe-Ito then Tol muted by sorted name
-    (16 distinct colours; a 17th group repeats the first)."""
-    return _by_variant(variants, PALETTE, DENSE_COLOR)
-
-
-def variant_markers(variants: Iterable[str]) -> dict[str, str]:
-    """Variant -> matplotlib marker, same ordering rule as the colours."""
-    return _by_variant(variants, MARKERS, DENSE_MARKER)
-
-
-def variant_linestyles(variants: Iterable[str]) -> dict:
-    """Variant -> matplotlib line style (never plain dashes: those mark extrapolation), same ordering rule.
-    With 13 markers and 4 styles, (marker, style) pairs stay distinct for 52 groups."""
-    return _by_variant(variants, LINESTYLES, DENSE_LINESTYLE)
 
 
 def shade(color: str, t: float, lightest: float = 0.65) -> tuple:
@@ -217,3 +179,102 @@ def _metadata(fmt: str) -> dict:
     if fmt == "png":
         return {"Software": "scalelab"}
     return {}
+
+
+# ---------------------------------------------------------------------------------------------- primitives
+
+
+def own_axes(ax, width: str, aspect: float):
+    """(figure, axes, created): the given axes and its figure, else a new one-panel figure (created=True)."""
+    if ax is not None:
+        return ax.figure, ax, False
+    fig, axs = new_figure(width, aspect)
+    return fig, axs[0, 0], True
+
+
+def place_legend(fig, ax, handles, created: bool) -> None:
+    """A figure drawn on its own gets the legend above its panels; one drawn into a caller's axes gets it
+    inside those axes (the caller composes the figure)."""
+    if created:
+        figure_legend(fig, handles, [h.get_label() for h in handles])
+    elif handles:
+        ax.legend(handles, [h.get_label() for h in handles])
+
+
+def variant_handle(colors: dict, markers: dict, linestyles: dict, v: str):
+    """A group's legend entry: its colour, marker and line style."""
+    from matplotlib.lines import Line2D
+
+    ls = linestyles.get(v, "-")
+    return Line2D(
+        [], [], color=colors[v], marker=markers[v], ls=ls, lw=1.0, markersize=4, label=literal(v), gid=f"variant:{v}"
+    )
+
+
+def law_legend(band_label: str, with_extrap: bool = True) -> list:
+    """Legend entries of a fitted law: its line, its band, and (when drawn) its extrapolation."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    h = [Line2D([], [], color="0.3", lw=1.2, label="fitted law"), Patch(facecolor="0.3", alpha=0.25, label=band_label)]
+    if with_extrap:
+        h.append(Line2D([], [], color="0.3", lw=1.2, ls=EXTRAPOLATION, alpha=0.6, label="extrapolation"))
+    return h
+
+
+def finish_legend(fig, handles) -> None:
+    figure_legend(fig, handles, [h.get_label() for h in handles])
+
+
+def split_extrapolated(ax, x, y, lo, hi, extrap, color, gid=None, lw=None, band_alpha=0.15, ls="-", marker=None):
+    """The group's line style (`ls`, solid by default) inside the fitted range, dashed and lighter outside
+    (EXTRAPOLATION); band shaded throughout; `marker` every few points of the inside part."""
+    extrap = np.asarray(extrap, bool)
+    if np.isfinite(lo).any():
+        ax.fill_between(x, lo, hi, color=color, alpha=band_alpha, lw=0, zorder=1)
+    inside = ~extrap
+    # Let the two pieces touch: extend the inside mask by one point on each side.
+    grow = inside.copy()
+    grow[1:] |= inside[:-1]
+    grow[:-1] |= inside[1:]
+    for mask, line, alpha in ((grow, ls, 1.0), (extrap, EXTRAPOLATION, 0.6)):
+        if mask.any():
+            yy = np.where(mask, y, np.nan)
+            kw = {}
+            if marker:  # every sixth of the curve, on whichever piece holds it
+                every = np.arange(len(x))[:: max(len(x) // 6, 1)]
+                idx = [int(i) for i in every if (inside[i] if line is ls else extrap[i])]
+                kw = dict(marker=marker, markevery=idx, markersize=3.5) if idx else {}
+            ax.plot(x, yy, ls=line, color=color, lw=lw, zorder=3, gid=gid, alpha=alpha, **kw)
+
+
+def interval(ax, est, lo, hi, y, color, marker, gid, horizontal=True) -> None:
+    """A point estimate with its interval drawn as a bar from lo to hi: a percentile bootstrap interval
+    need not contain the point estimate, so the bar is not drawn as +/- errors around it."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        seg = ([lo, hi], [y, y]) if horizontal else ([y, y], [lo, hi])
+        ax.plot(*seg, color=color, lw=1.0, zorder=2, gid=gid, solid_capstyle="butt")
+        cap = "|" if horizontal else "_"
+        ax.plot(*seg, ls="", marker=cap, ms=4, color=color, zorder=2)
+    if np.isfinite(est):
+        xy = ([est], [y]) if horizontal else ([y], [est])
+        ax.plot(*xy, ls="", marker=marker, ms=4, color=color, zorder=3, gid=gid)
+
+
+def fixed_ticks(axis, values, fmt: str, minor_off: bool = True) -> None:
+    """Major ticks at exactly `values` (widths, swept rates) labelled with `fmt`, no minor labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    axis.set_major_locator(FixedLocator(values))
+    axis.set_major_formatter(lambda x, _: format(x, fmt))
+    if minor_off:
+        axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log_axes(ax, x: bool = True, y: bool = False) -> None:
+    """log_axis then ensure_decade_labels on the named axes (call after the limits are set)."""
+    for which, on in (("x", x), ("y", y)):
+        if on:
+            log_axis(ax, which)
+            ensure_decade_labels(ax, which)

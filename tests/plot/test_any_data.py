@@ -75,6 +75,8 @@ def write_table_and_fit(folder, n_groups=3, loss_col="train_loss", scale=None, h
         "samples": "t.samples.parquet",
         "columns": {"N": "params", "D": "tokens", "loss": loss_col, "C": "6ND", "run": "run"},
         "inputs": [{"path": csv}],
+        # how the fit read the CSV: the upgrader (scalelab.fit.upgrade) rebuilds the fitted points with it
+        "spec": {"n_col": "params", "d_col": "tokens", "loss_col": loss_col, "run_col": "run", "by": ["arch"]},
         "groups": groups,
         "comparisons": [],
     }

@@ -170,15 +170,15 @@ def test_closed_form_allocation_matches_reference_and_multiplies_to_budget(tmp_p
 def test_frontier_band_contains_point_and_follows_samples(synth):
     """Figure 1's L*(C): point line from the estimate, band = percentiles of the sampled optima."""
     from scalelab import plot as plots
-    from scalelab.plot import figures
+    from scalelab.plot.shape import frontier
 
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
-    ctx = figures.Context(
+    ctx = plots.Context(
         inputs=inputs, colors=plots.variant_colors(inputs.variants()), markers=plots.variant_markers(inputs.variants())
     )
     C = np.logspace(9, 13, 20)
-    x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
+    x, y, lo, hi, _ = frontier.frontier(ctx, "dense", C)
     s = pd.read_parquet(fit.replace(".json", ".samples.parquet"))
     s = s[s["group"] == "dense"]
     k = K_FLOPS  # synthetic runs have C = 7 N D exactly
@@ -250,12 +250,12 @@ def test_planner_refusal_skips_the_allocation_with_its_reason(synth, monkeypatch
 
 def test_differences_oriented_as_variant_minus_dense(synth):
     from scalelab import plot as plots
-    from scalelab.plot import figures
+    from scalelab.plot.shape import params
 
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
-    ctx = figures.Context(inputs=inputs)
-    d = figures._differences(ctx, ctx.groups(("chinchilla",)))
+    ctx = plots.Context(inputs=inputs)
+    d = params.differences(ctx, ctx.groups(("chinchilla",)))
     want = LAWS["lowrank-25"]["alpha"] - LAWS["dense"]["alpha"]
     est, lo, hi = d["lowrank-25"]["alpha"]
     assert est == pytest.approx(want) and lo < est < hi
@@ -286,7 +286,7 @@ def test_held_out_points_drawn_at_the_refit_prediction(synth):
 
 def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
     """WSD runs store a trunk (largest budget) and cooldown branches that keep only their final row."""
-    from scalelab.plot import figures
+    from scalelab.plot.shape import runs as shape_runs
 
     p = LAWS["dense"]
     N = 20000
@@ -309,7 +309,7 @@ def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
     ]
     r = pd.DataFrame(rows)
     r["config"] = json.dumps({"train": {"cooldown": 0.2}})
-    curves = figures._curves(r, r, "flops")
+    curves = shape_runs.curves(r, r, "flops")
     assert len(curves) == 3
     trunk_x, trunk_y = curves[0]
     assert np.all(np.diff(trunk_x) > 0) and len(trunk_x) == len(trunk_tokens)
@@ -320,7 +320,7 @@ def test_wsd_branches_drawn_as_segments_off_the_trunk_not_one_zigzag():
         # the fork lies on the trunk (log-x interpolation between trunk evaluations)
         assert y[0] == pytest.approx(np.interp(np.log(x[0]), np.log(trunk_x), trunk_y))
     # without a budget column: a single curve in step order
-    assert len(figures._curves(r.drop(columns="budget"), r, "flops")) == 1
+    assert len(shape_runs.curves(r.drop(columns="budget"), r, "flops")) == 1
 
 
 def test_log_axis_over_less_than_a_decade_still_has_labels():
@@ -346,9 +346,9 @@ def test_log_axis_over_less_than_a_decade_still_has_labels():
 
 
 def test_budgets_rounded_to_whole_batches_fall_in_one_slice():
-    from scalelab.plot import figures
+    from scalelab.plot.shape import slices
 
-    centres, idx = figures._cluster(np.array([4.0, 3.98, 8.1, 7.9, 8.0, 16.0, 15.7, 4.02]))
+    centres, idx = slices.cluster(np.array([4.0, 3.98, 8.1, 7.9, 8.0, 16.0, 15.7, 4.02]))
     assert len(centres) == 3 and list(idx) == [0, 0, 1, 1, 1, 2, 2, 0]
     np.testing.assert_allclose(centres, [4.0, 8.0, 15.85], rtol=0.01)
 
@@ -405,7 +405,7 @@ def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
     import matplotlib.pyplot as plt
 
     from scalelab import plot as plots
-    from scalelab.plot import figures
+    from scalelab.plot.shape import frontier
 
     runs = write_runs(str(tmp_path / "runs"), ratios=(20,))
     path = write_fit(str(tmp_path / "fits"), comparisons=False, hold_out_largest=False)
@@ -445,9 +445,9 @@ def test_frontier_form_fit_bench_files_and_positional_fit(tmp_path):
     )
     inputs = plots.load_inputs([*runs, path, str(bench)])  # the fit found among the positional inputs
     assert inputs.fit is not None and inputs.bench is not None
-    ctx = figures.Context(inputs=inputs)
+    ctx = plots.Context(inputs=inputs)
     C = np.logspace(10, 13, 7)
-    x, y, lo, hi, _ = figures.frontier(ctx, "dense", C)
+    x, y, lo, hi, _ = frontier.frontier(ctx, "dense", C)
     np.testing.assert_allclose(y, 1.0 + 60.0 * C**-0.12, rtol=1e-12)
     assert np.all(lo <= y) and np.all(y <= hi)
     by = {}

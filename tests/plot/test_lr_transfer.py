@@ -38,7 +38,8 @@ def test_transfer_figure_marks_each_widths_optimum(tmp_path):
     import matplotlib.pyplot as plt
 
     from scalelab import plot as plots
-    from scalelab.plot.figures import Context, lr_transfer
+    from scalelab.plot import Context
+    from scalelab.plot.fig_sweep import lr_transfer
 
     inputs = plots.load_inputs(write_sweep(str(tmp_path / "runs")))
     ctx = Context(inputs)

@@ -298,13 +298,12 @@ def test_group_without_params_in_memory_is_left_out(tmp_path):
 
 def test_a_figure_that_raises_is_skipped_with_its_reason_not_a_traceback(tmp_path, monkeypatch):
     from scalelab import plot as plots
-    from scalelab.plot import figures
+    from scalelab.plot import registry
 
     def broken(ctx):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(figures, "FIGURES", [("figX", broken, "x")] + figures.FIGURES[:1])
-    monkeypatch.setattr(plots.index, "FIGURES", figures.FIGURES)
+    monkeypatch.setattr(registry, "FIGURES", [("figX", broken, "x")] + registry.FIGURES[:1])
     csv = curves_table(str(tmp_path / "t.csv"))
     drawn = plots.make_figures(plots.load_inputs([csv]), out_dir=str(tmp_path / "o"), formats=("png",))
     assert not drawn[0].files and "ZeroDivisionError: boom" in drawn[0].skipped
