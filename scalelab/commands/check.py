@@ -31,8 +31,6 @@ def check(
     (>= 3 sizes of a variant at one budget, as `scalelab plan --emit-grid` writes), also the observed
     optimum N against the planned N_opt and its interval.
     """
-    from rich.table import Table
-
     from scalelab.fit.results import load_fit
     from scalelab.loop.check import check_fit
 
@@ -49,20 +47,22 @@ def check(
         return
     con = stdout_console(markup=False)  # variant names from data print as given
     csv = all(p.suffix.lower() in (".csv", ".tsv") for p in runs)
+    con.print(_points_table(res, fit_path, csv))
+    _print_findings(res, con)
+    for p in written:
+        con.print(f"wrote {p}")
+
+
+def _points_table(res, fit_path: Path, csv: bool):
+    """One row per checked point: observed vs predicted loss with its interval, error and coverage."""
+    from rich.table import Table
+
     t = Table(
         title=f"fit {fit_path} vs {res.points['run_id'].nunique()} {'CSV points' if csv else 'runs'} it did not use "
         f"({res.level:.0%} one-run intervals)"
     )
-    for c in (
-        "variant",
-        "N" if csv else "d_model",
-        "tokens",
-        "FLOPs",
-        "observed",
-        "predicted [interval]",
-        "rel. error",
-        "covered",
-    ):
+    for c in ("variant", "N" if csv else "d_model", "tokens", "FLOPs", "observed", "predicted [interval]",
+              "rel. error", "covered"):  # fmt: skip
         t.add_column(c, justify="right" if c not in ("variant", "covered") else "left")
     for _, r in res.points.iterrows():
         t.add_row(
@@ -75,7 +75,11 @@ def check(
             f"{r['rel_error']:+.2%}",
             "yes" if r["covered"] else "NO",
         )
-    con.print(t)
+    return t
+
+
+def _print_findings(res, con) -> None:
+    """Per variant: mean error and coverage; notes; each IsoFLOP set's observed optimum vs the planned one."""
     for _, s in res.summary.iterrows():
         con.print(
             f"{s['variant']}: {s['points']} points, mean |rel. error| {s['mean_abs_rel_error']:.2%}, "
@@ -83,6 +87,8 @@ def check(
         )
     if res.points["extrapolated"].any():
         con.print("* beyond the fit's largest FLOPs: a test of extrapolation")
+    for note in res.notes:  # intervals the bootstrap rule withheld, and why
+        con.print(f"note: {note}")
     for _, r in res.isoflop.iterrows():
         con.print(
             f"{r['variant']} IsoFLOP set at {r['C']:.3g} FLOPs ({r['sizes']} sizes): "
@@ -91,5 +97,3 @@ def check(
             f"[{r['N_pred_lo']:.3g}, {r['N_pred_hi']:.3g}]: {r['ratio']:.2f}x, "
             f"{'inside' if r['covered'] else 'OUTSIDE'} the interval"
         )
-    for p in written:
-        con.print(f"wrote {p}")

@@ -54,32 +54,49 @@ def plot(
     Figures: loss vs FLOPs with fitted frontier; loss vs params per budget with the law; compute-optimal
     N and D vs budget; exponent forest plot; fit diagnostics; throughput vs width.
     """
-    from scalelab.errors import ScalelabError
     from scalelab.plot.index import make_figures
     from scalelab.plot.inputs import load_inputs
+
+    paths = _paths(inputs, fit)
+    check_out_dir(out, "--out")
+    formats = _formats(format)
+    columns = dict(n=n_col, d=d_col, loss=loss_col, flops=flops_col, group=group_col, run=run_col)
+    data = load_inputs(paths, fit_path=fit, columns=columns)
+    drawn = make_figures(data, out_dir=out, formats=formats, width=width.lower(), style_name=style.lower())
+    _print_drawn(drawn, out)
+
+
+def _paths(inputs: Optional[List[str]], fit: Optional[str]) -> List[str]:
+    """The inputs; without inputs or --fit, runs/*.parquet in the current folder."""
+    from scalelab.errors import ScalelabError
 
     paths = list(inputs or [])
     if not paths and fit is None:
         paths = sorted(glob.glob("runs/*.parquet"))
         if not paths:
             raise ScalelabError("nothing to plot: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
-    check_out_dir(out, "--out")
-    formats = [f.strip().lower() for f in format.split(",") if f.strip()]
+    return paths
+
+
+def _formats(text: str) -> List[str]:
+    from scalelab.errors import ScalelabError
+
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     if not formats:
         raise ScalelabError("--format is empty: use a comma list of pdf, png, svg")
-    columns = dict(n=n_col, d=d_col, loss=loss_col, flops=flops_col, group=group_col, run=run_col)
-    data = load_inputs(paths, fit_path=fit, columns=columns)
-    drawn = make_figures(data, out_dir=out, formats=formats, width=width.lower(), style_name=style.lower())
+    return formats
+
+
+def _print_drawn(drawn, out: str) -> None:
+    """Each figure written (its formats) or skipped (why), with its notes; then the count and the index."""
     for d in drawn:
         if d.files:
             exts = ",".join(f.rsplit(".", 1)[1] for f in d.files)
             typer.echo(f"wrote   {d.files[0].rsplit('.', 1)[0]}.{{{exts}}}")
-            for n in d.notes:
-                typer.echo(f"        note: {n}")
         else:
             typer.echo(f"skipped {d.name}: {d.skipped}")
-            for n in d.notes:
-                typer.echo(f"        note: {n}")
+        for n in d.notes:
+            typer.echo(f"        note: {n}")
     n = sum(bool(d.files) for d in drawn)
     folder = os.path.normpath(out)
     typer.echo(f"{n} of {len(drawn)} figures in {folder}/ (see {os.path.join(folder, 'index.md')})")

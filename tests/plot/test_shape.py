@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.plot.helpers import LAWS, write_fit, write_runs
+from .helpers import LAWS, write_fit, write_runs
 
 BLOCK = "import sys; sys.modules['matplotlib'] = None\n"
 
