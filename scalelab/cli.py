@@ -5,7 +5,7 @@ Commands are registered from scalelab/commands/*, each importing its heavy depen
 
 import typer
 
-from scalelab.commands import bench, check, data, fit, inspect, plan, plot, run, status
+from scalelab.commands import bench, check, data, fit, ingest, inspect, plan, plot, run, status
 
 app = typer.Typer(
     name="scalelab",
@@ -24,6 +24,7 @@ app.command("fit")(fit.fit)
 app.add_typer(plan.app, name="plan")
 app.command("plot")(plot.plot)
 app.command("check")(check.check)
+app.command("ingest")(ingest.ingest)
 app.command("inspect")(inspect.inspect)
 app.command("status")(status.status)
 app.add_typer(bench.app, name="bench")
