@@ -21,7 +21,8 @@ FORM = typer.Option(
     "--form",
     help="auto | chinchilla (L(N,D)=E+A/N^alpha+B/D^beta) | data (L(D), fixed N) | size (L(N), fixed D) | "
     "frontier (L(C)=E+K/C^gamma) | power (L(C)=K/C^gamma). auto picks chinchilla when N and D both vary, "
-    "frontier when they are confounded (one tokens/param ratio).",
+    "frontier when they are confounded (one tokens/param ratio); repetition (L at effective N', D' for repeated "
+    "data) when runs repeat their data beyond 4 epochs (--unique-col).",
 )
 
 APPROACH = typer.Option(
@@ -100,6 +101,15 @@ SHARE_EXPONENTS = typer.Option(
     "per-group coefficients (Volkova et al. 2026): each variant's compute multiplier is then one number.",
 )
 
+SHARE_COL = typer.Option(
+    None,
+    "--share-col",
+    help="The law across FFN shares: column of each point's kept FFN share f (structured FFN params / dense "
+    "FFN params, in (0, 1]; rows with 1 are the dense runs that anchor every kind), or 'config' to derive it "
+    "from run-store configs. One joint law per structure kind (--by: the kind column) with shared exponents and "
+    "effective sizes N f^rho_N, D f^rho_D; needs 3+ shares including dense and 2+ sizes at each.",
+)
+
 ALL_CHECKPOINTS = typer.Option(
     False,
     "--all-checkpoints",
@@ -136,6 +146,14 @@ RUN_COL = typer.Option(
     "--run-col",
     help="CSV: column of run ids (the bootstrap unit). Default: run_id (run store); CSV: a column named run "
     "or run_id when there is one, else rows.",
+)
+
+UNIQUE_COL = typer.Option(
+    None,
+    "--unique-col",
+    help="Column of unique tokens per row (repeated data: at most the tokens). Default: tokens / epochs from an "
+    "'epochs' column (the run store's) when there is one. Runs beyond 4 epochs make --form auto fit the "
+    "data-constrained law (--form repetition, Muennighoff et al. 2023).",
 )
 
 STARTS = typer.Option(

@@ -123,6 +123,35 @@ def lr(fit: Optional[Path] = O.FIT, variant: Optional[List[str]] = O.VARIANT, as
     print_lr(sweeps, path, as_json)
 
 
+@app.command("share")
+@user_errors
+def share(
+    flops: str = typer.Option(..., "--flops", "-C", help="Training budget in FLOPs (the fit's convention)."),
+    fit: Optional[Path] = O.FIT,
+    variant: Optional[List[str]] = O.VARIANT,
+    multiple: Optional[int] = O.MULTIPLE,
+    depth: Optional[int] = O.DEPTH,
+    as_json: bool = O.JSON,
+) -> None:
+    """Width, FFN share and tokens chosen together at a budget, on a law across shares (fit --share-col): the
+    shape (d_model, depth, rank or blocks) and tokens of least predicted loss, with intervals."""
+    from scalelab.fit import load_fit
+    from scalelab.plan.share import plan_share
+
+    res = load_fit(fit_path(fit))
+    C = number(flops, "--flops")
+    assert C is not None  # a required option
+    kinds = variant or [g.name for g in res if g.form == "share"] or [next(iter(res.groups))]
+    plans = [plan_share(res, k, C, multiple=multiple, depth=depth) for k in kinds]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([p.to_dict() for p in plans], indent=2))
+        return
+    for p in plans:
+        typer.echo("\n".join(p.lines()))
+
+
 @app.command("suggest")
 @user_errors
 def suggest(

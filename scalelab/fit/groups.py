@@ -42,13 +42,15 @@ class GroupData:
     L: np.ndarray
     unit: np.ndarray  # resampling unit per point (run id, or row number)
     runs: list = field(default_factory=list)
+    U: np.ndarray | None = None  # unique tokens per point (fit/repetition.py); None: not known
 
     def cols(self) -> dict:
         return {"N": np.log(self.N), "D": np.log(self.D), "C": np.log(self.C)}
 
     def subset(self, mask) -> "GroupData":
+        U = None if self.U is None else self.U[mask]
         return GroupData(
-            self.name, self.key, self.N[mask], self.D[mask], self.C[mask], self.L[mask], self.unit[mask], self.runs
+            self.name, self.key, self.N[mask], self.D[mask], self.C[mask], self.L[mask], self.unit[mask], self.runs, U
         )
 
 
@@ -93,6 +95,9 @@ def split_groups(df: pd.DataFrame, spec, source: str = "data frame") -> list[Gro
         arr["D"] = arr["C"] / (6.0 * arr["N"])
     if "C" not in arr:
         arr["C"] = 6.0 * arr["N"] * arr["D"]
+    from scalelab.fit.io import unique_tokens
+
+    uniq = unique_tokens(df, spec, arr["D"], source)  # repeated data (fit/repetition.py); None: not known
     run_col = spec.run_col
     units = df[run_col].astype(str).to_numpy() if run_col else np.array([f"row{i}" for i in range(len(df))])
     if by:
@@ -105,6 +110,7 @@ def split_groups(df: pd.DataFrame, spec, source: str = "data frame") -> list[Gro
         sub = df[m]
         key = {c: _py(sub[c].iloc[0]) for c in by}
         g = GroupData(name, key, arr["N"][m], arr["D"][m], arr["C"][m], arr["L"][m], units[m])
+        g.U = None if uniq is None else uniq[m]
         if g.L.size < 3:
             raise ScalelabError(
                 f"{source}: group {name!r} has {g.L.size} point(s); a fit needs at least 3 "

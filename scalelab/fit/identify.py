@@ -42,6 +42,7 @@ _LAW = {
     "size": "L(N)",
     "frontier": "L(C)",
     "power": "L(C) = K/C^gamma",
+    "repetition": "L(N', D') (repeated data)",
 }
 
 

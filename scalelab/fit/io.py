@@ -80,6 +80,42 @@ def read_runs(
     return df
 
 
+def unique_tokens(df: pd.DataFrame, spec, D: np.ndarray, source: str) -> np.ndarray | None:
+    """Unique tokens per row: the --unique-col column (at most the row's tokens), else tokens / epochs from an
+    `epochs` column (the run store's; epochs below 1, a part of the corpus, count as 1; a missing value as 1).
+    None when neither is there."""
+    col = getattr(spec, "unique_col", None)
+    if col:
+        if col not in df.columns:
+            raise ScalelabError(
+                f"{source}: --unique-col {col!r} is not a column; columns: {', '.join(map(str, df.columns))}"
+            )
+        U = pd.to_numeric(df[col], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(U) | (U <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ScalelabError(
+                f"{source}: column {col!r} has {int(bad.sum())} missing or non-positive unique-token count(s) "
+                f"(first at row {i}): give every row's unique tokens"
+            )
+        over = U > D * (1 + 1e-6)
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            raise ScalelabError(
+                f"{source}: {int(over.sum())} row(s) have more unique tokens (column {col!r}) than tokens trained "
+                f"(first at row {i}: {U[i]:.4g} > {D[i]:.4g}): unique tokens count each token once, so at most D"
+            )
+        return U
+    if "epochs" not in df.columns:
+        return None
+    ep = pd.to_numeric(df["epochs"], errors="coerce").to_numpy(float)
+    if not np.isfinite(ep).any():
+        return None
+    if (np.isfinite(ep) & (ep <= 0)).any():
+        raise ScalelabError(f"{source}: column 'epochs' has non-positive values: epochs are tokens / unique tokens")
+    return D / np.where(np.isfinite(ep), np.maximum(ep, 1.0), 1.0)
+
+
 def _check_labels(df: pd.DataFrame, path, cols, first_line: int | None = None) -> None:
     """Group and run columns: a blank value (empty, spaces, missing) would drop its rows from every group or
     make a run of them all; refused, naming the row (its CSV line when `first_line` is given)."""

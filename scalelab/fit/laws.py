@@ -69,8 +69,24 @@ FORMS: dict[str, Form] = {
         "L(C) = E + K/C^gamma",
     ),
     "power": Form("power", ("k", "gamma"), ("K", "gamma"), (("k", "gamma", "C"),), "L(C) = K/C^gamma"),
+    # the law across FFN shares f (fit/share.py): effective sizes N f^rho_N, D f^rho_D, 1 at f = 1 (dense)
+    "share": Form(
+        "share",
+        ("e", "a", "b", "alpha", "beta", "rho_N", "rho_D"),
+        ("E", "A", "B", "alpha", "beta", "rho_N", "rho_D"),
+        (("a", "alpha", "N"), ("b", "beta", "D"), ("e", None, None)),
+        "L(N, D, f) = E + A/(N f^rho_N)^alpha + B/(D f^rho_D)^beta",
+    ),
+    # the chinchilla terms at effective N', D' (Muennighoff et al. 2023): fitted and predicted by fit/repetition.py
+    "repetition": Form(
+        "repetition",
+        ("e", "a", "b", "alpha", "beta", "r_d", "r_n"),
+        ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"),
+        (("a", "alpha", "N"), ("b", "beta", "D"), ("e", None, None)),
+        "L(N, D) = E + A/N'^alpha + B/D'^beta, N', D' decayed by R_N*, R_D* for repeated data",
+    ),
 }
-EXPONENTS = {"alpha", "beta", "gamma"}
+EXPONENTS = {"alpha", "beta", "gamma", "rho_N", "rho_D"}  # estimated as they are (the rest in log space)
 SAMPLE_COLUMNS = ("E", "A", "B", "alpha", "beta", "K", "gamma", "a", "b", "kN", "kD")
 
 # The allocation form of approaches 1 and 2 (Hoffmann et al. 2022): no loss law, the compute-optimal
@@ -111,14 +127,19 @@ def _broadcast(params: dict, names, point_ndim: int, outer: bool) -> dict[str, n
     return out
 
 
-def predict(form: str | Form, params: dict, N=None, D=None, C=None, outer: bool = True) -> np.ndarray:
+def predict(form: str | Form, params: dict, N=None, D=None, C=None, outer: bool = True, share=None) -> np.ndarray:
     """Loss predicted by `form` with natural `params` at N (params), D (tokens) or C (FLOPs).
 
     Broadcasting: each parameter is a scalar or an array of S bootstrap samples. With `outer` (default)
     the result has shape (samples' shape) + (points' shape): samples (S,) at points (K,) give (S, K), at
     one point (S,). With outer=False parameters and points broadcast as numpy does (e.g. one budget per
-    sample). Sums E first, then the terms as the law is written (E + A/N^alpha + B/D^beta)."""
+    sample). Sums E first, then the terms as the law is written (E + A/N^alpha + B/D^beta). share: the
+    kept FFN share f of the "share" form (default 1, dense), broadcast with N and D."""
     form = FORMS[form] if isinstance(form, str) else form
+    if form.name == "share":
+        return _predict_share(params, N, D, 1.0 if share is None else share, outer)
+    if form.name == "repetition":  # N' and D' need the unique tokens
+        raise ValueError("the repetition law needs unique tokens: use scalelab.fit.repetition.predict(params, N, D, U)")
     cov: dict[str | None, Any] = {"N": N, "D": D, "C": C}  # a term with an exponent always has its covariate
     x: str | None
     for x in form.covariates:
@@ -133,6 +154,30 @@ def predict(form: str | Form, params: dict, N=None, D=None, C=None, outer: bool 
         if s is not None:
             total = total + p[coef[c]] * np.asarray(cov[x], float) ** -p[s]
     return np.asarray(total, float)
+
+
+def _predict_share(params: dict, N, D, share, outer: bool) -> np.ndarray:
+    """E + A/(N f^rho_N)^alpha + B/(D f^rho_D)^beta: the share enters as effective-size multipliers."""
+    if N is None or D is None:
+        raise ValueError("form share needs N and D")
+    x = {k: np.asarray(v, float) for k, v in (("N", N), ("D", D), ("f", share))}
+    p = _broadcast(params, FORMS["share"].params, len(np.broadcast_shapes(*(v.shape for v in x.values()))), outer)
+    with np.errstate(all="ignore"):
+        n_eff = x["N"] * x["f"] ** p["rho_N"]
+        d_eff = x["D"] * x["f"] ** p["rho_D"]
+        return np.asarray(p["E"] + p["A"] * n_eff ** -p["alpha"] + p["B"] * d_eff ** -p["beta"], float)
+
+
+def at_share(params: dict, share: float) -> dict:
+    """The chinchilla law a share law gives at one share f: A f^(-alpha rho_N), B f^(-beta rho_D)."""
+    f = float(share)
+    return {
+        "E": params["E"],
+        "A": params["A"] * f ** (-params["alpha"] * params["rho_N"]),
+        "B": params["B"] * f ** (-params["beta"] * params["rho_D"]),
+        "alpha": params["alpha"],
+        "beta": params["beta"],
+    }
 
 
 def compute_optimal(params: dict, C=None, k=6.0, outer: bool = True) -> dict[str, np.ndarray]:

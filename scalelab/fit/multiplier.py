@@ -24,6 +24,7 @@ import numpy as np
 from scalelab import numfmt
 from scalelab.fit import laws
 from scalelab.fit.bootstrap import not_an_interval, percentile_interval
+from scalelab.fit.timing import add_time_verdict
 
 FORMS = ("chinchilla", "frontier")
 N_GRID = 241  # log-spaced budgets searched for a crossover
@@ -216,3 +217,4 @@ def add_compute_verdicts(comparisons: list, fits: dict, budgets, level: float, p
                 budgets, level,
             )
         )  # fmt: skip
+        add_time_verdict(rec, fa, fb)

@@ -62,6 +62,10 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
     """Point fit and bootstrap of one group. counts[K, n]: resample counts per point (None: none).
 
     Returns (GroupFit with intervals, derived quantities and checks, its Problem, its Form)."""
+    from scalelab.fit import repetition
+
+    if repetition.wanted(g, spec.form):  # repeated data: the data-constrained law has its own two-stage fit
+        return repetition.fit_group(g, spec, counts), None, laws.FORMS["repetition"]
     form_name, why, design = identify.choose(g.N, g.D, g.C, spec.form, spec.fix, g.name)
     form = laws.FORMS[form_name]
     fixed = _fixed_for(form, spec, g.name)
@@ -73,7 +77,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=N
     theta = pt.theta[0]
     params = {k: float(v) for k, v in laws.to_natural(form, theta).items()}
     r = prob.z - prob.log_pred(theta[None])[0]
-    warnings = []
+    warnings = [w for w in [repetition.repeat_note(g, form_name)] if w]
     n_sizes = distinct(g.N)
     if n_sizes < 5 and form_name in ("chinchilla", "size"):
         warnings.append(f"only {n_sizes} distinct model sizes (fewer than 5): the N exponent is poorly constrained")
@@ -364,6 +368,10 @@ def fit_laws(
     Approaches 1 and 2 (spec.approach) go to approaches.fit_allocation. Returns FitResults (results.py)."""
     spec = FitSpec(**options) if spec is None else spec.replace(**options) if options else spec
     df = drop_top_losses(df, spec.loss_col, spec.drop_top_loss)
+    if spec.share_col:  # one law per structure kind across its FFN shares (fit/share.py)
+        from scalelab.fit.share import fit_share_laws
+
+        return fit_share_laws(df, spec, inputs=inputs, source=source, progress=progress)
     sweep_record, lr_laws = None, {}
     from scalelab.fit import hyper
 

@@ -237,6 +237,83 @@ class SeparateFit(_Record):
     warnings: list = field(default_factory=list)
 
 
+@dataclass
+class ShareRow(_Record):
+    """One kept FFN share level f of a share law (fit/share.py): its runs, the effective-size multipliers
+    f^rho_N and f^rho_D with their intervals, the joint law's residuals there, and the exponents of the
+    share's own separate fit (None with `note` when its runs cannot carry one)."""
+
+    share: float
+    n_runs: int = 0
+    n_sizes: int = 0
+    m_N: Optional[Estimate] = None
+    m_D: Optional[Estimate] = None
+    residual_sd: float = _NAN
+    mean_residual: float = _NAN  # mean log(L / L_hat) there: a share the form in f misses sits off 0
+    alpha: Optional[Estimate] = None
+    beta: Optional[Estimate] = None
+    note: Optional[str] = None
+
+
+@dataclass
+class ShareLaw(_Record):
+    """The law across FFN shares of one structure kind: its shares (dense, f = 1, anchors it), per-share rows
+    and whether the separate fits reject the shared exponents (None: not testable), in words."""
+
+    kind: str
+    shares: list = field(default_factory=list)
+    rows: list[ShareRow] = field(default_factory=list)
+    rejects_shared: Optional[bool] = _keep(default=None)
+    verdict: str = ""
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return float(min(self.shares)), float(max(self.shares))
+
+    def lines(self, params: dict, conf_int: dict) -> list[str]:
+        """The law in words for the fit's summary: rho with intervals, the multipliers per share, the verdict."""
+
+        def ci(v: float, c) -> str:
+            return f"{v:.3g}" + (f" [{c[0]:.3g}, {c[1]:.3g}]" if c and c[0] is not None else "")
+
+        rho = ", ".join(f"{k} = {ci(params[k], conf_int.get(k))}" for k in ("rho_N", "rho_D"))
+        per = "; ".join(
+            f"f = {r.share:.3g}: N x{ci(r.m_N.est, [r.m_N.lo, r.m_N.hi])}, D x{ci(r.m_D.est, [r.m_D.lo, r.m_D.hi])}"
+            for r in self.rows
+            if r.m_N is not None and r.m_D is not None and r.share < 1
+        )
+        fit = ", ".join(f"f = {r.share:.3g}: {100 * r.mean_residual:+.2f}%" for r in self.rows)
+        return [
+            f"{self.kind}: L = E + A/(N f^rho_N)^alpha + B/(D f^rho_D)^beta, {rho}; effective sizes {per}",
+            f"{self.kind}: mean residual log(L / L_hat) per share ({fit}); {self.verdict}",
+        ]
+
+
+@dataclass
+class RepetitionLaw(_Record):
+    """The data-constrained law's split of the group (form "repetition", fit/repetition.py): the single-epoch
+    points its base was fitted on, the repeated ones R_D*, R_N* were, and the mean signed relative error
+    L_hat / L - 1 on the repeated points."""
+
+    n_single_epoch: int = 0
+    n_repeated: int = 0
+    max_epochs: float = _NAN
+    mean_rel_error_repeated: float = _NAN
+
+    def lines(self, name: str, params: dict, conf_int: dict) -> list[str]:
+        """The decay constants with intervals, for the fit's summary."""
+
+        def ci(k: str) -> str:
+            c = conf_int.get(k)
+            return f"{params[k]:.3g}" + (f" [{c[0]:.3g}, {c[1]:.3g}]" if c and c[0] is not None else "")
+
+        return [
+            f"{name}: repeated data: R_D* = {ci('R_D_star')}, R_N* = {ci('R_N_star')} (base on {self.n_single_epoch} "
+            f"single-epoch points, decay on {self.n_repeated} repeated, up to {self.max_epochs:.3g} epochs; mean "
+            f"error on them {100 * self.mean_rel_error_repeated:+.2f}%)"
+        ]
+
+
 # ---- comparisons ------------------------------------------------------------------------------------------
 @dataclass
 class MultiplierRow(_Record):
@@ -250,6 +327,9 @@ class MultiplierRow(_Record):
     frac_unreachable: float = 0.0
     extrapolated: bool = False
     interval_withheld: Optional[str] = None
+    time_est: Optional[float] = None  # B's wall-clock time for A's loss over A's (fit/timing.py); None: no time verdict
+    time_lo: Optional[float] = None
+    time_hi: Optional[float] = None
 
     @property
     def estimate(self) -> Estimate:
@@ -284,6 +364,8 @@ class Comparison:
     multiplier: list[MultiplierRow] = field(default_factory=list)
     crossover: Optional[Crossover] = None
     multiplier_text: Optional[str] = None
+    time_basis: Optional[str] = None  # what the time multipliers rest on (device, runs, FLOP/s), fit/timing.py
+    time_verdict_missing: Optional[str] = None  # why there is no time multiplier
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
@@ -311,6 +393,9 @@ class Comparison:
             out["crossover"] = self.crossover.to_dict()
         if self.multiplier_text is not None:
             out["multiplier_text"] = self.multiplier_text
+        for key in ("time_basis", "time_verdict_missing"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     def involves(self, group: str) -> bool:

@@ -43,8 +43,10 @@ from scalelab.fit.records import (
     Holdout,
     HyperLaw,
     Identification,
+    RepetitionLaw,
     Rollout,
     SeparateFit,
+    ShareLaw,
     n_column_of,
 )
 
@@ -86,6 +88,8 @@ class GroupFit:
     shared_e: bool = False
     shared_exponents: bool = False
     points: pd.DataFrame | None = None  # the points the fit used (run, N, D, C, loss, fitted, swept columns)
+    share_law: ShareLaw | None = None  # the law across FFN shares (form "share", fit/share.py)
+    repetition_law: RepetitionLaw | None = None  # repeated data (form "repetition", fit/repetition.py)
 
     @property
     def params_(self) -> pd.Series:
@@ -136,8 +140,10 @@ class GroupFit:
         fl = [float(r["flops"]) for r in self.runs if r.get("flops")]
         return (min(fl), max(fl)) if fl else (float("nan"), float("nan"))
 
-    def predict(self, N=None, D=None, C=None) -> np.ndarray:
-        return laws.predict(self.form, self.params, N=N, D=D, C=C)
+    def predict(self, N=None, D=None, C=None, share=None) -> np.ndarray:
+        if share is not None and self.form != "share":
+            raise ScalelabError(f"group {self.name!r} is a {self.form} law, not a law across shares: drop share=")
+        return laws.predict(self.form, self.params, N=N, D=D, C=C, share=share)
 
     def one_run_draws(self, L: np.ndarray, draws: int = 16, seed: int = 0) -> np.ndarray:
         """Draws of one new run's loss from the mean law's bootstrap samples L (S,) or (S, P): each sample
@@ -291,12 +297,12 @@ class FitResults:
                 rows.append((g.name, p, lo, hi))
         return pd.DataFrame(rows, columns=["group", "param", "lower", "upper"]).set_index(["group", "param"])
 
-    def predict(self, N=None, D=None, C=None, group: str | None = None) -> np.ndarray:
+    def predict(self, N=None, D=None, C=None, group: str | None = None, share=None) -> np.ndarray:
         if group is None:
             if len(self.groups) != 1:
                 raise ScalelabError(f"several groups in this fit: pass group= one of {', '.join(self.groups)}")
             group = next(iter(self.groups))
-        return self[group].predict(N=N, D=D, C=C)
+        return self[group].predict(N=N, D=D, C=C, share=share)
 
     def summary(self):
         """What `scalelab fit` prints, as a Summary: .text(), .markdown(), .html() (fit/summary)."""
@@ -331,6 +337,8 @@ class FitResults:
             s.insert(0, "sample", g.sample_index if g.sample_index is not None else np.arange(len(s)))
             s.insert(0, "group", g.name)
             extra = [c for c in HYPER_SAMPLE_COLUMNS if c in s]  # the lr law's samples (fit/hyper.py)
+            own = laws.FORMS[g.form].params if g.form in laws.FORMS else ()  # a form's own (share: rho_N, rho_D)
+            extra += [c for c in own if c in s and c not in laws.SAMPLE_COLUMNS]
             frames.append(s[["group", "sample", *laws.SAMPLE_COLUMNS, *extra]])
         if not frames:
             return pd.DataFrame(
@@ -374,13 +382,6 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     return buf.getvalue()
-
-
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "nan"
-    v = float(v)
-    return f"{v:.4g}" if abs(v) >= 1e4 or abs(v) < 1e-3 and v != 0 else f"{v:.4f}"
 
 
 def _jsonable(o):
@@ -440,7 +441,7 @@ def group_record(g: GroupFit) -> dict:
         d["c_ref"] = g.c_ref
     if g.k_flops is not None:
         d["k_flops"] = g.k_flops
-    for key in ("compute_optimal", "holdout", "rollout", "separate_fit"):
+    for key in ("compute_optimal", "holdout", "rollout", "separate_fit", "share_law", "repetition_law"):
         if getattr(g, key) is not None:
             d[key] = getattr(g, key).to_dict()
     hyper = {k: law.to_dict() for k, law in (("lr", g.lr_law), ("batch", g.batch_law)) if law is not None}
@@ -487,6 +488,8 @@ def _group_from_record(name: str, g: dict, samples, ids, points) -> GroupFit:
         batch_law=HyperLaw.from_dict(hyper["batch"]) if isinstance(hyper.get("batch"), dict) else None,
         loss_law_refused=(g.get("loss_law") or {}).get("why") if g.get("loss_law") else None,
         separate_fit=rec(SeparateFit, "separate_fit"),
+        share_law=rec(ShareLaw, "share_law"),
+        repetition_law=rec(RepetitionLaw, "repetition_law"),
         shared_e=bool(g.get("shared_e")),
         shared_exponents=bool(g.get("shared_exponents")),
         points=points,

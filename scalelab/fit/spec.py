@@ -54,6 +54,11 @@ class FitSpec:
     # a hyperparameter sweep in the input (fit/hyper.py): fit the best-tuned point per (group, N, D) (True) or
     # every point (False, --no-envelope); the lr law lr_opt(N) is fitted either way
     envelope: bool = True
+    # unique tokens per row (repeated data, fit/repetition.py): a column; None: tokens / `epochs` where present
+    unique_col: str | None = None
+    # the kept FFN share f of each row (fit/share.py: one law per structure kind across its shares; rows with
+    # share 1 are the dense runs that anchor every kind); "config" derives it from a run store's configs
+    share_col: str | None = None
 
     def __post_init__(self):
         # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
@@ -69,6 +74,10 @@ class FitSpec:
         object.__setattr__(self, "fix", _fixed(self.fix))
         if self.form not in ("auto", *FORMS):
             raise ScalelabError(f"unknown form {self.form!r}: use auto, {', '.join(FORMS)}")
+        if (self.form == "share") != bool(self.share_col) and self.form != "auto":
+            raise ScalelabError(
+                "--form share is the law across FFN shares: give the share column with --share-col (no other --form)"
+            )
         if self.approach not in (1, 2, 3):
             raise ScalelabError(f"--approach {self.approach}: use 1, 2 or 3")
         if self.slice_window not in ("whole", "near-min"):

@@ -11,7 +11,7 @@ COLUMNS = ["group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", 
 
 
 def _g(v) -> str:
-    return "nan" if v is None or v != v else f"{float(v):.3g}"
+    return numfmt.sig(v, 3, missing="nan")
 
 
 def fit_summary(fit) -> Summary:
@@ -176,12 +176,15 @@ def _laws(fit) -> list[Note]:
     """The lr and batch laws (fit/hyper.py words them)."""
     from scalelab.fit.hyper import law_lines
 
-    return [Note(line) for g in fit for line in law_lines(g.name, g.lr_law, g.batch_law)]
+    out = [Note(line) for g in fit for line in law_lines(g.name, g.lr_law, g.batch_law)]
+    out += [Note(s) for g in fit if g.repetition_law for s in g.repetition_law.lines(g.name, g.params, g.conf_int)]
+    return out + [Note(line) for g in fit if g.share_law for line in g.share_law.lines(g.params, g.conf_int)]
 
 
 def _multiplier(fit) -> Section | None:
     """The comparisons' verdict in compute (fit/multiplier.py): B's compute for A's loss, per budget."""
     rows = []
+    timed = any(c.time_basis for c in fit.comparisons)
     for c in fit.comparisons:
         for i, m in enumerate(c.multiplier):
             ci = "" if m.lo != m.lo else f" [{numfmt.multiplier(m.lo)}, {numfmt.multiplier(m.hi)}]"
@@ -192,9 +195,23 @@ def _multiplier(fit) -> Section | None:
                     numfmt.multiplier(m.est) + ci,  # never: b never reaches a's loss
                     (c.crossover.text if c.crossover else "") if i == 0 else "",
                 ]
+                + ([_time_cell(c, m)] if timed else [])
             )
     if not rows:
         return None
     lvl = int(round(fit.level * 100))
     title = f"compute multiplier: C_b(L_a*(C)) / C, {lvl}% intervals (< 1: b needs less compute)"
-    return Section(title, ["b vs a", "budget C", "multiplier", "frontiers cross at"], rows, fold=True)
+    columns = ["b vs a", "budget C", "multiplier", "frontiers cross at"] + (["time multiplier"] if timed else [])
+    notes = [Note(f"time, {c.b} vs {c.a}: {c.time_basis}") for c in fit.comparisons if c.time_basis]
+    notes += [Note(f"{c.b} vs {c.a}: no time verdict: {w}") for c in fit.comparisons if (w := c.time_verdict_missing)]
+    return Section(title, columns, rows, notes, fold=True)
+
+
+def _time_cell(c, m) -> str:
+    """B's wall-clock time for A's loss over A's (fit/timing.py) with its interval, or why there is none."""
+    if not c.time_basis:
+        return "no time verdict"
+    nan = float("nan")
+    est, lo, hi = (nan if v is None else v for v in (m.time_est, m.time_lo, m.time_hi))
+    ci = "" if lo != lo else f" [{numfmt.multiplier(lo)}, {numfmt.multiplier(hi)}]"
+    return numfmt.multiplier(est) + ci

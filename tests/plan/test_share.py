@@ -1,0 +1,190 @@
+"""The plan over width, FFN share and tokens (plan/share.py) equals a brute-force search over (d, f, D) on
+the fitted law, with exact params and FLOPs of every shape, and says when the best share is at an edge."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalelab import flops as F
+from scalelab import structures
+from scalelab.config import ModelConfig
+from scalelab.errors import ScalelabError
+from scalelab.fit import fit_laws, laws
+from scalelab.plan.families import ShapeRule
+from scalelab.plan.share import build, nominal_shares, plan_share
+
+BASE = {"E": 1.8, "A": 60.0, "B": 400.0, "alpha": 0.3, "beta": 0.3}
+WIDTHS = (64, 128, 192, 256, 320)
+
+
+def runs(rho_N, rho_D=0.0, shares=(1.0, 0.63, 0.32), seed=0):
+    """Real lowrank shapes (4 layers) at three shares and five widths; losses from the share law + noise."""
+    rng = np.random.default_rng(seed)
+    truth = {**BASE, "rho_N": rho_N, "rho_D": rho_D}
+    rows, cfgs = [], []
+    for f in shares:
+        for d in WIDTHS:
+            cfg = ModelConfig(d_model=d, n_layers=4, n_heads=d // 32)
+            if f < 1:
+                cfg = cfg.replace(ffn=structures.for_fraction("lowrank", d, 4 * d, f))
+            share = 1.0 if f == 1 else structures.ffn_fraction(cfg.ffn, d, 4 * d)
+            N = F.param_counts(cfg).params
+            cfgs.append(cfg)
+            for t in (10, 30, 90):
+                mean = laws.predict("share", truth, N=N, D=N * t, share=share)
+                rows.append(
+                    dict(
+                        N=N,
+                        D=N * t,
+                        loss=mean * np.exp(0.005 * rng.standard_normal()),
+                        share=share,
+                        run=f"{f}-{d}-{t}",
+                        kind="lowrank",
+                    )
+                )
+    return pd.DataFrame(rows), cfgs
+
+
+def fitted(rho_N, rho_D=0.0):
+    df, cfgs = runs(rho_N, rho_D)
+    fit = fit_laws(
+        df, n_col="N", d_col="D", loss_col="loss", run_col="run", share_col="share", by=("kind",), bootstrap=30
+    )
+    return fit, ShapeRule.from_runs(cfgs, multiple=32)
+
+
+def brute_force(fit, rule, C, shares, d_max=4096):
+    """Every (d, f) shape up to d_max, every D up to the budget: the least loss of the fitted law."""
+    g = fit["lowrank"]
+    best = (np.inf, None, None)
+    for d in range(32, d_max + 1, 32):
+        for f in shares:
+            s = build(rule, "lowrank", d, f, "params", fit.convention)
+            if s is None or not g.range["share"][0] * (1 - 1e-6) <= s.share <= 1:
+                continue
+            for frac in (0.25, 0.5, 0.9, 1.0):  # tokens below the budget only lose
+                D = frac * C / s.flops_per_token
+                L = float(g.predict(s.N, D, share=s.share))
+                if L < best[0]:
+                    best = (L, s, D)
+    return best
+
+
+@pytest.mark.parametrize("rho_N, edge", [(0.5, "dense"), (-0.5, "low edge")])
+def test_optimum_equals_brute_force(rho_N, edge):
+    fit, rule = fitted(rho_N)
+    C = 3e15
+    plan = plan_share(fit, "lowrank", C, rule=rule)
+    L, s, D = brute_force(fit, rule, C, nominal_shares(fit["lowrank"].share_law.shares))
+    assert plan.shape.d_model < 4096 / 2  # inside what the brute force covers
+    assert (plan.shape.d_model, plan.shape.share) == (s.d_model, s.share)
+    assert plan.D == pytest.approx(D) and plan.loss.est == pytest.approx(L)
+    assert any(edge in n for n in plan.notes)
+    # a finer grid of shares finds nothing better than the plan's by more than rounding of the rank
+    L_fine = brute_force(fit, rule, C, np.geomspace(0.32, 1.0, 60), d_max=2048)[0]
+    assert plan.loss.est <= L_fine * (1 + 1e-3)
+
+
+def test_interior_optimum_equals_brute_force():
+    """rho_N and rho_D of opposite signs: the best share lies between the fitted ones, no edge note."""
+    fit, rule = fitted(0.0)
+    g = fit["lowrank"]
+    g.params.update(rho_N=-1.0, rho_D=1.0)
+    g.samples = None  # the point law only: its samples were drawn for other rhos
+    C = 3e15
+    plan = plan_share(fit, "lowrank", C, rule=rule)
+    L, s, D = brute_force(fit, rule, C, nominal_shares(g.share_law.shares))
+    assert (plan.shape.d_model, plan.shape.share) == (s.d_model, s.share)
+    assert plan.loss.est == pytest.approx(L)
+    assert 0.4 < plan.shape.share < 0.95 and not plan.notes
+    assert not plan.loss.has_interval
+
+
+def test_plan_has_intervals_and_exact_counts():
+    fit, rule = fitted(-0.5)
+    plan = plan_share(fit, "lowrank", 3e15, rule=rule)
+    c = plan.shape.cfg
+    assert plan.shape.N == F.param_counts(c).params
+    assert plan.shape.share == pytest.approx(structures.ffn_fraction(c.ffn, c.d_model, c.ffn_width))
+    assert plan.structure.kind == "lowrank" and plan.structure.rank is not None
+    for e in (plan.loss, plan.tokens, plan.d_model, plan.params):
+        assert e.has_interval and e.lo <= e.est <= e.hi
+    assert plan.fitted_shares[0] <= plan.share.lo <= plan.share.hi <= 1.0
+    text = "\n".join(plan.lines())
+    assert "rank" in text and "predicted loss" in text
+
+
+def test_refusals():
+    fit, rule = fitted(0.5)
+    with pytest.raises(ScalelabError, match="positive budget"):
+        plan_share(fit, "lowrank", -1.0, rule=rule)
+    with pytest.raises(ScalelabError, match="records no model configs"):
+        plan_share(fit, "lowrank", 1e15)  # a CSV fit: no shapes to build without a rule
+    plain = fit_laws(runs(0.5)[0], n_col="N", d_col="D", loss_col="loss", by=("kind",), bootstrap=0)
+    with pytest.raises(ScalelabError, match="law across shares"):
+        plan_share(plain, "lowrank", 1e15, rule=rule)
+
+
+GRID = """
+name = "shares"
+seeds = [0]
+[data]
+source = "stdlib"
+[model]
+widths = [32, 48, 64, 96]
+n_layers = 2
+head_dim = 16
+seq_len = 128
+[[variants]]
+structure = "dense"
+[[variants]]
+structure = "lowrank"
+fraction = 0.63
+[[variants]]
+structure = "lowrank"
+fraction = 0.32
+[budgets]
+tokens_per_param = [10, 30, 90]
+[schedule]
+kind = "wsd"
+[optimizer]
+lr = 3e-3
+batch_size = 4
+"""
+
+
+def test_run_store_end_to_end(tmp_path, monkeypatch):
+    """Run-store input: shares and the kind from each run's config (--share-col config), then `plan share`."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from scalelab.cli import app
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "loop"))
+    from synth import write_store
+
+    truth = {**BASE, "rho_N": -0.3, "rho_D": 0.0}
+    laws_by_variant = {
+        v: laws.at_share(truth, f) for v, f in (("dense", 1.0), ("lowrank-63", 0.63), ("lowrank-32", 0.32))
+    }
+    (tmp_path / "g.toml").write_text(GRID)
+    write_store(tmp_path / "g.toml", tmp_path / "runs", laws=laws_by_variant, noise=0.002)
+    monkeypatch.chdir(tmp_path)
+    files = sorted(str(p) for p in (tmp_path / "runs").glob("*.parquet"))
+    r = CliRunner().invoke(app, ["fit", *files, "--share-col", "config", "--bootstrap", "30", "--out", "fits/s.json"])
+    assert r.exit_code == 0, r.output
+    assert "lowrank: L = E + A/(N f^rho_N)^alpha" in r.output
+    from scalelab.fit import load_fit
+
+    g = load_fit("fits/s.json")["lowrank"]
+    assert g.form == "share" and len(g.share_law.shares) == 3 and g.share_law.shares[-1] == 1.0
+    assert g.params["rho_N"] < 0  # structured parameters worth more, as the runs were drawn
+    r = CliRunner().invoke(app, ["plan", "share", "--fit", "fits/s.json", "--flops", "1e14", "--json"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.output)[0]
+    assert plan["kind"] == "lowrank" and plan["ffn"]["kind"] == "lowrank" and plan["ffn"]["rank"]
+    assert plan["share"][0] == pytest.approx(min(g.share_law.shares), rel=0.05)
+    assert any("low edge" in n for n in plan["notes"])
