@@ -68,14 +68,6 @@ def matmul_peak(dev: torch.device, n: Optional[int] = None) -> float:
     return 2.0 * n**3 / best
 
 
-def device_label(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-
-    return f"cpu:{platform.processor() or platform.machine()}x{torch.get_num_threads()}"
-
-
 def _atomic_write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, text)
@@ -213,7 +205,7 @@ def bench_ffn(
                 )
             mod = run = None  # free the device memory before the next variant (a del would unbind the closures)
     meta = {
-        "device": device_label(dev),
+        "device": run_device.device_name(dev),
         "dtype": "bf16 autocast" if cuda else "float32",
         "compile": compile,
         "repeats": repeats,
@@ -314,7 +306,7 @@ def bench_train(
     for r in rows:  # tokens/s relative to the dense variant, when one was timed
         r["speedup"] = r["tokens_per_s"] / dense_tps if dense_tps else None
     meta = {
-        "device": device_label(dev),
+        "device": run_device.device_name(dev),
         "dtype": "bf16 autocast" if cuda else "float32",
         "compile": compile,
         "shape": f"d_model {base.d_model}, layers {base.n_layers}, heads {base.n_heads}, seq {T}, vocab "

@@ -6,7 +6,9 @@ import json
 
 import typer
 
+from scalelab import numfmt
 from scalelab.commands._run_estimate import CPU_EFFICIENCY, Estimate
+from scalelab.report.hints import after_run
 
 STATES = ("trained", "skipped", "busy", "diverged", "interrupted", "failed")
 
@@ -60,9 +62,9 @@ def _dry_run_table(g, est: Estimate):
             r["run_id"],
             r["variant"],
             f"{r['d_model']}x{r['n_layers']}",
-            _si(r["params"]),
+            numfmt.count(r["params"]),
             f"{r['lr']:.2g}",
-            _si(r["tokens"]),
+            numfmt.count(r["tokens"]),
             f"{r['flops']:.2g}",
             f"{r['est_gpu_hours']:.3g}" if est.gpu else f"{r['est_s']:.0f}",
         )
@@ -91,7 +93,8 @@ def print_outcome(g, out: str, ex, sums, as_json: bool, console) -> None:
         return
     console.print(_trained_table(g, out, sums))
     n = {k: sum(1 for s in sums if s.state == k) for k in STATES}
-    console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + f". Next: scalelab fit {out}/*.parquet")
+    nxt = f". Next: scalelab fit {out}/*.parquet, then {after_run(out)}"
+    console.print(", ".join(f"{v} {k}" for k, v in n.items() if v) + nxt)
 
 
 def _states_table(g, out: str, rows: list):
@@ -151,11 +154,3 @@ def exit_if_failed(sums) -> None:
 def _hours(h: float) -> str:
     """1091.4 -> 1,091; 3.456 -> 3.46 (hours for the dry run's total)."""
     return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
-
-
-def _si(x: float) -> str:
-    """1234567 -> 1.2M (compact counts for tables)."""
-    for unit, v in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= v:
-            return f"{x / v:.3g}{unit}"
-    return f"{x:.0f}"

@@ -58,7 +58,7 @@ def auto_starts(n: int) -> int:
     return int(np.clip(480 // max(n, 1), 2, 8))
 
 
-def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None, progress=None):
+def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     """Point fit and bootstrap of one group. counts[K, n]: resample counts per point (None: none).
 
     Returns (GroupFit with intervals, derived quantities and checks, its Problem, its Form)."""
@@ -411,7 +411,7 @@ def fit_laws(
 
     fits = []
     for g, c in zip(groups, counts):
-        gf, _, _ = fit_group(g, spec, c, progress)
+        gf, _, _ = fit_group(g, spec, c)
         fits.append(gf)
         if progress:
             progress(g.name)

@@ -164,13 +164,3 @@ def _jsonable(x):
     if isinstance(x, np.bool_):
         return bool(x)
     return x
-
-
-def _interval(x: np.ndarray, level: float) -> tuple[float, float]:
-    x = np.asarray(x, float)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return (float("nan"), float("nan"))
-    q = (1 - level) / 2 * 100
-    lo, hi = np.percentile(x, [q, 100 - q])
-    return (float(lo), float(hi))
