@@ -5,7 +5,7 @@ Commands are registered from scalelab/commands/*, each importing its heavy depen
 
 import typer
 
-from scalelab.commands import bench, check, data, fit, ingest, inspect, plan, plot, run, status
+from scalelab.commands import bench, check, data, fit, ingest, inspect, plan, plot, report, run, status
 
 app = typer.Typer(
     name="scalelab",
@@ -23,6 +23,7 @@ app.command("run")(run.run)
 app.command("fit")(fit.fit)
 app.add_typer(plan.app, name="plan")
 app.command("plot")(plot.plot)
+app.command("report")(report.report)
 app.command("check")(check.check)
 app.command("ingest")(ingest.ingest)
 app.command("inspect")(inspect.inspect)

@@ -78,8 +78,9 @@ class RunRow:
 _ARROW = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 
 
-def _arrow_type(annotation: str) -> pa.DataType:
+def _arrow_type(annotation: type | str) -> pa.DataType:
     # annotations are strings here (from __future__ import annotations): "int", "Optional[int]"
+    assert isinstance(annotation, str), annotation
     return _ARROW[annotation.removeprefix("Optional[").removesuffix("]")]
 
 

@@ -9,8 +9,10 @@ import typer
 
 from scalelab.commands import _fit_options as O
 from scalelab.commands._common import check_out_file, user_errors
+from scalelab.report.hints import after_fit
 
 MAX_BOOTSTRAP = 100_000
+CURVES_BOOTSTRAP = 200  # --curves' default: each resample refits a curve law over every step of every schedule
 
 
 @user_errors
@@ -49,6 +51,8 @@ def fit(
     rollout: bool = O.ROLLOUT,
     out: Optional[Path] = O.OUT,
     no_envelope: bool = O.NO_ENVELOPE,
+    curves: bool = O.CURVES,
+    holdout_branches: bool = O.HOLDOUT_BRANCHES,
     json_out: bool = O.JSON_OUT,
 ) -> None:
     """Fit Chinchilla-style scaling laws per group with run-level bootstrap intervals.
@@ -60,6 +64,12 @@ def fit(
     if out is not None:
         check_out_file(out, "--out")
     s = settings(ctx, locals(), spec)
+    if curves or holdout_branches:
+        from scalelab.commands._fit_settings import _given
+
+        if not _given(ctx, "bootstrap"):
+            s["bootstrap"] = CURVES_BOOTSTRAP
+        return _fit_curves(inputs, s, out, holdout_branches)
     res = _fit(inputs, s, group_col, progress=not json_out)
     if out is None:
         name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
@@ -74,6 +84,7 @@ def fit(
 
     print_summary(res.summary())
     typer.echo(f"wrote {path}")
+    typer.echo(after_fit(inputs, path))
 
 
 def _fit(inputs: List[Path], s: dict, group_col: Optional[str], progress: bool):
@@ -90,6 +101,28 @@ def _fit(inputs: List[Path], s: dict, group_col: Optional[str], progress: bool):
     n_groups = df[list(spec.by)].drop_duplicates().shape[0] if spec.by else 1
     with _Spinner(n_groups, enabled=progress and spec.bootstrap * n_groups > 3000) as spin:
         return fit_laws(df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update)
+
+
+def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool) -> None:
+    """--curves: the curve law per group, its summary, and fits/NAME.curves.json (a file of its own)."""
+    from scalelab.errors import ScalelabError
+    from scalelab.fit import curves, io
+
+    if any(p.suffix.lower() == ".csv" for p in inputs):
+        raise ScalelabError("--curves reads run-store files (runs/*.parquet): a CSV has no schedule to rebuild")
+    if not 0 <= s["bootstrap"] <= MAX_BOOTSTRAP:
+        raise ScalelabError(f"--bootstrap {s['bootstrap']} must be between 0 and {MAX_BOOTSTRAP:,}, e.g. 200")
+    keys = ("bootstrap", "seed", "level", "loss", "delta")
+    opts = {k: s[k] for k in keys}
+    fits = curves.fit_curves(inputs, by=s.get("by"), holdout_branches=holdout_branches, **opts)
+    if out is None:
+        name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
+        out = Path("fits") / f"{name}.curves.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    curves.write_json(fits, out, io.provenance(inputs), {**opts, "holdout_branches": holdout_branches})
+    for line in curves.summary_lines(fits, s["level"]):
+        typer.echo(line)
+    typer.echo(f"wrote {out}")
 
 
 class _Spinner:

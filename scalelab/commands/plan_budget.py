@@ -13,6 +13,7 @@ import typer
 
 from scalelab.commands._render import print_summary
 from scalelab.errors import ScalelabError
+from scalelab.report.hints import after_plan
 
 
 def number(text: Optional[str], option: str) -> Optional[float]:
@@ -137,6 +138,7 @@ def run_budget(path: Path, variants, b: Budget, sweeps: list, as_json: bool, emi
         print_summary(result.summary())
         if sweeps:
             print_lr(sweeps, path, False)
+        typer.echo(after_plan(planner.fit, path, C))
     if emit is not None:
         _emit(planner, result, emit)
 

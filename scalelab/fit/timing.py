@@ -76,8 +76,8 @@ def time_ratio(ga, gb) -> tuple[float | None, str]:
 
     basis = (
         f"on {ta.device}: median achieved FLOP/s {side(ga.name, ta)}, {side(gb.name, tb)}; time multiplier = "
-        f"compute multiplier x {ratio:.3g} ({ga.name}'s FLOP/s over {gb.name}'s); intervals scale the compute multiplier's by this point ratio "
-        "(the runs' throughput spread is not in them)"
+        f"compute multiplier x {ratio:.3g} ({ga.name}'s FLOP/s over {gb.name}'s); intervals: the compute "
+        "multiplier's scaled by this point ratio (the runs' throughput spread is not in them)"
     )
     return ratio, basis
 

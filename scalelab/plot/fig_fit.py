@@ -62,7 +62,7 @@ def observed_panel(ctx: Context, ax=None, d=None):
     predicted exactly."""
     d = residual_frame(ctx) if d is None else d
     ax = ax if ax is not None else style.new_figure(ctx.width, 0.9)[1][0, 0]
-    lim = [min(d["loss"].min(), d["pred"].min()), max(d["loss"].max(), d["pred"].max())]
+    lim = (min(d["loss"].min(), d["pred"].min()), max(d["loss"].max(), d["pred"].max()))
     log = points.use_log_loss([lim])
     lim = points.loss_limits(lim[0], lim[1], log, pad=0.06)
     ax.plot(lim, lim, color="0.5", lw=0.8, ls="--", zorder=1)

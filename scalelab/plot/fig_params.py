@@ -3,6 +3,8 @@ against dense, and (fig_compute) the compute multipliers."""
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from scalelab.plot import style
 from scalelab.plot.fig_compute import multiplier_panel
 from scalelab.plot.shape import compute, params
@@ -12,7 +14,19 @@ PARAM_LABELS = {"alpha": r"$\alpha$ (params)", "beta": r"$\beta$ (tokens)", "a":
 A_ALLOCATION_LABEL = r"$a$ ($N_{\rm opt}\propto C^a$)"  # the same exponent, fitted directly (approaches 1, 2)
 
 
-def forest_panel(ctx: Context, est_of, variants: list, names: list, labels: dict, xlabel: str, ax=None, step=None):
+Estimate = tuple[float, float, float]  # (estimate, lo, hi)
+
+
+def forest_panel(
+    ctx: Context,
+    est_of: Callable[[str, str], Optional[Estimate]],
+    variants: list,
+    names: list,
+    labels: dict,
+    xlabel: str,
+    ax=None,
+    step=None,
+):
     """One row per exponent in `names`, one interval bar per variant (est_of(variant, name) -> (est, lo, hi)
     or None), variants side by side within a row, `step` apart (default: spread over 0.8 of a row)."""
     ax = ax if ax is not None else style.new_figure(ctx.width, 0.5)[1][0, 0]
@@ -89,7 +103,7 @@ def _panels(ctx: Context, kinds: list, nv: int, n_names: int):
     return axs
 
 
-def _differences_panel(ctx: Context, ax, diffs, variants, rows, forest_ok, groups) -> None:
+def _differences_panel(ctx: Context, ax, diffs, variants, rows: tuple[list, dict], forest_ok, groups) -> None:
     """The differences against dense (rows: the forest's names and labels, bars spaced as in the forest),
     or a note on why there are none."""
     if diffs:

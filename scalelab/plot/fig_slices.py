@@ -4,6 +4,7 @@ fitted law along each slice."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def _slice_color(ctx: Context, v: str, j: int, nsl: int):
     return style.shade(ctx.colors[v], 0.25 + 0.75 * j / max(nsl - 1, 1), lightest=0.7)
 
 
-def slice_panel(ctx: Context, panel: str, ax=None, lay: ParamsLayout = None, drew: Drew = None):
+def slice_panel(ctx: Context, panel: str, ax=None, lay: Optional[ParamsLayout] = None, drew: Optional[Drew] = None):
     """One group's panel: its points per slice (shaded by slice), the law along each; returns the axes."""
     lay = lay or params_layout(ctx)
     drew = drew if drew is not None else Drew()
@@ -113,7 +114,7 @@ def _draw_slice(ctx: Context, ax, lay: ParamsLayout, panel: str, g, p, val, c, N
     if lay.sl.kind == "iso" and g is None and len(p) > 1:  # an IsoFLOP slice reads as a curve
         ps = p.sort_values("N")
         ax.plot(ps["N"], ps["loss"], color=c, lw=0.6, alpha=0.8, zorder=2)
-    if lay.iso_fit and panel in ctx.fit.groups:
+    if lay.iso_fit and panel in ctx.known_fit.groups:
         star = slice_optimum(ctx, panel, p, val)
         if star is not None:
             ax.plot([star[0]], [star[1]], ls="", marker="*", ms=7, color=c, mec="black", mew=0.5, zorder=5,

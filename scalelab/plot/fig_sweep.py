@@ -3,6 +3,8 @@ muTransfer plot."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from scalelab.plot import style
 from scalelab.plot.shape import labels
 from scalelab.plot.shape.context import Context
@@ -41,7 +43,7 @@ def _size_colors(lay: SweepLayout) -> dict:
     return {n: cmap(0.85 * i / max(len(lay.sizes) - 1, 1)) for i, n in enumerate(lay.sizes)}
 
 
-def sweep_panel(ctx: Context, g: str, ax=None, lay: SweepLayout = None):
+def sweep_panel(ctx: Context, g: str, ax=None, lay: Optional[SweepLayout] = None):
     """Group g's sweeps: loss against learning rate per width, its optimum starred, y clipped to the basin."""
     lay = lay or sweep_layout(ctx)
     ax = ax if ax is not None else style.new_figure(ctx.width, 0.7)[1][0, 0]

@@ -16,12 +16,15 @@ import glob
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import sha256_file
 from scalelab.fit.results import FitResults, as_fit, load_fit
 from scalelab.fit.upgrade import POINTS_FROM_INPUTS, POINTS_FROM_RUNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Run-store columns the figures need (DESIGN.md); other columns are used when present.
 RUN_COLUMNS = ("run_id", "variant", "step", "tokens", "flops", "val_loss", "final", "params")
@@ -42,13 +45,13 @@ class Source:
 
 @dataclass
 class Inputs:
-    runs: Optional["object"] = None  # pd.DataFrame of every row of every run file
+    runs: Optional[pd.DataFrame] = None  # every row of every run file
     fit: Optional[FitResults] = None
-    bench: Optional["object"] = None  # pd.DataFrame: variant, d_model, tokens_per_s, mfu
+    bench: Optional[pd.DataFrame] = None  # variant, d_model, tokens_per_s, mfu
     sources: list = field(default_factory=list)
     # every fitted point: group, variant, N, D, C, loss, run (+ the input's other columns); None without
-    points: Optional["object"] = None
-    all_points: Optional["object"] = None  # points plus those a sweep's envelope left out (the curves)
+    points: Optional[pd.DataFrame] = None
+    all_points: Optional[pd.DataFrame] = None  # points plus those a sweep's envelope left out (the curves)
     points_source: str = ""  # where the points came from, for the figures' notes
     points_notes: list = field(default_factory=list)  # mismatches between points read and the fit's counts
     table_columns: Optional["_FitColumns"] = None  # the columns read from CSV tables plotted without a fit
@@ -327,7 +330,7 @@ def _points_from_files(paths: list[str], cols: _FitColumns):
         paths, n_col=cols.n, d_col=cols.d, loss_col=cols.loss, flops_col=cols.c, run_col=cols.run, by=cols.by
     )
     df = df.reset_index(drop=True)
-    spec = FitSpec(n_col=cols.n, d_col=cols.d, loss_col=cols.loss, c_col=cols.c, run_col=cols.run, by=cols.by)
+    spec = FitSpec(n_col=cols.n, d_col=cols.d, loss_col=cols.loss, c_col=cols.c, run_col=cols.run, by=tuple(cols.by))
     by = list(cols.by)
     keys = None
     if by:

@@ -10,7 +10,9 @@ names groups with these.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Sequence, TypeVar
+
+T = TypeVar("T")  # a colour, a marker or a line style
 
 # Okabe & Ito (2008) "Color Universal Design". Dense is the reference: always black.
 DENSE_COLOR = "#000000"
@@ -39,7 +41,7 @@ def sort_variants(variants: Iterable[str]) -> list[str]:
     return (["dense"] if "dense" in vs else []) + [v for v in vs if v != "dense"]
 
 
-def _by_variant(variants: Iterable[str], cycle: Sequence[str], dense_value: str) -> dict[str, str]:
+def _by_variant(variants: Iterable[str], cycle: Sequence[T], dense_value: T) -> dict[str, T]:
     """Dense gets its own fixed value; the others take `cycle` in sort_variants order."""
     variants = list(variants)
     others = [v for v in sort_variants(variants) if v != "dense"]

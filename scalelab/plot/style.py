@@ -165,7 +165,8 @@ def save(fig, stem: str, formats: Sequence[str]) -> list[str]:
     paths = []
     for fmt in formats:
         path = f"{stem}.{fmt}"
-        atomic_write(path, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=PNG_DPI, metadata=_metadata(fmt)))
+        # atomic_write calls the writer before the loop moves on: `fmt` is still this format
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=PNG_DPI, metadata=_metadata(fmt)))
         paths.append(path)
     return paths
 

@@ -38,6 +38,13 @@ def _numbers_equal(a, b) -> bool:
     return a == b
 
 
+def _no_time(o):
+    """A fit file's records less the time verdict's keys (fit/timing.py), which v1 files predate."""
+    if isinstance(o, dict):
+        return {k: _no_time(v) for k, v in o.items() if not k.startswith("time_")}
+    return [_no_time(x) for x in o] if isinstance(o, list) else o
+
+
 @pytest.mark.parametrize("name", ["tiny", "tiny_sweep", "chin"])
 def test_a_v1_file_loads_with_its_numbers_and_what_the_upgrader_adds(v1, name):
     raw = json.loads((v1 / f"{name}.json").read_text())
@@ -96,7 +103,7 @@ def test_refitting_the_v1_inputs_today_gives_the_v1_numbers(v1):
             got = new["groups"][gname]
             for key in ("params", "conf_int", "derived", "derived_conf_int", "residual_sd", "warnings", "hyper"):
                 assert _numbers_equal(got.get(key), rec.get(key)), (name, gname, key)
-        assert _numbers_equal(new["comparisons"], raw["comparisons"]), name
+        assert _numbers_equal(_no_time(new["comparisons"]), raw["comparisons"]), name
         old = load_fit(v1 / f"{name}.json")
         back = fit_laws(df, spec)
         for g in old:

@@ -83,7 +83,13 @@ def test_a_grid_logged_to_tensorboard_ingests_back_to_the_same_fit(tmp_path, mon
     keep = [k for k in own_n if law.search(k) and "/runs[" not in k]
     assert keep and not [k for k in keep if k not in back_n], [k for k in keep if k not in back_n]
     # a multiplier's bounds are quantiles over resamples some of which never reach the loss: a float32 loss can
-    # move a resample across that edge, so they agree less tightly than the law's own numbers
+    # move a resample across that edge, so they agree less tightly than the law's own numbers; beyond the fitted
+    # budgets (extrapolated) most resamples sit near that edge, and only the estimate is compared
+    extrapolated = {
+        f"/c[{i}]/multiplier[{j}]" for i, c in enumerate(fits["own"]["comparisons"])
+        for j, row in enumerate(c.get("multiplier") or []) if row.get("extrapolated")
+    }  # fmt: skip
+    keep = [k for k in keep if not (k.rsplit("/", 1)[0] in extrapolated and k.endswith(("/lo", "/hi")))]
     rtol = {k: 5e-2 if re.search(r"multiplier\[\d\]/(lo|hi)$", k) else 1e-3 for k in keep}
     far = {k: (own_n[k], back_n[k]) for k in keep if not np.isclose(own_n[k], back_n[k], rtol=rtol[k], atol=1e-9)}
     assert not far, far

@@ -88,11 +88,15 @@ def _checks(fit) -> list[Note]:
             h = g.holdout
             out.append(
                 Note(
-                    f"{g.name}: holdout ({h.rule} = {h.value:.3g}, {h.n_points} points): "
-                    f"mean |relative error| {h.mean_rel_error:.4f}, max {h.max_rel_error:.4f}"
+                    f"{g.name}: holdout ({h.rule} = {numfmt.sig(h.value, 3, 'nan')}, {h.n_points} points): "
+                    f"mean |relative error| {h.mean_rel_error:.4f}, max {_f4(h.max_rel_error)}"
                 )
             )
     return out
+
+
+def _f4(v) -> str:
+    return "nan" if v is None else f"{v:.4f}"
 
 
 def _objective(name: str, d: dict) -> str:

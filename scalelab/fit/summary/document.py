@@ -136,7 +136,7 @@ def _html_section(s: Section) -> str:
         out.append("</tbody>")
         out.append("</table>")
     for n in s.notes:
-        label = f'<strong class="{html.escape(n.label)}">{_h(n.label)}</strong> ' if n.label else ""
+        label = f'<strong class="{html.escape(n.label.rstrip(":"))}">{_h(n.label)}</strong> ' if n.label else ""
         out.append(f"<p>{label}{_h(n.text)}</p>")
     out.append("</section>")
     return "\n".join(out)

@@ -26,7 +26,7 @@ def optimal_groups(ctx: Context) -> list[str]:
 
 def optima(ctx: Context, group: str):
     """The (C, N_opt, D_opt) an approach-1/2 fit recorded for a group, else None."""
-    return fitread.optima(ctx.fit.groups[group])
+    return fitread.optima(ctx.known_fit.groups[group])
 
 
 def optima_label(ctx: Context) -> str:
@@ -42,9 +42,9 @@ def multipliers(ctx: Context) -> list:
     """The fit's compute multipliers per comparison (docs/interfaces.md "Fit file", comparisons[].multiplier):
     [(b group, a group, rows)], rows the fit's MultiplierRow records (C, est, lo, hi, extrapolated)."""
     out = []
-    for comp in ctx.fit.comparisons:
+    for comp in ctx.known_fit.comparisons:
         rows = [r for r in comp.multiplier if r.C]
-        if rows and comp.a in ctx.fit.groups and comp.b in ctx.fit.groups:
+        if rows and comp.a in ctx.known_fit.groups and comp.b in ctx.known_fit.groups:
             out.append((comp.b, comp.a, rows))
     return out
 

@@ -34,8 +34,14 @@ class Context:
     def fit(self) -> Optional[FitResults]:
         return self.inputs.fit
 
+    @property
+    def known_fit(self) -> FitResults:
+        """The fit, where the code is reached only with one (a Skip or a check of ctx.fit came first)."""
+        assert self.inputs.fit is not None, "a figure read the fit without checking that there is one"
+        return self.inputs.fit
+
     def variant_of(self, group: str) -> str:
-        return self.fit.groups[group].variant
+        return self.known_fit.groups[group].variant
 
     @property
     def runs(self):

@@ -3,6 +3,8 @@ and the law along a slice of (N, D), each with its bootstrap band and where it l
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from scalelab.errors import ScalelabError
@@ -13,8 +15,8 @@ from scalelab.plot.shape.context import Context, Skip, law_missing
 
 def c_span(ctx: Context, groups: list[str]) -> tuple[float, float]:
     """The FLOPs range (range.C) the given groups were fitted on."""
-    lo = [ctx.fit.groups[g].range.get("C", [np.nan, np.nan])[0] for g in groups]
-    hi = [ctx.fit.groups[g].range.get("C", [np.nan, np.nan])[1] for g in groups]
+    lo = [ctx.known_fit.groups[g].range.get("C", [np.nan, np.nan])[0] for g in groups]
+    hi = [ctx.known_fit.groups[g].range.get("C", [np.nan, np.nan])[1] for g in groups]
     lo, hi = np.nanmin(np.asarray(lo, float)), np.nanmax(np.asarray(hi, float))
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise Skip("the fit file gives no FLOPs range (range.C) for its groups")
@@ -30,8 +32,8 @@ def _planned(ctx: Context, c_min: float, c_max: float, n: int):
         try:
             if ctx._planner is None:  # one Planner on the fit for every figure
                 # groups without a law (e.g. loss law not fitted) are not the planner's to allocate
-                ok = [g.name for g in ctx.fit if law_missing(g) is None]
-                some = ok if len(ok) < len(ctx.fit.groups) else None
+                ok = [g.name for g in ctx.known_fit if law_missing(g) is None]
+                some = ok if len(ok) < len(ctx.known_fit.groups) else None
                 ctx._planner = Planner(ctx.fit, variants=some, require_samples=False)
             ctx._alloc_cache[key] = sweep(ctx._planner, c_min, c_max, n)
         except ScalelabError as e:
@@ -59,7 +61,7 @@ def allocation(ctx: Context, group: str, c_min: float, c_max: float, n: int = 60
 def outside(ctx: Context, group: str, a) -> np.ndarray:
     """Budgets where the allocation leaves the data: C, N_opt or D_opt outside the fitted runs' range
     (the planner itself flags only C > 10x the largest run). Drawn dashed."""
-    rng = ctx.fit.groups[group].range
+    rng = ctx.known_fit.groups[group].range
     out = np.zeros(len(a), bool)
     for col, key in (("C", "C"), ("N_opt", "N"), ("D_opt", "D")):
         r = rng.get(key)
@@ -78,7 +80,7 @@ def draws(g, names=None):
 def frontier(ctx: Context, group: str, C: np.ndarray):
     """L*(C) for a group: compute-optimal loss (chinchilla) or the fitted frontier.
     (C, point, lo, hi, extrapolated), or None for other forms."""
-    g = ctx.fit.groups[group]
+    g = ctx.known_fit.groups[group]
     if g.form == "chinchilla":
         a = allocation(ctx, group, float(C.min()), float(C.max()), len(C))
         return (
@@ -92,7 +94,7 @@ def frontier(ctx: Context, group: str, C: np.ndarray):
         d = draws(g)
         lo = hi = np.full_like(C, np.nan)
         if d is not None:
-            lo, hi = laws.band(fit_laws.predict("frontier", d, C=C), ctx.fit.level)
+            lo, hi = laws.band(fit_laws.predict("frontier", d, C=C), ctx.known_fit.level)
         rng = g.range.get("C") or [C.min(), C.max()]
         return C, g.predict(C=C), lo, hi, (C > rng[1] * 1.02) | (C < rng[0] / 1.02)
     return None
@@ -104,7 +106,7 @@ def frontiers(ctx: Context, xlim: tuple) -> list:
     out = []
     for g in ctx.groups(("chinchilla", "frontier")):
         v = ctx.variant_of(g)
-        c0 = ctx.fit.groups[g].range.get("C", [xlim[0]])[0] / 3
+        c0 = ctx.known_fit.groups[g].range.get("C", [xlim[0]])[0] / 3
         C = np.logspace(np.log10(max(xlim[0], c0)), np.log10(xlim[1]), 80)
         try:
             fr = frontier(ctx, g, C)
@@ -118,7 +120,8 @@ def frontiers(ctx: Context, xlim: tuple) -> list:
 
 def law_along(ctx: Context, g: str, N: np.ndarray, D: np.ndarray):
     """The fitted law along a slice, (point, lo, hi); None for forms without an (N, D) reading."""
-    grp = ctx.fit.groups[g]
+    grp = ctx.known_fit.groups[g]
+    at: dict[str, Any]  # the keywords of the law's predict: N and D, or C
     if grp.form == "chinchilla":
         at = dict(N=N, D=D)
     elif grp.form == "frontier":
@@ -128,5 +131,5 @@ def law_along(ctx: Context, g: str, N: np.ndarray, D: np.ndarray):
     lo = hi = np.full_like(N, np.nan)
     d = draws(grp)
     if d is not None:  # (S, len(N)): every sample along the slice
-        lo, hi = laws.band(fit_laws.predict(grp.form, d, **at), ctx.fit.level)
+        lo, hi = laws.band(fit_laws.predict(grp.form, d, **at), ctx.known_fit.level)
     return grp.predict(**at), lo, hi

@@ -27,14 +27,14 @@ def _interval_from_draws(ctx: Context, grp, name: str):
     if d is None:
         return None
     x = d[name] if name in d else d["beta"] / (d["alpha"] + d["beta"])
-    ci = laws.band(x[:, None], ctx.fit.level)
+    ci = laws.band(x[:, None], ctx.known_fit.level)
     return (float(ci[0][0]), float(ci[1][0]))
 
 
 def estimate(ctx: Context, g: str, name: str):
     """(estimate, lo, hi) of alpha, beta or a (N_opt ~ C^a: beta/(alpha+beta) of an L(N, D) law, fitted
     directly by approaches 1 and 2) for a group; None where the group's law has no such exponent."""
-    grp = ctx.fit.groups[g]
+    grp = ctx.known_fit.groups[g]
     p = grp.params or {}
     if name in ("alpha", "beta"):
         if not finite(p.get(name)):
@@ -60,13 +60,13 @@ def differences(ctx: Context, groups: list[str]) -> dict:
     """Differences (variant - dense) from the fit's comparisons, oriented by the point estimates:
     {variant: {param: (est, lo, hi)}}."""
     dense = [g for g in groups if ctx.variant_of(g) == "dense"]
-    out = {}
+    out: dict[str, dict] = {}
     if not dense:
         return out
     d = dense[0]
-    for comp in ctx.fit.comparisons:
+    for comp in ctx.known_fit.comparisons:
         a, b = comp.a, comp.b
-        if d not in (a, b) or a not in ctx.fit.groups or b not in ctx.fit.groups:
+        if d not in (a, b) or a not in ctx.known_fit.groups or b not in ctx.known_fit.groups:
             continue
         other = b if a == d else a
         rows = {}
@@ -87,4 +87,4 @@ def differences(ctx: Context, groups: list[str]) -> dict:
 
 
 def shared_exponents(ctx: Context, groups: list[str]) -> bool:
-    return any(ctx.fit.groups[g].shared_exponents for g in groups)
+    return any(ctx.known_fit.groups[g].shared_exponents for g in groups)

@@ -65,12 +65,13 @@ def group_points(ctx: Context, g: str):
 
 def _held_out(ctx: Context, g: str, pts):
     """The points of group g that its held-out refit did not see, predicted by that refit (None: none)."""
-    h = ctx.fit.groups[g].holdout
+    grp = ctx.known_fit.groups[g]
+    h = grp.holdout
     if h is None or not h.params or not np.isfinite(h.value):
         return None
     col = {"N": "N", "D": "D", "C": "C"}.get(str(h.rule or "largest N").split()[-1], "N")
     held = pts[pts[col] >= h.value * (1 - 1e-6)]
-    hp = predict(ctx.fit.groups[g].form, h.params, held["N"].to_numpy(), held["D"].to_numpy(), held["C"].to_numpy())
+    hp = predict(grp.form, h.params, held["N"].to_numpy(), held["D"].to_numpy(), held["C"].to_numpy())
     if not len(held) or hp is None:
         return None
     err = h.mean_rel_error
@@ -88,7 +89,7 @@ def residuals(ctx: Context, groups: list[str]):
 
     frames = []
     for g in groups:
-        grp = ctx.fit.groups[g]
+        grp = ctx.known_fit.groups[g]
         pts = group_points(ctx, g)
         if pts is None or pts.empty:
             ctx.note(f"group {g}: no points to compare with")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,14 +15,17 @@ from scalelab.plot.palette import sort_variants
 from scalelab.plot.shape import fitread
 from scalelab.plot.shape.context import Context, Skip
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dataclass
 class RunCurves:
     """What fig1 draws of the runs: rows with a loss (val_loss: the loss the fit read), every row (for
     branch starts), the x column, and the limits."""
 
-    runs: object  # pd.DataFrame
-    all_rows: object
+    runs: pd.DataFrame
+    all_rows: pd.DataFrame
     lcol: str
     ccol: str
     variants: list

@@ -4,6 +4,7 @@ a slice, and where a slice's fitted minimum lies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from scalelab.plot.palette import sort_variants
 from scalelab.plot.shape import fitread
 from scalelab.plot.shape.context import Context, Skip
 from scalelab.plot.shape.points import final_points, use_log_loss
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -23,7 +27,7 @@ class Slices:
     rcol: str  # ratio: the parameter column of the budget rule
     values: list  # slice values (ratio r or budget C), ascending
     labels: list
-    index: object  # pd.Series: slice number of each point (-1: none)
+    index: pd.Series  # slice number of each point (-1: none)
 
 
 def slices(pts, ncol: str) -> Slices:
@@ -98,7 +102,7 @@ def iso_slices(pts) -> Slices:
 
 def optima_approach(ctx: Context):
     """1 or 2 when the fit is an approach-1/2 allocation fit, else None."""
-    if not any(g.form == "allocation" for g in ctx.fit):
+    if not any(g.form == "allocation" for g in ctx.known_fit):
         return None
     a = fitread.approach(ctx.fit)
     return a if a in (1, 2) else None
@@ -125,7 +129,7 @@ def tokens_along(ctx: Context, sl: Slices, pv, group: str, value: float, N: np.n
 def slice_optimum(ctx: Context, group: str, p, c_val: float):
     """The fit's minimum N_opt of the slice at budget c_val (diagnostics.optima) and the loss of the line
     through the slice's points there: (N_opt, loss), or None when the fit recorded none for this slice."""
-    o = fitread.optima(ctx.fit.groups[group])
+    o = fitread.optima(ctx.known_fit.groups[group])
     if o is None or len(p) < 2:
         return None
     hit = o[np.abs(np.log(o["C"].to_numpy(float) / c_val)) < np.log(1.1)]
@@ -141,14 +145,14 @@ class ParamsLayout:
     """What fig2 draws: the points, one panel per fit group (per variant without a fit), the slicing, and
     each panel's loss span (one log-or-linear choice for all)."""
 
-    pts: object  # pd.DataFrame of points
+    pts: pd.DataFrame  # the points
     src: str
     panels: list
     variant: dict  # panel -> variant (its colour)
     law_groups: set  # panels with a law to overlay
     iso_fit: bool  # an approach-2 fit: its IsoFLOP slices are the slicing, its minima starred
     sl: Slices
-    spans: list
+    spans: list[tuple[float, float]]  # per panel: its (lowest, highest) loss
     log: bool
 
 
@@ -170,7 +174,7 @@ def params_layout(ctx: Context) -> ParamsLayout:
 
 def no_law_title(ctx: Context, panel: str) -> str:
     """The title's remark on a panel of a fit group without an L(N, D) law to overlay."""
-    grp = ctx.fit.groups.get(panel)
+    grp = ctx.known_fit.groups.get(panel)
     if grp is not None and grp.form == "allocation":
         return ""
     return " (no L(N, D) law)"

@@ -1,0 +1,52 @@
+"""`scalelab report`: one self-contained HTML file for a study. Parse, read, call scalelab.report, write."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import typer
+
+from scalelab.commands._common import check_out_file, user_errors
+
+
+@user_errors
+def report(
+    inputs: Optional[List[str]] = typer.Argument(None, help="Run files (runs/*.parquet) or folders of them."),
+    fit: Optional[str] = typer.Option(
+        None, "--fit", help="Fit file (fits/NAME.json, its samples and points beside it)."
+    ),
+    flops: Optional[str] = typer.Option(
+        None, "--flops", "-C", help="Add the plan of every variant at this training budget in FLOPs, e.g. 1e21."
+    ),
+    out: str = typer.Option("report.html", "--out", help="The HTML file to write (one file, opens offline)."),
+) -> None:
+    """Write one self-contained HTML report of a study: design, fitted laws with intervals, comparisons, the plan
+    at --flops, every figure (inline SVG) and provenance (inputs with sha256, versions, commands)."""
+    from scalelab.commands.plan_budget import number
+    from scalelab.errors import ScalelabError
+    from scalelab.fileio import atomic_write_text
+    from scalelab.plot.inputs import load_inputs
+    from scalelab.report import study_report
+    from scalelab.report.study import commands
+
+    paths = list(inputs or [])
+    if not paths and fit is None:
+        raise ScalelabError("nothing to report: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
+    check_out_file(out, "--out")
+    C = number(flops, "--flops")
+    if C is not None and fit is None:
+        raise ScalelabError("--flops plans from a fit: give --fit fits/NAME.json")
+    data = load_inputs(paths, fit_path=fit)
+    plan = None
+    if C is not None:
+        from scalelab.plan import plan_budget
+
+        plan = plan_budget(data.fit, C)
+    run_paths = [s.path for s in data.sources if s.kind == "runs"]
+    text = study_report(data, plan=plan, commands=commands(data, run_paths, fit, C, out))
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    atomic_write_text(out, text)
+    n_fig = text.count("<figure ")
+    typer.echo(f"wrote {out}: {len(text.encode()) / 1e3:.0f} kB, {n_fig} figures, opens offline")

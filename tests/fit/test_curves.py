@@ -1,0 +1,214 @@
+"""Curve laws (fit/curves.py): the annealing area, recovery of a known law with run-bootstrap intervals, and
+`scalelab fit --curves` on run-store files rebuilt from their recorded schedules."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scalelab.cli import app
+from scalelab.config import RunConfig
+from scalelab.fit import curves
+from scalelab.fit.bootstrap import intervals
+from scalelab.schedule import lr_at, make_plan, wsd_branches
+
+runner = CliRunner()
+TRUE = {"E": 2.0, "A": 1.5, "alpha": 0.5, "C": 0.004, "lam": 0.99}
+
+
+def test_annealing_area_is_the_momentum_sum():
+    """S2 = sum_i m_i, m_i = lam m_{i-1} + (eta_{i-1} - eta_i) after warmup: the closed form predict uses."""
+    rng = np.random.default_rng(1)
+    lr = np.concatenate([np.linspace(0.1, 1, 10), np.ones(40), np.sort(rng.uniform(0, 1, 50))[::-1]])
+    steps = np.array([30, 60, 99, 100])
+    s1, terms = curves.schedule_features(lr, steps, warmup=9)
+    lam = 0.97
+    got = -curves.predict(
+        "annealing-area", {"E": 0, "A": 0, "alpha": 1, "C": 1, "lam": lam}, curves.make_design(np.ones(4), s1, terms)
+    )
+    m, s2, want = 0.0, 0.0, {}
+    for i in range(1, 100):
+        m = lam * m + (lr[i - 1] - lr[i] if i > 9 else 0.0)
+        s2 += m
+        want[i + 1] = s2  # after step i (0-based) is applied, i + 1 steps are done
+    np.testing.assert_allclose(got, [want.get(int(t), 0.0) for t in steps], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(s1, [lr[:t].sum() for t in steps])
+
+
+def _schedules(total=2000, warmup=50):
+    """Seven lr schedules of one size: WSD trunks, their 1-sqrt cooldown branches, cosine and constant."""
+
+    def wsd(n, frac=0.2):
+        lr, c = np.ones(n), n - round(frac * n)
+        lr[c:] = 1 - np.sqrt((np.arange(c, n) - c) / (n - c))
+        return lr
+
+    def cosine(n):
+        return 0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * np.clip((np.arange(n) - warmup) / (n - warmup), 0, 1)))
+
+    out = [
+        ("trunk", wsd(total)),
+        ("trunk", wsd(total // 2)),
+        ("trunk2", wsd(total, 0.4)),
+        ("trunk2", wsd(total // 4, 0.4)),
+    ]
+    out += [("cos1", cosine(total)), ("cos2", cosine(total // 2)), ("const", np.ones(total))]
+    for _, lr in out:
+        lr[:warmup] = np.arange(1, warmup + 1) / warmup
+    return out
+
+
+def _synthetic(seed, noise=0.003, warmup=50):
+    rng = np.random.default_rng(seed)
+    rows, terms = [], []
+    for run, lr in _schedules(warmup=warmup):
+        steps = np.unique(np.linspace(200, lr.size, 12).astype(int))
+        s1, tt = curves.schedule_features(lr, steps, warmup)
+        loss = curves.predict("annealing-area", TRUE, curves.make_design(np.ones(steps.size), s1, tt))
+        loss = loss * np.exp(noise * rng.standard_normal(steps.size))
+        rows += [
+            dict(run=run, N=1e6, step=int(t), budget=lr.size, loss=y, s1=a, final=t == lr.size, peak=1.0)
+            for t, y, a in zip(steps, loss, s1)
+        ]
+        terms += tt
+    pts = pd.DataFrame(rows).assign(decayed=lambda d: d["final"], group="g")
+    return curves.group_data(pts, terms)
+
+
+def test_known_law_recovered_within_its_run_bootstrap_intervals():
+    covered = {k: 0 for k in TRUE}
+    seeds = range(10)
+    for seed in seeds:
+        g = _synthetic(seed)
+        assert not g.sized  # one size: L0 = E
+        theta, specs = curves.fit_form(g, "annealing-area", None, "lsq", 1e-3)
+        est = curves.to_natural(theta, specs)
+        samples = curves.bootstrap_params(
+            g, "annealing-area", theta, specs, np.ones(len(g.pts), bool), 60, seed, "lsq", 1e-3
+        )
+        conf, _ = intervals(samples, est, 0.95)
+        for k, v in TRUE.items():
+            covered[k] += k in conf and conf[k][0] <= v <= conf[k][1]
+        assert abs(est["alpha"] - TRUE["alpha"]) < 0.15 and abs(est["E"] - TRUE["E"]) < 0.1
+    assert all(c >= 0.8 * len(seeds) for c in covered.values()), covered
+
+
+def test_noise_free_known_law_predicts_every_point():
+    g = _synthetic(0, noise=0.0)
+    theta, specs = curves.fit_form(g, "annealing-area", None, "lsq", 1e-3)
+    pred = curves.predict("annealing-area", curves.to_natural(theta, specs), g.design())
+    np.testing.assert_allclose(pred, g.loss(), rtol=1e-4)
+
+
+# ---- run-store files -----------------------------------------------------------------------------------
+
+LAW = {"E": 1.0, "A_N": 0.5, "a_N": 0.4, "A": 1.2, "alpha": 0.4, "C": 0.002, "lam": 0.99}
+
+
+def _config(width, budgets, schedule="wsd", eval_points=10):
+    model = {"d_model": width, "n_layers": 2, "n_heads": 2, "seq_len": 128, "vocab_size": 256}
+    train = {"batch_size": 4, "budgets": budgets, "cooldown": 0.2, "lr": 0.003, "schedule": schedule}
+    train.update(warmup=0.05, eval_points=eval_points)
+    return {"grid": "t", "model": model, "train": train, "data": {}, "seed": 0}
+
+
+def write_runs(tmp_path, widths=(24, 32, 40, 48), eval_points=10, config=None):
+    """One WSD run per width (a trunk, two cooldown branches) whose val_loss follows LAW at its schedule."""
+    d = tmp_path / "runs"
+    d.mkdir(exist_ok=True)
+    for w in widths:
+        N = 400.0 * w**2
+        cfg = _config(w, [int(N * 5 * k) for k in (1, 2, 4)], eval_points=eval_points)
+        run, plan = RunConfig.from_dict(cfg), make_plan(RunConfig.from_dict(cfg))
+        rows = [(plan.total, s, s == plan.total) for s in plan.eval_steps]  # (budget steps, step, final)
+        rows += [(s_b, s_b, True) for _, s_b in wsd_branches(run, plan)]
+        by_steps = dict(zip(plan.budget_steps, sorted(run.train.budgets)))
+        out = []
+        for s_b, t, final in rows:
+            lr = np.array([lr_at(run, plan, s, branch_steps=s_b) for s in range(t)]) / 0.003
+            s1, tt = curves.schedule_features(lr, np.array([t]), plan.warmup)
+            loss = curves.predict("annealing-area", LAW, curves.make_design(np.array([N / 4e5]), s1, tt))[0]
+            out.append(
+                dict(
+                    run_id=f"r{w}", variant="dense", params=N, step=t, budget=by_steps[s_b], final=final, val_loss=loss
+                )
+            )
+        df = pd.DataFrame(out).assign(status="ok", config=json.dumps(config if config is not None else cfg))
+        df.to_parquet(d / f"r{w}.parquet")
+    return d
+
+
+def _err(r):
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    return lines[0]
+
+
+def test_fit_curves_cli_holds_out_branches_and_writes_its_file(tmp_path):
+    d = write_runs(tmp_path)
+    out = tmp_path / "c.curves.json"
+    r = runner.invoke(app, ["fit", str(d), "--curves", "--holdout-branches", "--bootstrap", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    g = doc["groups"]["dense"]
+    assert doc["format"] == curves.FORMAT and g["fitted_on"] == "without the held-out branches"
+    assert set(g["selection"]["forms"]) == set(curves.FORMS) and g["form"] == g["selection"]["picked"]
+    # per width the two longer branches (the middle one and the trunk's own cooldown) are held out
+    assert len(g["holdout"]) == 8 and all(h["budget"] > int(h["N"] * 5) for h in g["holdout"])
+    aa = g["selection"]["forms"]["annealing-area"]
+    assert aa["n_finals"] == 8 and aa["final_mre"] < 0.01  # the law the losses follow predicts its held-out finals
+    assert "annealing-area" in r.output and "multi-power" in r.output and f"picked {g['form']}" in r.output
+
+
+def test_fewer_points_than_parameters_is_one_line(tmp_path):
+    d = write_runs(tmp_path, widths=(24, 32, 40), eval_points=1)
+    line = _err(runner.invoke(app, ["fit", str(d), "--curves", "--bootstrap", "0"]))
+    assert "fewer than the" in line and "parameters" in line
+
+
+def test_unreadable_schedule_is_one_line(tmp_path):
+    d = write_runs(tmp_path, widths=(24,), config={"model": {}})
+    line = _err(runner.invoke(app, ["fit", str(d), "--curves", "--bootstrap", "0"]))
+    assert "cannot read its schedule" in line and "r24" in line
+
+
+def test_non_monotone_steps_is_one_line(tmp_path):
+    d = write_runs(tmp_path, widths=(24,))
+    p = d / "r24.parquet"
+    df = pd.read_parquet(p)
+    trunk = df.index[df["budget"] == df["budget"].max()]
+    df.loc[trunk[[0, 1]], "step"] = df.loc[trunk[[1, 0]], "step"].to_numpy()  # two trunk rows out of order
+    df.to_parquet(p)
+    line = _err(runner.invoke(app, ["fit", str(d), "--curves", "--bootstrap", "0"]))
+    assert "do not increase" in line and "r24" in line
+
+
+@pytest.mark.parametrize("bad", ["x.csv"])
+def test_csv_input_is_refused(tmp_path, bad):
+    p = tmp_path / bad
+    p.write_text("N,D,loss\n1,2,3\n")
+    assert "run-store" in _err(runner.invoke(app, ["fit", str(p), "--curves"]))
+
+
+def test_fitted_law_predicts_an_unseen_schedule(tmp_path):
+    """The law fitted on WSD runs predicts a cosine schedule of another size in range (no such run was fitted)."""
+    fits = curves.fit_curves([write_runs(tmp_path)], bootstrap=0, loss="lsq")
+    f = fits["dense"]
+    n, warmup = 3000, 150
+    lr = 0.003 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * np.clip((np.arange(n) - warmup) / (n - warmup), 0, 1))))
+    lr[:warmup] = 0.003 * np.arange(1, warmup + 1) / warmup
+    steps = np.array([1000, 2000, 3000])
+    N = 400.0 * 36**2
+    s1, tt = curves.schedule_features(lr / 0.003, steps, warmup)
+    want = curves.predict("annealing-area", LAW, curves.make_design(np.full(3, N / 4e5), s1, tt))
+    np.testing.assert_allclose(f.predict(N, lr, steps, warmup), want, rtol=0.01)
+
+
+def test_a_form_with_more_parameters_than_points_is_left_out_of_the_comparison(tmp_path):
+    d = write_runs(tmp_path, eval_points=4)  # 2 fitted points per run: 8 < the multi-power law's 9 parameters
+    sel = curves.fit_curves([d], bootstrap=0)["dense"].selection
+    assert "fewer than the 9 parameters" in sel["forms"]["multi-power"]["error"]
+    assert sel["picked"] == "annealing-area" and sel["forms"]["annealing-area"]["n_finals"] == 8
