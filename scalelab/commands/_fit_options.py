@@ -193,21 +193,6 @@ NO_ENVELOPE = typer.Option(
     "per (group, N, D) (the default: the envelope over the sweep). The lr and batch laws are fitted either way.",
 )
 
-CURVES = typer.Option(
-    False,
-    "--curves",
-    help="Fit a curve law to the whole validation curves of run-store runs (schedule-aware: the annealing-area "
-    "and multi-power laws compared on held-out cooldown branches, the better one kept) -> fits/NAME.curves.json. "
-    "Uses --by, --bootstrap, --seed, --level, --loss, --delta, --out.",
-)
-
-HOLDOUT_BRANCHES = typer.Option(
-    False,
-    "--holdout-branches",
-    help="With --curves: fit without every cooldown branch but the shortest per size and print the error "
-    "predicting each held-out branch final.",
-)
-
 JSON_OUT = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table.")
 
 SPEC = typer.Option(

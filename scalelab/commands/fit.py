@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from scalelab.commands import _curve_options as CO
 from scalelab.commands import _fit_options as O
 from scalelab.commands._common import check_out_file, user_errors
 from scalelab.report.hints import after_fit
@@ -51,8 +52,12 @@ def fit(
     rollout: bool = O.ROLLOUT,
     out: Optional[Path] = O.OUT,
     no_envelope: bool = O.NO_ENVELOPE,
-    curves: bool = O.CURVES,
-    holdout_branches: bool = O.HOLDOUT_BRANCHES,
+    curves: bool = CO.CURVES,
+    holdout_branches: bool = CO.HOLDOUT_BRANCHES,
+    schedule: Optional[str] = CO.SCHEDULE,
+    lr_col: Optional[str] = CO.LR_COL,
+    branch_col: Optional[str] = CO.BRANCH_COL,
+    step_col: str = CO.STEP_COL,
     json_out: bool = O.JSON_OUT,
 ) -> None:
     """Fit Chinchilla-style scaling laws per group with run-level bootstrap intervals.
@@ -69,7 +74,12 @@ def fit(
 
         if not _given(ctx, "bootstrap"):
             s["bootstrap"] = CURVES_BOOTSTRAP
-        return _fit_curves(inputs, s, out, holdout_branches)
+        csv = dict(schedule=schedule, lr_col=lr_col, branch_col=branch_col, step_col=step_col, group_col=group_col)
+        return _fit_curves(inputs, s, out, holdout_branches, csv)
+    if schedule or lr_col or branch_col:
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError("--schedule, --lr-col and --branch-col describe curves: add --curves")
     res = _fit(inputs, s, group_col, progress=not json_out)
     if out is None:
         name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
@@ -103,18 +113,24 @@ def _fit(inputs: List[Path], s: dict, group_col: Optional[str], progress: bool):
         return fit_laws(df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update)
 
 
-def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool) -> None:
+def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool, csv: dict) -> None:
     """--curves: the curve law per group, its summary, and fits/NAME.curves.json (a file of its own)."""
     from scalelab.errors import ScalelabError
     from scalelab.fit import curves, io
 
-    if any(p.suffix.lower() == ".csv" for p in inputs):
-        raise ScalelabError("--curves reads run-store files (runs/*.parquet): a CSV has no schedule to rebuild")
     if not 0 <= s["bootstrap"] <= MAX_BOOTSTRAP:
         raise ScalelabError(f"--bootstrap {s['bootstrap']} must be between 0 and {MAX_BOOTSTRAP:,}, e.g. 200")
     keys = ("bootstrap", "seed", "level", "loss", "delta")
     opts = {k: s[k] for k in keys}
-    fits = curves.fit_curves(inputs, by=s.get("by"), holdout_branches=holdout_branches, **opts)
+    if any(p.suffix.lower() in (".csv", ".tsv") for p in inputs):
+        from scalelab.fit import curves_csv
+
+        fits = curves_csv.fit_csv_options(inputs, s, csv, holdout_branches=holdout_branches, **opts)
+        opts.update({k: v for k, v in csv.items() if v is not None})
+    elif csv["schedule"] or csv["lr_col"] or csv["branch_col"]:
+        raise ScalelabError("--schedule, --lr-col and --branch-col are for CSV curves: run files carry their schedule")
+    else:
+        fits = curves.fit_curves(inputs, by=s.get("by"), holdout_branches=holdout_branches, **opts)
     if out is None:
         name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
         out = Path("fits") / f"{name}.curves.json"

@@ -451,13 +451,19 @@ def fit_curves(paths, by: list[str] | None = None, **settings) -> dict[str, Curv
     """Curve laws per group of the run files. settings: bootstrap, seed, level, loss (huber|lsq), delta,
     holdout_branches, min_fraction (points before this fraction of their run's last step are the early
     transient neither law describes: left out, as --all-checkpoints leaves them out)."""
+    pts, terms = read_curves(paths, list(by) if by else ["variant"])
+    return fit_points(pts, terms, **settings)
+
+
+def fit_points(pts: pd.DataFrame, terms: list, **settings) -> dict[str, CurveFit]:
+    """Curve laws per group of points (columns run, step, budget, loss, final, N, s1, decayed, peak, group;
+    `terms` each point's annealing terms), from the run store or a CSV (fit/curves_csv.py)."""
     from scalelab.fit.io import CHECKPOINT_MIN_FRACTION
 
     defaults = dict(bootstrap=200, seed=0, level=0.95, loss="huber", delta=1e-3, holdout_branches=False)
     s = {**defaults, "min_fraction": CHECKPOINT_MIN_FRACTION, **settings}
     if s["loss"] not in ("huber", "lsq"):
         raise ScalelabError(f"--loss {s['loss']}: curve laws take huber or lsq")
-    pts, terms = read_curves(paths, list(by) if by else ["variant"])
     keep = (pts["step"] >= s["min_fraction"] * pts.groupby("run")["step"].transform("max")).to_numpy()
     pts, terms = pts[keep], [t for t, k in zip(terms, keep) if k]
     out = {}

@@ -45,7 +45,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bo
 h3{font-size:1.05em;margin-bottom:.3em}
 nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.2em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em;font-variant-numeric:tabular-nums}
-th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3}td.num,th.num{text-align:right}caption{text-align:left;font-weight:600;padding:.3em 0}
 figure{margin:1.2em 0;page-break-inside:avoid;break-inside:avoid}
 figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:.88em;color:#333}

@@ -190,7 +190,7 @@ def test_non_monotone_steps_is_one_line(tmp_path):
 def test_csv_input_is_refused(tmp_path, bad):
     p = tmp_path / bad
     p.write_text("N,D,loss\n1,2,3\n")
-    assert "run-store" in _err(runner.invoke(app, ["fit", str(p), "--curves"]))
+    assert "--schedule" in _err(runner.invoke(app, ["fit", str(p), "--curves"]))  # a CSV needs its schedule
 
 
 def test_fitted_law_predicts_an_unseen_schedule(tmp_path):
