@@ -129,10 +129,12 @@ class Planner:
         ]
         self.groups = [g for g in groups if g.form in ("chinchilla", "frontier", "allocation")]
         if not self.groups:
+            share = any(g.form == "share" for g in groups)
             raise ScalelabError(
                 f"fit {self.fit.path or ''} has no chinchilla or frontier groups to plan from: "
-                "fit with the (N, D) law (default form)"
-            )
+                + ("it is a law across FFN shares: use `scalelab plan share`" if share else
+                   "fit with the (N, D) law (default form)")
+            )  # fmt: skip
         self.notes: dict[str, list[str]] = {}
         self.families: dict[str, Any] = {}  # FLOPs per token along N, per group
         self.shape_families: dict[str, ShapeFamily] = {}  # where shapes are chosen from

@@ -188,3 +188,5 @@ def test_run_store_end_to_end(tmp_path, monkeypatch):
     assert plan["kind"] == "lowrank" and plan["ffn"]["kind"] == "lowrank" and plan["ffn"]["rank"]
     assert plan["share"][0] == pytest.approx(min(g.share_law.shares), rel=0.05)
     assert any("low edge" in n for n in plan["notes"])
+    r = CliRunner().invoke(app, ["plan", "budget", "--fit", "fits/s.json", "--flops", "1e14"])
+    assert r.exit_code == 2 and "use `scalelab plan share`" in r.output  # the plan a share fit takes
