@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fit import laws
 
 
 def drop_top_losses(df: pd.DataFrame, loss_col: str, k: int) -> pd.DataFrame:
@@ -46,6 +47,21 @@ class GroupData:
 
     def cols(self) -> dict:
         return {"N": np.log(self.N), "D": np.log(self.D), "C": np.log(self.C)}
+
+    def described(self, **more: np.ndarray) -> dict:
+        """The GroupFit fields that describe these points, the same for every form: name, key, counts, the
+        ranges of N, D, C (and of each array in `more`), the runs, and k in C = k N D."""
+        arrays = {"N": self.N, "D": self.D, "C": self.C, **more}
+        return dict(
+            name=self.name,
+            key=self.key,
+            n_points=int(self.L.size),
+            n_runs=int(np.unique(self.unit).size),
+            n_sizes=distinct(self.N),
+            range={k: [float(v.min()), float(v.max())] for k, v in arrays.items()},
+            runs=self.runs,
+            k_flops=laws.flops_per_param_token(self.N, self.D, self.C),
+        )
 
     def subset(self, mask) -> "GroupData":
         U = None if self.U is None else self.U[mask]

@@ -108,8 +108,8 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
         "fixed": fixed or {},
     }
     c_ref = spec.c_ref if spec.c_ref is not None else float(g.C.max())
-    k_flops = laws.flops_per_param_token(g.N, g.D, g.C)  # C = k N D, as the multipliers read it
-    records["k_flops"] = k_flops
+    described = g.described()
+    k_flops = described["k_flops"]  # C = k N D, as the multipliers read it
     der = {k: float(v) for k, v in laws.derived(form_name, params, c_ref, k_flops).items()}
     if der:
         records["c_ref"] = c_ref
@@ -182,28 +182,17 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
         from scalelab.fit.rollout import rollout
 
         records["rollout"] = Rollout.from_dict(rollout(g, form_name, spec))
-    rng_ = {
-        "N": [float(g.N.min()), float(g.N.max())],
-        "D": [float(g.D.min()), float(g.D.max())],
-        "C": [float(g.C.min()), float(g.C.max())],
-    }
     gf = GroupFit(
-        name=g.name,
-        key=g.key,
         form=form_name,
         params=params,
         conf_int=conf,
         derived=der,
         derived_conf_int=dconf,
         residual_sd=float(np.std(r, ddof=0)),
-        n_points=int(g.L.size),
-        n_runs=int(np.unique(g.unit).size),
-        n_sizes=n_sizes,
-        range=rng_,
         diagnostics=diag,
         warnings=warnings,
-        runs=g.runs,
         samples=samples,
+        **described,
         **records,
     )
     return gf, prob, form
@@ -542,19 +531,9 @@ def _sweep_only(sub: pd.DataFrame, spec: FitSpec, name: str, why: str, laws_: di
     unit = sub[spec.run_col].astype(str).to_numpy() if spec.run_col else np.array([f"row{i}" for i in range(len(sub))])
     key = {c: (lambda v: v.item() if hasattr(v, "item") else v)(sub[c].iloc[0]) for c in spec.by}
     g = GroupData(name, key, N, D, C, L, unit)
+    g.runs = group_runs(sub, g, spec.run_col)
     gf = GroupFit(
-        name=name,
-        key=key,
-        form="none",
-        params={},
-        n_points=int(L.size),
-        n_runs=int(np.unique(unit).size),
-        n_sizes=distinct(N),
-        range={k: [float(v.min()), float(v.max())] for k, v in (("N", N), ("D", D), ("C", C))},
-        warnings=[f"loss law not fitted: {why}"],
-        runs=group_runs(sub, g, spec.run_col),
-        loss_law_refused=why,
-        k_flops=laws.flops_per_param_token(N, D, C),
+        form="none", params={}, warnings=[f"loss law not fitted: {why}"], loss_law_refused=why, **g.described()
     )
     hyper.attach(gf, laws_)
     return gf

@@ -245,9 +245,7 @@ def _excess_note(g, single, base: dict) -> str | None:
 def fit_group(g, spec, counts: np.ndarray | None):
     """The data-constrained law of one group (the paper's two stages, module docstring) with run-level
     bootstrap intervals. Returns a GroupFit of form "repetition"."""
-    from scalelab.fit import laws
     from scalelab.fit.bootstrap import intervals, withheld_warning
-    from scalelab.fit.groups import distinct
     from scalelab.fit.records import Identification, RepetitionLaw
     from scalelab.fit.results import GroupFit
 
@@ -275,22 +273,15 @@ def fit_group(g, spec, counts: np.ndarray | None):
         warnings += [withheld_warning(withheld, spec.level)] if withheld else []
     law = RepetitionLaw(int(single.sum()), int(rep.sum()), float(epochs_of(g).max()), float(np.mean(np.expm1(-r[rep]))))
     return GroupFit(
-        name=g.name,
-        key=g.key,
         form="repetition",
         params=params,
         conf_int=conf,
         residual_sd=float(np.std(r)),
-        n_points=int(g.L.size),
-        n_runs=int(np.unique(g.unit).size),
-        n_sizes=distinct(g.N),
-        range={k: [float(v.min()), float(v.max())] for k, v in (("N", g.N), ("D", g.D), ("C", g.C), ("U", g.U))},
         diagnostics=diag,
         warnings=warnings,
-        runs=g.runs,
         samples=samples,
         identification=Identification(form="repetition", why=why, **design.to_dict()),
         fixed=fixed,
-        k_flops=laws.flops_per_param_token(g.N, g.D, g.C),
         repetition_law=law,
+        **g.described(U=g.U),
     )

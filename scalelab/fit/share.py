@@ -258,22 +258,15 @@ def fit_kind(g: GroupData, f: np.ndarray, spec, counts: np.ndarray | None) -> Gr
     if law.rejects_shared:
         warnings.append(law.verdict)
     return GroupFit(
-        name=g.name,
-        key=g.key,
         form="share",
         params=params,
         conf_int=conf,
         residual_sd=float(np.std(r)),
-        n_points=int(g.L.size),
-        n_runs=int(np.unique(g.unit).size),
-        n_sizes=distinct(g.N),
-        range={k: [float(v.min()), float(v.max())] for k, v in (("N", g.N), ("D", g.D), ("C", g.C), ("share", f))},
         diagnostics=diag,
         warnings=warnings,
-        runs=g.runs,
         samples=samples,
-        k_flops=laws.flops_per_param_token(g.N, g.D, g.C),
         share_law=law,
+        **g.described(share=f),
     )
 
 
