@@ -52,9 +52,10 @@ def upgrade(d: dict, path: Path | None, base: Path, points: pd.DataFrame | None)
         return d, points, "" if points is None else "the fit"
     d = copy.deepcopy(d)
     d["flop_convention"] = _convention(d)
+    for g in d["groups"].values():
+        g["n_column"] = n_column_of(g.get("range") or {}, g.get("runs") or [], (d.get("columns") or {}).get("N"))
     points, source = _v1_points(d, path, base)
     for name, g in d["groups"].items():
-        g["n_column"] = n_column_of(g.get("range") or {}, g.get("runs") or [], (d.get("columns") or {}).get("N"))
         g["k_flops"] = _k_flops(g, name, points)
     d["format"] = FORMAT
     return d, points, source
@@ -154,7 +155,7 @@ def _points_from_runs(d: dict) -> pd.DataFrame | None:
         r = pd.DataFrame(g.get("runs") or [])
         if r.empty or "loss" not in r.columns:
             continue
-        n_col = n_column_of(g.get("range") or {}, g.get("runs") or [], (d.get("columns") or {}).get("N"))
+        n_col = g["n_column"]
         N, D = r[n_col if n_col in r.columns else "params"].astype(float), r["tokens"].astype(float)
         C = r["flops"].astype(float) if "flops" in r.columns else pd.Series(np.nan, index=r.index)
         frames.append(
