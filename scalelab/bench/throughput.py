@@ -68,6 +68,12 @@ def matmul_peak(dev: torch.device, n: Optional[int] = None) -> float:
     return 2.0 * n**3 / best
 
 
+def _git_sha() -> Optional[str]:
+    from scalelab.run.train import git_sha
+
+    return git_sha()
+
+
 def _atomic_write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_text(path, text)
@@ -291,6 +297,11 @@ def bench_train(
         row = {
             "variant": v,
             "name": cfg.variant,
+            # the shape, for plan/throughput_model.py: throughput as a function of (width, share) per FFN kind
+            "d_model": cfg.d_model,
+            "n_layers": cfg.n_layers,
+            "ffn_kind": cfg.ffn.kind,
+            "share": structures.ffn_fraction(cfg.ffn, cfg.d_model, cfg.ffn_width),
             "params": param_counts(cfg).params,
             "flops_per_token": fpt,
             "step_ms": 1e3 * t,
@@ -318,5 +329,6 @@ def bench_train(
         "peak_source": peak_src,
         "measured_matmul_flops": peak_measured,
         "model": base.to_dict(),
+        "commit": _git_sha(),
     }
     return rows, meta

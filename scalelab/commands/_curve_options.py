@@ -42,3 +42,17 @@ BRANCH_COL = typer.Option(
 )
 
 STEP_COL = typer.Option("step", "--step-col", help="With --curves on CSV: column of optimizer steps (default step).")
+
+DERIVE = typer.Option(
+    False,
+    "--derive",
+    help="With --curves on run files: also fit L(N, D) (approach 3) on points the curve law derives: per size, "
+    "--derive-budgets token budgets between its smallest and largest configured budget, each the law's final loss "
+    "of the runs' schedule ending there. Intervals: the law refitted on each curve-law resample's points. -> "
+    "fits/NAME.derived.json (a fit file `plan` reads; its points are marked derived, its groups record the curve "
+    "law for `plan schedule`). With --holdout-branches the curve law sees only trunks and the shortest branch.",
+)
+
+DERIVE_BUDGETS = typer.Option(
+    4, "--derive-budgets", help="With --derive: log-spaced token budgets per size (default 4: the demo grid's)."
+)

@@ -53,7 +53,11 @@ DEPTH = typer.Option(
     None, "--depth", help="Fix n_layers of the chosen shape (default: the aspect rule of the fit's runs)."
 )
 UNIQUE_TOKENS = typer.Option(
-    None, "--unique-tokens", help="Unique tokens in the training corpus: warn when D_opt would repeat data."
+    None,
+    "--unique-tokens",
+    help="Unique tokens in the training corpus. On a repetition-law fit (fit --form repetition): the "
+    "data-constrained optimum, repeating the corpus where that pays, with its epochs and the unconstrained "
+    "optimum beside it. On other fits: a warning when D_opt would repeat data.",
 )
 
 # ---- over budgets -----------------------------------------------------------------------------------------
@@ -98,3 +102,17 @@ AT = typer.Option(
 )
 SUGGEST_BOOT = typer.Option(200, "--suggest-bootstrap", help="Resamples per refit in --suggest.")
 BOOTSTRAP = typer.Option(200, "--bootstrap", help="Resamples per refit.")
+
+# ---- a time budget from measured throughput (plan share; plan/throughput_model.py) -------------------------
+SHARE_GPU_HOURS = typer.Option(
+    None,
+    "--gpu-hours",
+    help="Plan for H device-hours instead of --flops: each shape trains on H x 3600 x its tokens/s, interpolated "
+    "from --throughput (bench train tables) in log width and share.",
+)
+THROUGHPUT = typer.Option(
+    None,
+    "--throughput",
+    help="`scalelab bench train` table(s) of one device (repeat the option for several widths). Default: "
+    "bench/train.json when it exists.",
+)

@@ -131,6 +131,12 @@ def fit(
     multi: bool = O.FIT_MULTI,
     multi_data: Optional[str] = O.FIT_MULTI_DATA,
     coverage: int = O.FIT_COVERAGE,
+    curves: bool = typer.Option(
+        True, "--curves/--no-curves", help="Also time `fit --curves` on the demo's curves (bench/fit_curves.py)."
+    ),
+    curves_data: Optional[str] = typer.Option(
+        None, "--curves-data", help="Run files for the curve-law case. Default: bench/data/demo_curves.parquet."
+    ),
     name: str = O.FIT_NAME,
     out: str = O.OUT,
     as_json: bool = O.JSON,
@@ -149,6 +155,10 @@ def fit(
         raise ScalelabError("--bootstrap and --repeats must be positive")
     if multi:  # a bad multi-group input fails before anything is timed
         BF.load_multi(Path(multi_data) if multi_data else BF.default_multi_data())
+    if curves:  # a missing curves input fails before anything is timed
+        from scalelab.bench import fit_curves
+
+        fit_curves.check_data(curves_data)
     rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)
     if multi:
         mrows, mmeta = BF.run_multi(multi_data, bootstrap, repeats, log=log)
@@ -161,6 +171,8 @@ def fit(
     if coverage > 0:
         meta["synthetic_coverage"] = BF.coverage(coverage)
         log(f"synthetic coverage: {meta['synthetic_coverage']}")
+    if curves:  # the curve law's fit: 1000 resamples of the demo's curves within 30 s (issue 24)
+        meta["curves"] = fit_curves.run(curves_data, bootstrap, log=log)
     paths = BF.write(out, name, rows, meta)
     if as_json:
         typer.echo(_json.dumps({"meta": meta, "rows": rows}, default=str))

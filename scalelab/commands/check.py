@@ -18,7 +18,9 @@ def check(
         help="Run-store files (runs/*.parquet), or CSV files with the columns the fit was fitted on (its N, D or "
         "FLOPs, loss, group and run columns). Runs or points the fit used are skipped.",
     ),
-    fit_path: Path = typer.Option(..., "--fit", help="The fit to check (fits/NAME.json with its samples file)."),
+    fit_path: Path = typer.Option(
+        ..., "--fit", help="The fit to check (fits/NAME.json with its samples file; or a curve law, NAME.curves.json)."
+    ),
     out: Optional[Path] = typer.Option(
         None, "--out", help="Folder for the figure check.png / check.pdf (predicted vs observed). Default: none."
     ),
@@ -34,6 +36,8 @@ def check(
     from scalelab.fit.results import load_fit
     from scalelab.loop.check import check_fit
 
+    if fit_path.name.endswith(".curves.json"):  # a curve law: each new run's whole curve from its schedule
+        return _check_curves(fit_path, runs, out, as_json)
     fit = load_fit(fit_path)
     res = check_fit(fit, [str(p) for p in runs])
     written = []
@@ -97,3 +101,22 @@ def _print_findings(res, con) -> None:
             f"[{r['N_pred_lo']:.3g}, {r['N_pred_hi']:.3g}]: {r['ratio']:.2f}x, "
             f"{'inside' if r['covered'] else 'OUTSIDE'} the interval"
         )
+
+
+def _check_curves(path: Path, runs: list[Path], out: Optional[Path], as_json: bool) -> None:
+    """A curve law (`fit --curves`) against new runs: per run its final with interval and its curve's error."""
+    from scalelab.fit.curves import load_curves
+    from scalelab.loop.check_curves import check_curves, summary_lines
+
+    res = check_curves(load_curves(path), [str(p) for p in runs])
+    written = []
+    if out is not None:
+        from scalelab.plot.fig_curves import save_curve_check
+
+        out.mkdir(parents=True, exist_ok=True)
+        written = save_curve_check(res, str(out / "check_curves"), formats=("png", "pdf"))
+    if as_json:
+        typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
+        return
+    for line in summary_lines(res) + [f"wrote {p}" for p in written]:
+        typer.echo(line)

@@ -58,6 +58,8 @@ def fit(
     lr_col: Optional[str] = CO.LR_COL,
     branch_col: Optional[str] = CO.BRANCH_COL,
     step_col: str = CO.STEP_COL,
+    derive: bool = CO.DERIVE,
+    derive_budgets: int = CO.DERIVE_BUDGETS,
     json_out: bool = O.JSON_OUT,
 ) -> None:
     """Fit Chinchilla-style scaling laws per group with run-level bootstrap intervals.
@@ -69,12 +71,18 @@ def fit(
     if out is not None:
         check_out_file(out, "--out")
     s = settings(ctx, locals(), spec)
+    if derive and not curves:
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError("--derive fits L(N, D) on a curve law's points: add --curves")
     if curves or holdout_branches:
         from scalelab.commands._fit_settings import _given
 
         if not _given(ctx, "bootstrap"):
             s["bootstrap"] = CURVES_BOOTSTRAP
         csv = dict(schedule=schedule, lr_col=lr_col, branch_col=branch_col, step_col=step_col, group_col=group_col)
+        if derive:
+            return _fit_derived(inputs, s, out, holdout_branches, csv, derive_budgets)
         return _fit_curves(inputs, s, out, holdout_branches, csv)
     if schedule or lr_col or branch_col:
         from scalelab.errors import ScalelabError
@@ -139,6 +147,51 @@ def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branch
     for line in curves.summary_lines(fits, s["level"]):
         typer.echo(line)
     typer.echo(f"wrote {out}")
+
+
+def _fit_derived(
+    inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool, csv: dict, n_budgets: int
+) -> None:
+    """--curves --derive: the curve law (fits/NAME.curves.json, as --curves) and the L(N, D) law fitted on the
+    points it derives (fits/NAME.derived.json, a fit file for `plan`)."""
+    from scalelab.errors import ScalelabError
+    from scalelab.fit import curves, derive, io
+
+    if any(p.suffix.lower() in (".csv", ".tsv") for p in inputs) or any(v for v in csv.values() if v != "step"):
+        raise ScalelabError(
+            "--derive needs run files (runs/*.parquet): a derived point's steps and FLOPs come from its run's config"
+        )
+    if not 0 <= s["bootstrap"] <= MAX_BOOTSTRAP:
+        raise ScalelabError(f"--bootstrap {s['bootstrap']} must be between 0 and {MAX_BOOTSTRAP:,}, e.g. 200")
+    keys = ("bootstrap", "seed", "level", "loss", "delta")
+    opts = {k: s[k] for k in keys}
+    fits, res = derive.derive_fit(
+        inputs, s.get("by"), n_budgets, holdout_branches=holdout_branches, at_flops=s.get("at_flops"),
+        c_ref=s.get("c_ref"), **opts,
+    )  # fmt: skip
+    if out is None:
+        name = inputs[0].stem if len(inputs) == 1 else (inputs[0].parent.name or "fit")
+        out = Path("fits") / f"{name}.derived.json"
+    stem = out.name[:-5] if out.name.endswith(".json") else out.name
+    curves_out = out.parent / f"{stem.removesuffix('.derived')}.curves.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    curves.write_json(fits, curves_out, io.provenance(inputs), {**opts, "holdout_branches": holdout_branches})
+    for line in curves.summary_lines(fits, s["level"]):
+        typer.echo(line)
+    typer.echo(f"wrote {curves_out}")
+    from scalelab.commands._render import print_summary
+
+    path = res.to_json(out)
+    print_summary(res.summary())
+    used = derive.tokens_trained(inputs, holdout_branches)
+    full = derive.tokens_trained(inputs, False)
+    for v in used:
+        typer.echo(
+            f"{v}: the curve law used {used[v]:.4g} trained tokens"
+            + (f" (trunks to their cooldown start and the shortest branch per size; all branches: {full[v]:.4g})"
+               if holdout_branches else " (every trunk and branch once)")
+        )  # fmt: skip
+    typer.echo(f"wrote {path} (points derived from the curve law; plan with `scalelab plan budget --fit {path}`)")
 
 
 class _Spinner:

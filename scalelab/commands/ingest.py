@@ -1,5 +1,5 @@
-"""`scalelab ingest SOURCE... --out runs/`: runs logged by other trainers (TensorBoard, W&B exports, curve
-files) into the run store, for `scalelab fit` and the rest."""
+"""`scalelab ingest SOURCE... --out runs/`: runs logged by other trainers (TensorBoard, W&B exports and run
+folders, MLflow file stores, curve files) into the run store, for `scalelab fit` and the rest."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ def ingest(
     sources: List[Path] = typer.Argument(
         ...,
         help="TensorBoard event folders (one run per folder of event files), W&B export folders (history.csv or "
-        "history.jsonl with config and summary; or dr-wandb's runs.jsonl + history.jsonl), or CSV / JSON lines "
-        "files of curves.",
+        "history.jsonl with config and summary; or dr-wandb's runs.jsonl + history.jsonl), W&B run folders "
+        "(wandb/offline-run-*/run-ID.wandb; needs the wandb extra), MLflow file stores (an mlruns/ folder, one of "
+        "its experiments or runs; needs the mlflow extra; params are the config), or CSV / JSON lines files of "
+        "curves.",
     ),
     out: Path = typer.Option(Path("runs"), "--out", help="Run-store folder to write one Parquet file per run to."),
     model: Optional[str] = typer.Option(

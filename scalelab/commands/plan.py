@@ -1,7 +1,8 @@
 """`scalelab plan`: compute-optimal width, depth, rank and tokens per variant from a fit, with intervals.
 
 One subcommand per question: `budget` (the plan at a budget), `sweep` (over budgets), `emit-grid` (the plan and
-an IsoFLOP grid around it), `lr` (the lr per swept size of a fit without a loss law), `suggest` (the next runs).
+an IsoFLOP grid around it), `lr` (the lr per swept size of a fit without a loss law), `suggest` (the next runs),
+`schedule` (which lr schedule, by a curve law).
 `scalelab plan --flops 1e21 ...` (no subcommand: every option of every mode, plan_classic.py) still works."""
 
 from __future__ import annotations
@@ -126,23 +127,45 @@ def lr(fit: Optional[Path] = O.FIT, variant: Optional[List[str]] = O.VARIANT, as
 @app.command("share")
 @user_errors
 def share(
-    flops: str = typer.Option(..., "--flops", "-C", help="Training budget in FLOPs (the fit's convention)."),
+    flops: Optional[str] = typer.Option(None, "--flops", "-C", help="Training budget in FLOPs (the fit's convention)."),
+    gpu_hours: Optional[float] = O.SHARE_GPU_HOURS,
+    throughput: Optional[List[Path]] = O.THROUGHPUT,
     fit: Optional[Path] = O.FIT,
     variant: Optional[List[str]] = O.VARIANT,
     multiple: Optional[int] = O.MULTIPLE,
     depth: Optional[int] = O.DEPTH,
     as_json: bool = O.JSON,
 ) -> None:
-    """Width, FFN share and tokens chosen together at a budget, on a law across shares (fit --share-col): the
-    shape (d_model, depth, rank or blocks) and tokens of least predicted loss, with intervals."""
+    """Width, FFN share and tokens chosen together at a budget (FLOPs, or device-hours at a measured throughput),
+    on a law across shares (fit --share-col): the shape (d_model, depth, rank or blocks) and tokens of least
+    predicted loss, with intervals."""
+    from scalelab.errors import ScalelabError
     from scalelab.fit import load_fit
-    from scalelab.plan.share import plan_share
+    from scalelab.plan import throughput_model
+    from scalelab.plan.share import plan_share, plan_share_time
 
+    if (flops is None) == (gpu_hours is None):
+        raise ScalelabError("give one budget: --flops C (FLOPs) or --gpu-hours H (device-hours)")
+    if gpu_hours is None and throughput:
+        raise ScalelabError("--throughput is for a time budget: give --gpu-hours H with it, or drop it")
+    model = None
+    if gpu_hours is not None:
+        files = list(throughput or [])
+        if not files and not Path("bench/train.json").is_file():
+            raise ScalelabError(
+                "--gpu-hours needs measured throughput and there is no bench/train.json: measure it with "
+                f"`{throughput_model.measure('lowrank')}` (a preset per width) and pass the files with --throughput"
+            )
+        model = throughput_model.load(files or [Path("bench/train.json")])
     res = load_fit(fit_path(fit))
-    C = number(flops, "--flops")
-    assert C is not None  # a required option
     kinds = variant or [g.name for g in res if g.form == "share"] or [next(iter(res.groups))]
-    plans = [plan_share(res, k, C, multiple=multiple, depth=depth) for k in kinds]
+    if model is not None:
+        assert gpu_hours is not None
+        plans = [plan_share_time(res, k, gpu_hours, model, multiple=multiple, depth=depth) for k in kinds]
+    else:
+        C = number(flops, "--flops")
+        assert C is not None  # one budget was given
+        plans = [plan_share(res, k, C, multiple=multiple, depth=depth) for k in kinds]
     if as_json:
         import json
 
@@ -150,6 +173,41 @@ def share(
         return
     for p in plans:
         typer.echo("\n".join(p.lines()))
+
+
+@app.command("schedule")
+@user_errors
+def schedule(
+    flops: str = typer.Option(..., "--flops", "-C", help="Training budget in FLOPs (the fit's convention)."),
+    fit: Optional[Path] = O.FIT,
+    variant: Optional[List[str]] = O.VARIANT,
+    cooldowns: Optional[str] = typer.Option(
+        None, "--cooldowns", help="WSD cooldown fractions to compare, comma-separated (default 0.1,0.2,0.3)."
+    ),
+    shapes: Optional[str] = typer.Option(
+        None, "--shapes", help="WSD cooldown shapes to compare: 1-sqrt, linear (default both)."
+    ),
+    no_cosine: bool = typer.Option(False, "--no-cosine", help="Leave cosine (to the fitted runs' min lr) out."),
+    as_json: bool = O.JSON,
+) -> None:
+    """Which lr schedule for the plan at --flops: WSD cooldown fractions and shapes, and cosine, compared by the
+    curve law's predicted final loss at the planned shape and tokens, with intervals over its resamples.
+
+    Needs a fit derived from a curve law: `scalelab fit runs/*.parquet --curves --derive`."""
+    from scalelab.plan import schedule_advice as SA
+
+    C = number(flops, "--flops")
+    assert C is not None  # a required option
+    cds = SA.parse_list(cooldowns, "--cooldowns", SA.COOLDOWNS)
+    shs = SA.parse_list(shapes, "--shapes", SA.SHAPES, allowed=SA.SHAPES)
+    advice = SA.advise_plan(fit_path(fit), variant, C, cds, shs, cosine=not no_cosine)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"flops": C, "advice": [a.to_dict() for a in advice]}, indent=1))
+        return
+    for a in advice:
+        typer.echo("\n".join(a.lines()))
 
 
 @app.command("suggest")

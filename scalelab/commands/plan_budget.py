@@ -132,10 +132,18 @@ def run_budget(path: Path, variants, b: Budget, sweeps: list, as_json: bool, emi
         depth=b.depth,
         unique_tokens=number(b.unique_tokens, "--unique-tokens"),
     )
+    from scalelab.plan.schedule_advice import schedule_assumed
+
+    assumed = {p.variant: schedule_assumed(planner.fit, p.group) for p in result.plans}
     if as_json:
-        typer.echo(json.dumps({**result.to_dict(), **({"sweeps": P._jsonable(sweeps)} if sweeps else {})}, indent=1))
+        out = {**result.to_dict(), **({"sweeps": P._jsonable(sweeps)} if sweeps else {}), "schedule": assumed}
+        if planner.constrained:  # repetition-law groups with --unique-tokens: the data-constrained optima
+            out["data_constrained"] = {k: cp.to_dict() for k, cp in planner.constrained.items()}
+        typer.echo(json.dumps(out, indent=1))
     else:
         print_summary(result.summary())
+        for line in assumed.values():
+            typer.echo(f"schedule: {line}")
         if sweeps:
             print_lr(sweeps, path, False)
         typer.echo(after_plan(planner.fit, path, C))

@@ -9,7 +9,9 @@ S1 includes warmup (the multi-power law's S_W); lr drops are counted after warmu
 the group's largest peak lr (`lr_unit`). Each scalelab run's lr per step is rebuilt from its recorded
 config (scalelab/schedule.py): WSD trunk rows follow the trunk, branch rows (budget below the trunk's)
 their own cooldown. The form is picked by the error predicting held-out cooldown branches (every branch
-but the shortest per size); intervals come from resampling whole runs (a trunk with its branches).
+but the shortest per size); intervals come from resampling whole runs (a trunk with its branches). Speed: an
+analytic Jacobian, each point's far lr drops merged (merge_terms), and the resamples refitted together
+(batch_lm) in worker processes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scalelab.errors import ScalelabError
+from scalelab.fit.bootstrap import unit_counts
 
 FORMS = ("annealing-area", "multi-power")
 FORMAT = "scalelab-curves/1"
@@ -73,6 +76,32 @@ def schedule_features(lr: np.ndarray, steps: np.ndarray, warmup: int) -> tuple[n
         k = nz[nz < t]
         terms.append((drops[k], lr[k], cum[t] - cum[k], t - k))
     return cum[np.asarray(steps)], terms
+
+
+EXACT_LAGS = 16  # lr drops this close to the point are kept one by one
+MERGE_RATIO = 1.05  # farther ones merge into bins of lag [l, 1.05 l): 5% of their distance to the point
+
+
+def merge_terms(drop, eta, area, lag) -> tuple:
+    """One point's annealing terms with the drops far from the point merged: each bin of lags [l, 1.05 l)
+    (drops of one sign) becomes one drop, their sum, at their drop-weighted mean eta, area and lag. Both
+    laws are smooth in these over a bin (a WSD cooldown has one drop per step: thousands per point), so
+    the merged terms move the annealing term by < 1e-4 of its value (tests/fit/test_curves.py measures it
+    for lam 0.9-0.9999) while a fit's evaluations get several times cheaper. Only the fits use them:
+    predictions (check, plot) sum the exact terms."""
+    drop, lag = np.asarray(drop, float), np.asarray(lag, float)
+    if drop.size <= EXACT_LAGS:
+        return drop, np.asarray(eta, float), np.asarray(area, float), lag
+    b = np.where(lag <= EXACT_LAGS, lag, EXACT_LAGS + np.floor(np.log(lag / EXACT_LAGS) / np.log(MERGE_RATIO)) + 1)
+    key = 2 * b + (drop < 0)
+    _, inv = np.unique(key, return_inverse=True)
+    tot = np.bincount(inv, drop)
+    tot_safe = np.where(tot == 0, 1.0, tot)
+
+    def mean(x):
+        return np.bincount(inv, drop * np.asarray(x, float)) / tot_safe
+
+    return tot, mean(eta), mean(area), mean(lag)
 
 
 def make_design(n: np.ndarray, s1: np.ndarray, terms: list) -> Design:
@@ -140,6 +169,54 @@ def _residuals(theta, form, specs, d: Design, logy: np.ndarray, sw: np.ndarray) 
     return sw * (np.log(np.maximum(pred, 1e-9)) - logy)
 
 
+def predict_jac(form: str, theta: np.ndarray, specs: list, d: Design) -> tuple[np.ndarray, np.ndarray]:
+    """The law at each point and its derivatives in the fitted coordinates theta (log, lin or log10(1 - lam)):
+    (pred (P,), jac (P, len(theta))). Analytic: a finite-difference Jacobian costs a law evaluation per
+    parameter, and the resamples' refits are most of a curve fit's time."""
+    p = to_natural(theta, specs)
+    cols: dict[str, np.ndarray] = {"E": np.ones(d.size)}
+    l0 = p["E"]
+    if "A_N" in p:
+        sz = p["A_N"] * d.n ** -p["a_N"]
+        l0 = l0 + sz
+        cols["A_N"], cols["a_N"] = sz, -sz * np.log(d.n)
+    s1 = np.maximum(d.s1, 1e-12)
+    fwd = p["A"] * s1 ** -p["alpha"]
+    cols["A"], cols["alpha"] = fwd, -fwd * np.log(s1)
+
+    def per_point(x: np.ndarray) -> np.ndarray:
+        return np.bincount(d.idx, x, minlength=d.size)
+
+    if form == "annealing-area":
+        lam = p["lam"]
+        pw = lam**d.lag
+        s2 = per_point(d.drop * (1 - pw) / (1 - lam))
+        ds2 = per_point(d.drop * ((1 - pw) - d.lag * lam ** (d.lag - 1) * (1 - lam)) / (1 - lam) ** 2)
+        pred = l0 + fwd - p["C"] * s2
+        cols["C"] = -p["C"] * s2
+        cols["lam"] = -p["C"] * ds2 * (-(10.0 ** theta[[s[0] for s in specs].index("lam")]) * np.log(10))
+    else:
+        eta = np.maximum(d.eta, 1e-12)
+        u = p["C"] * eta ** -p["gamma"] * d.area
+        w = u + 1
+        wb = w ** -p["beta"]
+        dg = p["beta"] * wb / w * u  # d g / d log u
+        B = p["B"]
+        pred = l0 + fwd - B * per_point(d.drop * (1 - wb))
+        cols["B"] = -B * per_point(d.drop * (1 - wb))
+        cols["C"] = -B * per_point(d.drop * dg)
+        cols["beta"] = -B * per_point(d.drop * wb * np.log(w))
+        cols["gamma"] = B * per_point(d.drop * dg * np.log(eta))
+    # columns of log parameters are d/dlog x = x d/dx already; lam's is taken through log10(1 - lam) above
+    return pred, np.column_stack([cols[name] for name, *_ in specs])
+
+
+def _jac(theta, form, specs, d: Design, logy: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    pred, jac = predict_jac(form, theta, specs, d)
+    ok = pred > 1e-9  # where the residual clips the log, it is flat in theta
+    return (sw * ok / np.maximum(pred, 1e-9))[:, None] * jac
+
+
 def solve(form: str, d: Design, loss: np.ndarray, sized: bool, objective: str, delta: float, w=None, x0=None):
     """Least squares (or Huber, scale delta) on log loss from each start; the best theta and its specs."""
     from scipy.optimize import least_squares
@@ -153,6 +230,7 @@ def solve(form: str, d: Design, loss: np.ndarray, sized: bool, objective: str, d
             r = least_squares(
                 _residuals,
                 th,
+                jac=_jac,
                 bounds=(lb, ub),
                 args=(form, specs, d, np.log(loss), sw),
                 loss="linear" if objective == "lsq" else "huber",
@@ -187,11 +265,32 @@ def _schedule(run_id: str, config: str):
     return run, plan, steps
 
 
+def _lr(run, plan, steps: dict, budget: int, trunk: int) -> tuple[np.ndarray, int]:
+    """lr per optimizer step of the schedule that ends at `budget` (the trunk's, or a WSD branch's own
+    cooldown) and its length in steps."""
+    from scalelab.schedule import lr_at
+
+    s_b = None if run.train.schedule != "wsd" or budget == trunk else steps[budget]
+    length = plan.total if s_b is None else s_b
+    return np.array([lr_at(run, plan, s, branch_steps=s_b) for s in range(length)]), length
+
+
+def run_schedules(run_id: str, config: str, budgets) -> dict[int, tuple[np.ndarray, int]]:
+    """Per budget of one run (the largest is its trunk): (lr per optimizer step, warmup steps), rebuilt from
+    its recorded config as the fit rebuilds them (for drawing or checking the law along a whole schedule)."""
+    run, plan, steps = _schedule(run_id, config)
+    bs = sorted(int(b) for b in budgets)
+    out = {}
+    for b in bs:
+        if run.train.schedule == "wsd" and b != bs[-1] and b not in steps:
+            raise ScalelabError(f"run {run_id}: budget {b} is not one of its config's budgets {sorted(steps)}")
+        out[b] = (_lr(run, plan, steps, b, bs[-1])[0], int(plan.warmup))
+    return out
+
+
 def _run_points(run_id: str, rows: pd.DataFrame) -> tuple[list[dict], list]:
     """The points of one run, each with its lr schedule's features (trunk rows: the trunk's; branch rows:
     their own cooldown)."""
-    from scalelab.schedule import lr_at
-
     run, plan, steps = _schedule(run_id, str(rows["config"].iloc[0]))
     trunk = int(rows["budget"].max())
     pts, terms = [], []
@@ -204,11 +303,10 @@ def _run_points(run_id: str, rows: pd.DataFrame) -> tuple[list[dict], list]:
             )
         if run.train.schedule == "wsd" and budget != trunk and int(budget) not in steps:
             raise ScalelabError(f"run {run_id}: budget {budget} is not one of its config's budgets {sorted(steps)}")
-        s_b = None if run.train.schedule != "wsd" or budget == trunk else steps[int(budget)]
-        length = plan.total if s_b is None else s_b
+        lr, length = _lr(run, plan, steps, int(budget), trunk)
         if t.min() < 1 or t.max() > length:
             raise ScalelabError(f"run {run_id} budget {budget}: steps outside its schedule's 1..{length} steps")
-        lr = np.array([lr_at(run, plan, s, branch_steps=s_b) for s in range(int(t.max()))])
+        lr = lr[: int(t.max())]
         s1, tt = schedule_features(lr, t, plan.warmup)
         peak = float(run.train.lr)
         decayed = (t > plan.warmup) & (lr[t - 1] < peak * (1 - 1e-9))
@@ -258,11 +356,19 @@ class GroupData:
     n_ref: float
     lr_unit: float
     sized: bool
+    _compact: list | None = field(default=None, repr=False)
 
-    def design(self, mask: np.ndarray | None = None) -> Design:
+    def design(self, mask: np.ndarray | None = None, compact: bool = False) -> Design:
+        """The design of the masked points; `compact`: with their annealing terms merged (merge_terms), as the
+        fits use it."""
         m = np.ones(len(self.pts), bool) if mask is None else mask
         u = self.lr_unit
-        terms = [(a / u, b / u, c / u, lag) for (a, b, c, lag), keep in zip(self.terms, m) if keep]
+        src = self.terms
+        if compact:
+            if self._compact is None:
+                self._compact = [merge_terms(*t) for t in self.terms]
+            src = self._compact
+        terms = [(a / u, b / u, c / u, lag) for (a, b, c, lag), keep in zip(src, m) if keep]
         return make_design(self.pts["N"].to_numpy(float)[m] / self.n_ref, self.pts["s1"].to_numpy(float)[m] / u, terms)
 
     def loss(self, mask: np.ndarray | None = None) -> np.ndarray:
@@ -291,7 +397,7 @@ def _too_few(name: str, form: str, n: int, sized: bool) -> str | None:
 
 def fit_form(g: GroupData, form: str, mask, objective: str, delta: float):
     """The form fitted on the masked points: (theta, specs), theta None when no start converged."""
-    return solve(form, g.design(mask), g.loss(mask), g.sized, objective, delta)
+    return solve(form, g.design(mask, compact=True), g.loss(mask), g.sized, objective, delta)
 
 
 def _rel_errors(g: GroupData, form: str, theta, specs, mask: np.ndarray) -> np.ndarray:
@@ -338,18 +444,170 @@ def compare_forms(name: str, g: GroupData, objective: str, delta: float) -> dict
 
 
 def bootstrap_params(g: GroupData, form, theta, specs, mask, n_boot, seed, objective, delta) -> dict:
-    """Refits on resamples of whole runs (a run's trunk and branches go together), from the estimate."""
-    from scalelab.fit.bootstrap import unit_counts
-
-    d, y = g.design(mask), g.loss(mask)
+    """Refits on resamples of whole runs (a run's trunk and branches go together), from the estimate, all at
+    once (_refit). Many resamples are refitted in worker processes (one per core, up to WORKERS): the
+    refits are small problems whose time is largely Python, which threads would not overlap."""
+    d, y = g.design(mask, compact=True), g.loss(mask)
     counts = unit_counts(g.pts["run"].to_numpy()[mask], n_boot, np.random.default_rng(seed))
+    job = (form, d, y, g.sized, objective, delta, theta)
+    workers = min(WORKERS, _cores(), len(counts) // MIN_PER_WORKER)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = np.array_split(np.arange(len(counts)), workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            parts = list(ex.map(_refit, [(job, [counts[i] for i in c]) for c in chunks]))
+        thetas = [t for part in parts for t in part]
+    else:
+        thetas = _refit((job, list(counts)))
     samples: dict[str, list] = {s[0]: [] for s in specs}
-    for w in counts:
-        th, _ = solve(form, d, y, g.sized, objective, delta, w=w, x0=theta) if w.any() else (None, specs)
+    for th in thetas:
         nat = to_natural(th, specs) if th is not None else {}
         for k in samples:
             samples[k].append(nat.get(k, np.nan))
     return {k: np.asarray(v, float) for k, v in samples.items()}
+
+
+WORKERS = 4  # processes for the resamples' refits (at most one per core)
+MIN_PER_WORKER = 50  # fewer resamples per process than this: starting the processes costs more than it saves
+
+
+def _cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _refit(args) -> list:
+    """The refits of one chunk of resample weights (theta, or None where a resample left no point): all at
+    once by batch_lm, then scipy's solver (solve) from where it stopped for the resamples it left
+    unconverged."""
+    (form, d, y, sized, objective, delta, theta), weights = args
+    out: list = [None] * len(weights)
+    live = [i for i, w in enumerate(weights) if np.any(w)]
+    if not live:
+        return out
+    W = np.asarray([weights[i] for i in live], float)
+    TH, done = batch_lm(form, d, y, sized, objective, delta, theta, W)
+    for j, i in enumerate(live):
+        out[i] = TH[j] if done[j] else solve(form, d, y, sized, objective, delta, w=W[j], x0=TH[j])[0]
+    return out
+
+
+# ---- the resamples' refits, all at once ---------------------------------------------------------------
+
+BATCH_ITERS = 100  # batch_lm's iterations; a resample still moving then is finished by scipy's solver
+
+
+def _batch_pred_jac(form: str, TH: np.ndarray, specs: list, d: Design, M) -> tuple[np.ndarray, np.ndarray]:
+    """predict_jac for S parameter vectors at once: pred (S, P points), jac (S, points, parameters); M is the
+    (terms x points) 0/1 matrix that sums each point's annealing terms."""
+    names = [s[0] for s in specs]
+    nat = {}
+    for j, (name, kind, _, _) in enumerate(specs):
+        x = TH[:, j : j + 1]
+        nat[name] = np.exp(x) if kind == "log" else (1 - 10.0**x) if kind == "lam" else x
+    cols = {"E": np.ones((TH.shape[0], d.size))}
+    l0 = nat["E"] * cols["E"]
+    if "A_N" in nat:
+        sz = nat["A_N"] * d.n[None] ** -nat["a_N"]
+        l0 = l0 + sz
+        cols["A_N"], cols["a_N"] = sz, -sz * np.log(d.n)[None]
+    s1 = np.maximum(d.s1, 1e-12)[None]
+    fwd = nat["A"] * s1 ** -nat["alpha"]
+    cols["A"], cols["alpha"] = fwd, -fwd * np.log(s1)
+
+    def per_point(X: np.ndarray) -> np.ndarray:
+        return np.asarray(X @ M)
+
+    drop = d.drop[None]
+    if form == "annealing-area":
+        lam = nat["lam"]
+        pw = lam ** d.lag[None]
+        s2 = per_point(drop * (1 - pw) / (1 - lam))
+        ds2 = per_point(drop * ((1 - pw) - d.lag[None] * pw / lam * (1 - lam)) / (1 - lam) ** 2)
+        pred = l0 + fwd - nat["C"] * s2
+        cols["C"] = -nat["C"] * s2
+        cols["lam"] = nat["C"] * ds2 * 10.0 ** TH[:, [names.index("lam")]] * np.log(10)
+    else:
+        leta = np.log(np.maximum(d.eta, 1e-12))[None]
+        u = nat["C"] * np.exp(-nat["gamma"] * leta) * d.area[None]
+        lw = np.log1p(u)
+        wb = np.exp(-nat["beta"] * lw)
+        dg = nat["beta"] * wb * u / (u + 1)
+        an = per_point(drop * (1 - wb))
+        pred = l0 + fwd - nat["B"] * an
+        cols["B"] = -nat["B"] * an
+        cols["C"] = -nat["B"] * per_point(drop * dg)
+        cols["beta"] = -nat["B"] * per_point(drop * wb * lw)
+        cols["gamma"] = nat["B"] * per_point(drop * dg * leta)
+    return pred, np.stack([cols[n] for n in names], axis=-1)
+
+
+def _robust_cost(r: np.ndarray, objective: str, delta: float) -> np.ndarray:
+    """scipy least_squares' cost per row: 0.5 sum r^2, or its Huber loss with scale delta."""
+    if objective != "huber":
+        return 0.5 * (r * r).sum(-1)
+    z = (r / delta) ** 2
+    return 0.5 * delta**2 * np.where(z <= 1, z, 2 * np.sqrt(z) - 1).sum(-1)
+
+
+def batch_lm(form, d: Design, y: np.ndarray, sized: bool, objective: str, delta: float, theta, W: np.ndarray):
+    """Refit S resamples (weights W, S x points) from theta at once: Levenberg-Marquardt on log loss with the
+    Huber loss as iteratively reweighted least squares, the box bounds by projection (a parameter on a
+    bound whose gradient points out is held), and scipy's ftol / xtol stops (1e-8). -> (theta S x P, done:
+    converged within BATCH_ITERS). One resample's arrays are too small for numpy to be efficient; a
+    thousand together are not, and scipy's per-iteration Python is paid once per batch."""
+    from scipy import sparse
+
+    specs = param_specs(form, sized, float(y.min()))
+    lb, ub = np.array([s[2] for s in specs], float), np.array([s[3] for s in specs], float)
+    S, P = W.shape[0], len(specs)
+    M = sparse.csr_matrix((np.ones(d.idx.size), (np.arange(d.idx.size), d.idx)), shape=(d.idx.size, d.size))
+    logy, sw = np.log(y)[None], np.sqrt(W)
+
+    def resid(TH, swa):
+        with np.errstate(all="ignore"):
+            pred, J = _batch_pred_jac(form, TH, specs, d, M)
+            safe = np.maximum(pred, 1e-9)
+            return swa * (np.log(safe) - logy), (swa * (pred > 1e-9) / safe)[..., None] * J
+
+    TH = np.tile(np.asarray(theta, float), (S, 1))
+    r, J = resid(TH, sw)
+    cost = _robust_cost(r, objective, delta)
+    mu, active = np.full(S, 1e-3), np.isfinite(cost)
+    done = np.zeros(S, bool)
+    for _ in range(BATCH_ITERS):
+        a = np.flatnonzero(active)
+        if not a.size:
+            break
+        ra, Ja, th = r[a], J[a], TH[a]
+        om = np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-300)) if objective == "huber" else np.ones_like(ra)
+        A = np.einsum("snp,sn,snq->spq", Ja, om, Ja)
+        g = np.einsum("snp,sn,sn->sp", Ja, om, ra)
+        free = ~(((th <= lb + 1e-10) & (g > 0)) | ((th >= ub - 1e-10) & (g < 0)))
+        damp = mu[a][:, None] * np.maximum(np.einsum("spp->sp", A), 1e-12)
+        A = (A + damp[:, :, None] * np.eye(P)) * free[:, :, None] * free[:, None, :] + np.eye(P) * ~free[:, :, None]
+        with np.errstate(all="ignore"):
+            step = -np.linalg.solve(A, (g * free)[..., None])[..., 0]
+        new = np.clip(th + step, lb, ub)
+        rn, Jn = resid(new, sw[a])
+        cn = _robust_cost(rn, objective, delta)
+        better = np.isfinite(cn) & (cn < cost[a])
+        small_f = better & (cost[a] - cn < 1e-8 * cost[a])
+        small_x = np.linalg.norm(new - th, axis=1) < 1e-8 * (1e-8 + np.linalg.norm(th, axis=1))
+        b = a[better]
+        TH[b], r[b], J[b], cost[b] = new[better], rn[better], Jn[better], cn[better]
+        mu[b] = np.maximum(mu[b] / 3, 1e-12)
+        mu[a[~better]] *= 4
+        stop = small_f | small_x | ~np.isfinite(step).all(1)
+        done[a[stop]] = np.isfinite(step[stop]).all(1)
+        active[a[stop | (mu[a] > 1e10)]] = False
+    return TH, done
 
 
 # ---- the result ----------------------------------------------------------------------------------------
@@ -373,12 +631,49 @@ class CurveFit:
     selection: dict
     holdout: list = field(default_factory=list)  # per held-out branch final under --holdout-branches
     fitted_on: str = "all points"
+    samples: dict = field(default_factory=dict)  # parameter -> its bootstrap resamples (NaN: not fitted)
+    runs: list = field(default_factory=list)  # ids of the runs (curves) fitted: `check` skips them
+    by: list = field(default_factory=list)  # the run columns that named the group (run-store fits)
 
     def predict(self, N: float, lr, steps, warmup: int = 0) -> np.ndarray:
         """The law's loss after each of `steps` optimizer steps of the lr schedule `lr` (one value per step)."""
         s1, terms = schedule_features(np.asarray(lr, float) / self.lr_unit, np.asarray(steps, int), warmup)
         d = make_design(np.full(len(terms), N / self.n_ref), s1, terms)
         return predict(self.form, self.params, d)
+
+    def predict_samples(self, N: float, lr, steps, warmup: int = 0) -> np.ndarray:
+        """The law at each bootstrap resample (rows; NaN rows where a resample was not fitted) -> (S, len(steps))."""
+        s1, terms = schedule_features(np.asarray(lr, float) / self.lr_unit, np.asarray(steps, int), warmup)
+        return self.samples_at(make_design(np.full(len(terms), N / self.n_ref), s1, terms))
+
+    def samples_at(self, d: Design) -> np.ndarray:
+        """The law at each bootstrap resample at the points of a design in the law's units -> (S, points)."""
+        n = min((len(v) for v in self.samples.values()), default=0)
+        out = np.full((n, d.size), np.nan)
+        for i in range(n):
+            p = {k: float(v[i]) for k, v in self.samples.items()}
+            if all(np.isfinite(list(p.values()))):
+                with np.errstate(all="ignore"):
+                    out[i] = predict(self.form, p, d)
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "CurveFit":
+        """A group of a curves file (to_dict's record) back into a CurveFit."""
+        keys = ("form", "params", "conf_int", "withheld", "n_points", "n_runs", "n_sizes", "n_ref", "lr_unit")
+        missing = [k for k in (*keys, "residual_sd", "selection") if k not in d]
+        if missing or d.get("form") not in FORMS:
+            raise ScalelabError(
+                f"curve law {name}: the record lacks {', '.join(missing) or 'a known form'}: "
+                "refit with `scalelab fit --curves`"
+            )
+        samples = {k: np.array([np.nan if x is None else x for x in v], float) for k, v in d.get("samples", {}).items()}
+        return cls(
+            name, d["form"], {k: float(v) for k, v in d["params"].items()}, d["conf_int"], d["withheld"],
+            int(d["n_points"]), int(d["n_runs"]), int(d["n_sizes"]), float(d["n_ref"]), float(d["lr_unit"]),
+            float(d["residual_sd"]), d["selection"], list(d.get("holdout", [])), str(d.get("fitted_on", "all points")),
+            samples, [str(r) for r in d.get("runs", [])], list(d.get("by", [])),
+        )  # fmt: skip
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in ("form", "params", "conf_int", "withheld", "n_points", "n_runs")}
@@ -388,9 +683,24 @@ class CurveFit:
         out.update(
             {
                 k: getattr(self, k)
-                for k in ("n_sizes", "n_ref", "lr_unit", "residual_sd", "selection", "holdout", "fitted_on")
+                for k in (
+                    "n_sizes",
+                    "n_ref",
+                    "lr_unit",
+                    "residual_sd",
+                    "selection",
+                    "holdout",
+                    "fitted_on",
+                    "runs",
+                    "by",
+                )
             }
         )
+        # 7 significant digits: a thousand resamples stay small; NaN (a resample not fitted) as null
+        out["samples"] = {
+            k: [float(f"{x:.7g}") if np.isfinite(x) else None for x in np.asarray(v, float)]
+            for k, v in self.samples.items()
+        }
         return out
 
 
@@ -421,6 +731,8 @@ def fit_group(name: str, g: GroupData, s: dict) -> CurveFit:
         int(mask.sum()), int(g.pts["run"][mask].nunique()), int(g.pts["N"][mask].nunique()),
         g.n_ref, g.lr_unit, float(np.std(resid)), sel,
     )  # fmt: skip
+    fit.samples = samples if s["bootstrap"] else {}
+    fit.runs = sorted(str(r) for r in g.pts["run"][mask].unique())
     if s["holdout_branches"] and held.any():
         fit.fitted_on = "without the held-out branches"
         fit.holdout = _holdout_rows(g, form, params, held & g.pts["final"].to_numpy(bool))
@@ -451,8 +763,12 @@ def fit_curves(paths, by: list[str] | None = None, **settings) -> dict[str, Curv
     """Curve laws per group of the run files. settings: bootstrap, seed, level, loss (huber|lsq), delta,
     holdout_branches, min_fraction (points before this fraction of their run's last step are the early
     transient neither law describes: left out, as --all-checkpoints leaves them out)."""
-    pts, terms = read_curves(paths, list(by) if by else ["variant"])
-    return fit_points(pts, terms, **settings)
+    by = list(by) if by else ["variant"]
+    pts, terms = read_curves(paths, by)
+    fits = fit_points(pts, terms, **settings)
+    for f in fits.values():
+        f.by = by
+    return fits
 
 
 def fit_points(pts: pd.DataFrame, terms: list, **settings) -> dict[str, CurveFit]:
@@ -527,3 +843,32 @@ def write_json(fits: dict[str, CurveFit], path, inputs: list, settings: dict) ->
         "groups": {k: f.to_dict() for k, f in fits.items()},
     }
     atomic_write_text(path, json.dumps(doc, indent=2, default=float) + "\n")
+
+
+@dataclass
+class CurvesFile:
+    """A curves file read back: its curve law per group, the settings it was fitted with, its inputs."""
+
+    path: str
+    fits: dict
+    settings: dict
+    inputs: list
+
+
+def is_curves_doc(doc) -> bool:
+    return isinstance(doc, dict) and str(doc.get("format", "")).startswith("scalelab-curves/")
+
+
+def load_curves(path) -> CurvesFile:
+    """Read fits/NAME.curves.json (write_json's file); a missing, unreadable or foreign file is one line."""
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise ScalelabError(f"{path}: no such curves file: run `scalelab fit RUNS --curves` first") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ScalelabError(f"{path}: cannot read JSON ({type(e).__name__}): re-run `scalelab fit --curves`") from None
+    if not is_curves_doc(doc) or not isinstance(doc.get("groups"), dict):
+        raise ScalelabError(f"{path}: not a {FORMAT} file (key 'format'): give a file `scalelab fit --curves` wrote")
+    fits = {str(k): CurveFit.from_dict(str(k), v) for k, v in doc["groups"].items()}
+    return CurvesFile(str(path), fits, dict(doc.get("settings", {})), list(doc.get("inputs", [])))

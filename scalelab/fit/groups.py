@@ -147,26 +147,30 @@ def _py(v):
 
 def group_runs(sub: pd.DataFrame, g: GroupData, run_col) -> list:
     """The group's runs for the fit file (one entry per run: its last point), for the planner."""
-    rows = []
     order = np.argsort(g.D)
     last = {}
     for i in order:  # later (more tokens) rows overwrite earlier ones
         last[g.unit[i]] = i
-    for u, i in last.items():
-        row = sub.iloc[i]
+    idx = list(last.values())
+
+    def col(name: str) -> list:  # the column at the runs' rows, read once (row by row costs more than the fit)
+        return sub[name].to_numpy()[idx].tolist() if name in sub.columns else [None] * len(idx)
+
+    extra = zip(col("params_nonembed"), col("tokens_per_s"), col("mfu"), col("device"), col("config"))
+    rows = []
+    for u, i, (pne, tps, mfu, device, cfg) in zip(last, idx, extra):
         rec = {
             "run_id": str(u) if run_col else None,
             "params": float(g.N[i]),
-            "params_nonembed": _num(row.get("params_nonembed")),
+            "params_nonembed": _num(pne),
             "tokens": float(g.D[i]),
             "flops": float(g.C[i]),
             "loss": float(g.L[i]),
-            "tokens_per_s": _num(row.get("tokens_per_s")),
-            "mfu": _num(row.get("mfu")),
-            "device": row.get("device") if isinstance(row.get("device"), str) else None,
+            "tokens_per_s": _num(tps),
+            "mfu": _num(mfu),
+            "device": device if isinstance(device, str) else None,
             "model": None,
         }
-        cfg = row.get("config")
         if isinstance(cfg, str) and cfg:
             try:
                 m = json.loads(cfg).get("model")

@@ -337,6 +337,11 @@ def _apply_shared_e(groups, fits, spec: FitSpec, counts):
             f.samples["a"], f.samples["b"] = d["a"], d["b"]
 
 
+def _fit_one(g: GroupData, spec: FitSpec, counts: np.ndarray | None) -> GroupFit:
+    """fit_group's GroupFit alone (what a worker process sends back)."""
+    return fit_group(g, spec, counts)[0]
+
+
 # ---- the public entry point ---------------------------------------------------------------------------------
 def fit_laws(
     df: pd.DataFrame,
@@ -354,7 +359,10 @@ def fit_laws(
     delta, weights, overestimate_penalty, share_e, holdout, compare, c_ref, flop_convention, n_starts,
     approach, drop_top_loss, ...), which also override those of a given spec. inputs: provenance records of
     the input files; source names the input in errors; progress(group name) is called per fitted group.
-    Approaches 1 and 2 (spec.approach) go to approaches.fit_allocation. Returns FitResults (results.py)."""
+    Approaches 1 and 2 (spec.approach) go to approaches.fit_allocation. Returns FitResults (results.py).
+    throughput=: a bench train table's throughput by shape (plan/throughput_model.py), the time verdict's basis
+    instead of the runs' own timing (fit/timing.py)."""
+    throughput = options.pop("throughput", None)
     spec = FitSpec(**options) if spec is None else spec.replace(**options) if options else spec
     df = drop_top_losses(df, spec.loss_col, spec.drop_top_loss)
     if spec.share_col:  # one law per structure kind across its FFN shares (fit/share.py)
@@ -398,12 +406,14 @@ def fit_laws(
             seqs = np.random.SeedSequence(spec.seed).spawn(len(groups))
             counts = [unit_counts(g.unit, spec.bootstrap, np.random.default_rng(s)) for g, s in zip(groups, seqs)]
 
-    fits = []
-    for g, c in zip(groups, counts):
-        gf, _, _ = fit_group(g, spec, c)
-        fits.append(gf)
-        if progress:
-            progress(g.name)
+    from scalelab.fit import parallel  # independent groups with resamples: side by side on the cores
+
+    fits = parallel.map_groups(
+        _fit_one,
+        [(g, spec, c) for g, c in zip(groups, counts)],
+        parallel.workers(len(groups), spec.bootstrap),
+        progress and (lambda i: progress(groups[i].name)),
+    )
 
     if spec.share_e:
         if len(groups) < 2:
@@ -457,6 +467,10 @@ def fit_laws(
 
     joint = bool(shared_runs or spec.share_e or spec.share_exponents)
     add_compute_verdicts(comparisons, byname, spec.at_flops, spec.level, joint)
+    if throughput is not None:
+        from scalelab.fit.timing import add_time_verdicts
+
+        add_time_verdicts(comparisons, byname, throughput)
     info = fit_info(spec, inputs)
     info.bootstrap.paired = bool(shared_runs)
     if sweep_record:

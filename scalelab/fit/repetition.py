@@ -27,6 +27,7 @@ DECAY = ("R_D_star", "R_N_star")
 PARAMS = ("E", "A", "B", "alpha", "beta", *DECAY)
 _BOUNDS = (np.log(1e-2), np.log(1e6))  # log R*: from no decay worth fitting to none seen
 _LOG_R = np.linspace(*_BOUNDS, 37)  # the first grid of log R_D*, log R_N*: 2.5 steps per factor 10
+POINT_U = "unique_tokens"  # GroupFit.diagnostics key of the points' unique tokens (fit_group; point_unique)
 _ZOOMS = 7  # finer grids, each a quarter of the step: the last step is 4^-6 of the first (4e-4 in log R)
 
 
@@ -81,7 +82,8 @@ def predict(params: dict, N, D, U) -> np.ndarray:
 def optimum(params: dict, C, U, k: float = 6.0, decades: float = 4.0) -> dict[str, np.ndarray]:
     """The allocation of C = k N D FLOPs of least loss when the corpus has U unique tokens (the paper's
     data-constrained optimum): N_opt, D_opt = C / (k N_opt), epochs = D_opt / U and L_opt, for each parameter
-    sample (params as arrays of S draws give arrays of S). Searched over N within `decades` of the
+    sample (params as arrays of S draws give arrays of S), and at_edge where the best N is at the end of the
+    search (the optimum may lie beyond it). Searched over N within `decades` of the
     unconstrained optimum each way, by grids in log N each finer about the best (the loss has a kink where N
     passes N_opt(U_D)); with U beyond D_opt it is the Chinchilla optimum (laws.compute_optimal)."""
     from scalelab.fit import laws
@@ -91,6 +93,7 @@ def optimum(params: dict, C, U, k: float = 6.0, decades: float = 4.0) -> dict[st
         n0 = laws.compute_optimal({key: p[key] for key in ("A", "B", "alpha", "beta")}, float(C), k=k, outer=False)
         x = np.log(n0["N_opt"]) + np.linspace(-1, 1, 161) * decades * np.log(10)  # [S, G]
         h = x[:, 1:2] - x[:, :1]
+        ends = (x[:, 0] + h[:, 0], x[:, -1] - h[:, 0])  # a best within a step of these: the search's edge
         for _ in range(6):  # each grid spans the last one's step about its best: 4e-6 of the first step at the end
             f = predict(p, np.exp(x), C / (k * np.exp(x)), U)
             best = x[np.arange(x.shape[0]), np.argmin(np.where(np.isfinite(f), f, np.inf), 1)][:, None]
@@ -98,7 +101,18 @@ def optimum(params: dict, C, U, k: float = 6.0, decades: float = 4.0) -> dict[st
         N = np.exp(best[:, 0])
         D = C / (k * N)
         L = predict({key: v[:, 0] for key, v in p.items()}, N, D, U)
-    return {"N_opt": N, "D_opt": D, "epochs": D / U, "L_opt": L}
+        edge = (best[:, 0] <= ends[0]) | (best[:, 0] >= ends[1])
+    return {"N_opt": N, "D_opt": D, "epochs": D / U, "L_opt": L, "at_edge": edge}
+
+
+def point_unique(grp, run, D) -> np.ndarray | None:
+    """The unique tokens of points (run, D) of a repetition-law group, from what its fit recorded (fit_group);
+    NaN for a point it did not record, None when it recorded none (a fit file written before it did)."""
+    rec = (grp.diagnostics or {}).get(POINT_U)
+    if not isinstance(rec, dict) or not all(k in rec for k in ("run", "D", "U")):
+        return None
+    known = {(str(r), round(float(np.log(d)), 9)): float(u) for r, d, u in zip(rec["run"], rec["D"], rec["U"])}
+    return np.array([known.get((str(r), round(float(np.log(d)), 9)), np.nan) for r, d in zip(run, D)], float)
 
 
 # ---- which groups take it ------------------------------------------------------------------------------------
@@ -272,6 +286,8 @@ def fit_group(g, spec, counts: np.ndarray | None):
         conf, withheld = intervals(nat, params, spec.level)
         warnings += [withheld_warning(withheld, spec.level)] if withheld else []
     law = RepetitionLaw(int(single.sum()), int(rep.sum()), float(epochs_of(g).max()), float(np.mean(np.expm1(-r[rep]))))
+    # each point's unique tokens, by (run, D): the points table (fit/points.py) has no U, and figures need epochs
+    diag[POINT_U] = {"run": [str(u) for u in g.unit], "D": g.D.tolist(), "U": g.U.tolist()}
     return GroupFit(
         form="repetition",
         params=params,

@@ -117,8 +117,10 @@ def kind_groups(df: pd.DataFrame, spec, source: str) -> list[tuple[GroupData, np
     return out
 
 
-def check_design(name: str, f: np.ndarray, N: np.ndarray, hint: str = "") -> list[float]:
-    """The distinct shares of a kind, ascending, or a one-line refusal naming what is missing (and `hint`)."""
+def check_design(name: str, f: np.ndarray, N: np.ndarray, hint: str = "", D: np.ndarray | None = None) -> list[float]:
+    """The distinct shares of a kind, ascending, or a one-line refusal naming what is missing (and `hint`).
+    With D: each share's tokens/param must also spread at a given size (identify.py's separation), else N and
+    D are confounded there and rho_N, rho_D (and alpha, beta) trade off along the design's line."""
     levels = _levels(f)
     if len(levels) < MIN_SHARES:
         raise ScalelabError(
@@ -132,6 +134,16 @@ def check_design(name: str, f: np.ndarray, N: np.ndarray, hint: str = "") -> lis
                 f"kind {name!r}: share {x:.3g} has {n} model size(s); each share needs at least {MIN_SIZES} "
                 "to tell its size multiplier from its data multiplier: train another size there"
             )
+        if D is not None:
+            m = _at(f, x)
+            d = identify.describe(N[m], D[m], N[m] * D[m])
+            if identify.separation_short(d) > 1:
+                raise ScalelabError(
+                    f"kind {name!r}: share {x:.3g} has its runs at nearly one tokens-per-param ratio "
+                    f"({d.tpp_min:.3g}-{d.tpp_max:.3g}, {d.separation:.3g}x apart at a given size): N and D are "
+                    f"confounded, so rho_N, rho_D, alpha and beta are not identified; add runs there at "
+                    f"{identify.SEPARATION_MIN:g}x fewer and {identify.SEPARATION_MIN:g}x more tokens/param"
+                )
     return levels
 
 
@@ -222,7 +234,7 @@ def fit_kind(g: GroupData, f: np.ndarray, spec, counts: np.ndarray | None) -> Gr
         if "variant" in spec.by and spec.share_col != "config"
         else ""
     )
-    levels = check_design(g.name, f, g.N, hint)
+    levels = check_design(g.name, f, g.N, hint, g.D)
     obj = ShareObjective(g, f, spec)
     base = _pooled_start(g)
     starts = np.array([[*base, rn, rd] for rn in _RHO_STARTS for rd in _RHO_STARTS])

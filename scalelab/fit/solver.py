@@ -232,10 +232,38 @@ def fix_parameters(prob: Problem, form: Form, fixed: dict) -> Problem:
 
 # ---- seeding: linear solves over an exponent grid --------------------------------------------------
 def _nnls3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
-    """Exact non-negative least squares for 3 unknowns by enumerating the 7 active sets.
+    """Exact non-negative least squares for 3 unknowns.
 
     Entries of X^T W X (m..), X^T W t (v.) and t^T W t (tt), arrays of one shape. Returns
-    (c0, c1, c2, sse). Written out entry by entry: millions of tiny systems at numpy speed."""
+    (c0, c1, c2, sse). Written out entry by entry: millions of tiny systems at numpy speed. Where the
+    unconstrained solution is non-negative it is the answer (the constrained minimum of a convex
+    quadratic); only the other entries enumerate the 7 active sets (_nnls3_sets)."""
+    with np.errstate(all="ignore"):
+        A_ = m11 * m22 - m12 * m12
+        B_ = m02 * m12 - m01 * m22
+        C_ = m01 * m12 - m11 * m02
+        E_ = m00 * m22 - m02 * m02
+        F_ = m01 * m02 - m00 * m12
+        I_ = m00 * m11 - m01 * m01
+        det = m00 * A_ + m01 * B_ + m02 * C_
+        c0 = (A_ * v0 + B_ * v1 + C_ * v2) / det
+        c1 = (B_ * v0 + E_ * v1 + F_ * v2) / det
+        c2 = (C_ * v0 + F_ * v1 + I_ * v2) / det
+        sse = tt - c0 * v0 - c1 * v1 - c2 * v2
+        ok = (c0 >= 0) & (c1 >= 0) & (c2 >= 0) & np.isfinite(sse)
+    if ok.all():
+        return c0, c1, c2, sse
+    shape = ok.shape
+    out = [x if x.shape == shape else np.array(np.broadcast_to(x, shape)) for x in (c0, c1, c2, sse)]
+    bad = np.nonzero(~ok)  # gathered from each input's broadcast view: no full-size copies
+    sub = [np.broadcast_to(x, shape)[bad] for x in (m00, m01, m02, m11, m12, m22, v0, v1, v2, tt)]
+    for o, x in zip(out, _nnls3_sets(*sub)):
+        o[bad] = x
+    return out[0], out[1], out[2], out[3]
+
+
+def _nnls3_sets(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
+    """_nnls3 by enumerating the 7 active sets: the feasible solution of least sse."""
     best = np.full(np.broadcast(v0, v1, v2).shape, np.inf)
     c = [np.zeros_like(best) for _ in range(3)]
     zero = np.zeros_like(best)
@@ -274,11 +302,12 @@ def _nnls3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
     return c[0], c[1], c[2], best
 
 
-def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID, grid_b=None, E=None):
+def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID, grid_b=None, E=None, keep=None):
     """For every resample (row of W[K, n]) and exponent pair (alpha, beta) on the grid, the NNLS
     (E, A, B) minimising sum w ((L - E - A N^-alpha - B D^-beta)/L)^2 (relative ~ log residuals).
-    grid_b: beta's grid (default `grid`); E: a fixed E (then only A, B are solved for).
-    Returns theta[K, G*Gb, 5] in (e, a, b, alpha, beta) and the LS proxy sse[K, G*Gb]."""
+    grid_b: beta's grid (default `grid`); E: a fixed E (then only A, B are solved for); keep: return only
+    the `keep` pairs of least sse per resample (in np.argpartition's order), building no others' theta.
+    Returns theta[K, G*Gb (or keep), 5] in (e, a, b, alpha, beta) and the LS proxy sse[K, G*Gb (or keep)]."""
     grid_b = grid if grid_b is None else np.asarray(grid_b, float)
     G, Gb = grid.size, grid_b.size
     invL = 1.0 / L
@@ -304,6 +333,15 @@ def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID, grid_b=None, E=None):
     floor = 1e-12 * L.min()
     if E is not None:
         cE = np.full_like(cA, E)
+    if keep is not None and keep < G * Gb:
+        sse = sse.reshape(K, G * Gb)
+        top = np.argpartition(sse, keep - 1, axis=1)[:, :keep]
+        pick = [np.take_along_axis(np.broadcast_to(c, (K, G, Gb)).reshape(K, -1), top, 1) for c in (cE, cA, cB)]
+        theta = np.stack(
+            [np.log(np.maximum(c, floor)) for c in pick] + [grid[top // Gb], grid_b[top % Gb]],
+            -1,
+        )
+        return theta, np.take_along_axis(sse, top, 1)
     al, be = np.meshgrid(grid, grid_b, indexing="ij")
     theta = np.stack(
         [
@@ -400,7 +438,9 @@ def fit_batch(
         return np.array([fval[name]]) if name in fval else grid
 
     if form.name == "chinchilla":
-        cand, proxy = seed_chinchilla(cols["N"], cols["D"], L, Wp, grid_of("alpha"), grid_of("beta"), E=E)
+        ga, gb = grid_of("alpha"), grid_of("beta")
+        keep = n_screen if n_screen < ga.size * gb.size else None  # the screen's choice, made before building theta
+        cand, proxy = seed_chinchilla(cols["N"], cols["D"], L, Wp, ga, gb, E=E, keep=keep)
     elif form.name == "power":
         cand, proxy = seed_power(cols["C"], prob.z, Wp)
     else:

@@ -1,4 +1,5 @@
-"""`scalelab ingest`: runs logged elsewhere (TensorBoard, W&B exports, plain curves) into the run store.
+"""`scalelab ingest`: runs logged elsewhere (TensorBoard, W&B exports and run folders, MLflow file stores, plain
+curves) into the run store.
 
 Every run is read and mapped before anything is written, so a bad input writes nothing; each run's file is
 then written atomically (store.write_run). Params and FLOPs are scalelab's own (scalelab.flops) for the
@@ -17,6 +18,7 @@ from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
 from scalelab.fileio import unsafe_name
 from scalelab.ingest import model as modellib
+from scalelab.ingest.branches import with_branches
 from scalelab.ingest.mapping import Mapping, curve
 from scalelab.ingest.raw import RawRun
 from scalelab.ingest.rows import Ingested, flops_warning, make_rows
@@ -42,7 +44,9 @@ class Plan:
 def plan(sources: Sequence[str], out: str, mapping: Mapping, model: Optional[str] = None, grid: str = "ingest"):
     """Read and map every run of `sources` (nothing written): a Plan, or a ScalelabError naming the problem."""
     if not sources:
-        raise ScalelabError("no sources given: pass TensorBoard folders, W&B export folders or curve files")
+        raise ScalelabError(
+            "no sources given: pass TensorBoard folders, W&B export or run folders, MLflow mlruns or curve files"
+        )
     given = modellib.parse(model) if model else None
     raws = [r for s in sources for r in read_source(str(s))]
     runs = [_one(r, mapping, given, grid) for r in raws]
@@ -92,7 +96,11 @@ def _one(raw: RawRun, m: Mapping, given: Optional[ModelConfig], grid: str) -> In
         logged_flops=c.logged_flops,
         logged_config=raw.config,
     )
-    rows = make_rows(raw, c, cfg, run_id=run_id, grid=grid, tokenizer=tokenizer, provenance=provenance)
+
+    def rows_of(r: RawRun, rc) -> list[dict]:
+        return make_rows(r, rc, cfg, run_id=run_id, grid=grid, tokenizer=tokenizer, provenance=provenance)
+
+    rows = with_branches(raw, rows_of(raw, c), m, cfg.seq_len, rows_of)  # a WSD run's cooldown branches' too
     warn = flops_warning(run_id, c.logged_flops, rows[-1]["flops"])
     return Ingested(run_id, f"{grid}__{cfg.variant}__d{cfg.d_model}__{run_id}", rows, [warn] if warn else [])
 

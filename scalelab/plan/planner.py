@@ -57,6 +57,8 @@ SWEEP_COLUMNS = [
 ]
 
 FRONTIER = laws.FORMS["frontier"].params  # E, K, gamma
+# the forms the planner allocates from (repetition: the data-constrained law, plan/repetition.py)
+PLANNED = ("chinchilla", "frontier", "allocation", "repetition")
 
 # No MFU is ever assumed: GPU-hours need a measured throughput (the runs' tokens/s or MFU) or a stated --mfu.
 EXTRAPOLATION_FACTOR = 10.0
@@ -125,9 +127,9 @@ class Planner:
             if loss_law_refused(g)
             else f"{g.variant}: a {g.form!r} law has no compute allocation; skipped"
             for g in groups
-            if g.form not in ("chinchilla", "frontier", "allocation")
+            if g.form not in PLANNED
         ]
-        self.groups = [g for g in groups if g.form in ("chinchilla", "frontier", "allocation")]
+        self.groups = [g for g in groups if g.form in PLANNED]
         if not self.groups:
             share = any(g.form == "share" for g in groups)
             raise ScalelabError(
@@ -136,6 +138,7 @@ class Planner:
                    "fit with the (N, D) law (default form)")
             )  # fmt: skip
         self.notes: dict[str, list[str]] = {}
+        self.constrained: dict[str, Any] = {}  # group -> its data-constrained plan (plan/repetition.py), when asked
         self.families: dict[str, Any] = {}  # FLOPs per token along N, per group
         self.shape_families: dict[str, ShapeFamily] = {}  # where shapes are chosen from
         self.rules: dict[str, Optional[ShapeRule]] = {}
@@ -177,8 +180,16 @@ class Planner:
 
     # ---- one variant ---------------------------------------------------------------------------
     def allocate(
-        self, g: GroupFit, C: float, inference_tokens: float = 0.0, shape: bool = True, check_low: bool = True
+        self,
+        g: GroupFit,
+        C: float,
+        inference_tokens: float = 0.0,
+        shape: bool = True,
+        check_low: bool = True,
+        unique_tokens: Optional[float] = None,
     ) -> VariantPlan:
+        """The plan of one group at C. unique_tokens: the corpus's, for a repetition-law group's data-constrained
+        optimum (plan/repetition.py); without it that group is planned on its base law (unlimited unique data)."""
         fam = self.families[g.name]
         cmin, cmax = g.c_range
         if check_low and math.isfinite(cmin) and C < cmin:
@@ -192,6 +203,13 @@ class Planner:
             return self._allocate_frontier(g, C, fam, cmax, extrapolated)
         if g.form == "allocation":
             return self._allocate_power_laws(g, C, extrapolated)
+        if g.form == "repetition":
+            if unique_tokens is not None:
+                return self._allocate_repetition(g, C, unique_tokens, extrapolated, notes, shape)
+            notes.append(
+                "repetition law planned with unlimited unique data (its base law's optimum): give --unique-tokens "
+                "for the data-constrained one"
+            )
         point = {k: g.params[k] for k in CHINCHILLA}
         N0, D0, L0, edge0 = optimum({k: np.array([v]) for k, v in point.items()}, fam, C, inference_tokens)
         N0, D0, L0 = float(N0[0]), float(D0[0]), float(L0[0])
@@ -269,6 +287,38 @@ class Planner:
             L_samples=Ls,
             sample_ids=g.sample_ids,
         )
+        return plan
+
+    def _allocate_repetition(
+        self, g: GroupFit, C: float, U: float, extrapolated: bool, notes: list, shape: bool
+    ) -> VariantPlan:
+        """A repetition-law group with U unique tokens: the data-constrained optimum under C = k N D (k the
+        fit's), each bootstrap draw's own (plan/repetition.py); its words and the unconstrained one in notes."""
+        from scalelab.plan import repetition as PR
+
+        cp = PR.constrained(g, C, U, PR.flops_per_param_token(g, self.fit.convention), self.level)
+        self.constrained[g.name] = cp
+        plan = VariantPlan(
+            variant=g.variant,
+            group=g.name,
+            form=g.form,
+            C=C,
+            N_opt=cp.N_opt,
+            N_int=cp.N_int,
+            D_opt=cp.D_opt,
+            D_int=cp.D_int,
+            tokens_per_param=cp.D_opt / cp.N_opt,
+            tpp_int=cp.tpp_int,
+            L_opt=cp.L_opt,
+            L_int=cp.L_int,
+            L_pred_int=self._prediction_interval(g, cp.L_samples) if cp.L_samples.size else (math.nan, math.nan),
+            extrapolated=extrapolated,
+            notes=[*notes, *cp.lines()],
+            L_samples=cp.L_samples if cp.L_samples.size else None,
+            sample_ids=g.sample_ids,
+        )
+        if shape and self.rules.get(g.name) is not None:
+            plan.shape = self.choose_shape(g, plan)
         return plan
 
     def _allocate_power_laws(self, g: GroupFit, C: float, extrapolated: bool) -> VariantPlan:
@@ -598,6 +648,7 @@ def plan_budget(
         raise ScalelabError(f"--gpu-hours {gpu_hours} must be positive")
     if inference_tokens < 0:
         raise ScalelabError(f"--inference-tokens {inference_tokens} must be >= 0")
+    _check_repetition(planner, unique_tokens, inference_tokens, target_loss)
     if target_loss is not None:
         if not (target_loss > 0 and math.isfinite(target_loss)):
             raise ScalelabError(f"--target-loss {target_loss:g} must be a positive loss in nats, e.g. 2.5")
@@ -626,13 +677,15 @@ def plan_budget(
             C = gpu_hours * 3600 * rate
         else:
             C = None
+        ut = _unique_tokens(g, unique_tokens)
+        U = ut if g.form == "repetition" else None  # the data-constrained optimum (plan/repetition.py)
         if C is None:  # target loss only
             assert target_loss is not None  # a budget was required above
             info = planner.compute_for_loss(g, target_loss)
             C = info["C"] if math.isfinite(info["C"]) else g.c_range[1]
-            pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False)
+            pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False, unique_tokens=U)
         else:
-            pl = planner.allocate(g, C, inference_tokens, shape=shape)
+            pl = planner.allocate(g, C, inference_tokens, shape=shape, unique_tokens=U)
         D_pl = pl.shape.tokens if pl.shape is not None else pl.D_opt
         pl.lr = planner.learning_rate(g, pl.shape.params if pl.shape is not None else pl.N_opt, D_pl)
         pl.batch = planner.batch_size(g, D_pl)
@@ -669,11 +722,11 @@ def plan_budget(
                 "N_over_compute_optimal": pl.N_opt / co.N_opt,
                 "loss_if_compute_optimal_N": L_co,
             }
-        ut = _unique_tokens(g, unique_tokens)
-        if ut and math.isfinite(pl.D_opt) and pl.D_opt > ut:
+        if U is None and ut and math.isfinite(pl.D_opt) and pl.D_opt > ut:
             warnings.append(
                 f"{g.variant}: D_opt = {pl.D_opt:.3g} tokens exceeds the corpus's {ut:.3g} unique "
-                f"tokens: data would repeat ({pl.D_opt / ut:.1f} epochs)"
+                f"tokens: data would repeat ({pl.D_opt / ut:.1f} epochs), which the {g.form} law counts as new; a "
+                "data-constrained optimum needs the repetition law (fit --form repetition on runs that repeat data)"
             )
         plans.append(pl)
     return _finish(
@@ -686,6 +739,23 @@ def plan_budget(
         inference_tokens=inference_tokens,
         target_loss=target_loss,
     )
+
+
+def _check_repetition(planner: Planner, U: Optional[float], inference_tokens: float, target_loss) -> None:
+    """--unique-tokens is a positive finite count, and a repetition law is planned at a budget, for training
+    only (its optimum is a search per draw, not a closed form): a one-line ScalelabError otherwise."""
+    from scalelab.plan.repetition import check_unique
+
+    if U is not None:
+        check_unique(U)
+    rep = ", ".join(g.variant for g in planner.groups if g.form == "repetition")
+    if rep and target_loss is not None:
+        raise ScalelabError(f"--target-loss is not available for the repetition law ({rep}): plan with --flops")
+    if rep and U is not None and inference_tokens:
+        raise ScalelabError(
+            f"--inference-tokens with --unique-tokens is not available for the repetition law ({rep}): plan the "
+            "data-constrained optimum for training alone"
+        )
 
 
 def sweep(
@@ -762,12 +832,9 @@ def loss_law_refused(g: GroupFit) -> Optional[str]:
 
 
 def has_loss_law(fit: Any, variants: Optional[Sequence[str]] = None) -> bool:
-    """Whether any group (of `variants`) has a law the planner plans from (chinchilla, frontier, allocation)."""
-    return any(
-        g.form in ("chinchilla", "frontier", "allocation")
-        for g in as_fit(fit)
-        if not variants or g.variant in variants or g.name in variants
-    )
+    """Whether any group (of `variants`) has a law the planner plans from (PLANNED: chinchilla, frontier,
+    allocation, repetition)."""
+    return any(g.form in PLANNED for g in as_fit(fit) if not variants or g.variant in variants or g.name in variants)
 
 
 def sweep_recommendations(fit: Any, variants: Optional[Sequence[str]] = None) -> list[dict]:

@@ -8,13 +8,18 @@ Shares stay within the fitted range [f_min, 1]. Widths: a geometric grid over ev
 every width multiple between the best grid width's neighbours, per share (the loss is unimodal in width at a
 fixed share and budget). Intervals: each bootstrap sample's own optimum over the candidates evaluated, and
 the mean law's loss at the chosen shape over the samples.
+
+A time budget (plan_share_time): H hours on one device buy each shape D = H x 3600 x its tokens/s, from a
+throughput model of `scalelab bench train` tables (plan/throughput_model.py: interpolated in log width and
+share, flagged beyond the measured shapes); the plan is again the shape of least predicted loss, and its
+FLOPs follow from D. The throughput is a measured point, not resampled: the intervals are the law's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,6 +32,7 @@ from scalelab.fit.bootstrap import percentile_interval
 from scalelab.fit.records import Estimate
 from scalelab.fit.results import FitResults, GroupFit
 from scalelab.plan.families import ShapeRule, _expected_flops_per_token
+from scalelab.plan.throughput_model import ThroughputModel
 
 N_SHARES = 25  # nominal shares between the fitted ends, besides the fitted shares themselves
 N_COARSE = 48  # widths of the coarse grid
@@ -61,6 +67,10 @@ class SharePlan:
     fitted_shares: tuple[float, float]
     notes: list[str] = field(default_factory=list)
     n_candidates: int = 0
+    flops: Optional[Estimate] = None  # a time budget: the FLOPs the plan implies (D x FLOPs per token)
+    hours: Optional[float] = None  # a time budget: device-hours
+    tokens_per_s: Optional[float] = None  # a time budget: the chosen shape's predicted throughput
+    basis: Optional[str] = None  # a time budget: what the throughput rests on
 
     @property
     def structure(self) -> StructureConfig:
@@ -73,6 +83,9 @@ class SharePlan:
         for k in ("share", "d_model", "tokens", "params", "loss"):
             out[k] = getattr(self, k).to_list()  # [est, lo, hi]
         out.update(fitted_shares=list(self.fitted_shares), notes=self.notes, n_candidates=self.n_candidates)
+        if self.hours is not None:
+            out.update(hours=self.hours, tokens_per_s=self.tokens_per_s, throughput_basis=self.basis)
+            out["flops"] = self.flops.to_list() if self.flops else None
         return out
 
     def lines(self) -> list[str]:
@@ -83,12 +96,22 @@ class SharePlan:
             return f" [{e.lo:{fmt}}, {e.hi:{fmt}}]" if e.has_interval else ""
 
         ffn = "dense FFN" if c.ffn.kind == "dense" else f"FFN {c.ffn.kind} ({_sizes(c.ffn)})"
+        at = f"C = {self.C:.3g} FLOPs"
+        if self.hours is not None and self.flops is not None:
+            at = f"{self.hours:g} device-hours"
+        time = []
+        if self.hours is not None and self.flops is not None:
+            time = [
+                f"  {self.tokens_per_s:.4g} tokens/s, {self.flops.est:.3g} FLOPs{iv(self.flops, '.3g')}; "
+                f"throughput: {self.basis}"
+            ]
         return [
-            f"{self.kind} at C = {self.C:.3g} FLOPs: d_model {c.d_model}{iv(self.d_model, '.0f')}, "
+            f"{self.kind} at {at}: d_model {c.d_model}{iv(self.d_model, '.0f')}, "
             f"{c.n_layers} layers, {ffn}, share {s.share:.3g}{iv(self.share, '.3g')}",
             f"  N = {s.N:.4g}{iv(self.params, '.3g')}, D = {self.D:.4g} tokens{iv(self.tokens, '.3g')}, "
             f"predicted loss {self.loss.est:.4f}{iv(self.loss, '.4f')} ({self.n_candidates} shapes searched, "
             f"fitted shares {self.fitted_shares[0]:.3g}..1)",
+            *time,
             *[f"  note: {n}" for n in self.notes],
         ]
 
@@ -113,10 +136,38 @@ def build(rule: ShapeRule, kind: str, d: int, f: float, n_key: str, convention: 
     return ShareShape(cfg, float(share), N, float(fpt))
 
 
-def _loss(params: dict, shapes: Sequence[ShareShape], C: float) -> np.ndarray:
-    """The law's loss of every shape trained on C / FLOPs-per-token tokens; (S, M) for sample arrays."""
+class TimeBudget:
+    """H hours on the throughput model's device: each shape's tokens are H x 3600 x its tokens/s."""
+
+    def __init__(self, hours: float, model: ThroughputModel):
+        self.hours, self.model = hours, model
+        self.rates: dict[ShareShape, tuple[float, Optional[str]]] = {}  # by identity (eq=False)
+
+    def rate(self, s: ShareShape) -> tuple[float, Optional[str]]:
+        """The shape's tokens/s and why it is beyond the measured shapes (None: inside)."""
+        if s not in self.rates:
+            r = self.model.rate(s.cfg)
+            self.rates[s] = (r.tokens_per_s, r.beyond)
+        return self.rates[s]
+
+    def __call__(self, shapes: Sequence[ShareShape]) -> np.ndarray:
+        return np.array([self.hours * 3600.0 * self.rate(s)[0] for s in shapes])
+
+
+Budget = Union[float, Callable[[Sequence[ShareShape]], np.ndarray]]  # FLOPs, or tokens per shape (TimeBudget)
+
+
+def _tokens(shapes: Sequence[ShareShape], C: Budget) -> np.ndarray:
+    """Tokens every shape trains on: C / FLOPs-per-token at a FLOP budget, C(shapes) at a time budget."""
+    if callable(C):
+        return C(shapes)
+    return C / np.array([s.flops_per_token for s in shapes])
+
+
+def _loss(params: dict, shapes: Sequence[ShareShape], C: Budget) -> np.ndarray:
+    """The law's loss of every shape trained on the budget's tokens; (S, M) for sample arrays."""
     N = np.array([s.N for s in shapes])
-    D = C / np.array([s.flops_per_token for s in shapes])
+    D = _tokens(shapes, C)
     f = np.array([s.share for s in shapes])
     return laws.predict("share", params, N=N, D=D, share=f)
 
@@ -150,7 +201,7 @@ class ShareSearch:
         d_max = max(65536, 8 * self.rule.template.d_model)
         return np.unique(np.round(np.geomspace(m, d_max, N_COARSE) / m).astype(int) * m)
 
-    def best_at(self, params: dict, f: float, C: float) -> None:
+    def best_at(self, params: dict, f: float, C: Budget) -> None:
         """Coarse widths at share f, then every multiple between the best coarse width's neighbours."""
         ws = self.widths()
         coarse = [(d, self.shape(int(d), f)) for d in ws]
@@ -189,6 +240,36 @@ def plan_share(
         )
     if not (C > 0 and math.isfinite(C)):
         raise ScalelabError(f"--flops {C}: give a positive budget in FLOPs, e.g. 1e18")
+    return _plan(fit, g, C, rule, multiple, depth)
+
+
+def plan_share_time(
+    fit: FitResults,
+    kind: str,
+    hours: float,
+    model: ThroughputModel,
+    rule: Optional[ShapeRule] = None,
+    multiple: Optional[int] = None,
+    depth: Optional[int] = None,
+) -> SharePlan:
+    """plan_share at a time budget: `hours` on the model's device, each shape's tokens from its measured
+    throughput (plan/throughput_model.py). Refused when the model has no timed shape of the kind's structure."""
+    g = fit[kind]
+    if g.form != "share" or g.share_law is None:
+        raise ScalelabError(
+            f"group {kind!r} is a {g.form} law: plan over shares needs a law across shares (scalelab fit --share-col)"
+        )
+    if not (hours > 0 and math.isfinite(hours)):
+        raise ScalelabError(f"--gpu-hours {hours}: give a positive number of device-hours, e.g. 100")
+    rule = rule or _rule_from_runs(g, multiple, depth)
+    model.require("dense", f"--gpu-hours for {g.name}")
+    model.require(_structure_kind(g, rule), f"--gpu-hours for {g.name}")
+    return _plan(fit, g, TimeBudget(hours, model), rule, multiple, depth)
+
+
+def _plan(fit: FitResults, g: GroupFit, C: Budget, rule, multiple, depth) -> SharePlan:
+    """The search and the plan, at a FLOP budget C or a time budget (C a TimeBudget)."""
+    assert g.share_law is not None  # the callers refuse other laws
     rule = rule or _rule_from_runs(g, multiple, depth)
     f_range = (float(g.range.get("share", g.share_law.range)[0]), 1.0)  # the runs' own shares, not the levels'
     search = ShareSearch(rule, _structure_kind(g, rule), f_range, g.n_column or "params", fit.convention)
@@ -196,25 +277,28 @@ def plan_share(
         search.best_at(g.params, f, C)
     shapes = search.shapes()
     if not shapes:
-        raise ScalelabError(f"no buildable {kind} shape at any width and share in [{f_range[0]:.3g}, 1]")
+        raise ScalelabError(f"no buildable {g.name} shape at any width and share in [{f_range[0]:.3g}, 1]")
     L = _loss(g.params, shapes, C)
     best = shapes[int(np.argmin(L))]
     return _finish(fit, g, C, best, float(L.min()), shapes, f_range, search)
 
 
-def _finish(fit, g: GroupFit, C, best: ShareShape, L0: float, shapes, f_range, search) -> SharePlan:
-    est = {"share": best.share, "d": best.d_model, "D": C / best.flops_per_token, "N": best.N}
+def _finish(fit, g: GroupFit, C: Budget, best: ShareShape, L0: float, shapes, f_range, search) -> SharePlan:
+    D0 = float(_tokens([best], C)[0])
+    est = {"share": best.share, "d": best.d_model, "D": D0, "N": best.N, "C": D0 * best.flops_per_token}
     ci = {k: (math.nan, math.nan) for k in est}
     loss_ci = (math.nan, math.nan)
     s = g.sample_arrays()
     if len(s["E"]) >= 2:
         Ls = _loss(s, shapes, C)  # (S, M)
         pick = [shapes[i] for i in np.argmin(Ls, 1)]
+        D = _tokens(pick, C)
         draws = {
             "share": [p.share for p in pick],
             "d": [p.d_model for p in pick],
-            "D": [C / p.flops_per_token for p in pick],
+            "D": list(D),
             "N": [p.N for p in pick],
+            "C": list(D * np.array([p.flops_per_token for p in pick])),
         }
         ci = {k: percentile_interval(v, fit.level) for k, v in draws.items()}
         loss_ci = percentile_interval(_loss(s, [best], C)[:, 0], fit.level)
@@ -230,9 +314,9 @@ def _finish(fit, g: GroupFit, C, best: ShareShape, L0: float, shapes, f_range, s
     widths = search.widths()
     if best.d_model in (widths[0], widths[-1]):
         notes.append(f"the best width {best.d_model} is at the end of the widths searched")
-    return SharePlan(
+    plan = SharePlan(
         kind=g.name,
-        C=float(C),
+        C=float(est["C"]) if callable(C) else float(C),
         shape=best,
         D=est["D"],
         loss=Estimate(L0, *loss_ci),
@@ -244,6 +328,13 @@ def _finish(fit, g: GroupFit, C, best: ShareShape, L0: float, shapes, f_range, s
         notes=notes,
         n_candidates=len(shapes),
     )
+    if isinstance(C, TimeBudget):
+        tps, beyond = C.rate(best)
+        plan.hours, plan.tokens_per_s, plan.basis = C.hours, tps, C.model.basis
+        plan.flops = Estimate(est["C"], *ci["C"])
+        if beyond:
+            plan.notes.append(f"throughput of the chosen shape extrapolated: {beyond}")
+    return plan
 
 
 def _rule_from_runs(g: GroupFit, multiple: Optional[int], depth: Optional[int]) -> ShapeRule:

@@ -55,8 +55,12 @@ def sweep_panel(ctx: Context, g: str, ax=None, lay: Optional[SweepLayout] = None
         ax.plot(
             c["lrs"], c["losses"], "-o", color=col, ms=3, lw=1.0, label=curve_label(c, several_d), gid=f"{g}:{c['N']:g}"
         )
+        if "lo" in c:  # the range over seeds at each rate, nudged sideways per width so bars do not overlap
+            k = lay.sizes.index(size_key(c)) - (len(lay.sizes) - 1) / 2
+            x = [lr * 1.04**k for lr in c["lrs"]]
+            ax.vlines(x, c["lo"], c["hi"], color=col, lw=1.0, alpha=0.7, gid=f"{g}:{c['N']:g}:seeds")
         ax.plot([c["lr_opt"]], [min(c["losses"])], marker="*", ms=9, color=col, mec="black", mew=0.5, ls="")
-    clip = basin_top([y for c in mine for y in c["losses"]])
+    clip = basin_top([y for c in mine for y in [*c["losses"], *c.get("hi", [])]])
     if clip is not None:
         ax.set_ylim(*clip[0])
         ctx.note(f"{clip[1]} loss(es) far above the rest (diverged rates) clipped off the top")

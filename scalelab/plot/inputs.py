@@ -16,7 +16,7 @@ import glob
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from scalelab.errors import ScalelabError
 from scalelab.fileio import sha256_file
@@ -55,6 +55,7 @@ class Inputs:
     points_source: str = ""  # where the points came from, for the figures' notes
     points_notes: list = field(default_factory=list)  # mismatches between points read and the fit's counts
     table_columns: Optional["_FitColumns"] = None  # the columns read from CSV tables plotted without a fit
+    curves: Optional[Any] = None  # a curve law (fits/NAME.curves.json: scalelab.fit.curves.CurvesFile)
 
     def variants(self) -> list[str]:
         vs = set()
@@ -102,6 +103,9 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
 
     inputs = Inputs()
     run_files, table_files, bench_files, fit_doc = [], [], [], None
+    if fit_path and fit_path.endswith(".curves.json"):  # a curve law given as the fit: fig9 draws it
+        _read_curves(inputs, fit_path)
+        fit_path = None
     for p in expand_paths(paths):
         if not os.path.isfile(p):
             raise ScalelabError(f"{p}: no such file: check the path")
@@ -113,7 +117,9 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
             table_files.append(p)
         elif p.endswith(".json"):
             d = _read_json(p)
-            if isinstance(d, dict) and str(d.get("format", "")).startswith("scalelab-fit/"):
+            if isinstance(d, dict) and str(d.get("format", "")).startswith("scalelab-curves/"):
+                _read_curves(inputs, p)
+            elif isinstance(d, dict) and str(d.get("format", "")).startswith("scalelab-fit/"):
                 if fit_path and os.path.abspath(fit_path) != os.path.abspath(p):
                     raise ScalelabError(f"{p}: a second fit file (--fit {fit_path} was given): plot one fit at a time")
                 fit_path, fit_doc = p, dict(d, _path=p)  # parsed already: not read a second time
@@ -142,9 +148,24 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
         )
     if inputs.fit is not None or table_files:
         read_points(inputs, run_files, table_files, columns)
-    if inputs.runs is None and inputs.fit is None and inputs.bench is None and inputs.points is None:
+    if (
+        inputs.runs is None
+        and inputs.fit is None
+        and inputs.bench is None
+        and inputs.points is None
+        and not inputs.curves
+    ):
         raise ScalelabError("nothing to plot: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
     return inputs
+
+
+def _read_curves(inputs: Inputs, path: str) -> None:
+    from scalelab.fit.curves import load_curves
+
+    if inputs.curves is not None:
+        raise ScalelabError(f"{path}: a second curve-law file: plot one curve law at a time")
+    inputs.curves = load_curves(path)
+    inputs.sources.append(Source(path, sha256(path), "curves"))
 
 
 def _read_fit(inputs: Inputs, fit_path: str, fit_doc: Optional[dict]) -> None:

@@ -11,9 +11,12 @@ from typing import Callable, NamedTuple
 
 from scalelab.plot.fig_bench import throughput
 from scalelab.plot.fig_compute import compute_optimal
+from scalelab.plot.fig_curves import curve_law_figure
 from scalelab.plot.fig_fit import diagnostics
 from scalelab.plot.fig_loss import loss_vs_flops
 from scalelab.plot.fig_params import exponents
+from scalelab.plot.fig_repetition import loss_vs_epochs
+from scalelab.plot.fig_share import share_law
 from scalelab.plot.fig_slices import loss_vs_params
 from scalelab.plot.fig_sweep import lr_transfer
 
@@ -74,6 +77,31 @@ FIGURES = [
         "Loss against peak learning rate, one curve per width, one panel per variant (and per parametrisation, "
         "sp / mup): the muTransfer plot. Stars: each width's optimum; titles: the fitted lr_opt = c N^k exponent.",
         "a learning-rate sweep: run files of a grid's [sweep] lr, or a fit's lr law",
+    ),
+    Figure(
+        "fig8_share_law",
+        share_law,
+        "The law across FFN shares, per structure kind: compute-optimal loss against kept share at a few budgets "
+        "(bands, the best share starred with the interval of the resamples' best, the fitted shares dotted), and "
+        "each fitted share's compute multiplier against dense over budgets with bands (time multiplier dotted "
+        "where the runs were timed on one device).",
+        "a fit with a law across shares (scalelab fit --share-col)",
+    ),
+    Figure(
+        "fig9_curve_law",
+        curve_law_figure,
+        "The curve law (`fit --curves`) through every run's validation curve: the law along each run's "
+        "schedule (trunk and cooldown branches; lighter = smaller), fitted points filled, held-out branches "
+        "hollow, runs it did not fit as diamonds; below, the relative residual along the curve.",
+        "run files and a curve law (fits/NAME.curves.json, given or beside the fit)",
+    ),
+    Figure(
+        "fig10_loss_vs_epochs",
+        loss_vs_epochs,
+        "Loss against epochs at fixed unique data, one panel per repetition-law group: the data-constrained law "
+        "at a few (unique tokens, params) settings of its runs with its bootstrap band, dotted the same model with "
+        "every token new (the base law), and the runs at their epochs.",
+        "a fit with a repetition-law group (fit --form repetition, or auto on runs repeating their data)",
     ),
 ]
 

@@ -5,9 +5,11 @@ draws exactly what `scalelab plot` draws from the same files."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Optional
 
+from scalelab.report.check import Checked, check_section, check_svg
 from scalelab.report.comparisons import comparisons_section
 from scalelab.report.design import design_section
 from scalelab.report.figures import draw_figures, figures_section
@@ -33,8 +35,17 @@ def _line(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def commands(inputs, run_paths: list[str], fit_path: Optional[str], flops: Optional[float], out: str) -> Commands:
-    """The exact commands behind each part (paths as given to this report)."""
+def commands(
+    inputs,
+    run_paths: list[str],
+    fit_path: Optional[str],
+    flops: Optional[float],
+    out: str,
+    check: Optional[list[str]] = None,
+    checked: Optional[list[str]] = None,
+) -> Commands:
+    """The exact commands behind each part (paths as given to this report; check: the --check paths as given,
+    checked: the files they named)."""
     c = Commands()
     fit = inputs.fit
     if fit is not None and fit.spec is not None:
@@ -57,13 +68,30 @@ def commands(inputs, run_paths: list[str], fit_path: Optional[str], flops: Optio
     flops_opt = f"--flops {flops_text(flops)}" if flops is not None else ""
     if flops is not None and fit_path:
         c.lines.append(("Plan:", _line("scalelab plan budget", fit_opt, flops_opt)))
-    c.lines.append(("This report:", _line("scalelab report", runs, fit_opt, flops_opt, "--out", quote([out]))))
+    check_opt = " ".join(f"--check {shlex.quote(p)}" for p in check or [])  # a glob stays quoted: one value
+    if checked and fit_path:
+        c.lines.append(
+            (
+                "Check (tables; the figure as check/check.png and .pdf):",
+                _line("scalelab check", fit_opt, quote(checked), "--out check"),
+            )
+        )
+    c.lines.append(
+        ("This report:", _line("scalelab report", runs, fit_opt, flops_opt, check_opt, "--out", quote([out])))
+    )
     return c
 
 
-def study_report(inputs, plan=None, figures=None, commands: Optional[Commands] = None, title: str = "") -> str:
+def study_report(
+    inputs,
+    plan=None,
+    figures=None,
+    commands: Optional[Commands] = None,
+    title: str = "",
+    check: Optional[Checked] = None,
+) -> str:
     """The report page. inputs: scalelab.plot.inputs.Inputs (runs, fit, sources); plan: a PlanResult or None;
-    figures: the drawn FigureSvg list (None: drawn here)."""
+    figures: the drawn FigureSvg list (None: drawn here); check: the fit checked against new runs, or None."""
     from scalelab.report.provenance import provenance_section
 
     fit = inputs.fit
@@ -75,6 +103,7 @@ def study_report(inputs, plan=None, figures=None, commands: Optional[Commands] =
         ("fits", "Fitted scaling laws", fit_section(fit)),
         ("comparisons", "Comparisons", comparisons_section(fit)),
         ("plan", "Plan", plan_section(plan)),
+        ("check", "Check against new runs", check_section(check, check_svg(check.result) if check else "")),
         ("figures", "Figures", figures_section(figures, plot_cmd)),
         ("provenance", "Provenance", provenance_section(inputs.sources, fit, commands)),
     ]

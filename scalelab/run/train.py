@@ -130,6 +130,7 @@ class Trainer:
         self.progress = progress
         self.autocast = self.t.dtype == "bfloat16" or (self.t.dtype == "auto" and self.dev.type == "cuda")
         self.tb = _tensorboard(tb_dir) if tb_dir and self.is_main else None  # rank 0 logs
+        self.tb_dir = tb_dir
         vx, vy = val_windows(corpus.val, self.cfg.seq_len, self.t.val_tokens)
         self.val_x, self.val_y = torch.from_numpy(vx), torch.from_numpy(vy)
         self._provenance = provenance(run, corpus, self.dev, world)
@@ -392,6 +393,8 @@ class Trainer:
         trunk = dict(lr=lr, budget=max(int(b) for b in self.t.budgets), window=st.window)
         if self._diverged(loss, st.init_loss):
             st.rows.append(self._trunk_row(st, val_loss=float("nan"), final=False, status="diverged", **trunk))
+            if self.tb is not None:  # non-finite: read back as diverged (TensorBoard's readers drop a NaN)
+                self.tb.add_scalar("val_loss", math.inf, st.step * plan.tokens_per_step)
             return "diverged"
         if st.step in plan.eval_steps:
             v = self.evaluate(model)
@@ -441,6 +444,11 @@ class Trainer:
     def _branch(self, model, opt, st: _State, budget: int, s_b: int, t_start: float) -> str:
         """Cool a copy of the trunk down to budget's end; append its final row. Trunk untouched."""
         bmodel, bopt = self._clone(model, opt)
+        # the branch's curve in its own writer, TB_BRANCH under the run's log: TensorBoard overlays it on the
+        # trunk's, and scalelab ingest reads it back as this budget's final point (ingest/tb_events.py)
+        tb = None
+        if self.tb is not None and self.tb_dir:
+            tb = _tensorboard(os.path.join(self.tb_dir, TB_BRANCH.format(budget=budget)))
         window = list(st.window)
         train_s, gflops = st.train_s, st.guide_flops
         rng = torch.get_rng_state()
@@ -452,6 +460,8 @@ class Trainer:
             train_s += time.perf_counter() - t0
             gflops += gf
             window = (window + [loss])[-LOSS_WINDOW:]
+            if tb is not None:
+                tb.add_scalar("train_loss", loss, (s + 1) * self.plan.tokens_per_step)
             if self._diverged(loss, st.init_loss if st.init_loss is not None else loss):
                 st.rows.append(
                     self.row_maker.row(
@@ -468,8 +478,14 @@ class Trainer:
                     )
                 )
                 self._forget(bmodel)
+                if tb is not None:  # non-finite: read back as diverged (TensorBoard's readers drop a NaN)
+                    tb.add_scalar("val_loss", math.inf, (s + 1) * self.plan.tokens_per_step)
+                    tb.close()
                 return "diverged"
         v = self.evaluate(bmodel)
+        if tb is not None:
+            tb.add_scalar("val_loss", v, s_b * self.plan.tokens_per_step)
+            tb.close()
         wall_s = time.perf_counter() - t_start
         st.rows.append(
             self.row_maker.row(
@@ -513,6 +529,10 @@ class Trainer:
 
 class _NotThisRun(Exception):
     """A checkpoint the run cannot resume from; the message completes "checkpoint PATH ..."."""
+
+
+# a WSD cooldown branch's TensorBoard folder under its run's; budget in tokens (scalelab.ingest.tb_events reads it)
+TB_BRANCH = "cooldown-{budget}"
 
 
 def _tensorboard(tb_dir: str):

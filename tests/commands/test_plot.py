@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from plot.helpers import ALL, write_fit, write_runs
+from plot.helpers import ALL, NEEDS_MORE, write_fit, write_runs
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -24,8 +24,8 @@ def test_cli_writes_every_figure_in_the_asked_formats(tmp_path, monkeypatch):
     r = invoke([*runs, "--fit", fit, "--out", "figs", "--format", "pdf,png", "--width", "single", "--style", "slides"])
     assert r.exit_code == 0, r.output
     assert r.output.count("wrote ") == len(ALL)
-    # the only figure skipped: fig7 (no learning-rate sweep in these runs)
-    assert r.output.count("skipped") == 1 and "fig7_lr_transfer" in r.output
+    # the figures skipped: those needing a sweep, shares, a curve or a repetition law (none in these runs)
+    assert r.output.count("skipped") == len(NEEDS_MORE) and all(n in r.output for n in NEEDS_MORE)
     for name in ALL:
         for ext in ("pdf", "png"):
             assert os.path.isfile(f"figs/{name}.{ext}")

@@ -112,6 +112,7 @@ def test_other_forms_warn_in_one_line(blations):
     many = int((blations.epochs > R.REPEAT_EPOCHS).sum())
     notes = [w for w in g.warnings if "repeat" in w]
     assert len(notes) == 1 and f"{many} of {len(blations)} points" in notes[0] and "\n" not in notes[0]
+    assert f"up to {blations.epochs.max():.3g}" in notes[0] and "--form repetition" in notes[0]  # how much; the fix
 
 
 def test_runs_within_a_few_epochs_keep_the_usual_law():
@@ -178,3 +179,13 @@ def test_run_store_epochs_give_unique_tokens(tmp_path):
     df = io.read_runs([a, b])
     U = unique_tokens(df, FitSpec(), df["tokens"].to_numpy(float), "x")
     assert U == pytest.approx(np.where(df["run_id"] == "a", df["tokens"] / np.maximum(df["epochs"], 1), df["tokens"]))
+
+
+def test_points_unique_tokens_are_recorded_and_read_back(tmp_path):
+    """The figures' epochs: each point's U by (run, D), through the fit file; NaN for a point not recorded."""
+    df = _synthetic(2)
+    fit = fit_laws(df, unique_col="U", bootstrap=0, **COLS)
+    back = load_fit(fit.to_json(tmp_path / "u.json"))["all"]
+    U = R.point_unique(back, list(df.run) + ["other"], list(df.D) + [1e9])
+    assert U[:-1] == pytest.approx(df.U.to_numpy()) and np.isnan(U[-1])
+    assert R.point_unique(fit_laws(df, form="chinchilla", bootstrap=0, **COLS)["all"], df.run, df.D) is None

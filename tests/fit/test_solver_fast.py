@@ -141,3 +141,36 @@ def test_fast_path_matches_the_reference_on_a_flat_public_group(shared_data):
     df = df[df["group"] == "owt2_tuned"]
     worst, frac = _ci_and_samples(df, n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run")
     assert worst < 1e-3 and frac >= 0.99
+
+
+def test_nnls3_equals_scipy_nnls_where_the_unconstrained_solution_is_infeasible_and_not():
+    """The 3-unknown NNLS (unconstrained solution where it is non-negative, else the 7 active sets) against
+    scipy's NNLS on random designs, half of them with targets that force a zero coefficient."""
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(11)
+    X = rng.uniform(0.1, 1.0, (200, 30, 3))
+    truth = rng.uniform(-1.0, 1.0, (200, 3))  # negative truths: the constraint binds
+    t = np.einsum("kni,ki->kn", X, truth) + 0.01 * rng.standard_normal((200, 30))
+    M = np.einsum("kni,knj->kij", X, X)
+    v = np.einsum("kni,kn->ki", X, t)
+    tt = (t * t).sum(1)
+    c0, c1, c2, sse = solver._nnls3(M[:, 0, 0], M[:, 0, 1], M[:, 0, 2], M[:, 1, 1], M[:, 1, 2], M[:, 2, 2], *v.T, tt)
+    got = np.stack([c0, c1, c2], 1)
+    assert 20 < (got == 0).any(1).sum() < 200  # both paths exercised
+    for k in range(200):
+        ref, rnorm = nnls(X[k], t[k])
+        np.testing.assert_allclose(got[k], ref, atol=1e-8)
+        if (ref > 0).any():  # the empty set is no candidate (positive losses always fit E alone): sse stays inf
+            assert sse[k] == pytest.approx(rnorm**2, rel=1e-6, abs=1e-10)
+
+
+def test_seeding_keeps_exactly_the_candidates_the_screen_would_pick():
+    """seed_chinchilla(keep=m) returns exactly the m candidates of least proxy that the full grid's screen picks."""
+    prob, form, cols, L = _problem("chinchilla", seed=8, n=60)
+    W = np.random.default_rng(9).poisson(1.0, (40, prob.n)).astype(float)
+    full, proxy = solver.seed_chinchilla(cols["N"], cols["D"], L, W, solver.COARSE_GRID)
+    top = np.argpartition(proxy, 7, axis=1)[:, :8]
+    kept, kproxy = solver.seed_chinchilla(cols["N"], cols["D"], L, W, solver.COARSE_GRID, keep=8)
+    np.testing.assert_array_equal(kept, np.take_along_axis(full, top[..., None], 1))
+    np.testing.assert_array_equal(kproxy, np.take_along_axis(proxy, top, 1))

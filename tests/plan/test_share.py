@@ -10,8 +10,11 @@ from scalelab import structures
 from scalelab.config import ModelConfig
 from scalelab.errors import ScalelabError
 from scalelab.fit import fit_laws, laws
+from scalelab.plan import throughput_model
 from scalelab.plan.families import ShapeRule
-from scalelab.plan.share import build, nominal_shares, plan_share
+from scalelab.plan.share import build, nominal_shares, plan_share, plan_share_time
+
+from .test_throughput_model import bench_doc, write
 
 BASE = {"E": 1.8, "A": 60.0, "B": 400.0, "alpha": 0.3, "beta": 0.3}
 WIDTHS = (64, 128, 192, 256, 320)
@@ -125,6 +128,89 @@ def test_refusals():
         plan_share(plain, "lowrank", 1e15, rule=rule)
 
 
+# ---- a time budget: tokens from measured throughput ---------------------------------------------------------
+def table(tmp_path, rate=None, **kw) -> throughput_model.ThroughputModel:
+    return throughput_model.load(write(tmp_path, bench_doc(**({"rate": rate} if rate else {}), **kw)))
+
+
+def brute_force_time(fit, rule, hours, model, shares, d_max=4096):
+    """Every (d, f) shape up to d_max, tokens up to what `hours` buy at its throughput: the least loss."""
+    g = fit["lowrank"]
+    best = (np.inf, None, None)
+    for d in range(32, d_max + 1, 32):
+        for f in shares:
+            s = build(rule, "lowrank", d, f, "params", fit.convention)
+            if s is None or not g.range["share"][0] * (1 - 1e-6) <= s.share <= 1:
+                continue
+            for frac in (0.25, 0.5, 0.9, 1.0):  # fewer tokens than the hours buy only lose
+                D = frac * hours * 3600 * model.rate(s.cfg).tokens_per_s
+                L = float(g.predict(s.N, D, share=s.share))
+                if L < best[0]:
+                    best = (L, s, D)
+    return best
+
+
+@pytest.mark.parametrize("rho_N", [0.5, -0.5])
+def test_time_budget_equals_brute_force(tmp_path, rho_N):
+    fit, rule = fitted(rho_N)
+    model = table(tmp_path)
+    plan = plan_share_time(fit, "lowrank", 8.0, model, rule=rule)
+    L, s, D = brute_force_time(fit, rule, 8.0, model, nominal_shares(fit["lowrank"].share_law.shares), 2048)
+    assert plan.shape.d_model < 2048 / 2
+    assert (plan.shape.d_model, plan.shape.share) == (s.d_model, s.share)
+    assert plan.D == pytest.approx(D) and plan.loss.est == pytest.approx(L)
+    tps = model.rate(plan.shape.cfg).tokens_per_s
+    assert plan.tokens_per_s == pytest.approx(tps) and plan.D == pytest.approx(8.0 * 3600 * tps)
+    assert plan.C == pytest.approx(plan.D * plan.shape.flops_per_token) and plan.flops.est == plan.C
+    for e in (plan.loss, plan.tokens, plan.flops):
+        assert e.has_interval and e.lo <= e.est <= e.hi
+    assert "cuda:H100" in plan.basis and "commit abc123" in plan.basis
+    text = "\n".join(plan.lines())
+    assert "8 device-hours" in text and "bench train on cuda:H100" in text
+    out = plan.to_dict()
+    assert out["hours"] == 8.0 and out["flops"][0] == pytest.approx(plan.C) and out["throughput_basis"]
+
+
+def test_time_budget_tokens_use_the_bench_flops_and_the_plan_the_fits(tmp_path):
+    """FLOP/s the same at every shape: the hours buy H x 3600 x R / (the shape's FLOPs per token as the bench
+    counts them, scalelab.flops), and the plan's FLOPs are those tokens in the fit's convention (here 6N)."""
+    fit, rule = fitted(-0.5)
+    R = 2e11
+    plan = plan_share_time(fit, "lowrank", 4.0, table(tmp_path, rate=lambda d, f: np.log(R)), rule=rule)
+    assert plan.D == pytest.approx(4 * 3600 * R / F.flops_per_token(plan.shape.cfg), rel=1e-9)
+    assert plan.C == pytest.approx(plan.D * 6 * plan.shape.N, rel=1e-9)
+
+
+def test_a_slow_structure_moves_the_time_optimum_toward_dense(tmp_path):
+    """Structured shapes are better per FLOP (rho_N < 0: the FLOP plan takes the lowest share), but if they run
+    at a small fraction of dense's FLOP/s the time plan keeps more of the dense FFN."""
+    fit, rule = fitted(-0.5)
+    R = 2e11
+    slow = table(tmp_path, rate=lambda d, f: np.log(R) - 6.0 * (1 - f))
+    flop = plan_share(fit, "lowrank", 4 * 3600 * R, rule=rule)
+    timed = plan_share_time(fit, "lowrank", 4.0, slow, rule=rule)
+    assert timed.shape.share > flop.shape.share * 1.5
+
+
+def test_time_budget_refusals(tmp_path):
+    fit, rule = fitted(0.5)
+    dense_only = table(tmp_path, shares=(1.0,))
+    with pytest.raises(ScalelabError, match=r"lowrank throughput on cuda:H100.*scalelab bench train .*lowrank-63"):
+        plan_share_time(fit, "lowrank", 8.0, dense_only, rule=rule)
+    with pytest.raises(ScalelabError, match="positive number of device-hours"):
+        plan_share_time(fit, "lowrank", 0.0, table(tmp_path), rule=rule)
+
+
+def test_extrapolated_throughput_is_said(tmp_path):
+    fit, rule = fitted(0.5)
+    one_width = table(tmp_path, widths=(64,))
+    plan = plan_share_time(fit, "lowrank", 8.0, one_width, rule=rule)
+    assert plan.shape.d_model != 64
+    assert any(
+        "throughput of the chosen shape extrapolated" in n and "outside the measured 64-64" in n for n in plan.notes
+    )
+
+
 GRID = """
 name = "shares"
 seeds = [0]
@@ -190,3 +276,19 @@ def test_run_store_end_to_end(tmp_path, monkeypatch):
     assert any("low edge" in n for n in plan["notes"])
     r = CliRunner().invoke(app, ["plan", "budget", "--fit", "fits/s.json", "--flops", "1e14"])
     assert r.exit_code == 2 and "use `scalelab plan share`" in r.output  # the plan a share fit takes
+    # a time budget: hours at the throughput of a bench train table
+    share = ["plan", "share", "--fit", "fits/s.json"]
+    r = CliRunner().invoke(app, [*share, "--gpu-hours", "0.01"])
+    assert r.exit_code == 2 and "no bench/train.json" in r.output and "scalelab bench train" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    (tmp_path / "t").mkdir()
+    dense = [str(p) for p in write(tmp_path / "t", bench_doc(widths=(32, 64), shares=(1.0,)))]
+    r = CliRunner().invoke(app, [*share, "--gpu-hours", "0.01", *sum((["--throughput", p] for p in dense), [])])
+    assert r.exit_code == 2 and "lowrank throughput" in r.output and "lowrank-63" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    files = write(tmp_path / "t", bench_doc(widths=(32, 64, 96)), stem="lr")
+    r = CliRunner().invoke(app, [*share, "--gpu-hours", "0.01", *sum((["--throughput", str(p)] for p in files), [])])
+    assert r.exit_code == 0, r.output
+    assert "0.01 device-hours" in r.output and "throughput: bench train on cuda:H100" in r.output
+    r = CliRunner().invoke(app, [*share, "--gpu-hours", "0.01", "--flops", "1e14"])
+    assert r.exit_code == 2 and "give one budget" in r.output

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .helpers import ALL, K_FLOPS, LAWS, RATIOS, WIDTHS, law, run_rows, write_fit, write_runs
+from .helpers import ALL, K_FLOPS, LAWS, NEEDS_MORE, RATIOS, WIDTHS, law, run_rows, write_fit, write_runs
 
 
 def closed_form(p, C, k=6.0):
@@ -93,7 +93,7 @@ def test_every_axes_has_labels_and_colours_match_across_figures(synth):
     markers = plots.variant_markers(["dense", "lowrank-25"])
     seen = 0
     for name, _, fig, skip, _ in plots.build(inputs, width="single"):
-        if name == "fig7_lr_transfer":  # these runs have no lr sweep (tests/plot/test_lr_transfer.py draws one)
+        if name in NEEDS_MORE:  # no lr sweep, shares, curve or repetition law here (their own tests draw them)
             assert fig is None and skip
             continue
         assert fig is not None, (name, skip)
@@ -393,7 +393,7 @@ def test_slides_style_text_fits_a_single_column(synth):
     runs, fit, _ = synth
     inputs = plots.load_inputs(runs, fit_path=fit)
     for name, _, fig, _, _ in plots.build(inputs, width="single", style_name="slides"):
-        if name == "fig7_lr_transfer":  # no lr sweep in these runs: skipped
+        if name in NEEDS_MORE:  # skipped on these runs
             continue
         assert_text_inside_and_apart(name, fig)
         plt.close(fig)

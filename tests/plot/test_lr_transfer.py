@@ -69,3 +69,41 @@ def test_no_sweep_no_figure_but_a_note(tmp_path):
     drawn = plots.make_figures(plots.load_inputs(runs), out_dir=str(tmp_path / "figs"), formats=("png",))
     fig7 = next(d for d in drawn if d.name == "fig7_lr_transfer")
     assert not fig7.files and "no learning-rate sweep" in fig7.skipped
+
+
+def test_a_sweep_over_several_seeds_draws_the_seed_mean_with_each_rates_range(tmp_path):
+    """One seed's curve can bump where the next seed's does not: with several seeds the points are the seed
+    means and a bar at each rate spans the seeds' losses (min to max)."""
+    from scalelab import plot as plots
+    from scalelab.plot import Context
+    from scalelab.plot.fig_sweep import lr_transfer
+    from scalelab.plot.shape.sweep import lr_curves
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    paths, shift = [], {0: 0.0, 1: 0.03, 2: -0.06}
+    for seed, dy in shift.items():
+        for d in WIDTHS:
+            for i, lr in enumerate(LRS):
+                df = run_rows("dense", d, RATIOS[-1])
+                df["variant"], df["run_id"], df["seed"] = "dense", f"dense-{d}-{lr}-{seed}", seed
+                df["val_loss"] = df["val_loss"] + 0.05 * math.log(lr / opt("dense", d)) ** 2 + dy * (i % 2)
+                df["peak_lr"], df["sweep"] = lr, "lr"
+                p = str(folder / f"dense-{d}-{lr}-{seed}.parquet")
+                df.to_parquet(p, index=False)
+                paths.append(p)
+    ctx = Context(plots.load_inputs(paths))
+    curves, _ = lr_curves(ctx)
+    assert len(curves) == len(WIDTHS)
+    for c in curves:
+        assert c["seeds"] == 3
+        odd = [i % 2 == 1 for i in range(len(c["lrs"]))]
+        width = [h - lo for lo, h in zip(c["lo"], c["hi"])]
+        np.testing.assert_allclose(width, [0.09 if o else 0.0 for o in odd], atol=1e-9)
+        for y, lo, hi in zip(c["losses"], c["lo"], c["hi"]):
+            assert lo - 1e-12 <= y <= hi + 1e-12  # the mean lies inside its range
+    ctx.colors = {}
+    fig = lr_transfer(ctx)
+    bars = [c for ax in fig.axes for c in ax.collections if (c.get_gid() or "").endswith(":seeds")]
+    assert len(bars) == len(WIDTHS)
+    assert any("mean over 3 seeds" in n for n in ctx.notes)
