@@ -193,6 +193,14 @@ NO_ENVELOPE = typer.Option(
     "per (group, N, D) (the default: the envelope over the sweep). The lr and batch laws are fitted either way.",
 )
 
+THROUGHPUT = typer.Option(
+    None,
+    "--throughput",
+    help="A `scalelab bench train` table (bench/NAME.json; repeatable, e.g. one per width, all from one device): "
+    "the time multipliers' basis is its FLOP/s at each run's shape (width, FFN kind and share from the run's "
+    "config) instead of the runs' own tokens/s. Recorded in the fit file (spec key throughput_tables).",
+)
+
 JSON_OUT = typer.Option(False, "--json", help="Print the fit file's JSON on stdout instead of the table.")
 
 SPEC = typer.Option(

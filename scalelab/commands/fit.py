@@ -52,6 +52,7 @@ def fit(
     rollout: bool = O.ROLLOUT,
     out: Optional[Path] = O.OUT,
     no_envelope: bool = O.NO_ENVELOPE,
+    throughput: Optional[List[Path]] = O.THROUGHPUT,
     curves: bool = CO.CURVES,
     holdout_branches: bool = CO.HOLDOUT_BRANCHES,
     schedule: Optional[str] = CO.SCHEDULE,
@@ -71,10 +72,16 @@ def fit(
     if out is not None:
         check_out_file(out, "--out")
     s = settings(ctx, locals(), spec)
+    if throughput:  # an input file, not a choice: recorded in the spec (throughput_tables), read here
+        s["throughput_tables"] = [str(p) for p in throughput]
     if derive and not curves:
         from scalelab.errors import ScalelabError
 
         raise ScalelabError("--derive fits L(N, D) on a curve law's points: add --curves")
+    if (curves or holdout_branches) and s.get("throughput_tables"):
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError("--throughput times the compute multipliers of an L(N, D) fit: drop it with --curves")
     if curves or holdout_branches:
         from scalelab.commands._fit_settings import _given
 
@@ -101,6 +108,8 @@ def fit(
     from scalelab.commands._render import print_summary
 
     print_summary(res.summary())
+    if res.spec is not None and res.spec.throughput_tables and not any(c.multiplier for c in res.comparisons):
+        typer.echo("--throughput: no comparison has a compute multiplier, so there is no time verdict to give")
     typer.echo(f"wrote {path}")
     typer.echo(after_fit(inputs, path))
 
@@ -112,13 +121,20 @@ def _fit(inputs: List[Path], s: dict, group_col: Optional[str], progress: bool):
 
     if not 0 <= s["bootstrap"] <= MAX_BOOTSTRAP:  # 1000 resamples take seconds; a million would take hours
         raise ScalelabError(f"--bootstrap {s['bootstrap']} must be between 0 and {MAX_BOOTSTRAP:,}, e.g. 1000")
+    model = None
+    if s.get("throughput_tables"):  # read before the fit: a bad table is refused before any work
+        from scalelab.plan import throughput_model
+
+        model = throughput_model.load(s["throughput_tables"])
     read = {k: s.pop(k) for k in ("n_col", "d_col", "loss_col", "run_col", "by", "all_checkpoints")}
     df, cols = io.load_inputs(inputs, flops_col=s.pop("c_col"), group_col=group_col, **read)
     spec = FitSpec(**{**cols, **s})
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} files)"
     n_groups = df[list(spec.by)].drop_duplicates().shape[0] if spec.by else 1
     with _Spinner(n_groups, enabled=progress and spec.bootstrap * n_groups > 3000) as spin:
-        return fit_laws(df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update)
+        return fit_laws(
+            df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update, throughput=model
+        )
 
 
 def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool, csv: dict) -> None:

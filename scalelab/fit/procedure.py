@@ -24,7 +24,7 @@ from scalelab.fit.points import attach_points, point_table
 from scalelab.fit.records import ComputeOptimal, Holdout, Identification, Rollout, Sweep
 from scalelab.fit.results import FitResults, GroupFit
 from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
-from scalelab.fit.spec import FitSpec
+from scalelab.fit.spec import FitSpec, no_time_verdict
 
 
 def choose_form(N, D, requested: str = "auto", C=None, fixed=(), group: str = "all") -> tuple[str, list[str]]:
@@ -364,6 +364,10 @@ def fit_laws(
     instead of the runs' own timing (fit/timing.py)."""
     throughput = options.pop("throughput", None)
     spec = FitSpec(**options) if spec is None else spec.replace(**options) if options else spec
+    if throughput is not None and not hasattr(throughput, "rate"):
+        raise ScalelabError("throughput= takes a loaded bench table: plan.throughput_model.load(paths)")
+    if throughput is not None and (spec.share_col or spec.approach in (1, 2)):  # never silently ignored
+        raise ScalelabError(no_time_verdict(spec.share_col, spec.approach))
     df = drop_top_losses(df, spec.loss_col, spec.drop_top_loss)
     if spec.share_col:  # one law per structure kind across its FFN shares (fit/share.py)
         from scalelab.fit.share import fit_share_laws

@@ -239,17 +239,7 @@ def _nnls3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
     unconstrained solution is non-negative it is the answer (the constrained minimum of a convex
     quadratic); only the other entries enumerate the 7 active sets (_nnls3_sets)."""
     with np.errstate(all="ignore"):
-        A_ = m11 * m22 - m12 * m12
-        B_ = m02 * m12 - m01 * m22
-        C_ = m01 * m12 - m11 * m02
-        E_ = m00 * m22 - m02 * m02
-        F_ = m01 * m02 - m00 * m12
-        I_ = m00 * m11 - m01 * m01
-        det = m00 * A_ + m01 * B_ + m02 * C_
-        c0 = (A_ * v0 + B_ * v1 + C_ * v2) / det
-        c1 = (B_ * v0 + E_ * v1 + F_ * v2) / det
-        c2 = (C_ * v0 + F_ * v1 + I_ * v2) / det
-        sse = tt - c0 * v0 - c1 * v1 - c2 * v2
+        c0, c1, c2, sse = _solve3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt)
         ok = (c0 >= 0) & (c1 >= 0) & (c2 >= 0) & np.isfinite(sse)
     if ok.all():
         return c0, c1, c2, sse
@@ -288,18 +278,24 @@ def _nnls3_sets(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
             ci = (M[j, j] * v[i] - M[i, j] * v[j]) / det
             cj = (M[i, i] * v[j] - M[i, j] * v[i]) / det
             consider(tt - ci * v[i] - cj * v[j], {i: ci, j: cj})
-        A_ = m11 * m22 - m12 * m12
-        B_ = m02 * m12 - m01 * m22
-        C_ = m01 * m12 - m11 * m02
-        E_ = m00 * m22 - m02 * m02
-        F_ = m01 * m02 - m00 * m12
-        I_ = m00 * m11 - m01 * m01
-        det = m00 * A_ + m01 * B_ + m02 * C_
-        c0 = (A_ * v0 + B_ * v1 + C_ * v2) / det
-        c1 = (B_ * v0 + E_ * v1 + F_ * v2) / det
-        c2 = (C_ * v0 + F_ * v1 + I_ * v2) / det
-        consider(tt - c0 * v0 - c1 * v1 - c2 * v2, {0: c0, 1: c1, 2: c2})
+        c0, c1, c2, sse = _solve3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt)
+        consider(sse, {0: c0, 1: c1, 2: c2})
     return c[0], c[1], c[2], best
+
+
+def _solve3(m00, m01, m02, m11, m12, m22, v0, v1, v2, tt):
+    """The unconstrained 3x3 solve by cofactors, entry by entry, and its sse (callers silence the warnings)."""
+    A_ = m11 * m22 - m12 * m12
+    B_ = m02 * m12 - m01 * m22
+    C_ = m01 * m12 - m11 * m02
+    E_ = m00 * m22 - m02 * m02
+    F_ = m01 * m02 - m00 * m12
+    I_ = m00 * m11 - m01 * m01
+    det = m00 * A_ + m01 * B_ + m02 * C_
+    c0 = (A_ * v0 + B_ * v1 + C_ * v2) / det
+    c1 = (B_ * v0 + E_ * v1 + F_ * v2) / det
+    c2 = (C_ * v0 + F_ * v1 + I_ * v2) / det
+    return c0, c1, c2, tt - c0 * v0 - c1 * v1 - c2 * v2
 
 
 def seed_chinchilla(logN, logD, L, W, grid=EXPONENT_GRID, grid_b=None, E=None, keep=None):

@@ -59,6 +59,10 @@ class FitSpec:
     # the kept FFN share f of each row (fit/share.py: one law per structure kind across its shares; rows with
     # share 1 are the dense runs that anchor every kind); "config" derives it from a run store's configs
     share_col: str | None = None
+    # `scalelab bench train` tables (paths, one device), the time verdict's basis instead of the runs' own timing
+    # (fit/timing.py). Recorded for provenance and read by the command (plan/throughput_model.py, a layer above
+    # fit; --throughput): fit_laws itself takes the loaded table as throughput=
+    throughput_tables: tuple[str, ...] | None = None
 
     def __post_init__(self):
         # normalise sequences so that specs compare equal and hash (frozen): lists become tuples
@@ -72,6 +76,11 @@ class FitSpec:
         if self.compare is not None:
             object.__setattr__(self, "compare", tuple(tuple(p) for p in self.compare))
         object.__setattr__(self, "fix", _fixed(self.fix))
+        if self.throughput_tables is not None:
+            paths = (self.throughput_tables,) if isinstance(self.throughput_tables, str) else self.throughput_tables
+            object.__setattr__(self, "throughput_tables", tuple(str(p) for p in paths) or None)
+        if self.throughput_tables and (self.share_col or self.approach in (1, 2)):
+            raise ScalelabError(no_time_verdict(self.share_col, self.approach))
         if self.form not in ("auto", *FORMS):
             raise ScalelabError(f"unknown form {self.form!r}: use auto, {', '.join(FORMS)}")
         if (self.form == "share") != bool(self.share_col) and self.form != "auto":
@@ -126,6 +135,7 @@ class FitSpec:
         d["at_flops"] = None if self.at_flops is None else list(self.at_flops)
         d["compare"] = None if self.compare is None else [list(p) for p in self.compare]
         d["fix"] = dict(self.fix)
+        d["throughput_tables"] = None if self.throughput_tables is None else list(self.throughput_tables)
         return d
 
     @property
@@ -145,6 +155,15 @@ class FitSpec:
 
 
 _FIXABLE = ("E", "A", "B", "alpha", "beta", "K", "gamma")
+
+
+def no_time_verdict(share_col: str | None, approach: int) -> str:
+    """Why a fit refuses a bench table (--throughput): it reports no compute multiplier for it to time."""
+    what = "the law across FFN shares (--share-col)" if share_col else f"--approach {approach}"
+    return (
+        f"--throughput times compute multipliers, which {what} does not report: drop --throughput, or fit "
+        "with --approach 3 and no --share-col"
+    )
 
 
 def _fixed(fix) -> tuple[tuple[str, float], ...]:
@@ -223,6 +242,9 @@ def _check_type(path, key: str, value, annotation: str) -> None:
     elif key == "compare":
         ok = isinstance(value, list) and all(isinstance(p, list) and all(isinstance(x, str) for x in p) for p in value)
         want = 'a list of pairs such as [["dense", "lowrank-32"]]'
+    elif key == "throughput_tables":
+        ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(c, str) for c in value))
+        want = 'a list of bench train tables such as ["bench/train.json"]'
     elif key == "at_flops":
         ok = isinstance(value, list) and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in value)
         want = "a list of FLOPs such as [1e21, 1e22]"

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from ingest import BATCH, NANO_CONFIG, NANO_MODEL, STEPS, cli, files, losses
+from ingest import BATCH, NANO_CONFIG, NANO_MODEL, STEPS, cli, losses, refused
 from scalelab import flops, store
 from scalelab.config import ModelConfig
 from scalelab.ingest.raw import folder_sha256
@@ -50,17 +50,6 @@ def _curve(scale=1.0, key="val_loss", tokens="tokens"):
     if tokens:
         out[tokens] = [(s, float(t)) for s, t in zip(STEPS, TOKENS)]
     return out
-
-
-def _refused(r, out, *words) -> str:
-    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.output
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not os.path.exists(out) or files(out) == [], files(out)
-    return lines[0]
 
 
 def test_an_mlflow_store_model_from_each_runs_params(tmp_path, log_runs):
@@ -121,14 +110,14 @@ def test_an_experiment_folder_or_a_run_folder_reads_only_its_runs(tmp_path, log_
 
 def test_an_empty_mlruns_folder_is_refused_and_left_as_it_was(tmp_path):
     (tmp_path / "mlruns").mkdir()
-    _refused(cli("ingest", tmp_path / "mlruns", "--out", tmp_path / "runs"), tmp_path / "runs", "empty MLflow store")
+    refused(cli("ingest", tmp_path / "mlruns", "--out", tmp_path / "runs"), tmp_path / "runs", "empty MLflow store")
     assert os.listdir(tmp_path / "mlruns") == []
 
 
 def test_a_store_without_runs_names_its_experiments(tmp_path, log_runs):
     mlruns = tmp_path / "mlruns"
     log_runs(mlruns, [], experiment="sweep-1")
-    line = _refused(cli("ingest", mlruns, "--out", tmp_path / "runs"), tmp_path / "runs", "no MLflow runs")
+    line = refused(cli("ingest", mlruns, "--out", tmp_path / "runs"), tmp_path / "runs", "no MLflow runs")
     assert "sweep-1" in line
 
 
@@ -137,9 +126,9 @@ def test_an_experiment_without_the_loss_metric_lists_its_metrics(tmp_path, log_r
     ok = (dict(), _curve())
     (_, bad) = log_runs(mlruns, [ok, (dict(), {"train/ce": [(10, 3.0)], "grad_norm": [(10, 1.0)]})])
     r = cli("ingest", mlruns, "--model", NANO_MODEL, "--batch-size", BATCH, "--out", tmp_path / "runs")
-    line = _refused(r, tmp_path / "runs", bad, "no loss key", "--loss-key")
+    line = refused(r, tmp_path / "runs", bad, "no loss key", "--loss-key")
     assert "grad_norm" in line and "train/ce" in line  # what it did log, so the user can pick the key
-    line = _refused(
+    line = refused(
         cli("ingest", mlruns, "--model", NANO_MODEL, "--loss-key", "val/ce", "--out", tmp_path / "runs"),
         tmp_path / "runs",
         "no loss key 'val/ce'",
@@ -170,4 +159,4 @@ def test_mlflow_not_installed_names_the_extra(tmp_path, monkeypatch):
     for m in ("mlflow", "mlflow.entities", "mlflow.exceptions", "mlflow.tracking"):
         monkeypatch.setitem(sys.modules, m, None)  # import mlflow now raises ImportError, as when not installed
     r = cli("ingest", tmp_path / "mlruns", "--out", tmp_path / "runs")
-    _refused(r, tmp_path / "runs", "pip install 'scalelab[mlflow]'")
+    refused(r, tmp_path / "runs", "pip install 'scalelab[mlflow]'")

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from ingest import BATCH, NANO_MODEL, STEPS, cli, files, losses
+from ingest import BATCH, NANO_MODEL, STEPS, cli, losses, refused
 from scalelab import flops, store
 from scalelab.config import ModelConfig
 from scalelab.fileio import sha256_file
@@ -65,17 +65,6 @@ def offline_runs(tmp_path_factory):
     return root / "wandb", ids
 
 
-def _refused(r, out, *words) -> str:
-    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.output
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not os.path.exists(out) or files(out) == [], files(out)
-    return lines[0]
-
-
 def test_a_wandb_folder_of_offline_runs(tmp_path, offline_runs):
     wandb_dir, (a, b) = offline_runs
     assert (wandb_dir / "latest-run").is_symlink()  # wandb's link to the last run: that run must not come twice
@@ -114,7 +103,7 @@ def test_a_missing_loss_key_lists_what_the_run_logged(tmp_path, offline_runs):
     wandb_dir, (a, _) = offline_runs
     (folder,) = wandb_dir.glob(f"offline-run-*-{a}")
     r = cli("ingest", folder, "--loss-key", "val/ce", "--out", tmp_path / "runs")
-    line = _refused(r, tmp_path / "runs", a, "no loss key 'val/ce'", "--loss-key")
+    line = refused(r, tmp_path / "runs", a, "no loss key 'val/ce'", "--loss-key")
     assert "val_loss" in line and "tokens" in line and "_step" in line
     assert "opt.lr" in line  # a nested dict logged, under W&B's dotted name
 
@@ -124,11 +113,11 @@ def test_a_damaged_log_is_refused_and_an_old_wandb_named(tmp_path, monkeypatch):
     run = tmp_path / "wandb" / "offline-run-20260101_000000-abcd1234"
     run.mkdir(parents=True)
     (run / "run-abcd1234.wandb").write_bytes(b"not a transaction log")
-    _refused(cli("ingest", tmp_path / "wandb", "--out", tmp_path / "runs"), tmp_path / "runs", "not a readable .wandb")
+    refused(cli("ingest", tmp_path / "wandb", "--out", tmp_path / "runs"), tmp_path / "runs", "not a readable .wandb")
     # a wandb before 0.31 fails on any log (it has no `leet inspect --json`): the error says to upgrade
     monkeypatch.setattr("scalelab.ingest.wandb_offline._version", lambda: (0, 17))
     r = cli("ingest", tmp_path / "wandb", "--out", tmp_path / "runs")
-    _refused(r, tmp_path / "runs", "wandb 0.17 has no .wandb reader", "wandb>=0.31", "wandb sync")
+    refused(r, tmp_path / "runs", "wandb 0.17 has no .wandb reader", "wandb>=0.31", "wandb sync")
 
 
 def test_wandb_not_installed_says_what_to_do(tmp_path, monkeypatch):
@@ -137,4 +126,4 @@ def test_wandb_not_installed_says_what_to_do(tmp_path, monkeypatch):
     (run / "run-abcd1234.wandb").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "wandb", None)  # find_spec("wandb") is None, as when not installed
     r = cli("ingest", run, "--model", NANO_MODEL, "--out", tmp_path / "runs")
-    _refused(r, tmp_path / "runs", "pip install 'scalelab[wandb]'", "wandb sync")
+    refused(r, tmp_path / "runs", "pip install 'scalelab[wandb]'", "wandb sync")
