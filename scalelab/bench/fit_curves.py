@@ -1,10 +1,10 @@
 """The curve-law case of `scalelab bench fit`: `fit --curves` on the demo's curves with N resamples.
 
-The data is a stored copy of curves of the demo's size (bench/data/demo_curves.parquet: one row per evaluated
-point, the run-store columns the curve fit reads, each run's config), so the bench needs no training. Until the
-demo's runs are stored there with `store_copy(runs/*.parquet)`, it holds `synthetic_demo()`: the demo grid's
-14 runs (7 widths x dense / lowrank-32, WSD trunks with 3 cooldown branches, their real schedules and eval
-points), val_loss from a known annealing-area law with 0.3% noise. It times the whole `fit_curves` (both forms
+The data is a stored copy of the trained demo's curves (bench/data/demo_curves.parquet, written by
+`store_copy(runs/*.parquet)` from the full demo grid's 14 runs: 7 widths x dense / lowrank-32, WSD trunks with
+3 cooldown branches; one row per evaluated point, the run-store columns the curve fit reads, each run's config),
+so the bench needs no training. `synthetic_demo(out)` writes a stand-in of the same shape (val_loss from a known
+annealing-area law with 0.3% noise) for checks against a known law. It times the whole `fit_curves` (both forms
 compared on the held-out branches, the picked one refitted with N run resamples per group) and reports wall
 seconds and CPU seconds (this process and its worker processes) against the target: at most 30 s on the
 2-core machine with 1000 resamples.
@@ -80,7 +80,7 @@ def store_copy(paths, out: str | Path = DATA) -> Path:
 SYNTHETIC_LAW = {"E": 1.0, "A_N": 0.5, "a_N": 0.4, "A": 1.2, "alpha": 0.4, "C": 0.002, "lam": 0.99}
 
 
-def synthetic_demo(out: str | Path = DATA, noise: float = 0.003, seed: int = 0) -> Path:
+def synthetic_demo(out: str | Path, noise: float = 0.003, seed: int = 0) -> Path:  # no default: DATA is the real copy
     """Curves of the demo's size from a known law: each run of the demo grid at its trunk's eval points and
     its branches' ends, its lr rebuilt from its config, N = 24 d^2 (x0.7 for the low-rank variant)."""
     import json

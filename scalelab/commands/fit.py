@@ -132,9 +132,7 @@ def _fit(inputs: List[Path], s: dict, group_col: Optional[str], progress: bool):
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} files)"
     n_groups = df[list(spec.by)].drop_duplicates().shape[0] if spec.by else 1
     with _Spinner(n_groups, enabled=progress and spec.bootstrap * n_groups > 3000) as spin:
-        return fit_laws(
-            df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update, throughput=model
-        )
+        return fit_laws(df, spec, inputs=io.provenance(inputs), source=source, progress=spin.update, throughput=model)
 
 
 def _fit_curves(inputs: List[Path], s: dict, out: Optional[Path], holdout_branches: bool, csv: dict) -> None:

@@ -91,9 +91,9 @@ def _same_rows(runs, back) -> None:
     assert np.allclose(a["val_loss"], b["val_loss"], rtol=1e-6)  # TensorBoard keeps float32
 
 
-def _same_fit(fits, own: str = "own", mode: str = "close") -> None:
-    """fits["back"] is fits[own] in the law's numbers: mode "close" within 1e-3 (a multiplier's bounds 5e-2, an
-    extrapolated multiplier's estimate only), "estimates" only the estimates within 1e-3, "exact" all within 1e-9."""
+def _same_fit(fits, own: str = "own", mode: str = "estimates") -> None:
+    """fits["back"] is fits[own] in the law's numbers: mode "estimates" the estimates within 1e-3, "exact" all the
+    law's numbers (estimates, intervals, multipliers) within 1e-9."""
     own_n, back_n = (_numbers({"g": fits[k]["groups"], "c": fits[k]["comparisons"]}) for k in (own, "back"))
     # the law's parameters, intervals and multipliers; per-run speed and optimizer diagnostics are not the law
     law = re.compile(r"/(params/\w+|conf_int/\w+\[\d\]|est|lo|hi|d_gamma\[\d\])$")
@@ -101,22 +101,13 @@ def _same_fit(fits, own: str = "own", mode: str = "close") -> None:
     assert keep and not [k for k in keep if k not in back_n], [k for k in keep if k not in back_n]
     if mode == "estimates":
         keep = [k for k in keep if re.search(r"/(params/\w+|est)$", k)]
-    if mode == "close":
-        # a multiplier's bounds are quantiles over resamples some of which never reach the loss: a float32 loss
-        # can move a resample across that edge, so they agree less tightly than the law's own numbers; beyond the
-        # fitted budgets (extrapolated) most resamples sit near that edge, and only the estimate is compared
-        extrapolated = {
-            f"/c[{i}]/multiplier[{j}]" for i, c in enumerate(fits[own]["comparisons"])
-            for j, row in enumerate(c.get("multiplier") or []) if row.get("extrapolated")
-        }  # fmt: skip
-        keep = [k for k in keep if not (k.rsplit("/", 1)[0] in extrapolated and k.endswith(("/lo", "/hi")))]
-    loose = re.compile(r"multiplier\[\d\]/(lo|hi)$")
-    rtol = {k: 1e-9 if mode == "exact" else 5e-2 if loose.search(k) else 1e-3 for k in keep}
-    far = {k: (own_n[k], back_n[k]) for k in keep if not np.isclose(own_n[k], back_n[k], rtol=rtol[k], atol=1e-9)}
+    rtol = 1e-9 if mode == "exact" else 1e-3
+    far = {k: (own_n[k], back_n[k]) for k in keep if not np.isclose(own_n[k], back_n[k], rtol=rtol, atol=1e-9)}
     assert not far, far
     assert pd.Series(keep).str.contains("/params/E").any()
-    verdicts = [[c["verdict"].split(" (")[0] for c in fits[k]["comparisons"]] for k in (own, "back")]
-    assert verdicts[0] == verdicts[1]  # the words (their numbers: the intervals compared above, where compared)
+    if mode == "exact":  # the verdicts' words rest on intervals: compared where the intervals are
+        verdicts = [[c["verdict"].split(" (")[0] for c in fits[k]["comparisons"]] for k in (own, "back")]
+        assert verdicts[0] == verdicts[1]
     assert {k: g["n_points"] for k, g in fits[own]["groups"].items()} == {
         k: g["n_points"] for k, g in fits["back"]["groups"].items()
     }  # every final point came back, the branches' too
@@ -127,7 +118,9 @@ def test_a_cosine_grid_logged_to_tensorboard_ingests_back_to_the_same_fit(tmp_pa
     monkeypatch.setenv("SCALELAB_CACHE", str(tmp_path / "cache"))
     runs, back, fits = _round_trip(tmp_path, "cosine", n_runs=8)
     _same_rows(runs, back)
-    _same_fit(fits)
+    # the estimates as the run store's; the intervals as those of its float32-rounded losses (TensorBoard keeps
+    # float32, and that rounding can move a resample of 4 runs a variant to another optimum on another CPU)
+    _same_fit(fits, mode="estimates")
     _same_fit(fits, "own32", mode="exact")
 
 
