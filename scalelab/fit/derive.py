@@ -219,6 +219,7 @@ def fit_group_with_samples(name: str, g: curves.GroupData, s: dict) -> tuple[cur
             withheld[k] = {"why": "not identified by these curves: no resample moved it from the estimate"}
     fit.conf_int = {k: [float(x) for x in v] for k, v in conf.items()}
     fit.withheld = withheld
+    fit.samples = samples  # in the curves file too, so `check` of its law has intervals
     return fit, samples
 
 

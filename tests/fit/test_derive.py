@@ -121,6 +121,10 @@ def test_fit_derive_cli_writes_a_fit_the_planner_reads(tmp_path):
     r = runner.invoke(app, ["plan", "budget", "--fit", str(out), "--flops", "3e14"])
     assert r.exit_code == 0, r.output
     assert "schedule: dense: the loss assumes WSD" in r.output and "1-sqrt cooldown" in r.output
+    from scalelab.fit.curves import load_curves
+
+    law = load_curves(tmp_path / "f.curves.json").fits["dense"]  # its resamples kept, for `check`'s intervals
+    assert set(law.samples) == set(law.params) and all(len(v) == 6 for v in law.samples.values())
 
 
 def test_tokens_trained_by_the_two_designs(tmp_path):

@@ -3,6 +3,8 @@ one muP learning rate, in the shape the law across shares (fit/share.py) needs."
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from scalelab import structures
@@ -30,3 +32,13 @@ def test_the_builtin_rank_sweep_grid_spans_shares_widths_and_budgets():
     assert all(r.train.schedule == "wsd" and len(r.train.budgets) == 4 for r in runs)
     assert {r.model.param for r in runs} == {"mup"} and len({r.train.lr for r in runs}) == 1
     assert len(runs) == len({(r.model.variant, r.model.d_model) for r in runs}) == 4 * len(widths)
+
+
+def test_the_demo_under_mup_is_the_demo_with_only_the_parametrisation_and_rate_changed():
+    demo, mup = Grid.load("demo").runs(), Grid.load("demo-mup").runs()
+    assert len(demo) == len(mup) == 14
+    for a, b in zip(demo, mup):
+        assert b.model.param == "mup" and a.model.param == "sp"
+        assert dataclasses.replace(b.model, param="sp") == a.model  # same shapes, structures and ranks
+        assert b.train.lr == 2e-3 and a.train.lr == 3e-3
+        assert dataclasses.replace(b.train, lr=a.train.lr) == a.train  # same budgets, schedule, batch, eval
