@@ -314,6 +314,13 @@ def _finish(fit, g: GroupFit, C: Budget, best: ShareShape, L0: float, shapes, f_
     widths = search.widths()
     if best.d_model in (widths[0], widths[-1]):
         notes.append(f"the best width {best.d_model} is at the end of the widths searched")
+    n_lo, n_hi = (g.range or {}).get("N") or (math.nan, math.nan)
+    if not n_lo <= best.N <= n_hi:  # the law's own ranking of sizes it never saw
+        side = "below the smallest" if best.N < n_lo else "above the largest"
+        notes.append(
+            f"the chosen size N = {best.N:.3g} lies {side} fitted size (N {n_lo:.3g}..{n_hi:.3g}): the law is "
+            "extrapolated in N there; train that width to check"
+        )
     plan = SharePlan(
         kind=g.name,
         C=float(est["C"]) if callable(C) else float(C),

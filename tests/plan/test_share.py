@@ -292,3 +292,14 @@ def test_run_store_end_to_end(tmp_path, monkeypatch):
     assert "0.01 device-hours" in r.output and "throughput: bench train on cuda:H100" in r.output
     r = CliRunner().invoke(app, [*share, "--gpu-hours", "0.01", "--flops", "1e14"])
     assert r.exit_code == 2 and "give one budget" in r.output
+
+
+def test_a_size_outside_the_fitted_sizes_is_said():
+    """A budget far below the runs' puts the optimum below the smallest fitted size: the plan says the law is
+    extrapolated in N there, and says nothing of N inside the fitted sizes."""
+    fit, rule = fitted(0.5)
+    n_lo, n_hi = fit["lowrank"].range["N"]
+    small = plan_share(fit, "lowrank", 1e11, rule=rule)
+    assert small.shape.N < n_lo and any("below the smallest fitted size" in n for n in small.notes), small.notes
+    inside = plan_share(fit, "lowrank", 3e15, rule=rule)
+    assert n_lo <= inside.shape.N <= n_hi and not any("fitted size" in n for n in inside.notes)
