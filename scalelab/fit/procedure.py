@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from scalelab.config import StructureConfig
 from scalelab.errors import ScalelabError
 from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import compare as compare_groups
@@ -342,6 +343,29 @@ def _fit_one(g: GroupData, spec: FitSpec, counts: np.ndarray | None) -> GroupFit
     return fit_group(g, spec, counts)[0]
 
 
+def default_pairs(fits: Sequence[GroupFit]) -> list[tuple[str, str]]:
+    """Every group against "dense" when there is one; else each group against the group that is the same
+    variant with a dense FFN (lowrank-32+mup against dense+mup), where the names parse as variants."""
+    from scalelab import variant
+
+    dense = [f.name for f in fits if f.key.get("variant") == "dense" or f.name == "dense"]
+    if dense:
+        return [(dense[0], f.name) for f in fits if f.name != dense[0]]
+    by_variant = {}
+    for f in fits:
+        try:
+            by_variant[f.name] = variant.parse(str(f.key.get("variant") or f.name))
+        except ScalelabError:
+            continue
+    named = {variant.name(v): g for g, v in by_variant.items()}
+    pairs = []
+    for g, v in by_variant.items():
+        base = named.get(variant.name(v.replace(ffn=StructureConfig())))
+        if base is not None and base != g:
+            pairs.append((base, g))
+    return pairs
+
+
 # ---- the public entry point ---------------------------------------------------------------------------------
 def fit_laws(
     df: pd.DataFrame,
@@ -439,8 +463,7 @@ def fit_laws(
     byname = {f.name: f for f in fits}
     pairs: Sequence[tuple[str, str]] | None = spec.compare
     if pairs is None:
-        dense = [f.name for f in fits if f.key.get("variant") == "dense" or f.name == "dense"]
-        pairs = [(dense[0], f.name) for f in fits if dense and f.name != dense[0]]
+        pairs = default_pairs(fits)
     for a, b in pairs:
         for x in (a, b):
             if x not in byname:

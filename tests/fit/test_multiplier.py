@@ -238,3 +238,18 @@ def test_a_multiplier_interval_that_excludes_its_estimate_is_withheld():
     row = bad["multiplier"][0]
     assert np.isnan(row["lo"]) and np.isnan(row["hi"]) and "lies outside" in row["interval_withheld"]
     assert "no 95% interval" in bad["multiplier_text"]
+
+
+def test_default_comparisons_pair_each_variant_with_its_dense_twin():
+    """With a group named dense, every group against it (as always); without one, each variant against the same
+    variant with a dense FFN: lowrank-32+mup against dense+mup."""
+    from types import SimpleNamespace
+
+    from scalelab.fit.procedure import default_pairs
+
+    def fits(*names):
+        return [SimpleNamespace(name=n, key={"variant": n}) for n in names]
+
+    assert default_pairs(fits("dense", "lowrank-32", "dense+mup")) == [("dense", "lowrank-32"), ("dense", "dense+mup")]
+    got = default_pairs(fits("lowrank-16+mup", "dense+mup", "lowrank-63+mup", "gqa-kv1", "odd name"))
+    assert got == [("dense+mup", "lowrank-16+mup"), ("dense+mup", "lowrank-63+mup")]
