@@ -38,16 +38,11 @@ def check(
 
     if fit_path.name.endswith(".curves.json"):  # a curve law: each new run's whole curve from its schedule
         return _check_curves(fit_path, runs, out, as_json)
-    fit = load_fit(fit_path)
-    res = check_fit(fit, [str(p) for p in runs])
-    written = []
-    if out is not None:
-        from scalelab.plot.check import save_check_figure
+    from scalelab.plot.check import save_check_figure
 
-        out.mkdir(parents=True, exist_ok=True)
-        written = save_check_figure(res, str(out / "check"), formats=("png", "pdf"))
-    if as_json:
-        typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
+    res = check_fit(load_fit(fit_path), [str(p) for p in runs])
+    written = _figure_and_json(res, out, "check", save_check_figure, as_json)
+    if written is None:
         return
     con = stdout_console(markup=False)  # variant names from data print as given
     csv = all(p.suffix.lower() in (".csv", ".tsv") for p in runs)
@@ -107,16 +102,24 @@ def _check_curves(path: Path, runs: list[Path], out: Optional[Path], as_json: bo
     """A curve law (`fit --curves`) against new runs: per run its final with interval and its curve's error."""
     from scalelab.fit.curves import load_curves
     from scalelab.loop.check_curves import check_curves, summary_lines
+    from scalelab.plot.fig_curves import save_curve_check
 
     res = check_curves(load_curves(path), [str(p) for p in runs])
-    written = []
-    if out is not None:
-        from scalelab.plot.fig_curves import save_curve_check
-
-        out.mkdir(parents=True, exist_ok=True)
-        written = save_curve_check(res, str(out / "check_curves"), formats=("png", "pdf"))
-    if as_json:
-        typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
+    written = _figure_and_json(res, out, "check_curves", save_curve_check, as_json)
+    if written is None:
         return
     for line in summary_lines(res) + [f"wrote {p}" for p in written]:
         typer.echo(line)
+
+
+def _figure_and_json(res, out: Optional[Path], stem: str, save, as_json: bool) -> Optional[list]:
+    """The check's figure into `out` (when given), then its JSON on stdout: None when printed (nothing more to
+    print), else the figure files written."""
+    written = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        written = save(res, str(out / stem), formats=("png", "pdf"))
+    if as_json:
+        typer.echo(json.dumps(res.to_dict(), indent=1, default=str))
+        return None
+    return written
