@@ -57,7 +57,8 @@ def fitted(rho_N, rho_D=0.0):
 
 
 def brute_force(fit, rule, C, shares, d_max=4096):
-    """Every (d, f) shape up to d_max, every D up to the budget: the least loss of the fitted law."""
+    """Every (d, f) shape up to d_max, every D up to what the budget buys: the least loss of the fitted law. C:
+    FLOPs, or a function of the shape giving the most tokens it can train (a time budget)."""
     g = fit["lowrank"]
     best = (np.inf, None, None)
     for d in range(32, d_max + 1, 32):
@@ -65,8 +66,9 @@ def brute_force(fit, rule, C, shares, d_max=4096):
             s = build(rule, "lowrank", d, f, "params", fit.convention)
             if s is None or not g.range["share"][0] * (1 - 1e-6) <= s.share <= 1:
                 continue
+            most = C(s) if callable(C) else C / s.flops_per_token
             for frac in (0.25, 0.5, 0.9, 1.0):  # tokens below the budget only lose
-                D = frac * C / s.flops_per_token
+                D = frac * most
                 L = float(g.predict(s.N, D, share=s.share))
                 if L < best[0]:
                     best = (L, s, D)
@@ -133,29 +135,13 @@ def table(tmp_path, rate=None, **kw) -> throughput_model.ThroughputModel:
     return throughput_model.load(write(tmp_path, bench_doc(**({"rate": rate} if rate else {}), **kw)))
 
 
-def brute_force_time(fit, rule, hours, model, shares, d_max=4096):
-    """Every (d, f) shape up to d_max, tokens up to what `hours` buy at its throughput: the least loss."""
-    g = fit["lowrank"]
-    best = (np.inf, None, None)
-    for d in range(32, d_max + 1, 32):
-        for f in shares:
-            s = build(rule, "lowrank", d, f, "params", fit.convention)
-            if s is None or not g.range["share"][0] * (1 - 1e-6) <= s.share <= 1:
-                continue
-            for frac in (0.25, 0.5, 0.9, 1.0):  # fewer tokens than the hours buy only lose
-                D = frac * hours * 3600 * model.rate(s.cfg).tokens_per_s
-                L = float(g.predict(s.N, D, share=s.share))
-                if L < best[0]:
-                    best = (L, s, D)
-    return best
-
-
 @pytest.mark.parametrize("rho_N", [0.5, -0.5])
 def test_time_budget_equals_brute_force(tmp_path, rho_N):
     fit, rule = fitted(rho_N)
     model = table(tmp_path)
     plan = plan_share_time(fit, "lowrank", 8.0, model, rule=rule)
-    L, s, D = brute_force_time(fit, rule, 8.0, model, nominal_shares(fit["lowrank"].share_law.shares), 2048)
+    tokens = lambda s: 8.0 * 3600 * model.rate(s.cfg).tokens_per_s  # noqa: E731  (what 8 hours buy)
+    L, s, D = brute_force(fit, rule, tokens, nominal_shares(fit["lowrank"].share_law.shares), 2048)
     assert plan.shape.d_model < 2048 / 2
     assert (plan.shape.d_model, plan.shape.share) == (s.d_model, s.share)
     assert plan.D == pytest.approx(D) and plan.loss.est == pytest.approx(L)
