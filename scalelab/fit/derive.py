@@ -17,6 +17,7 @@ plan can state the schedule its loss assumes and compare others (plan/schedule_a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
@@ -59,15 +60,9 @@ class RunSchedule:
         return s.lr(int(steps))
 
     def with_decay(self, decay: str, cooldown: float | None = None, shape: str | None = None) -> "RunSchedule":
-        return RunSchedule(
-            decay,
-            self.warmup,
-            self.peak_lr,
-            self.tokens_per_step,
-            self.cooldown if cooldown is None else cooldown,
-            self.shape if shape is None else shape,
-            self.min_lr,
-        )
+        """The same run under another decay (and cooldown fraction or shape, where given)."""
+        given = {k: v for k, v in (("cooldown", cooldown), ("shape", shape)) if v is not None}
+        return dataclasses.replace(self, decay=decay, **given)
 
     def describe(self) -> str:
         head = f"{self.warmup} warmup steps to lr {self.peak_lr:.3g}, {self.tokens_per_step:g} tokens per step"

@@ -96,13 +96,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
             )
     if pt.at_bound[0]:
         warnings.append(f"parameter(s) at a bound of the search box: {', '.join(pt.at_bound[0])}")
-    diag = {
-        "objective": float(pt.f[0]),
-        "grad_norm": float(pt.grad_norm[0]),
-        "n_starts_at_best": int(pt.n_at_best[0]),
-        "n_starts": int(pt.n_starts),
-        "at_bound": pt.at_bound[0],
-    }
+    diag = pt.point_diagnostics()
 
     records: dict = {
         "identification": Identification(form=form_name, why=why, **design.to_dict()),

@@ -233,13 +233,7 @@ def _base(g, single, spec, fixed, counts):
             prob, form, cols, s.L, counts[:, single], n_starts=n, n_screen=2 * n, warm=theta, iters=FIRST_ITERS
         )
         boot = laws.to_natural(form, bf.theta)
-    diag = {
-        "objective": float(pt.f[0]),
-        "grad_norm": float(pt.grad_norm[0]),
-        "n_starts_at_best": int(pt.n_at_best[0]),
-        "n_starts": int(pt.n_starts),
-        "at_bound": pt.at_bound[0],
-    }
+    diag = pt.point_diagnostics()
     return params, diag, boot
 
 

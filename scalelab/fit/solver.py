@@ -406,6 +406,16 @@ class BatchFit:
     starts_capped: np.ndarray | None = None  # [K, s] still improving when the iterations ran out
     n_continued: int = 0  # resamples whose starts were polished further before any were raised
 
+    def point_diagnostics(self) -> dict:
+        """A point fit's (K = 1) diagnostics as the fit file records them (fit/summary prints them)."""
+        return {
+            "objective": float(self.f[0]),
+            "grad_norm": float(self.grad_norm[0]),
+            "n_starts_at_best": int(self.n_at_best[0]),
+            "n_starts": int(self.n_starts),
+            "at_bound": self.at_bound[0],
+        }
+
 
 def fit_batch(
     prob: Problem,
