@@ -338,14 +338,22 @@ _KEYS = {"lr": ("lrs", "lr_opt"), "batch_size": ("batches", "batch_opt")}
 def sweep_curves(df: pd.DataFrame, spec, loss_col: str | None = None) -> list[dict]:
     """Per group and size: the learning-rate curve at the size's largest token budget (at each swept lr the
     loss at the best setting of the other swept hyperparameters, seeds averaged) and its optimum. One dict
-    per (group, N): {"group", "N", "D", "lrs", "losses", "lr_opt", "method", "at_edge"}; sizes with fewer
-    than two learning rates are left out."""
+    per (group, N): {"group", "N", "D", "lrs", "losses", "lr_opt", "method", "at_edge"}, and where lr alone
+    was swept over several runs (seeds) at a rate, "lo", "hi" (their lowest and highest loss at each rate) and
+    "seeds" (the most runs at one rate); sizes with fewer than two learning rates are left out."""
     names, cells, _ = _sweep_cells(df, spec, loss_col)
     if "lr" not in names:
         return []
     h = names.index("lr")
     top = _top([c for c in cells if len(c.values[h]) >= 2])
-    return [{"group": c.group, **_entry(c, "lr", h, *r)} for c, r in zip(top, _curves(top, h, _ones))]
+    out = [{"group": c.group, **_entry(c, "lr", h, *r)} for c, r in zip(top, _curves(top, h, _ones))]
+    if names == ["lr"]:  # one combination per rate: its rows are the runs (seeds) the mean was taken over
+        for c, e in zip(top, out):
+            runs = np.bincount(c.combo, minlength=len(c.combos))
+            if runs.max() >= 2:
+                rows = np.split(c.L[c.order], c.starts[1:])
+                e.update(lo=[float(r.min()) for r in rows], hi=[float(r.max()) for r in rows], seeds=int(runs.max()))
+    return out
 
 
 def _top(cells) -> list:

@@ -31,29 +31,7 @@ def _from_runs(ctx: Context) -> list:
     width = dict(zip(fin["params"].astype(float), fin["d_model"])) if "d_model" in fin.columns else {}
     for c in curves:
         c["d_model"] = width.get(c["N"])
-    _seed_ranges(fin, loss, curves, only_lr=list(hyper.swept(fin, spec)) == ["lr"])
     return curves
-
-
-def _seed_ranges(fin, loss: str, curves: list, only_lr: bool) -> None:
-    """Each curve's losses are seed means: add the range over seeds at each rate ("lo", "hi", "seeds") when
-    the sweep has several seeds and swept nothing but lr, since one seed's curve can show a bump that the
-    next seed does not (docs/measured.md, lr-transfer)."""
-    if not only_lr or "seed" not in fin.columns or fin["seed"].nunique() < 2 or "peak_lr" not in fin.columns:
-        return
-    for c in curves:
-        at = fin[(fin["variant"].astype(str) == c["group"]) & np.isclose(fin["params"].astype(float), c["N"])]
-        if c.get("D") is not None:
-            at = at[np.isclose(at["tokens"].astype(float), c["D"])]
-        lo, hi, n = [], [], []
-        for lr in c["lrs"]:
-            y = at.loc[np.isclose(at["peak_lr"].astype(float), lr), loss].astype(float)
-            y = y[np.isfinite(y)]
-            lo.append(float(y.min()) if len(y) else np.nan)
-            hi.append(float(y.max()) if len(y) else np.nan)
-            n.append(len(y))
-        if max(n, default=0) >= 2:
-            c["lo"], c["hi"], c["seeds"] = lo, hi, max(n)
 
 
 def lr_curves(ctx: Context):
