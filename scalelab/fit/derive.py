@@ -61,8 +61,12 @@ class RunSchedule:
 
     def with_decay(self, decay: str, cooldown: float | None = None, shape: str | None = None) -> "RunSchedule":
         """The same run under another decay (and cooldown fraction or shape, where given)."""
-        given = {k: v for k, v in (("cooldown", cooldown), ("shape", shape)) if v is not None}
-        return dataclasses.replace(self, decay=decay, **given)
+        return dataclasses.replace(
+            self,
+            decay=decay,
+            cooldown=self.cooldown if cooldown is None else cooldown,
+            shape=self.shape if shape is None else shape,
+        )
 
     def describe(self) -> str:
         head = f"{self.warmup} warmup steps to lr {self.peak_lr:.3g}, {self.tokens_per_step:g} tokens per step"
