@@ -191,3 +191,14 @@ def test_the_seeds_table_design_is_refused_n_and_d_confounded():
     g = fit(pd.concat([df, *more]), bootstrap=20)["lowrank"]
     assert g.params["rho_N"] == pytest.approx(TRUTH["rho_N"], abs=0.05)
     assert g.params["rho_D"] == pytest.approx(TRUTH["rho_D"], abs=0.05)
+
+
+def test_the_seeds_published_table1_is_refused_one_size_per_share():
+    """The seeds' own Table 1 (tests/fit/data/seeds_table1.md: the published 1.3B rows, PPL as ln PPL): one model
+    size per share, so no share law: refused with the reason and the fix, never a number."""
+    from pathlib import Path
+
+    df = pd.read_csv(Path(__file__).parent / "data" / "seeds_table1.csv")
+    assert sorted(df["kind"].unique()) == ["blockdense", "blockshuffle", "dense", "lowrank"]
+    with pytest.raises(ScalelabError, match=r"share 0\.3\d+ has 1 model size\(s\).*train another size there"):
+        fit(df)
