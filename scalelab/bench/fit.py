@@ -238,6 +238,35 @@ def _ci_diff(a: dict, b: dict) -> float:
     )
 
 
+def endpoint_mc_se(samples: np.ndarray, level: float = 0.95, n: int = 400, seed: int = 0) -> np.ndarray:
+    """Monte Carlo standard error of a percentile interval's two ends from K bootstrap draws: the SD of the ends
+    over `n` resamples of the draws themselves. A solver difference far below it is below what another seed of
+    the same bootstrap changes."""
+    s = np.asarray(samples, float)
+    s = s[np.isfinite(s)]
+    rng = np.random.default_rng(seed)
+    q = 100 * (1 - level) / 2
+    ends = np.percentile(s[rng.integers(0, s.size, (n, s.size))], [q, 100 - q], axis=1)
+    return ends.std(axis=1)
+
+
+def _vs_mc_error(ours: dict, ref: dict) -> dict:
+    """Per group: the largest |endpoint diff| of E, alpha, beta against the reference in units of that end's Monte
+    Carlo SE (from the reference's draws), with the diff and the end it is at."""
+    out = {}
+    for k in ours:
+        worst = (0.0, 0.0, "")
+        for p in ("E", "alpha", "beta"):
+            se = endpoint_mc_se(ref[k].samples[p].to_numpy())
+            for i, end in enumerate(("lo", "hi")):
+                d = abs(ours[k].conf_int[p][i] - ref[k].conf_int[p][i])
+                r = d / se[i] if se[i] > 0 else (0.0 if d == 0 else float("inf"))
+                if r > worst[0]:
+                    worst = (r, d, f"{p} {end}")
+        out[k] = {"ratio": worst[0], "diff": worst[1], "end": worst[2]}
+    return out
+
+
 def run_multi(
     data: Path | None = None, n_boot: int = 1000, repeats: int = 3, ref_starts: int = 8, log=print
 ) -> tuple[list, dict]:
@@ -264,6 +293,7 @@ def run_multi(
     ref, rw, rc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=ref_starts))
     per_group = {k: _ci_diff({k: first[k]}, {k: ref[k]}) for k in first.groups}
     diff = max(per_group.values())
+    mc = _vs_mc_error(first.groups, ref.groups)
     log(
         f"multi-group reference ({ref_starts} converged starts per resample): {rw:.2f} s wall; "
         f"max |CI endpoint diff| {diff:.2e}"
@@ -300,6 +330,8 @@ def run_multi(
         "ref_starts": ref_starts,
         "max_ci_endpoint_diff_vs_reference": diff,
         "ci_endpoint_diff_by_group": per_group,
+        "ci_endpoint_diff_over_mc_se_by_group": mc,
+        "max_ci_endpoint_diff_over_mc_se": max(v["ratio"] for v in mc.values()),
         "frac_agreed_by_group": {k: b.get("frac_agreed") for k, b in boot.items()},
         "n_raised_by_group": {k: b.get("n_raised") for k, b in boot.items()},
         "ratio_reference_wall": rw / wall,
@@ -353,7 +385,16 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
             f"beta of every group) vs {m['ref_starts']} converged starts per resample (same resamples): max "
             f"|endpoint diff| {m['max_ci_endpoint_diff_vs_reference']:.2e}; load average before / after the "
             f"multi-group runs {m['load_avg_before']} / {m['load_avg']}.",
+            "",
+            "Per group, the largest endpoint difference against the reference, also in units of that end's Monte "
+            "Carlo SE (the SD of the end over resamples of the reference's own draws: what another bootstrap seed "
+            "moves it by):",
+            "",
+            "| group | max diff | at | diff / MC SE |",
+            "| --- | --- | --- | --- |",
         ]
+        for k, v in m.get("ci_endpoint_diff_over_mc_se_by_group", {}).items():
+            md.append(f"| {k} | {v['diff']:.2e} | {v['end']} | {v['ratio']:.3f} |")
     if "synthetic_coverage" in meta:
         c = meta["synthetic_coverage"]
         md.append("")

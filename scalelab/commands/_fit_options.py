@@ -160,10 +160,11 @@ STARTS = typer.Option(
     None,
     "--starts",
     help="Polished starts per bootstrap resample, the point fit's optimum among them (each resample finds its "
-    "own optimum; the point fit uses 64). Default: 480 // points, clipped to 2..8 (2 from 161 points, 8 up to "
-    "60). A resample whose starts disagree (fewer than 2 reach its best value) is polished further, then "
-    "refitted from 16 starts; the fraction that agreed is reported. Given, each start is polished to "
-    "convergence (up to 400 iterations, not 60).",
+    "own optimum; the point fit uses 64). Default: 240 // points, clipped to 2..8 (2 from 81 points, 8 up to "
+    "30). A resample whose starts disagree (fewer than 2 reach its best value) is polished further, then "
+    "refitted from 16 starts; the fraction that agreed is reported; where any disagreed, the resamples in the "
+    "tails are polished again from other resamples' optima. Given, each start is polished to convergence (up "
+    "to 400 iterations, not 60) and nothing is re-seeded: the interval reference of `scalelab bench fit`.",
 )
 
 FIX = typer.Option(

@@ -52,6 +52,9 @@ class Problem:
     loss: str = "huber"  # "huber" | "lsq"
     delta: float = 1e-3
     over_penalty: float = 1.0  # factor on residuals where L_hat > L (over-prediction)
+    # the polish steps a constant term's coefficient (E) linearly, E (1 + s), not exp(s) (solver.linear_coefficients);
+    # False: the 0.3 solver's steps (FitSpec.search "starts")
+    linear_e: bool = True
 
     @property
     def n(self) -> int:

@@ -24,7 +24,15 @@ from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.points import attach_points, point_table
 from scalelab.fit.records import ComputeOptimal, Holdout, Identification, Rollout, Sweep
 from scalelab.fit.results import FitResults, GroupFit
-from scalelab.fit.solver import FIRST_ITERS, MORE_ITERS, fit_point, fit_resamples, fix_parameters, polish
+from scalelab.fit.solver import (
+    FIRST_ITERS,
+    MORE_ITERS,
+    auto_starts,
+    fit_point,
+    fit_resamples,
+    fix_parameters,
+    polish,
+)
 from scalelab.fit.spec import FitSpec, no_time_verdict
 
 
@@ -50,15 +58,6 @@ def _fixed_for(form, spec: FitSpec, group: str) -> dict:
 _ALLOCATION = ("N_opt", "D_opt", "tokens_per_param")
 
 
-def auto_starts(n: int) -> int:
-    """Polished starts per resample, the point fit's optimum among them: 2 for large groups (240 Chinchilla
-    points: every resample's two starts agree), up to 8 for small ones, where local optima are commoner and
-    starts are cheap (on 15-run groups 2 starts missed the best value in 2% of resamples, 8 in 0.2%; on
-    Porian et al.'s ~116-point groups 2 or 3 starts agreed on a worse optimum in 0.6% of resamples, 4 did
-    not). Resamples whose starts disagree get more (solver.fit_resamples)."""
-    return int(np.clip(480 // max(n, 1), 2, 8))
-
-
 def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     """Point fit and bootstrap of one group. counts[K, n]: resample counts per point (None: none).
 
@@ -73,6 +72,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     cols = g.cols()
     pw = point_weights(g, spec.weights)
     prob = make_problem(form, cols, g.L, pw, spec.loss, spec.delta, spec.overestimate_penalty)
+    prob.linear_e = spec.search == "cross"
     fix_parameters(prob, form, fixed)
     pt = fit_point(prob, form, cols, g.L)
     theta = pt.theta[0]
@@ -128,11 +128,12 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
             cols,
             g.L,
             W,
-            n_starts=spec.n_starts or auto_starts(g.L.size),
-            n_screen=max(8, 2 * (spec.n_starts or auto_starts(g.L.size))),
+            n_starts=spec.n_starts or auto_starts(g.L.size, spec.search),
+            n_screen=max(8, 2 * (spec.n_starts or auto_starts(g.L.size, spec.search))),
             warm=theta,
             # starts asked for by number are each polished to convergence (the interval reference of bench fit)
             iters=FIRST_ITERS if spec.n_starts is None else MORE_ITERS,
+            cross=spec.n_starts is None and spec.search == "cross",
         )
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
@@ -157,6 +158,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
             "frac_agreed_first": bf.frac_agreed_first,
             "frac_agreed": bf.frac_agreed,
             "n_raised": bf.n_raised,
+            "n_crossed": bf.n_crossed,
             "n_starts_raised": bf.n_starts_raised,
         }
         if bf.frac_agreed < 0.9:

@@ -319,12 +319,13 @@ def _separate(row: ShareRow, g: GroupData, spec, counts) -> dict:
         return {}
     ch = laws.FORMS[form]
     prob = make_problem(ch, g.cols(), g.L, point_weights(g, spec.weights), spec.loss, spec.delta)
+    prob.linear_e = spec.search == "cross"
     pt = fit_point(prob, ch, g.cols(), g.L)
     est = laws.to_natural(ch, pt.theta[0])
     draws = {}
     if counts is not None and counts.shape[0]:
         used = counts.sum(1) > 0  # a resample that drew none of this share's runs says nothing about it
-        bf = fit_resamples(prob, ch, g.cols(), g.L, counts[used], warm=pt.theta[0])
+        bf = fit_resamples(prob, ch, g.cols(), g.L, counts[used], warm=pt.theta[0], cross=spec.search == "cross")
         nat = laws.to_natural(ch, bf.theta)
         for k in ("alpha", "beta"):
             d = np.full(counts.shape[0], np.nan)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from scalelab.errors import ScalelabError
 from scalelab.fit.laws import FORMS
 
+SEARCHES = ("cross", "starts")  # FitSpec.search
+
 
 @dataclass(frozen=True)
 class FitSpec:
@@ -32,7 +34,10 @@ class FitSpec:
     delta: float = 1e-3  # Huber delta
     weights: str | None = None  # None | "compute" (sqrt(C), normalised)
     overestimate_penalty: float = 1.0  # factor on residuals the law over-predicts (1: symmetric)
-    n_starts: int | None = None  # polished starts per resample (None: procedure.auto_starts)
+    n_starts: int | None = None  # polished starts per resample (None: solver.auto_starts)
+    # how resamples search for their optimum: "cross" re-seeds the tails from other resamples' optima and steps E
+    # linearly (solver.cross_seed); "starts" is the 0.3 search (more starts only), kept to reproduce its fits
+    search: str = "cross"
     share_e: bool = False  # one E across groups (joint L(N, D) fit)
     holdout: str | None = None  # None | "largest"
     c_ref: float | None = None  # FLOPs of the reported compute-optimal N, D (None: largest C)
@@ -105,6 +110,8 @@ class FitSpec:
             raise ScalelabError(f"--delta {self.delta} must be positive (e.g. 1e-3)")
         if self.holdout not in (None, "largest"):
             raise ScalelabError(f"--holdout {self.holdout!r}: the only rule is 'largest'")
+        if self.search not in SEARCHES:
+            raise ScalelabError(f"unknown search {self.search!r}: use {' or '.join(SEARCHES)}")
         if self.n_starts is not None and self.n_starts < 1:
             raise ScalelabError(f"--starts {self.n_starts} must be >= 1")
         if self.c_ref is not None and not (self.c_ref > 0 and math.isfinite(self.c_ref)):

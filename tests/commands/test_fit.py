@@ -312,12 +312,14 @@ def test_rollout_table_on_noise_free_law_is_exact(tmp_path):
 
 
 def test_starts_help_matches_auto_starts():
-    from scalelab.fit.procedure import auto_starts
+    from scalelab.fit.solver import auto_starts
 
     r = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "400"})
     text = " ".join(r.output.split())
-    assert "2 from 161 points, 8 up to 60" in text
-    assert auto_starts(161) == 2 and auto_starts(160) == 3 and auto_starts(60) == 8 and auto_starts(61) == 7
+    assert "2 from 81 points, 8 up to 30" in text
+    assert auto_starts(81) == 2 and auto_starts(80) == 3 and auto_starts(30) == 8 and auto_starts(31) == 7
+    # the 0.3 search (FitSpec.search "starts") keeps its own rule
+    assert auto_starts(161, "starts") == 2 and auto_starts(160, "starts") == 3 and auto_starts(60, "starts") == 8
 
 
 def test_row_bootstrap_with_repeated_sizes_warns_and_run_column_is_found(tmp_path):
