@@ -228,19 +228,20 @@ class Planner:
                 f"{g.variant} model: raise --flops or lower --inference-tokens"
             )
         N, D, L, _ = optimum(g.sample_arrays(CHINCHILLA), fam, C, inference_tokens)
+        n_all = len(g.samples) if g.samples is not None else None
         plan = VariantPlan(
             variant=g.variant,
             group=g.name,
             form=g.form,
             C=C,
             N_opt=N0,
-            N_int=self._ci(N, N0, "N_opt", notes),
+            N_int=self._ci(N, N0, "N_opt", notes, n_all),
             D_opt=D0,
-            D_int=self._ci(D, D0, "D_opt", notes),
+            D_int=self._ci(D, D0, "D_opt", notes, n_all),
             tokens_per_param=D0 / N0,
-            tpp_int=self._ci(D / N, D0 / N0, "tokens/param", notes),
+            tpp_int=self._ci(D / N, D0 / N0, "tokens/param", notes, n_all),
             L_opt=L0,
-            L_int=self._ci(L, L0, "L_opt", notes),
+            L_int=self._ci(L, L0, "L_opt", notes, n_all),
             L_pred_int=self._prediction_interval(g, L),
             extrapolated=extrapolated,
             notes=notes,
@@ -328,7 +329,8 @@ class Planner:
         s = laws.allocation(g.sample_arrays(laws.ALLOCATION), C)
         nan2 = (float("nan"), float("nan"))
         notes: list[str] = []
-        ints = {k: self._ci(s[k], float(pt[k]), k, notes) for k in ("N_opt", "D_opt", "tokens_per_param")}
+        n_all = len(g.samples) if g.samples is not None else None
+        ints = {k: self._ci(s[k], float(pt[k]), k, notes, n_all) for k in ("N_opt", "D_opt", "tokens_per_param")}
         return VariantPlan(
             variant=g.variant,
             group=g.name,
@@ -353,10 +355,16 @@ class Planner:
             sample_ids=g.sample_ids,
         )
 
-    def _ci(self, samples: np.ndarray, estimate: float, what: str, notes: list) -> tuple[float, float]:
+    def _ci(
+        self, samples: np.ndarray, estimate: float, what: str, notes: list, n_all: int | None = None
+    ) -> tuple[float, float]:
         """The percentile interval of `samples`, or NaNs and a note when the fit's rule withholds it (it rests
-        on fewer than half the resamples or excludes its own estimate: bootstrap.bootstrap_interval)."""
+        on fewer than half the resamples or excludes its own estimate: bootstrap.bootstrap_interval). n_all:
+        every resample drawn, where `samples` holds only those the fit could use (GroupFit.sample_arrays drops
+        the others), so that the rule counts the dropped ones as failed rather than not drawn."""
         s = np.asarray(samples, float)
+        if n_all is not None and n_all > s.size:
+            s = np.concatenate([s, np.full(n_all - s.size, np.nan)])
         if s.size == 0 or not math.isfinite(estimate):
             return (float("nan"), float("nan"))
         ci, why = bootstrap_interval(s, estimate, self.level)  # inf (unreachable) stays in the tail

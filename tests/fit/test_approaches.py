@@ -317,6 +317,18 @@ def test_approach_2_withholds_intervals_that_rest_on_a_minority_of_resamples(tmp
     assert "no 95% interval for a, b, kN, kD" in text and "[" not in text  # no interval printed anywhere
     d = json.loads(out.read_text())["groups"]["all"]
     assert d["conf_int"] == {} and d["diagnostics"]["intervals_withheld"]["a"]["n_valid"] == n_valid
+    # nor does `plan` make intervals of N_opt, D_opt from the few resamples the fit kept (its samples file holds
+    # the others as NaN rows): withheld with the same reason, also where a few survive (4000 resamples)
+    more = tmp_path / "more.json"
+    r = CliRunner().invoke(app, ["fit", str(csv), "--approach", "2", "--flops-col", "C", "--bootstrap", "4000",
+                                 "--out", str(more)])  # fmt: skip
+    n_valid = json.loads(more.read_text())["groups"]["all"]["diagnostics"]["bootstrap"]["n_valid"]
+    assert 2 <= n_valid < 40
+    r = CliRunner().invoke(app, ["plan", "--fit", str(more), "--flops", "3e20"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert f"no 95% interval for N_opt: only {n_valid} of 4000 bootstrap resamples" in text
+    assert "(no interval)" in text
 
 
 def test_whole_slice_bootstrap_at_once_equals_the_loop_over_resamples():
