@@ -618,13 +618,13 @@ def cross_seed(
     """Polish the resamples that set the intervals' ends again, from other resamples' optima. Returns how many
     moved to a better optimum.
 
-    A few starts can agree on a worse local optimum of the (near-L1) objective: on Porian et al.'s groups about
-    one resample in 150, each a different basin several tenths apart in an exponent. Only the resamples in the
-    tails of some parameter (beyond its TAIL / 100 - TAIL percentiles) move a percentile interval's end, and the
-    other resamples' optima are starts from every basin the data support, already near one. Each tail resample
-    is polished from the `m` optima best on its own data (the objective is linear in the weights: one matrix
-    product scores them all) among those whose exponents differ from its own by 0.05 or more, and keeps the
-    better result. A move can bring another resample into a tail: up to `rounds` rounds."""
+    A few starts can agree on a worse local optimum of the (near-L1) objective: on Porian et al.'s groups with 2
+    starts, up to about one resample in 100, each a different basin several tenths apart in an exponent. Only
+    the resamples in the tails of some parameter (beyond its TAIL / 100 - TAIL percentiles) move a percentile
+    interval's end, and the other resamples' optima are starts from every basin the data support, already near
+    one. Each tail resample is polished from the `m` optima best on its own data (the objective is linear in the
+    weights: one matrix product scores them all) among those whose exponents differ from its own by 0.05 or
+    more, and keeps the better result. A move can bring another resample into a tail: up to `rounds` rounds."""
     K = bf.theta.shape[0]
     if K < 20 or m < 1:
         return 0
