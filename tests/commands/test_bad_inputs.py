@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from grids import CORPUS, write_grid
+from refusal import files as _files
+from refusal import refused as _refused
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -24,21 +26,6 @@ def _cache(tmp_path, monkeypatch):
 
 def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def _refused(r, *words):
-    """Exit 2, one stderr line starting 'error: ' that contains every word, no traceback."""
-    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.output
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
-
-
-def _files(folder) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
 
 
 # ---- grids: names that would become unsafe paths, non-finite or zero numbers, duplicates, sizes -------------

@@ -9,6 +9,7 @@ import json
 import os
 
 import pandas as pd
+import refusal
 import yaml
 from typer.testing import CliRunner
 
@@ -79,17 +80,6 @@ def write_dr_wandb(folder, runs: dict) -> str:
     return str(folder)
 
 
-def files(folder) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
-
-
 def refused(r, out, *words) -> str:
-    """A command refused in one line (exit 2, no traceback) naming `words`, with nothing written under `out`."""
-    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert "Traceback" not in r.output
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not os.path.exists(out) or files(out) == [], files(out)
-    return lines[0]
+    """An ingest refused in one line naming `words`, with nothing written under `out` (refusal.refused)."""
+    return refusal.refused(r, *words, out=out)
