@@ -242,12 +242,13 @@ def endpoint_mc_se(samples: np.ndarray, level: float = 0.95, n: int = 400, seed:
     """Monte Carlo standard error of a percentile interval's two ends from K bootstrap draws: the SD of the ends
     over `n` resamples of the draws themselves. A solver difference far below it is below what another seed of
     the same bootstrap changes."""
+    from scalelab.fit.bootstrap import percentile_interval
+
     s = np.asarray(samples, float)
     s = s[np.isfinite(s)]
     rng = np.random.default_rng(seed)
-    q = 100 * (1 - level) / 2
-    ends = np.percentile(s[rng.integers(0, s.size, (n, s.size))], [q, 100 - q], axis=1)
-    return ends.std(axis=1)
+    lo, hi = percentile_interval(s[rng.integers(0, s.size, (n, s.size))], level, axis=1)
+    return np.array([np.std(lo), np.std(hi)])
 
 
 def _vs_mc_error(ours: dict, ref: dict) -> dict:

@@ -113,6 +113,11 @@ class GroupFit:
         ok = s[list(names)].notna().all(axis=1).to_numpy()[order]
         return order[ok]
 
+    @property
+    def n_resamples(self) -> int:
+        """Bootstrap resamples drawn, those the fit could not use (NaN rows) included; 0 without samples."""
+        return 0 if self.samples is None else len(self.samples)
+
     def sample_arrays(self, names=None) -> dict[str, np.ndarray]:
         """Bootstrap samples {name: array (S,)} of `names` (default: the form's parameters), sorted by
         sample id, rows where any of them is NaN dropped; arrays of length 0 when there are none."""

@@ -131,9 +131,7 @@ def _polish_terms(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, t
             step = -_solve(A, ga[..., None])[..., 0]
             if not np.isfinite(step).all():  # np.linalg.solve's checks (a singular system raises), then as always
                 step = np.nan_to_num(-np.linalg.solve(A, ga[..., None])[..., 0])
-            if lin:
-                step[:, lin] = np.log(np.maximum(1.0 + step[:, lin], 0.1))
-            new = np.minimum(np.maximum(ta + step, lo), hi)
+            new = np.minimum(np.maximum(ta + _linear_steps(step, lin), lo), hi)
             zn, pn = prob.terms_eval(new)
             rn = z - zn
             fn = prob.rho(rn, Wa).sum(-1)
@@ -192,9 +190,7 @@ def _polish(prob: Problem, theta: np.ndarray, W: np.ndarray, iters: int, tol: fl
         dH = np.diagonal(H, axis1=1, axis2=2)
         A = H + lam[sl, None, None] * (dH[:, :, None] * eye + 1e-12 * eye)
         step = np.nan_to_num(-np.linalg.solve(A, g[..., None])[..., 0])
-        if lin:
-            step[:, lin] = np.log(np.maximum(1.0 + step[:, lin], 0.1))
-        new = np.clip(theta[sl] + step, prob.lo, prob.hi)
+        new = np.clip(theta[sl] + _linear_steps(step, lin), prob.lo, prob.hi)
         zn, Jn = prob.log_pred(new, jac=True)
         if fixed.any():
             Jn = Jn * ~fixed[None, :, None]
@@ -225,6 +221,13 @@ def linear_coefficients(prob: Problem) -> list[int]:
         return []
     # a plain int test (np.isscalar's TypeIs narrows to numpy's scalar union, which is no index to the checker)
     return [ci for ci, si, _ in prob.terms if si is None and isinstance(ci, int) and prob.lo[ci] < prob.hi[ci]]
+
+
+def _linear_steps(step: np.ndarray, lin: list[int]) -> np.ndarray:
+    """The steps in log space of the linear_coefficients `lin` taken as E -> E (1 + s), floored at E / 10."""
+    if lin:
+        step[:, lin] = np.log(np.maximum(1.0 + step[:, lin], 0.1))
+    return step
 
 
 def fixed_mask(prob: Problem) -> np.ndarray:
@@ -552,6 +555,26 @@ def fit_resamples(
     the share whose best value was reached twice in the end. With n_starts 1 nothing is redone. Last, with
     `cross`, where the first starts of some resample disagreed (the objective has more than one basin there),
     the resamples in the tails are polished again from other resamples' optima (cross_seed)."""
+    bf = _starts_per_resample(prob, form, cols, L, W, n_starts, n_screen, max_starts, warm, iters, more_iters)
+    if cross and bf.frac_agreed_first < 1:
+        bf.n_crossed = cross_seed(prob, bf, W * prob.point_w[None, :])
+    return bf
+
+
+def _starts_per_resample(
+    prob: Problem,
+    form: Form,
+    cols: dict,
+    L: np.ndarray,
+    W: np.ndarray,
+    n_starts: int,
+    n_screen: int,
+    max_starts: int,
+    warm: np.ndarray | None,
+    iters: int,
+    more_iters: int,
+) -> BatchFit:
+    """fit_resamples without the re-seeding: each resample's own starts, then more work where they disagree."""
     extra = None if warm is None else np.asarray(warm, float)[None]
     bf = fit_batch(prob, form, cols, L, W, n_starts=n_starts, n_screen=n_screen, iters=iters, extra_starts=extra)
     assert bf.starts_theta is not None and bf.starts_f is not None  # fit_batch keeps every start
@@ -561,11 +584,10 @@ def fit_resamples(
     # a resample whose best value was reached by a start cut off by the iteration cap is polished further too
     at_best = bf.starts_f <= bf.f[:, None] + 1e-6 * np.abs(bf.f[:, None]) + 1e-15
     settled = agreed & ~(bf.starts_capped & at_best).any(1)
-    Wp = W * prob.point_w[None, :]
     if n_starts < 2 or settled.all():
         bf.frac_agreed = bf.frac_agreed_first
-        bf.n_crossed = cross_seed(prob, bf, Wp) if cross and bf.frac_agreed_first < 1 else 0
         return bf
+    Wp = W * prob.point_w[None, :]
     idx = np.flatnonzero(~settled)
     s = bf.starts_theta.shape[1]
     th, f, gn = polish(prob, bf.starts_theta[idx].reshape(idx.size * s, -1), np.repeat(Wp[idx], s, 0), more_iters)
@@ -579,7 +601,6 @@ def fit_resamples(
     agreed[idx] = n_at >= 2
     if agreed.all() or max_starts <= n_starts:
         bf.frac_agreed = float(np.mean(agreed))
-        bf.n_crossed = cross_seed(prob, bf, Wp) if cross and bf.frac_agreed_first < 1 else 0
         return bf
     idx = np.flatnonzero(~agreed)
     more = fit_batch(
@@ -604,7 +625,6 @@ def fit_resamples(
     agreed[idx] = (better & (more.n_at_best >= 2)) | same
     bf.n_at_best[idx] = np.where(agreed[idx], np.maximum(2, more.n_at_best), 1)
     bf.n_raised, bf.n_starts_raised, bf.frac_agreed = int(idx.size), int(max_starts), float(np.mean(agreed))
-    bf.n_crossed = cross_seed(prob, bf, Wp) if cross and bf.frac_agreed_first < 1 else 0
     return bf
 
 

@@ -228,7 +228,7 @@ class Planner:
                 f"{g.variant} model: raise --flops or lower --inference-tokens"
             )
         N, D, L, _ = optimum(g.sample_arrays(CHINCHILLA), fam, C, inference_tokens)
-        n_all = len(g.samples) if g.samples is not None else None
+        n_all = g.n_resamples
         plan = VariantPlan(
             variant=g.variant,
             group=g.name,
@@ -329,8 +329,9 @@ class Planner:
         s = laws.allocation(g.sample_arrays(laws.ALLOCATION), C)
         nan2 = (float("nan"), float("nan"))
         notes: list[str] = []
-        n_all = len(g.samples) if g.samples is not None else None
-        ints = {k: self._ci(s[k], float(pt[k]), k, notes, n_all) for k in ("N_opt", "D_opt", "tokens_per_param")}
+        ints = {
+            k: self._ci(s[k], float(pt[k]), k, notes, g.n_resamples) for k in ("N_opt", "D_opt", "tokens_per_param")
+        }
         return VariantPlan(
             variant=g.variant,
             group=g.name,
@@ -355,15 +356,13 @@ class Planner:
             sample_ids=g.sample_ids,
         )
 
-    def _ci(
-        self, samples: np.ndarray, estimate: float, what: str, notes: list, n_all: int | None = None
-    ) -> tuple[float, float]:
+    def _ci(self, samples: np.ndarray, estimate: float, what: str, notes: list, n_all: int = 0) -> tuple[float, float]:
         """The percentile interval of `samples`, or NaNs and a note when the fit's rule withholds it (it rests
         on fewer than half the resamples or excludes its own estimate: bootstrap.bootstrap_interval). n_all:
         every resample drawn, where `samples` holds only those the fit could use (GroupFit.sample_arrays drops
         the others), so that the rule counts the dropped ones as failed rather than not drawn."""
         s = np.asarray(samples, float)
-        if n_all is not None and n_all > s.size:
+        if n_all > s.size:
             s = np.concatenate([s, np.full(n_all - s.size, np.nan)])
         if s.size == 0 or not math.isfinite(estimate):
             return (float("nan"), float("nan"))
