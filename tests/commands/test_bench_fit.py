@@ -29,3 +29,30 @@ def test_multi_group_data_without_the_group_column_is_refused(tmp_path):
 def test_non_positive_resamples_are_refused(tmp_path):
     r = runner.invoke(app, ["bench", "fit", "--bootstrap", "0", "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "--bootstrap" in r.output, r.output
+
+
+def test_reference_check_compares_the_three_searches_on_the_same_resamples():
+    import pandas as pd
+    from fit.conftest import synthetic
+
+    from scalelab.bench import fit as BF
+    from scalelab.fit import FitSpec, fit_laws
+
+    df = pd.concat([synthetic(seed=1, group="a"), synthetic(seed=2, alpha=0.3, group="b")])
+    df["C"] = 6 * df["N"] * df["D"]
+    spec = FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by=("group",))
+    same = BF.reference_check(df, spec, n_boot=40, ref_starts=3, check_starts=3, n_seeds=2)
+    # one row per seed and group; a search compared with itself on the same resamples differs by nothing
+    assert [(r["seed"], r["group"]) for r in same["rows"]] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    assert same["max_ref_vs_check"] == 0.0
+    assert all(r["ours_vs_ref"] == r["ours_vs_check"] for r in same["rows"])
+    # the seed-1 differences are those of separate fits at that seed
+    ours = fit_laws(df, spec, bootstrap=40, seed=1)
+    ref = fit_laws(df, spec, bootstrap=40, seed=1, n_starts=3)
+    want = max(
+        abs(ours[g].conf_int[p][i] - ref[g].conf_int[p][i])
+        for g in "ab"
+        for p in ("E", "alpha", "beta")
+        for i in (0, 1)
+    )
+    assert max(r["ours_vs_ref"] for r in same["rows"] if r["seed"] == 1) == want
