@@ -58,7 +58,7 @@ _OS_FIXES = {
 def os_error(e: OSError) -> Optional[str]:
     """One line naming the file and what to do, for the OSErrors a user can fix (disk full, permissions,
     read-only, a file where a folder goes); None for others (a bug: keep the traceback)."""
-    fix = _OS_FIXES.get(e.errno)
+    fix = _OS_FIXES.get(e.errno) if e.errno is not None else None
     if fix is None:
         return None
     where = e.filename if e.filename is not None else "an output file"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -214,7 +214,8 @@ class _Spinner:
     def __init__(self, n_groups: int, enabled: bool):
         import sys
 
-        self.n, self.done, self.status = n_groups, 0, None
+        self.n, self.done = n_groups, 0
+        self.status: Any = None  # rich's Status, imported only when shown
         self.enabled = enabled and sys.stderr.isatty()
 
     def __enter__(self):

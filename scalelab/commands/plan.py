@@ -85,6 +85,7 @@ def emit_grid(
     budget (an IsoFLOP set bracketing the optimum), with the fitted runs' data and training settings."""
     path = fit_path(fit)
     sweeps = lr_only(path, variant, True, as_json)
+    assert sweeps is not None  # with emit, a fit without a loss law is refused in lr_only
     b = Budget(flops=flops, multiple=multiple, depth=depth)
     run_budget(path, variant, b, sweeps, as_json, Emit(out, sizes, spread))
 

@@ -40,11 +40,11 @@ def run_suggest(path: Path, ask: Ask, as_json: bool) -> None:
     budget = number(ask.flops, "--suggest-flops") or 4 * max(g.c_range[1] for g in fit)
     only = [ask.variant] if ask.variant else None
     if ask.quantity == "n_opt" and not_identified(fit, only):
-        s = design_runs(fit, ask.k, budget, variants=only)
+        design = design_runs(fit, ask.k, budget, variants=only)
         if as_json:
-            typer.echo(json.dumps({"fit": str(path), **s.to_dict()}, indent=1))
+            typer.echo(json.dumps({"fit": str(path), **design.to_dict()}, indent=1))
         else:
-            print_summary(design_summary(s, path, budget))
+            print_summary(design_summary(design, path, budget))
         return
     fit.require_samples()
     with Progress(transient=True, disable=as_json) as bar:

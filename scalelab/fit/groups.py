@@ -128,9 +128,10 @@ def split_groups(df: pd.DataFrame, spec, source: str = "data frame") -> list[Gro
         g = GroupData(name, key, arr["N"][m], arr["D"][m], arr["C"][m], arr["L"][m], units[m])
         g.U = None if uniq is None else uniq[m]
         if g.L.size < 3:
+            where = f"group {name!r} (column(s) {', '.join(map(repr, by))})" if by else "the data"
             raise ScalelabError(
-                f"{source}: group {name!r} has {g.L.size} point(s); a fit needs at least 3 "
-                f"(column {by[0] if by else spec.n_col!r})"
+                f"{source}: {where} has {g.L.size} point(s); a fit needs at least 3: add runs"
+                + (" to the group or leave it out" if by else "")
             )
         if distinct(g.N) == 1 and distinct(g.D) == 1:
             raise ScalelabError(
