@@ -48,6 +48,11 @@ def _check_positive(df: pd.DataFrame, path, cols) -> None:
         bad = ~np.isfinite(v) | (v <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            if str(df[c].iloc[i]).lstrip().startswith("#"):
+                raise ScalelabError(
+                    f"{path}: row {i + 1} below the header is a '#' comment: delete it (only comment lines above "
+                    "the header are skipped)"
+                )
             raise ScalelabError(
                 f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
                 f"value(s) (first: {_show(df[c].iloc[i])}); "
@@ -134,19 +139,57 @@ def _check_labels(df: pd.DataFrame, path, cols, first_line: int | None = None) -
 CHOOSE_COLUMNS = "choose them with --n-col, --d-col, --loss-col, --flops-col, --group-col, --run-col"
 
 
+MAX_COMMENT_LINES = 10_000  # a leading comment block longer than this is not a table's preamble
+
+
+def _sep(p: Path) -> str:
+    return "\t" if p.suffix.lower() == ".tsv" else ","
+
+
+def comment_lines(p: Path) -> int:
+    """Lines starting with '#' before the header (a provenance note, as many published tables carry). Only the
+    leading block: pandas' comment= would also cut every field holding a '#', run names included."""
+    n = 0
+    try:
+        with open(p, encoding="utf-8-sig", errors="replace") as f:
+            for line in f:
+                if not line.lstrip().startswith("#") or n >= MAX_COMMENT_LINES:
+                    break
+                n += 1
+    except OSError:
+        return 0  # the reader names the problem
+    return n
+
+
+def read_table(path, nrows: int | None = None) -> pd.DataFrame:
+    """One CSV (or .tsv) file as pandas reads it: a byte-order mark dropped, a leading block of '#' comment lines
+    skipped (the header follows it). Unreadable files are refused in one line with pandas' reason. The one reader
+    of users' CSV tables: fit, check and plot all come here."""
+    p = Path(path)
+    skip = comment_lines(p)
+    try:
+        return pd.read_csv(p, sep=_sep(p), encoding="utf-8-sig", skiprows=skip, nrows=nrows)
+    except FileNotFoundError:
+        raise ScalelabError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ScalelabError(f"{p}: a folder, not a CSV file: give the table's file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+        # pandas' reason names the file's own line number (skipped comment lines counted)
+        reason = str(e).strip().splitlines()[-1].replace("Error tokenizing data. C error: ", "") if str(e) else ""
+        raise ScalelabError(
+            f"{p}: not a readable CSV file ({type(e).__name__}{': ' + reason if reason else ''}): give a "
+            f"{'tab' if _sep(p) == chr(9) else 'comma'}-separated table with one header line"
+        ) from None
+
+
 def read_csv(paths, numeric_cols, other_cols=(), hint: str = CHOOSE_COLUMNS) -> pd.DataFrame:
     """Read CSV files (same columns) into one frame, checking that `numeric_cols` (N, D, FLOPs, loss)
     are present and positive and `other_cols` (group, run) present, file by file. `hint`: the fix a
     missing column's error names."""
     frames = []
     for p in map(Path, paths):
-        try:
-            _check_header(p)
-            df = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise ScalelabError(f"{p}: no such file") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
-            raise ScalelabError(f"{p}: not a readable CSV file ({type(e).__name__})") from None
+        _check_header(p)
+        df = read_table(p)
         missing = [c for c in [*numeric_cols, *other_cols] if c not in df.columns]
         if missing:
             raise ScalelabError(
@@ -171,8 +214,10 @@ def _check_header(p: Path) -> None:
 
     try:
         with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
-            head = next(csv.reader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ","), [])
-    except csv.Error:
+            for _ in range(comment_lines(p)):
+                next(f)
+            head = next(csv.reader(f, delimiter=_sep(p)), [])
+    except (csv.Error, OSError):
         return  # not CSV at all: pandas names the problem
     names = [h.strip() for h in head]
     twice = sorted({h for h in names if names.count(h) > 1})
@@ -271,8 +316,6 @@ def load_inputs(
 
 def _csv_columns(path: Path) -> list[str]:
     try:
-        return list(
-            pd.read_csv(path, nrows=0, sep="\t" if path.suffix.lower() == ".tsv" else ",", encoding="utf-8-sig").columns
-        )
-    except Exception:
+        return [str(c) for c in read_table(path, nrows=0).columns]
+    except ScalelabError:
         return []  # read_csv reports the problem with the file's name

@@ -282,12 +282,9 @@ COLUMN_OPTIONS = {k: f"--{k}-col" for k in TABLE_COLUMNS}
 
 
 def _header(path: str) -> list:
-    import pandas as pd
+    from scalelab.fit.io import read_table
 
-    try:
-        return [str(c) for c in pd.read_csv(path, nrows=0, sep=None if path.lower().endswith(".tsv") else ",").columns]
-    except Exception as e:  # noqa: BLE001 - any parser failure is the same user error
-        raise ScalelabError(f"{path}: not a readable CSV file ({type(e).__name__}): give a comma-separated table")
+    return [str(c) for c in read_table(path, nrows=0).columns]
 
 
 def _table_columns(paths: list[str], given: dict) -> _FitColumns:
@@ -324,15 +321,10 @@ def _table_columns(paths: list[str], given: dict) -> _FitColumns:
 
 
 def _check_table_columns(paths: list[str], cols: _FitColumns, fit: FitResults) -> None:
-    import pandas as pd
+    from scalelab.fit.io import read_table
 
     for p in paths:
-        try:
-            have = set(pd.read_csv(p, nrows=0, sep=None if p.lower().endswith(".tsv") else ",").columns)
-        except Exception as e:  # the reader below names the problem; here only the columns matter
-            raise ScalelabError(
-                f"{p}: not a readable CSV file ({type(e).__name__}): give the table the fit was made from"
-            )
+        have = {str(c) for c in read_table(p, nrows=0).columns}
         missing = [c for c in cols.needed() if c not in have]
         if missing:
             fname = os.path.basename(str(fit.path)) if fit.path else "the fit"

@@ -54,3 +54,30 @@ def test_the_same_run_in_two_files_is_an_error_not_double_weight(tmp_path):
     _rows("a").to_parquet(c)
     with pytest.raises(ScalelabError, match="copy.parquet"):
         io.read_runs([a, c])
+
+
+# ---- CSV tables (read_table: the one reader of users' CSVs) --------------------------------------------------
+TABLE = "N,D,loss,run\n1e7,2e8,3.1,a#1\n2e7,4e8,2.9,b\n4e7,8e8,2.7,c\n"
+
+
+def test_a_leading_comment_block_is_skipped_and_a_hash_inside_a_field_kept(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("# scraped from the paper's Table 3\n  # second note\n" + TABLE)
+    df = io.read_csv([p], ["N", "D", "loss"], ["run"])
+    assert list(df["run"]) == ["a#1", "b", "c"]  # pandas' comment='#' would have cut 'a#1' to 'a'
+    assert df["N"].tolist() == [1e7, 2e7, 4e7]
+    assert io._csv_columns(p) == ["N", "D", "loss", "run"]
+
+
+def test_a_comment_line_below_the_header_is_refused_naming_its_row(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text(TABLE.replace("2e7,", "# dropped\n2e7,"))
+    with pytest.raises(ScalelabError, match=r"row 2 below the header is a '#' comment: delete it"):
+        io.read_csv([p], ["N", "D", "loss"], ["run"])
+
+
+def test_a_ragged_row_is_refused_with_pandas_reason(tmp_path):
+    p = tmp_path / "runs.csv"
+    p.write_text("# note\n" + TABLE + "8e7,1.6e9,2.5,d,extra\n")
+    with pytest.raises(ScalelabError, match=r"Expected 4 fields in line 6, saw 5\)"):
+        io.read_csv([p], ["N", "D", "loss"], ["run"])
