@@ -49,10 +49,9 @@ MULTI_COLUMNS = ("N", "D", "C", "loss", "group", "run")
 
 
 def load_multi(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ScalelabError(f"{path}: not a readable CSV ({type(e).__name__})") from None
+    from scalelab.fit.io import read_table
+
+    df = read_table(path)
     missing = [c for c in MULTI_COLUMNS if c not in df]
     if missing:
         raise ScalelabError(
@@ -62,10 +61,9 @@ def load_multi(path: Path) -> pd.DataFrame:
 
 
 def load_chinchilla(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as e:
-        raise ScalelabError(f"{path}: not a readable CSV ({type(e).__name__})") from None
+    from scalelab.fit.io import read_table
+
+    df = read_table(path)
     for c in ("Model Size", "Training FLOP", "loss"):
         if c not in df:
             raise ScalelabError(f"{path}: missing column {c!r} (expected Epoch's chinchilla_epoch.csv)")
