@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scalelab.plot import style
-from scalelab.plot.shape import frontier, labels
+from scalelab.plot.shape import compute, frontier, labels
 from scalelab.plot.shape.context import Context
 from scalelab.plot.shape.runs import RunCurves, run_curves, variant_runs
 
@@ -64,7 +64,8 @@ def _draw_frontiers(ctx: Context, ax, rc: RunCurves) -> list:
         if v not in rc.variants:
             handles.append(_handle(ctx, v))
     if not lines:
-        ctx.note("no chinchilla or frontier group in the fit: no L*(C) drawn")
+        where = compute.elsewhere(ctx)
+        ctx.note("no chinchilla or frontier group in the fit: no L*(C) drawn" + (f" ({where})" if where else ""))
         return handles
     handles += style.law_legend(ctx.band_label())
     if ctx.allocation_source:

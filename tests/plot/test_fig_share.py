@@ -148,3 +148,19 @@ def test_figure_drawn_for_a_share_fit_and_skipped_otherwise(tmp_path):
         n: s for n, _, _, s, _ in plots.build(plots.load_inputs([str(tmp_path / "p.json")]), only=["fig8_share_law"])
     }
     assert "no law across FFN shares" in out["fig8_share_law"] and "--share-col" in out["fig8_share_law"]
+
+
+def test_figures_of_l_n_d_groups_point_a_share_fit_to_its_own_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scalelab import plot as plots
+
+    fit(share_frame(), bootstrap=0).to_json(tmp_path / "s.json")
+    built = plots.build(
+        plots.load_inputs([str(tmp_path / "s.json")]), only=["fig1_loss_vs_flops", "fig3_compute_optimal"]
+    )
+    out = {name: (skip, notes) for name, _, _, skip, notes in built}
+    assert "see fig8_share_law" in out["fig3_compute_optimal"][0]
+    assert "not identified" not in out["fig3_compute_optimal"][0]  # the share law does identify the optimum
+    assert any("no L*(C) drawn" in n and "fig8_share_law" in n for n in out["fig1_loss_vs_flops"][1])

@@ -18,10 +18,24 @@ def optimal_groups(ctx: Context) -> list[str]:
     groups = ctx.groups(("chinchilla", "allocation"))
     if not groups:
         raise Skip(
-            "no L(N, D) (chinchilla-form) or approach-1/2 allocation group in the fit: N_opt and D_opt are not "
-            "identified (e.g. one tokens-per-parameter ratio per group)"
+            "no L(N, D) (chinchilla-form) or approach-1/2 allocation group in the fit: "
+            + (elsewhere(ctx) or "N_opt and D_opt are not identified (e.g. one tokens-per-parameter ratio per group)")
         )
     return groups
+
+
+# laws whose optima another figure draws
+_ELSEWHERE = {
+    "share": "its law across FFN shares gives the optimum per share and budget: see fig8_share_law",
+    "repetition": "its data-constrained law is drawn in fig10_loss_vs_epochs",
+}
+
+
+def elsewhere(ctx: Context) -> str:
+    """Where the fit's share or repetition laws are drawn ('' when it has none): a figure of L(N, D) groups that
+    skips such a fit says so, instead of calling the optimum unidentified."""
+    forms = {g.form for g in ctx.fit} if ctx.fit is not None else set()
+    return "; ".join(v for k, v in _ELSEWHERE.items() if k in forms)
 
 
 def optima(ctx: Context, group: str):
