@@ -1,5 +1,5 @@
-"""The type check, run with the suite (so in CI): mypy over the torch-free packages listed in pyproject.toml
-[tool.mypy], so that the typed fit records and the configs they are built from stay consistent."""
+"""The type check, run with the suite (so in CI): mypy over every package of scalelab (pyproject.toml [tool.mypy]),
+so that the typed fit records, the configs they are built from and the commands that read them stay consistent."""
 
 import importlib.util
 import subprocess

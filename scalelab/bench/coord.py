@@ -13,13 +13,13 @@ fixed batch, and per (variant, param, stat) the least-squares slope of log delta
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 
 from scalelab import structures, variant
 from scalelab.config import ModelConfig
-from scalelab.model.gpt import GPT
+from scalelab.model.gpt import GPT, Block
 
 STATS = ("embed", "attn", "ffn", "logits")
 KINDS = structures.names()  # dense and every registered structure
@@ -37,6 +37,7 @@ def model_config(kind: str, width: int, param: str, n_layers: int = 2, seq_len: 
 
 def _hooks(model: GPT, out: dict) -> list:
     last = model.blocks[-1]
+    assert isinstance(last, Block)  # GPT.blocks holds Blocks (ModuleList indexing is typed as Module)
     named = {"embed": model.wte, "attn": last.attn, "ffn": last.ffn}
     return [m.register_forward_hook(lambda mod, inp, y, k=k: out.__setitem__(k, y.detach())) for k, m in named.items()]
 
@@ -96,7 +97,7 @@ def coord_check(
     seed: int = 0,
     n_layers: int = 2,
     seq_len: int = 32,
-    progress: Optional[callable] = None,
+    progress: Optional[Callable[[str, str, int], Any]] = None,
 ) -> dict:
     """{"rows": one per (kind, param, width, stat), "slopes": one per (kind, param, stat), settings}."""
     threads = torch.get_num_threads()
@@ -115,7 +116,7 @@ def _check(widths, kinds, params, steps, lr, batch, seed, n_layers, seq_len, pro
     rows, slopes = [], []
     for kind in kinds:
         for param in params:
-            per = {k: [] for k in STATS}
+            per: dict[str, list[float]] = {k: [] for k in STATS}
             for w in widths:
                 cfg = model_config(kind, w, param, n_layers, seq_len)
                 res = run_one(cfg, steps, lr, batch, seed)

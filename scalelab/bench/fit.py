@@ -110,6 +110,8 @@ def reference_fit(df: pd.DataFrame, starts: list) -> dict:
         r = minimize(_objective, s, args=(logN, logD, logL), jac=True, method="L-BFGS-B")
         if best is None or r.fun < best.fun:
             best = r
+    if best is None:
+        raise ScalelabError("the reference grid has no starts: give --ref-starts 1 or more")
     e, a, b, al, be = best.x
     return {
         "objective": float(best.fun),
@@ -152,7 +154,7 @@ def run(
     ours0 = fit_laws(df, spec, bootstrap=n_boot, seed=0)["all"]
     ms, msw, msc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=8))
     ms = ms["all"]
-    ci_diff = max(abs(ours0.conf_int[k][i] - ms.conf_int[k][i]) for k in ("E", "alpha", "beta") for i in (0, 1))
+    ci_diff = _ci_diff({"all": ours0}, {"all": ms})
     log(
         f"multi-start (8 starts per resample) reference: {msw:.3f} s wall; max |CI endpoint diff| (E, alpha, beta) "
         f"{ci_diff:.2e}"
@@ -259,6 +261,8 @@ def _vs_mc_error(ours: dict, ref: dict) -> dict:
     for k in ours:
         worst = (0.0, 0.0, "")
         for p in ("E", "alpha", "beta"):
+            if p not in ours[k].conf_int or p not in ref[k].conf_int:  # withheld (too few resamples): no end to compare
+                continue
             se = endpoint_mc_se(ref[k].samples[p].to_numpy())
             for i, end in enumerate(("lo", "hi")):
                 d = abs(ours[k].conf_int[p][i] - ref[k].conf_int[p][i])
@@ -289,15 +293,16 @@ def run_multi(
     spec = FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by=("group",))
     fit_laws(df, spec, bootstrap=20)  # warm-up
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    times, first = [], None
-    for i in range(repeats):
+    times, fits = [], []
+    for i in range(max(repeats, 1)):
         res, wall, cpu = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=i))
-        first = first or res
+        fits.append(res)
         times.append((wall, cpu))
         log(
             f"multi-group: {len(res.groups)} groups, point fits + {n_boot} resamples each: {wall:.2f} s wall, "
             f"{cpu:.2f} s CPU"
         )
+    first = fits[0]
     point, pw, pc = _timed(lambda: fit_laws(df, spec, bootstrap=0))
     ref, rw, rc = _timed(lambda: fit_laws(df, spec, bootstrap=n_boot, seed=0, n_starts=ref_starts))
     per_group = {k: _ci_diff({k: first[k]}, {k: ref[k]}) for k in first.groups}

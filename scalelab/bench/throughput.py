@@ -18,7 +18,7 @@ import datetime as _dt
 import json
 import os
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -168,8 +168,9 @@ def bench_ffn(
         base = {}
         for name, s in variants:
             torch.manual_seed(0)
-            mod = _FFN(s, d, f).to(dev)
-            run = torch.compile(mod) if compile else mod
+            # Any: both are set to None after timing, to free the device memory
+            mod: Any = _FFN(s, d, f).to(dev)
+            run: Any = torch.compile(mod) if compile else mod
             x = torch.randn(tokens, d, device=dev)
             xg = x.clone().requires_grad_(True)
 
@@ -274,12 +275,13 @@ def bench_train(
         else:
             peak_src = "measured bf16 matmul (8192^3)"
     T = base.seq_len
-    rows = []
+    rows: list[dict] = []  # mixed values: numbers, names, None
     for v, cfg in cfgs:
         torch.manual_seed(0)
-        model = GPT(cfg).to(dev)
-        opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-4, fused=True if cuda else None)
-        run = torch.compile(model) if compile else model
+        # Any: all three are set to None after timing, to free the device memory
+        model: Any = GPT(cfg).to(dev)
+        opt: Any = torch.optim.AdamW(model.param_groups(0.1), lr=1e-4, fused=True if cuda else None)
+        run: Any = torch.compile(model) if compile else model
         x = torch.randint(0, cfg.vocab_size, (batch, T), device=dev)
         y = torch.randint(0, cfg.vocab_size, (batch, T), device=dev)
 

@@ -62,6 +62,7 @@ def _guide_rows(out: dict, cfg) -> list:
 
 def _print_mup(out: dict) -> None:
     """The muP table: one row per parameter group (name pattern over GPT.named_parameters())."""
+    from rich.console import JustifyMethod
     from rich.table import Table
 
     t = Table(
@@ -69,8 +70,11 @@ def _print_mup(out: dict) -> None:
         f"attention scale {out['mup_attn_scale']:.4g}",
         show_header=True,
     )
-    for c, j in (("group (name pattern)", "left"), ("role", "left"), ("fan_in", "right"), ("fan_out", "right"),
-                 ("blocks", "right"), ("init std", "right"), ("lr mult", "right")):  # fmt: skip
+    cols: tuple[tuple[str, JustifyMethod], ...] = (
+        ("group (name pattern)", "left"), ("role", "left"), ("fan_in", "right"), ("fan_out", "right"),
+        ("blocks", "right"), ("init std", "right"), ("lr mult", "right"),
+    )  # fmt: skip
+    for c, j in cols:
         t.add_column(c, justify=j)
     dash = lambda v, f: "-" if v is None else format(v, f)
     for g in out["mup_groups"]:

@@ -82,11 +82,15 @@ def _gpu_hours(est: Estimate) -> None:
     from scalelab.hardware import peak_bf16
     from scalelab.run.grid import estimate_seconds
 
-    est.peak = peak_bf16(est.gpu)
-    measured = bench_mfu(est.gpu)
+    gpu = est.gpu
+    assert gpu is not None  # estimate() calls this only with an accelerator
+    peak = peak_bf16(gpu)
+    assert peak is not None  # gpu is one of GPUS (run.py refuses any other --gpu), all in hardware.PEAK_BF16
+    est.peak = peak
+    measured = bench_mfu(gpu)
     mfu, est.basis = measured or (
         ASSUMED_MFU,
-        f"assumed {ASSUMED_MFU:.0%} MFU: no {BENCH_TRAIN} measured on an {est.gpu.upper()}; "
+        f"assumed {ASSUMED_MFU:.0%} MFU: no {BENCH_TRAIN} measured on an {gpu.upper()}; "
         "`scalelab bench train --device cuda` measures it",
     )
     for r in est.rows:
@@ -120,6 +124,9 @@ def bench_mfu(gpu: str, path: str = BENCH_TRAIN) -> Optional[tuple[float, str]]:
     names it), relative to its bf16 peak; None when there is no such file or it was measured elsewhere."""
     from scalelab.hardware import peak_bf16
 
+    peak = peak_bf16(gpu)
+    if peak is None:  # no bf16 peak to relate a measured rate to (GPUS all have one)
+        return None
     try:
         with open(path) as f:
             b = json.load(f)
@@ -131,7 +138,7 @@ def bench_mfu(gpu: str, path: str = BENCH_TRAIN) -> Optional[tuple[float, str]]:
         vals = []
         for r in dense:
             if r.get("tokens_per_s") and r.get("flops_per_token"):
-                vals.append(float(r["tokens_per_s"]) * float(r["flops_per_token"]) / peak_bf16(gpu))
+                vals.append(float(r["tokens_per_s"]) * float(r["flops_per_token"]) / peak)
             elif r.get("mfu") is not None:
                 vals.append(float(r["mfu"]))
         vals = sorted(v for v in vals if math.isfinite(v) and 0 < v <= 1)

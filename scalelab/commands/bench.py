@@ -153,15 +153,19 @@ def fit(
         from scalelab.errors import ScalelabError
 
         raise ScalelabError("--bootstrap and --repeats must be positive")
+    if ref_starts is not None and ref_starts < 1:  # grid_starts(0) divides by it, a negative one means "all"
+        from scalelab.errors import ScalelabError
+
+        raise ScalelabError(f"--ref-starts {ref_starts}: give a positive number of starts, or leave it out for all")
     if multi:  # a bad multi-group input fails before anything is timed
         BF.load_multi(Path(multi_data) if multi_data else BF.default_multi_data())
     if curves:  # a missing curves input fails before anything is timed
         from scalelab.bench import fit_curves
 
         fit_curves.check_data(curves_data)
-    rows, meta = BF.run(data, bootstrap, repeats, ref_starts, log=log)
+    rows, meta = BF.run(Path(data) if data else None, bootstrap, repeats, ref_starts, log=log)
     if multi:
-        mrows, mmeta = BF.run_multi(multi_data, bootstrap, repeats, log=log)
+        mrows, mmeta = BF.run_multi(Path(multi_data) if multi_data else None, bootstrap, repeats, log=log)
         meta["multi"] = dict(
             mmeta,
             rows=mrows,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scalelab import mup
 from scalelab.config import ModelConfig, StructureConfig
 from scalelab.model.guided import GuidedLinear
-from scalelab.model.linear import Dense, make_linear
+from scalelab.model.linear import Dense, LowRank, make_linear
 
 _DENSE = StructureConfig("dense")
 
@@ -32,14 +32,15 @@ _DENSE = StructureConfig("dense")
 def _linear(cfg: ModelConfig, struct: StructureConfig, n_in: int, n_out: int, lpa: bool = False) -> nn.Module:
     layer = make_linear(struct, n_in, n_out, bias=cfg.bias, init_std=cfg.init_std)
     if lpa and cfg.lpa_init == "default":
+        assert isinstance(layer, LowRank)  # Attention builds LPA's projections low-rank
         _lpa_default_init(layer)
     if cfg.guide is not None and struct.kind != "dense":
-        layer = GuidedLinear(layer, reduce_flop=cfg.guide.reduce_flop)
+        return GuidedLinear(layer, reduce_flop=cfg.guide.reduce_flop)
     return layer
 
 
 @torch.no_grad()
-def _lpa_default_init(layer: nn.Module) -> None:
+def _lpa_default_init(layer: LowRank) -> None:
     """LPA's init (its code builds each projection as nn.Linear(d, r) then nn.Linear(r, d)): PyTorch's
     nn.Linear default per factor, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for V (fan_in d) and U (fan_in r).
     scalelab's one bias sits after the second factor (none between the factors); it gets nn.Linear's
@@ -137,6 +138,7 @@ class FFN(nn.Module):
         elif self.activation == "relu":
             h = F.relu(h)
         else:
+            assert self.gate is not None  # made for swiglu, the only other activation
             h = F.silu(self.gate(x)) * h
         return self.down(h)
 
@@ -156,6 +158,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    rope_cos: torch.Tensor  # buffers (registered in __init__), declared for the type checker
+    rope_sin: torch.Tensor
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
@@ -205,7 +210,8 @@ class GPT(nn.Module):
             return mup_torch.param_groups(self, weight_decay, decay_all)
         if decay_all:
             return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for p in self.parameters():
             if p.requires_grad:
                 (decay if p.dim() >= 2 else no_decay).append(p)

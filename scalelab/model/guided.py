@@ -12,10 +12,14 @@ window); once a = 0 the dense path costs nothing (it is skipped).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from scalelab.model.linear import _Structured
 
 
 def guide_alpha(step: int, total_steps: int, fraction: float) -> float:
@@ -29,7 +33,10 @@ def guide_alpha(step: int, total_steps: int, fraction: float) -> float:
 class GuidedLinear(nn.Module):
     """Wrap a structured linear (anything with `structured_forward`, `materialize`, `bias`)."""
 
-    def __init__(self, inner: nn.Module, reduce_flop: bool = False):
+    mix_t: torch.Tensor  # buffers (registered in __init__), declared for the type checker
+    _dense_calls: torch.Tensor
+
+    def __init__(self, inner: _Structured, reduce_flop: bool = False):
         super().__init__()
         self.inner = inner
         self.in_features, self.out_features = inner.in_features, inner.out_features
@@ -101,6 +108,7 @@ class GuidedLinear(nn.Module):
 
     def _coin(self) -> bool:
         """Heads with probability alpha (a host-side decision: a graph break under torch.compile)."""
+        assert self._coin_fn is not None  # set under reduce_flop, the only case that calls this
         return self._coin_fn(self._alpha_f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

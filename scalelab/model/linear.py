@@ -317,7 +317,7 @@ MODULES = {
 }
 
 
-def make_linear(struct: StructureConfig, n_in: int, n_out: int, bias: bool, init_std: float = 0.02) -> nn.Module:
+def make_linear(struct: StructureConfig, n_in: int, n_out: int, bias: bool, init_std: float = 0.02) -> _Structured:
     """The linear layer N=n_in -> M=n_out of the given structure (shape errors are ScalelabErrors)."""
     struct.check_shape(n_in, n_out)
     return MODULES[struct.kind](struct, n_in, n_out, bias, init_std)

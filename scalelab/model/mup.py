@@ -22,7 +22,13 @@ def assign(model: nn.Module) -> dict[str, mup.Group]:
     for name, p in model.named_parameters():
         g = next(r for r in rows if fnmatch.fnmatchcase(name, r.pattern))
         if p.dim() >= 2:
-            if g.role == "vector" or g.count * g.fan_in * g.fan_out != p.numel():
+            # a sized row has both fans (None only on the vector row)
+            if (
+                g.role == "vector"
+                or g.fan_in is None
+                or g.fan_out is None
+                or g.count * g.fan_in * g.fan_out != p.numel()
+            ):
                 raise RuntimeError(f"muP table has no row for {name} {tuple(p.shape)} (matched {g.pattern!r})")
         out[name] = g
     return out

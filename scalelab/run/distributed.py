@@ -214,7 +214,8 @@ def clone_model(
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The user's module under a DDP wrapper (FSDP2 modifies the module in place, nothing to unwrap)."""
-    return model.module if hasattr(model, "module") and isinstance(getattr(model, "module"), torch.nn.Module) else model
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 def grad_sync(model: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager:
@@ -222,8 +223,9 @@ def grad_sync(model: torch.nn.Module, sync: bool) -> contextlib.AbstractContextM
     `with grad_sync(model, sync=(i == accum_steps - 1)): loss.backward()`."""
     if sync:
         return contextlib.nullcontext()
-    if hasattr(model, "no_sync"):  # DDP
-        return model.no_sync()
+    no_sync = getattr(model, "no_sync", None)
+    if no_sync is not None:  # DDP
+        return no_sync()
     if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
         return _fsdp_no_sync(model)
     return contextlib.nullcontext()

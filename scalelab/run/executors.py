@@ -24,11 +24,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from scalelab.errors import ScalelabError
 from scalelab.run import layout
 from scalelab.run.one import RunSummary
+
+if TYPE_CHECKING:  # annotations only: rich loads lazily, slurm needs submitit
+    from rich.console import Console
+
+    from scalelab.run.slurm import SlurmOptions
 
 EXECUTORS = ("local", "slurm", "submitit-local")  # --executor
 
@@ -60,7 +65,7 @@ class InProcess:
     device: str = "auto"
     quiet: bool = False
     tensorboard: Optional[str] = None  # a folder: one TensorBoard log per run
-    console: object = None  # rich Console for the bars and notes (default: stderr)
+    console: Optional[Console] = None  # rich Console for the bars and notes (default: stderr)
     world: int = 1
     data_note: bool = True  # note data repeats from the loaded corpus (off when `scalelab run` warned at load)
 
@@ -346,7 +351,7 @@ class Workers:
     world: int = 1  # --nproc-per-run
     shard: bool = False
     device: Optional[str] = None  # passed to the worker; None: CUDA when the slot sees a GPU
-    console: object = None  # prints one line per finished worker when given, and the bar on a terminal
+    console: Optional[Console] = None  # prints one line per finished worker when given, and the bar on a terminal
 
     def run(self, grid, runs, out_dir: str, train_kw: dict) -> list[RunSummary]:
         out_dir = os.path.abspath(out_dir)
@@ -382,6 +387,7 @@ class Workers:
         else:
             stop = threading.Event()
             poller = threading.Thread(target=bar.poll, args=(stop,), daemon=True, name="scalelab-bar")
+            assert progress is not None  # made together with bar (both when live)
             with progress:
                 poller.start()
                 try:
@@ -400,7 +406,7 @@ class Workers:
 class Submitit:
     """The runs as one submitit job array: Slurm, or submitit's local executor (cluster="local")."""
 
-    opts: object  # slurm.SlurmOptions
+    opts: SlurmOptions
     cluster: str = "slurm"
     shard: bool = False
     device: Optional[str] = None

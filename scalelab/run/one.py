@@ -107,7 +107,7 @@ def train_one(run: RunConfig, corpus, out_dir: str, *, env=None, notes: bool = F
             lock.release()
 
 
-def _noting(progress, note, every: float = None):
+def _noting(progress, note, every: Optional[float] = None):
     """A trainer progress callback that also writes the run's running note (step, tokens, loss, tokens/s) at
     most every `every` seconds (NOTE_SECONDS), and at the last step; then calls `progress` if given."""
     last = [time.monotonic()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Sequence
@@ -120,10 +121,10 @@ def grid_slurm_table(grid_path: Optional[str]) -> dict:
     """The `[slurm]` table of a grid TOML file ({} if none or not a file)."""
     if not grid_path or not os.path.isfile(grid_path):
         return {}
-    try:
-        import tomllib  # Python 3.11+
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
 
     with open(grid_path, "rb") as f:
         table = tomllib.load(f).get("slurm", {})
@@ -171,6 +172,7 @@ class RunJob(_Checkpointable):
         fired = threading.Event()
 
         def defer(signum: int, frame: Any) -> None:
+            assert callable(submitit_handler)  # defer is installed only when it is (below)
             if fired.is_set():
                 return
             fired.set()
@@ -228,7 +230,9 @@ def make_executor(out_dir: str, opts: SlurmOptions, cluster: str = "slurm", name
     else:
         ex = submitit.AutoExecutor(folder=folder, cluster=cluster)
         if cluster == "local":
-            ex._executor.max_num_timeout = int(opts.max_requeues)
+            local = ex._executor
+            assert isinstance(local, submitit.LocalExecutor)  # what AutoExecutor(cluster="local") makes
+            local.max_num_timeout = int(opts.max_requeues)
     params = opts.executor_parameters(name)
     if cluster != "slurm":
         import torch

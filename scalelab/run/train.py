@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 import torch
@@ -147,7 +147,7 @@ class Trainer:
     # -- model and optimizer ------------------------------------------------------------------
     def _build(self):
         torch.manual_seed(self.run.seed)
-        model = GPT(self.cfg).to(self.dev)
+        model: torch.nn.Module = GPT(self.cfg).to(self.dev)
         if self.dist:
             model = D.wrap_model(model, self.env, self.shard, find_unused_parameters=self._unused_ok)
         return model, self._new_opt(model)
@@ -175,7 +175,8 @@ class Trainer:
                 {"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": self.t.weight_decay}
             ]
         else:  # muP groups carry "lr_mult" (scalelab.model.mup)
-            groups = D.unwrap(model).param_groups(self.t.weight_decay, decay_all=self.t.decay == "all")
+            gpt = cast(GPT, D.unwrap(model))  # the GPT that _build made (FSDP2 shards it in place, as a subclass)
+            groups = gpt.param_groups(self.t.weight_decay, decay_all=self.t.decay == "all")
         return torch.optim.AdamW(
             groups,
             lr=self.t.lr,
@@ -187,7 +188,7 @@ class Trainer:
         if not self.t.compile:
             return model
         if not hasattr(self, "_compiled"):
-            self._compiled = {}
+            self._compiled: dict[int, Any] = {}
         if id(model) not in self._compiled:  # the trunk's, and each WSD branch's while it trains
             self._compiled[id(model)] = torch.compile(model)
         return self._compiled[id(model)]
@@ -234,9 +235,9 @@ class Trainer:
         micro, accum = self.bplan.micro_rows, self.bplan.accum_steps
         total = 0.0
         for i in range(accum):
-            x, y = get_batch(self.corpus.train, offs[i * micro : (i + 1) * micro], T)
-            x = torch.from_numpy(x).to(self.dev, non_blocking=True)
-            y = torch.from_numpy(y).to(self.dev, non_blocking=True)
+            xb, yb = get_batch(self.corpus.train, offs[i * micro : (i + 1) * micro], T)
+            x = torch.from_numpy(xb).to(self.dev, non_blocking=True)
+            y = torch.from_numpy(yb).to(self.dev, non_blocking=True)
             with D.grad_sync(model, sync=(i == accum - 1)):
                 with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.autocast):
                     _, loss = fwd(x, y)

@@ -1,6 +1,8 @@
 """`scalelab bench fit`: bad input is refused in one line before anything is timed or written (the timing
 itself runs only as the benchmark, never here)."""
 
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from scalelab.cli import app
@@ -32,7 +34,6 @@ def test_non_positive_resamples_are_refused(tmp_path):
 
 
 def test_reference_check_compares_the_three_searches_on_the_same_resamples():
-    import pandas as pd
     from fit.conftest import synthetic
 
     from scalelab.bench import fit as BF
@@ -56,3 +57,30 @@ def test_reference_check_compares_the_three_searches_on_the_same_resamples():
         for i in (0, 1)
     )
     assert max(r["ours_vs_ref"] for r in same["rows"] if r["seed"] == 1) == want
+
+
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_non_positive_ref_starts_are_refused_before_timing(n, tmp_path):
+    # 0 used to end, after the timings, in a ZeroDivisionError from bench.fit.grid_starts
+    out = tmp_path / "out"
+    args = ["bench", "fit", "--ref-starts", n, "--bootstrap", "20", "--repeats", "1", "--no-curves", "--out", str(out)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "--ref-starts" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_multi_group_case_with_too_few_resamples_for_intervals_runs_to_the_end(tmp_path):
+    # 3 resamples: intervals are withheld, and the comparisons skip them rather than index them
+    from fit.conftest import synthetic
+
+    from scalelab.bench import fit as BF
+
+    df = pd.concat([synthetic(seed=1, group="a"), synthetic(seed=2, alpha=0.3, group="b")])
+    df["C"] = 6 * df["N"] * df["D"]
+    p = tmp_path / "multi.csv"
+    df.to_csv(p, index=False)
+    rows, meta = BF.run_multi(p, n_boot=3, repeats=1, check_seeds=1, log=lambda m: None)
+    assert len(rows) == 3 and meta["n_groups"] == 2
+    assert [r["group"] for r in meta["reference_check"]["rows"]] == ["a", "b"]
