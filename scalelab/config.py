@@ -130,6 +130,17 @@ class ModelConfig:
         for name in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be positive, got {getattr(self, name)}")
+        # the optional widths: None means "derived", anything given must be a real width (0 divides by zero
+        # in the FLOP count, a negative one counts negative parameters)
+        for name, hint in (("d_ff", "e.g. 4 x d_model"), ("d_attn", "or leave it out for d_model")):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                bad(f"{name} must be positive, got {v}: use a positive width ({hint})")
+        if self.n_kv_heads is not None and self.n_kv_heads < 1:
+            bad(
+                f"n_kv_heads must be a positive divisor of n_heads={self.n_heads}, got {self.n_kv_heads}: "
+                "use e.g. n_kv_heads = 1, or leave it out for MHA"
+            )
         for name in ("d_model", "d_ff", "d_attn", "vocab_size", "seq_len", "n_layers"):
             v = getattr(self, name)
             cap = MAX_LAYERS if name == "n_layers" else MAX_DIM

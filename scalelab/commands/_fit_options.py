@@ -190,7 +190,7 @@ OUT = typer.Option(
 NO_ENVELOPE = typer.Option(
     False,
     "--no-envelope",
-    help="Inputs with a hyperparameter sweep (a grid's [sweep]): fit every point instead of the best-tuned one "
+    help="Inputs with a hyperparameter sweep (a grid's \\[sweep]): fit every point instead of the best-tuned one "
     "per (group, N, D) (the default: the envelope over the sweep). The lr and batch laws are fitted either way.",
 )
 

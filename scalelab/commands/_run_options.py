@@ -62,7 +62,7 @@ EXECUTOR = typer.Option(
     "local", "--executor", help="local (this machine), slurm (a job array via submitit) or submitit-local."
 )
 WAIT = typer.Option(False, "--wait", help="With slurm: wait for the jobs and report how they ended.")
-PARTITION = typer.Option(None, "--partition", help="Slurm partition (else [slurm] partition in the grid file).")
+PARTITION = typer.Option(None, "--partition", help="Slurm partition (else \\[slurm] partition in the grid file).")
 TIME = typer.Option(
     None,
     "--time",

@@ -32,7 +32,7 @@ def prepare(
     fmt: str = typer.Option("auto", "--format", help="auto, stdlib, text, jsonl or parquet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Tokenize a corpus into OUT/train.bin and OUT/val.bin; use it in a grid as [data] source = "OUT"."""
+    """Tokenize a corpus into OUT/train.bin and OUT/val.bin; use it in a grid as \\[data] source = "OUT"."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

@@ -29,6 +29,15 @@ __all__ = ["Mapping", "Ingested", "ingest", "plan", "write"]
 # a folder named as scalelab's own run files are (grid__variant__dWIDTH__RUNID) keeps its grid and run id
 SCALELAB_STEM = re.compile(r"^(?P<grid>[^_].*?)__.+__d\d+__(?P<run_id>[0-9a-f]{12})$")
 TOKENIZER_KEYS = ("tokenizer", "tokenizer_name")
+# where each kind of source takes a run's name from (RawRun.name), i.e. what to change when it cannot be a file name
+_NAME_FIX = {
+    "curves": "rename the file",
+    "tensorboard": "rename the folder",
+    "wandb": "rename the folder",
+    "dr-wandb": "change that run id in runs.jsonl and history.jsonl",
+}
+# a logged id (W&B offline, MLflow) is not a file's name: its history as a curves file, named safely, is
+_NAME_FIX_DEFAULT = "export its history to a CSV file with a safe name and ingest that"
 
 
 @dataclass
@@ -81,10 +90,11 @@ def _one(raw: RawRun, m: Mapping, given: Optional[ModelConfig], grid: str) -> In
     found = SCALELAB_STEM.match(raw.name)
     run_id = found["run_id"] if found else raw.name
     grid = found["grid"] if found else grid
-    for what, name in (("run id", run_id), ("grid name", grid)):
+    fix = _NAME_FIX.get(raw.kind, _NAME_FIX_DEFAULT)
+    for what, name, how in (("run id", run_id, fix), ("grid name", grid, fix if found else "pass another --grid")):
         why = unsafe_name(name)
         if why:
-            raise ScalelabError(f"run {raw.name} ({raw.source}): its {what} {name!r} {why}: rename the folder")
+            raise ScalelabError(f"run {raw.name} ({raw.source}): its {what} {name!r} {why}: {how}")
     tokenizer = m.tokenizer or _logged_tokenizer(raw.config) or ""
     provenance = dict(
         source=os.path.abspath(raw.source),

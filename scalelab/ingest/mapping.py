@@ -85,15 +85,30 @@ def curve(run: RawRun, m: Mapping, seq_len: int) -> Curve:
     keys = dict(loss=loss_key, step=step_key, tokens=tokens_key or f"step x {m.batch_size} x {seq_len}")
     keys["train_loss"] = next((k for k in TRAIN_LOSS_KEYS if k in cols and k != loss_key), None)
     keys["lr"] = next((k for k in LR_KEYS if k in cols), None)
+    loss = _floats(rows, loss_key)
+    _check_losses(run, loss_key, loss, step)
     return Curve(
         step=step,
         tokens=tokens,
-        loss=_floats(rows, loss_key),
+        loss=loss,
         train_loss=_floats(rows, keys["train_loss"]),
         lr=_floats(rows, keys["lr"]),
         keys=keys,
         logged_flops=_logged_flops(run, h, m.flops_key),
     )
+
+
+def _check_losses(run: RawRun, key: str, loss: np.ndarray, step: np.ndarray) -> None:
+    """A loss is a positive number of nats per token (+inf: the run diverged, kept as the run store keeps it);
+    zero or below is not a loss, and would be fitted as one: refused, naming the first such point."""
+    bad = np.flatnonzero(loss <= 0)
+    if len(bad):
+        i = bad[0]
+        raise ScalelabError(
+            f"run {run.name} ({run.source}): loss {key!r} is {loss[i]:g} at step {int(step[i])} "
+            f"({len(bad)} point(s) at or below 0): a loss must be a positive number; pass --loss-key naming the "
+            "loss, or remove those rows"
+        )
 
 
 def _tokens(run: RawRun, rows: pd.DataFrame, step: np.ndarray, key: Optional[str], batch: Optional[int], seq: int):
