@@ -66,8 +66,9 @@ def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int,
     estimate's error)."""
     if n_valid < max(2, n / 2):
         return (
-            f"only {n_valid} of {n} bootstrap resamples could be fitted (fewer than half): the rest are "
-            "not a sample of the estimate's error"
+            f"only {n_valid} of {n} bootstrap resamples could be fitted"
+            + (" (fewer than half)" if n >= 2 * max(n_valid, 1) else "")
+            + ": too few to be a sample of the estimate's error"
         )
     # rounding slack at each end, on the scale of that end and the estimate (an end may be inf: never reached)
     slack = 1e-9 * abs(estimate) + 1e-300
@@ -75,6 +76,19 @@ def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int,
         return (
             f"the estimate {estimate:.4g} lies outside [{lo:.4g}, {hi:.4g}], the {level:.0%} percentile range "
             f"of its {n_valid} valid resamples (of {n})"
+        )
+    return None
+
+
+def no_spread(lo: float, hi: float, n_valid: int) -> str | None:
+    """Why a fitted quantity's [lo, hi] measures no error, else None: every resample gave the same value. A law's
+    parameters and their differences always move with the data; one that does not rests on one run, or on a
+    direction the fit does not depend on. (A prediction can be pinned at one point by construction: the
+    planner's intervals do not apply this.)"""
+    if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 1e-9 * max(abs(lo), abs(hi)):
+        return (
+            f"all {n_valid} valid resamples gave the same value: resampling did not move it (one run to resample, or "
+            "a parameter the fit does not depend on), so no error is measured"
         )
     return None
 
@@ -100,6 +114,8 @@ def intervals(samples: dict, estimates: dict, level: float = 0.95) -> tuple[dict
         if k not in estimates:
             continue
         ci, why = bootstrap_interval(v, float(estimates[k]), level)
+        if ci is not None and (flat := no_spread(ci[0], ci[1], int((~np.isnan(np.asarray(v, float))).sum()))):
+            ci, why = None, {"why": flat, "n_valid": int((~np.isnan(np.asarray(v, float))).sum()), "n": len(v)}
         if ci is None:
             withheld[k] = why
         else:
@@ -140,7 +156,8 @@ def compare(
     from the same resample of shared runs when `paired`). Returns the fit-file record with
     [estimate, lo, hi] per difference and a plain-words verdict."""
     out: dict[str, Any] = {"a": name_a, "b": name_b, "level": level, "paired": paired}
-    words = []
+    words: list[str] = []
+    withheld: list[str] = []
     for p in ("alpha", "beta", "a", "gamma"):
         if p not in samples_a or p not in samples_b:
             continue
@@ -151,16 +168,25 @@ def compare(
         d = sb[:k] - sa[:k]
         est = float(point_b[p] - point_a[p])
         lo, hi = percentile_interval(d, level)
-        out[f"d_{p}"] = [est, lo, hi]
         sym = {"alpha": "d_alpha", "beta": "d_beta", "a": "d_a", "gamma": "d_gamma"}[p]
+        n_ok = int((~np.isnan(d)).sum())
+        why = not_an_interval(lo, hi, est, n_ok, d.size, level) or no_spread(lo, hi, n_ok)
+        if why:  # not an interval: no verdict rests on it
+            withheld.append(f"no {level:.0%} interval for {sym}: {why}")
+            continue
+        out[f"d_{p}"] = [est, lo, hi]
         if lo > 0 or hi < 0:
             words.append(
                 f"{name_b} {_VERDICT[p][0 if lo > 0 else 1].format(a=name_a)}: "
                 f"{sym} = {est:+.3f} [{lo:+.3f}, {hi:+.3f}]"
             )
+    shown = [f"{k} = {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in out.items() if k.startswith("d_")]
     if words:
-        out["verdict"] = "; ".join(words)
+        out["verdict"] = "; ".join(words + withheld)
+    elif shown:
+        out["verdict"] = "; ".join(
+            [f"no detectable difference between {name_b} and {name_a} at {level:.0%} ({', '.join(shown)})", *withheld]
+        )
     else:
-        shown = [f"{k} = {v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for k, v in out.items() if k.startswith("d_")]
-        out["verdict"] = f"no detectable difference between {name_b} and {name_a} at {level:.0%} ({', '.join(shown)})"
+        out["verdict"] = f"{name_b} vs {name_a}: nothing to compare; " + "; ".join(withheld)
     return out

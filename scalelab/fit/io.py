@@ -235,6 +235,39 @@ def _check_header(p: Path) -> None:
                 )
 
 
+def _once_each(paths: list[Path]) -> None:
+    """Refuse a table given twice (the same file, or another with the same contents): its points would count
+    double, and the bootstrap would take the copies for independent runs (intervals too narrow)."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        try:
+            h = sha256(p)
+        except OSError:
+            continue  # the reader names the problem
+        if h in seen:
+            same = Path(seen[h]).resolve() == p.resolve()
+            raise ScalelabError(
+                f"{p}: "
+                + ("given twice" if same else f"the same table as {seen[h]} (identical contents)")
+                + ": give it once, or its points count double"
+            )
+        seen[h] = p
+
+
+def _runs_in_one_file(df: pd.DataFrame, run_col: str) -> None:
+    """Refuse a run named in two input files (the run store's rule for run ids): a copy of a run, whose points
+    would count twice, as far as the tables can tell."""
+    files = df.groupby(df[run_col].astype(str), sort=False)["_file"].unique()
+    twice = files[files.map(len) > 1]
+    if len(twice):
+        run, where = twice.index[0], twice.iloc[0]
+        raise ScalelabError(
+            f"run {run!r} (column {run_col!r}) is in {where[0]} and {where[1]}"
+            + (f", and {len(twice) - 1} more run(s) are in several files" if len(twice) > 1 else "")
+            + ": give each run's rows in one file (or rename the copies' runs if they are different runs)"
+        )
+
+
 def provenance(paths) -> list[dict]:
     """Path and sha256 of every input file; a folder of run files counts as its *.parquet files."""
     from scalelab import store
@@ -295,7 +328,10 @@ def load_inputs(
             present = _csv_columns(paths[0])
             run_col = next((c for c in ("run", "run_id") if c in present), None)
         numeric = [c for c in (n_col, d_col, loss_col, flops_col) if c]
+        _once_each(paths)
         df = read_csv(paths, numeric, [c for c in (*by, run_col) if c])
+        if run_col:
+            _runs_in_one_file(df, run_col)
         convention = "6ND"
         if flops_col and d_col:
             c6 = 6 * df[n_col].astype(float) * df[d_col].astype(float)

@@ -69,6 +69,11 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     form_name, why, design = identify.choose(g.N, g.D, g.C, spec.form, spec.fix, g.name)
     form = laws.FORMS[form_name]
     fixed = _fixed_for(form, spec, g.name)
+    if "E" in fixed and fixed["E"] >= g.L.min():  # the other terms are positive: every loss lies above E
+        raise ScalelabError(
+            f"--fix E={fixed['E']:g}: group {g.name!r} has losses down to {g.L.min():.4g}, and E, the loss no size "
+            "or data goes below, must lie under all of them: give a smaller E"
+        )
     cols = g.cols()
     pw = point_weights(g, spec.weights)
     prob = make_problem(form, cols, g.L, pw, spec.loss, spec.delta, spec.overestimate_penalty)
@@ -85,7 +90,13 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     if form_name == "data" and distinct(g.D) < 5:
         warnings.append(f"only {distinct(g.D)} distinct token counts (fewer than 5): beta is poorly constrained")
     n_units = np.unique(g.unit).size
-    if counts is not None and n_units < 5:
+    if counts is not None and n_units < 2:  # every resample is the one run: nothing to measure an error with
+        warnings.append(
+            f"one run to resample ({g.unit[0]!r}): no bootstrap intervals (every resample is that run); fit a "
+            "group of several runs"
+        )
+        counts = None
+    elif counts is not None and n_units < 5:
         warnings.append(f"only {n_units} runs to resample: bootstrap intervals are unreliable")
     if counts is not None and spec.run_col is None:
         per_size = np.unique(np.round(np.log(g.N), 9), return_counts=True)[1].max()
@@ -138,7 +149,9 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
         dsamp = laws.derived(form_name, nat, c_ref, k_flops)
-        conf, withheld = intervals(nat, params, spec.level)
+        # a held parameter has no error to measure: its interval is its value, not a bootstrap range
+        conf, withheld = intervals({k: v for k, v in nat.items() if k not in fixed}, params, spec.level)
+        conf.update({k: [float(params[k])] * 2 for k in fixed})
         dsamp_kept = {k: v for k, v in dsamp.items() if not (unidentified and k in _ALLOCATION)}
         dconf, dwithheld = intervals(dsamp_kept, der, spec.level)
         withheld.update(dwithheld)

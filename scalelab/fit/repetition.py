@@ -279,7 +279,8 @@ def fit_group(g, spec, counts: np.ndarray | None):
         nat = {**{k: np.asarray(v, float) for k, v in boot.items()}, "R_D_star": np.exp(xs[:, 0])}
         nat["R_N_star"] = np.exp(xs[:, 1])
         samples = pd.DataFrame(nat)
-        conf, withheld = intervals(nat, params, spec.level)
+        conf, withheld = intervals({k: v for k, v in nat.items() if k not in fixed}, params, spec.level)
+        conf.update({k: [float(params[k])] * 2 for k in fixed})  # held: its value, not a bootstrap range
         warnings += [withheld_warning(withheld, spec.level)] if withheld else []
     law = RepetitionLaw(int(single.sum()), int(rep.sum()), float(epochs_of(g).max()), float(np.mean(np.expm1(-r[rep]))))
     # each point's unique tokens, by (run, D): the points table (fit/points.py) has no U, and figures need epochs

@@ -81,3 +81,18 @@ def test_a_ragged_row_is_refused_with_pandas_reason(tmp_path):
     p.write_text("# note\n" + TABLE + "8e7,1.6e9,2.5,d,extra\n")
     with pytest.raises(ScalelabError, match=r"Expected 4 fields in line 6, saw 5\)"):
         io.read_csv([p], ["N", "D", "loss"], ["run"])
+
+
+def test_a_table_given_twice_or_a_run_in_two_files_is_refused(tmp_path):
+    a, b, c = (tmp_path / f"{n}.csv" for n in "abc")
+    a.write_text(TABLE)
+    b.write_text(TABLE)  # a copy: its runs would count as independent ones
+    c.write_text(TABLE.replace("a#1", "z").replace(",c\n", ",d\n"))  # run b again, others new
+    for paths, needle in (
+        ([a, a], "given twice"),
+        ([a, b], "the same table as"),
+        ([a, c], r"run 'b' \(column 'run'\) is in"),
+    ):
+        with pytest.raises(ScalelabError, match=needle):
+            io.load_inputs(paths)
+    assert len(io.load_inputs([a])[0]) == 3
