@@ -127,6 +127,15 @@ def write_run(path: str, df) -> str:
     return path
 
 
+# The Parquet files `scalelab fit` writes beside fits/NAME.json (bootstrap samples, fitted points): not runs.
+FIT_OUTPUT_SUFFIXES = (".samples.parquet", ".points.parquet")
+
+
+def is_fit_output(path: str) -> bool:
+    """Whether a file is named as a fit's side file (NAME.samples.parquet, NAME.points.parquet), not a run."""
+    return os.path.basename(str(path)).endswith(FIT_OUTPUT_SUFFIXES)
+
+
 def expand_paths(paths: Union[str, Iterable[str]]) -> list[str]:
     """Files, folders (their *.parquet) and globs, in sorted order, deduplicated. A name that exists
     is taken as it is, even with glob characters in it."""

@@ -78,7 +78,10 @@ def _points_table(res, fit_path: Path, csv: bool):
 
 
 def _print_findings(res, con) -> None:
-    """Per variant: mean error and coverage; notes; each IsoFLOP set's observed optimum vs the planned one."""
+    """Per variant: mean error and coverage; notes; each IsoFLOP set's observed optimum vs the planned one (or,
+    where the set does not bracket its optimum, the run that would)."""
+    from scalelab.loop.check import bracket_advice
+
     for _, s in res.summary.iterrows():
         con.print(
             f"{s['variant']}: {s['points']} points, mean |rel. error| {s['mean_abs_rel_error']:.2%}, "
@@ -89,11 +92,13 @@ def _print_findings(res, con) -> None:
     for note in res.notes:  # intervals the bootstrap rule withheld, and why
         con.print(f"note: {note}")
     for _, r in res.isoflop.iterrows():
+        head = f"{r['variant']} IsoFLOP set at {r['C']:.3g} FLOPs ({r['sizes']} sizes): "
+        planned = f"predicted {r['N_pred']:.3g} [{r['N_pred_lo']:.3g}, {r['N_pred_hi']:.3g}]"
+        if not r["bracketed"]:  # an edge size is a bound on the optimum, not an observation of it: no verdict
+            con.print(head + bracket_advice(r) + f" ({planned})")
+            continue
         con.print(
-            f"{r['variant']} IsoFLOP set at {r['C']:.3g} FLOPs ({r['sizes']} sizes): "
-            f"observed optimum N = {r['N_obs']:.3g} "
-            f"({r['how']}{'' if r['inside_set'] else ', outside the sizes trained'}), predicted {r['N_pred']:.3g} "
-            f"[{r['N_pred_lo']:.3g}, {r['N_pred_hi']:.3g}]: {r['ratio']:.2f}x, "
+            head + f"observed optimum N = {r['N_obs']:.3g} ({r['how']}), {planned}: {r['ratio']:.2f}x, "
             f"{'inside' if r['covered'] else 'OUTSIDE'} the interval"
         )
 

@@ -87,7 +87,7 @@ def emit_grid(
     sweeps = lr_only(path, variant, True, as_json)
     assert sweeps is not None  # with emit, a fit without a loss law is refused in lr_only
     b = Budget(flops=flops, multiple=multiple, depth=depth)
-    run_budget(path, variant, b, sweeps, as_json, Emit(out, sizes, spread))
+    run_budget(path, variant, b, sweeps, as_json, Emit(out, sizes, spread, ("--sizes", "--spread")))
 
 
 @app.command("sweep")
@@ -228,4 +228,4 @@ def suggest(
 
     Found by refitting the fit's points (with its bootstrap) with each candidate's predicted loss. Where N_opt is
     not identified: the K cheapest runs that make the design identify it."""
-    run_suggest(fit_path(fit), Ask(k, max_flops, quantity, variant, versus, at, n_boot), as_json)
+    run_suggest(fit_path(fit), Ask(k, max_flops, quantity, variant, versus, at, n_boot, k_name="K"), as_json)

@@ -55,6 +55,25 @@ class Emit:
     path: Path
     sizes: int = 5
     spread: float = 4.0
+    names: tuple[str, str] = ("--emit-sizes", "--emit-spread")  # the options as the command spells them
+
+    def check(self) -> None:
+        """Before any planning: the grid's sizes and spread, named as the user typed them."""
+        if not 3 <= self.sizes <= 7:
+            raise ScalelabError(f"{self.names[0]} {self.sizes}: give 3 to 7 sizes per variant to bracket the optimum")
+        if not (self.spread > 1 and math.isfinite(self.spread)):
+            raise ScalelabError(f"{self.names[1]} {self.spread:g} must be > 1 (e.g. 4: N_opt / 4 .. 4 N_opt)")
+
+
+def _check_emit_source(fit) -> None:
+    """An emitted grid builds its runs from the fitted runs' configs: a fit of tables (CSV) has none."""
+    paths = [str(i.path) for i in fit.info.inputs]
+    if paths and not any(p.endswith(".parquet") for p in paths):
+        raise ScalelabError(
+            f"fit {fit.path} was fitted from tables ({', '.join(paths[:2])}), not scalelab runs: an emitted grid "
+            "takes its shapes and settings from the runs' configs, so it needs a fit of run-store Parquet "
+            "(`scalelab fit runs/*.parquet`)"
+        )
 
 
 def lr_only(path: Path, variants, emit: bool, as_json: bool) -> Optional[list]:
@@ -119,7 +138,10 @@ def run_budget(path: Path, variants, b: Budget, sweeps: list, as_json: bool, emi
         from scalelab.commands._common import check_out_file
 
         check_out_file(emit.path, "--emit-grid")
+        emit.check()
     planner = P.Planner(path, variants or None, b.multiple, b.depth)
+    if emit is not None:
+        _check_emit_source(planner.fit)
     result = P.plan_budget(
         planner,
         C,

@@ -28,10 +28,16 @@ class Ask:
     versus: str = "dense"
     at: Optional[str] = None
     n_boot: int = 200
+    k_name: str = "--suggest"  # K as the command spells it
 
 
 def run_suggest(path: Path, ask: Ask, as_json: bool) -> None:
     from rich.progress import Progress
+
+    from scalelab.errors import ScalelabError
+
+    if ask.k < 1:
+        raise ScalelabError(f"{ask.k_name} {ask.k}: ask for at least one run (e.g. 4)")
 
     from scalelab.fit.results import load_fit
     from scalelab.loop.suggest import design_runs, not_identified, suggest

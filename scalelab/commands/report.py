@@ -41,6 +41,13 @@ def report(
     if not paths and fit is None:
         raise ScalelabError("nothing to report: give run files (runs/*.parquet) and/or --fit fits/NAME.json")
     check_out_file(out, "--out")
+    from scalelab.report.page import is_report
+
+    if os.path.isfile(out) and not is_report(out):  # an earlier report is replaced; anything else is kept
+        raise ScalelabError(
+            f"--out {out} exists and is not a report scalelab wrote: choose another --out (a report overwrites "
+            "only an earlier report)"
+        )
     C = number(flops, "--flops")
     if C is not None and fit is None:
         raise ScalelabError("--flops plans from a fit: give --fit fits/NAME.json")

@@ -30,12 +30,23 @@ def status(
 
     from scalelab.run.layout import STATES, collect, summarize
 
-    entries = collect(out, grid)
+    fit_names = _fit_outputs(out)
+    # a fit side file comes back under its file name as an unreadable run file: left out (a run file that
+    # happens to share the suffix but reads as a run is kept)
+    everything = collect(out, grid)
+    fit_files = [e["run_id"] for e in everything if e["run_id"] in fit_names and e["state"] == "failed"]
+    entries = [e for e in everything if e["run_id"] not in fit_files]
     summary = summarize(entries)
     if as_json:
-        typer.echo(json.dumps({"grids": summary, "runs": entries}, indent=1, default=str))
+        extra = {"skipped_fit_outputs": sorted(fit_files)} if fit_files else {}
+        typer.echo(json.dumps({"grids": summary, "runs": entries, **extra}, indent=1, default=str))
         return
     console = stdout_console(markup=False)  # names from files print as given
+    if fit_files:
+        console.print(
+            f"note: skipped {len(fit_files)} fit output file(s) in {out}/ (*.samples.parquet, *.points.parquet "
+            "of `scalelab fit`): not runs"
+        )
     if not entries:
         console.print(f"no runs in {out}/ yet (give --grid G to list a grid's pending runs)")
         return
@@ -61,3 +72,29 @@ def status(
                     str(e["detail"]),
                 )
         console.print(rt)
+
+
+def _fit_outputs(out: str) -> set[str]:
+    """The names of the fit side files (NAME.samples.parquet, NAME.points.parquet) in `out`, which `collect`
+    would list as unreadable runs. A folder holding those and no run file nor scalelab's run folders (.ckpt,
+    .locks, .status, .logs, .submitit) is a fits folder, not a run store: refused."""
+    import os
+
+    from scalelab.errors import ScalelabError
+    from scalelab.run import layout
+    from scalelab.store import is_fit_output
+
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return set()  # collect() names the problem
+    fits = {n for n in names if n.endswith(".parquet") and is_fit_output(n)}
+    marks = {layout.CKPT_DIR, layout.LOCK_DIR, layout.STATUS_DIR, layout.LOG_DIR, layout.SUBMITIT_DIR}
+    runs = [n for n in names if n.endswith(".parquet") and n not in fits]
+    if fits and not runs and not marks & set(names):
+        raise ScalelabError(
+            f"{out} is not a run store: its {len(fits)} Parquet file(s) are fit outputs (NAME.samples.parquet, "
+            "NAME.points.parquet of `scalelab fit`), not runs: give the folder `scalelab run --out` wrote, "
+            "e.g. `scalelab status runs/`"
+        )
+    return fits

@@ -233,6 +233,23 @@ def allocation_check(tpp: float, rng: tuple[float, float]) -> str | None:
     )
 
 
+E_FLOOR = 1e-4  # the lower bound of E's search box (fit/objective.bounds)
+
+
+def e_gap(E: float | None, interval=None, level: float = 0.95) -> str | None:
+    """Why the runs do not identify the irreducible loss E, in words; None when they do (or E is not fitted).
+    Not identified: the point estimate sits at the search box's floor, or its bootstrap interval reaches below a
+    tenth of it (the loss curves show no floor at this scale). One rule for the fit's warning and the planner."""
+    if E is None or not E > 0:
+        return None
+    if E <= E_FLOOR * (1 + 1e-6):
+        return f"E is not identified by these runs (its estimate {E:.3g} is the floor of the search)"
+    if interval is not None and interval[0] is not None and interval[0] < 0.1 * E:
+        lo, hi = interval
+        return f"E is not identified by these runs ({level:.0%} interval [{lo:.3g}, {hi:.3g}] around {E:.3g})"
+    return None
+
+
 def compute_optimal_gap(g):
     """Why a fitted group's compute-optimal N is not identified, in words, from what its fit recorded (a
     GroupFit's form, identification, compute_optimal, fixed and loss_law_refused); None when it is identified.

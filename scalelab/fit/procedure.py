@@ -213,17 +213,17 @@ def _weakly_identified(params: dict, conf: dict, level: float) -> list[str]:
     below a tenth of its estimate), i.e. the runs do not pin it down: say so rather than let a reader take
     the point estimate at face value. E gets the fix researchers use: hold it at an outside value."""
     out = []
+    e_why = identify.e_gap(params.get("E"), conf.get("E"), level) if "E" in conf or "E" in params else None
+    if e_why:
+        out.append(
+            f"{e_why}: the irreducible loss is not visible at this scale; read A and alpha with care, or hold E at "
+            "a value from a larger study with --fix E=VALUE"
+        )
     for k, (lo, hi) in conf.items():
         est = params.get(k)
         if est is None or not (est > 0) or lo is None or hi is None or not (hi > 0):
             continue
-        if k == "E" and lo < 0.1 * est:
-            out.append(
-                f"E is not identified by these runs ({level:.0%} interval [{lo:.3g}, {hi:.3g}] around {est:.3g}): "
-                "the irreducible loss is not visible at this scale; read A and alpha with care, or hold E at a "
-                "value from a larger study with --fix E=VALUE"
-            )
-        elif k in ("alpha", "beta", "gamma") and lo > 0 and hi / lo > 10:  # coefficients move with them
+        if k in ("alpha", "beta", "gamma") and lo > 0 and hi / lo > 10:  # coefficients move with them
             out.append(
                 f"{k} is weakly identified ({level:.0%} interval [{lo:.3g}, {hi:.3g}] spans {hi / lo:.0f}x): "
                 "more sizes or tokens-per-parameter ratios would pin it down"

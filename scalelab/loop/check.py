@@ -5,7 +5,9 @@ bootstrap samples of the mean law times the fit's residual noise in log loss, as
 interval), the relative error, and whether the interval covered the observation. Runs that form an
 IsoFLOP set (>= 3 sizes of a variant at one training-FLOPs budget, as `plan --emit-grid` writes) also get
 the observed optimum (the minimum of a parabola in log N through the set, or the best run when the
-parabola opens downward) against the planner's predicted N_opt at that budget.
+parabola opens downward) against the planner's predicted N_opt at that budget. A set whose loss still falls
+toward its smallest or largest size does not bracket its optimum: it gets no observed optimum and no verdict,
+only the run one size step beyond that edge that would bracket it.
 """
 
 from __future__ import annotations
@@ -273,6 +275,49 @@ def _same_data(fit: FitResults, new: pd.DataFrame) -> None:
         )
 
 
+def _observed_optimum(s: pd.DataFrame) -> dict:
+    """The optimum N an IsoFLOP set observed: the minimum of a parabola in log N through it when that lies within
+    the sizes trained, or the best run when the parabola opens downward and that run is not an edge size. Else the
+    set does not bracket its optimum (the loss still falls toward its smallest or largest size, `edge_N`): no
+    N_obs (NaN), `side` says where the optimum lies, and `next_N` / `next_D` is the run one size step beyond that
+    edge at the set's budget (D by the set's own FLOPs convention C = k N D) that would bracket it."""
+    N = s["N"].to_numpy(float)
+    a, b, _ = np.polyfit(np.log(N), np.log(s["observed"].to_numpy(float)), 2)
+    sizes = np.unique(N)
+    best_n = float(s.loc[s["observed"].idxmin(), "N"])
+    if a > 0:
+        n_obs, how = float(np.exp(-b / (2 * a))), "parabola in log N"
+        side = "below" if n_obs < sizes[0] else "above" if n_obs > sizes[-1] else ""
+    else:
+        n_obs, how = best_n, "best run (the parabola opens downward)"
+        side = "below" if best_n == sizes[0] else "above" if best_n == sizes[-1] else ""
+    row = {"N_obs": n_obs, "how": how, "bracketed": not side, "side": side}
+    row |= {"edge_N": math.nan, "next_N": math.nan, "next_D": math.nan}
+    if side:
+        edge = float(sizes[0] if side == "below" else sizes[-1])
+        which = "smallest" if side == "below" else "largest"
+        step = float(np.exp(np.mean(np.diff(np.log(sizes)))))  # the set's own spacing in log N
+        k = float(np.median(s["C"].to_numpy(float) / (N * s["D"].to_numpy(float))))
+        C = float(np.exp(np.mean(np.log(s["C"]))))
+        nxt = edge / step if side == "below" else edge * step
+        row |= {"N_obs": math.nan, "edge_N": edge, "next_N": nxt, "next_D": C / (k * nxt)}
+        row["how"] = (
+            f"not bracketed: the {which} size trained (N = {edge:.3g}) is the best"
+            if best_n == edge
+            else f"not bracketed: the parabola through the set falls toward its {which} size (N = {edge:.3g})"
+        )
+    return row
+
+
+def bracket_advice(r) -> str:
+    """For an IsoFLOP row that does not bracket its optimum: where the optimum lies and the run that brackets it."""
+    return (
+        f"observed optimum {r['how']}, so the optimum lies {r['side']} it: not compared with the plan; to bracket "
+        f"it, train one size step {r['side']} (N ~ {r['next_N']:.3g}, D ~ {r['next_D']:.3g} tokens at this budget), "
+        "and further until the loss turns up"
+    )
+
+
 def _isoflop(fit: FitResults, points: pd.DataFrame) -> pd.DataFrame:
     """Observed vs predicted compute-optimal N for each IsoFLOP set among the checked points."""
     from scalelab.plan import Planner
@@ -289,30 +334,24 @@ def _isoflop(fit: FitResults, points: pd.DataFrame) -> pd.DataFrame:
             if s["N"].nunique() < 3:
                 continue
             C = float(np.exp(np.mean(np.log(s["C"]))))
-            x, y = np.log(s["N"].to_numpy()), np.log(s["observed"].to_numpy())
-            a, b, _ = np.polyfit(x, y, 2)
-            best = s.loc[s["observed"].idxmin()]
-            if a > 0:
-                n_obs, how = float(np.exp(-b / (2 * a))), "parabola in log N"
-                inside = s["N"].min() <= n_obs <= s["N"].max()
-            else:
-                n_obs, how, inside = float(best["N"]), "best run (the parabola opens downward)", True
+            obs = _observed_optimum(s)
             planner = planner or Planner(fit)
             g = next(g for g in planner.groups if g.variant == v)
             vp = planner.allocate(g, C, 0.0, shape=False, check_low=False)
+            n_obs = obs["N_obs"]
+            best = s.loc[s["observed"].idxmin()]
             out.append(
                 {
                     "variant": v,
                     "C": C,
                     "sizes": int(s["N"].nunique()),
-                    "N_obs": n_obs,
-                    "how": how,
-                    "inside_set": bool(inside),
+                    **obs,
                     "N_pred": vp.N_opt,
                     "N_pred_lo": vp.N_int[0],
                     "N_pred_hi": vp.N_int[1],
-                    "ratio": n_obs / vp.N_opt,
-                    "covered": bool(vp.N_int[0] <= n_obs <= vp.N_int[1]),
+                    # no ratio and no verdict for an unbracketed set: its edge size is a bound, not an optimum
+                    "ratio": n_obs / vp.N_opt if obs["bracketed"] else math.nan,
+                    "covered": bool(vp.N_int[0] <= n_obs <= vp.N_int[1]) if obs["bracketed"] else None,
                     "best_run": best["run_id"],
                     "best_loss": float(best["observed"]),
                 }

@@ -62,6 +62,10 @@ PLANNED = ("chinchilla", "frontier", "allocation", "repetition")
 
 # No MFU is ever assumed: GPU-hours need a measured throughput (the runs' tokens/s or MFU) or a stated --mfu.
 EXTRAPOLATION_FACTOR = 10.0
+# N_opt and D_opt grow about as C^0.5: a plan is as far out in N or D as 10x in C when this far past the runs
+SIZE_EXTRAPOLATION_FACTOR = math.sqrt(EXTRAPOLATION_FACTOR)
+# an N_opt or D_opt interval wider than this factor (three decades) is no reading of the data
+SPAN_MAX = 1e3
 
 
 def _run_models(g: GroupFit) -> list[ModelConfig]:
@@ -213,6 +217,11 @@ class Planner:
         point = {k: g.params[k] for k in CHINCHILLA}
         N0, D0, L0, edge0 = optimum({k: np.array([v]) for k, v in point.items()}, fam, C, inference_tokens)
         N0, D0, L0 = float(N0[0]), float(D0[0]), float(L0[0])
+        degenerate = _degenerate(g, N0, D0)
+        if degenerate or (edge0[0] and isinstance(fam, ShapeFamily) and identify.compute_optimal_gap(g)):
+            # no finite allocation (an exponent at 0), or one at the family's edge that the fit already
+            # called not identified: refused with the reason, never a budget error or a division by zero
+            return self._unidentified(g, C, extrapolated, notes, degenerate or str(identify.compute_optimal_gap(g)))
         # outside the data's plausible tokens/param the allocation is not a reading of the data: marked
         why = identify.allocation_check(D0 / N0, identify.plausible_tpp(*_tpp_range(g)))
         if edge0[0] and isinstance(fam, ShapeFamily):
@@ -248,6 +257,7 @@ class Planner:
             L_samples=L,
             sample_ids=g.sample_ids,
         )
+        why = why or self._interval_gap(g, plan)
         if why:
             plan.identified = False
             plan.notes.append(why)
@@ -255,6 +265,49 @@ class Planner:
         if shape and self.rules.get(g.name) is not None:
             plan.shape = self.choose_shape(g, plan, inference_tokens)
         return plan
+
+    def _unidentified(self, g: GroupFit, C: float, extrapolated: bool, notes: list, why: str) -> VariantPlan:
+        """A plan with no allocation and no loss: the law has no finite compute-optimal point (`why`)."""
+        nan, nan2 = float("nan"), (float("nan"), float("nan"))
+        return VariantPlan(
+            variant=g.variant,
+            group=g.name,
+            form=g.form,
+            C=C,
+            N_opt=nan,
+            N_int=nan2,
+            D_opt=nan,
+            D_int=nan2,
+            tokens_per_param=nan,
+            tpp_int=nan2,
+            L_opt=nan,
+            L_int=nan2,
+            L_pred_int=nan2,
+            identified=False,
+            loss_identified=False,
+            extrapolated=extrapolated,
+            notes=[*notes, why],
+            sample_ids=g.sample_ids,
+        )
+
+    def _interval_gap(self, g: GroupFit, plan: VariantPlan) -> Optional[str]:
+        """Why the bootstrap does not identify the allocation although its point is plausible: an N_opt, D_opt or
+        tokens/param interval reaching 0 or inf, or an N_opt or D_opt interval spanning more than SPAN_MAX
+        (three decades); None when it does (or when the interval was withheld: its note says why)."""
+        for what, (a, b), span in (
+            ("N_opt", plan.N_int, SPAN_MAX),
+            ("D_opt", plan.D_int, SPAN_MAX),
+            ("tokens/param", plan.tpp_int, math.inf),
+        ):
+            if math.isnan(a) or math.isnan(b):
+                continue
+            if not (a > 0 and math.isfinite(b)) or b / a > span:
+                reach = "reaches 0 or inf" if not (a > 0 and math.isfinite(b)) else f"spans {b / a:.3g}x"
+                return (
+                    f"the {self.level:.0%} interval of {what} [{a:.3g}, {b:.3g}] {reach}: the resamples do not pin "
+                    "the allocation down, so N_opt and D_opt are not identified"
+                )
+        return None
 
     def _allocate_frontier(self, g: GroupFit, C: float, fam, cmax: float, extrapolated: bool) -> VariantPlan:
         Ls = laws.predict("frontier", g.sample_arrays(FRONTIER), C=C)
@@ -556,17 +609,107 @@ def _p_beats(a: VariantPlan, b: VariantPlan, paired: bool) -> float:
     return float(np.mean(1.0 - np.searchsorted(Lb_sorted, La, side="right") / len(Lb_sorted)))
 
 
+def _degenerate(g: GroupFit, N0: float, D0: float) -> Optional[str]:
+    """Why the point optimum (N0, D0) is no allocation (N0 not a positive finite size, or D0 not finite), in
+    words naming what in the fit makes it so; None when it is one."""
+    if N0 > 0 and math.isfinite(N0) and math.isfinite(D0):
+        return None
+    for x, term, other in (("alpha", "N", "D"), ("beta", "D", "N")):
+        if not g.params.get(x, 1.0) > 1e-9:
+            return (
+                f"{x} = {g.params.get(x, 0.0):.3g} (at the search box's bound): the fitted loss does not fall with "
+                f"{term}, so the compute-optimal {term} is 0 and every FLOP goes to {other}; N_opt, D_opt and the "
+                f"loss there are not identified (check that the runs' {term} varies, or fit a law without it)"
+            )
+    return (
+        f"the fitted law has no finite compute-optimal point (N {N0:.3g}, D {D0:.3g}): N_opt and D_opt are "
+        "not identified"
+    )
+
+
+def _e_unidentified(g: GroupFit) -> Optional[str]:
+    """Why the group's runs do not identify E (the fit's own rule, fit/identify.e_gap), or None."""
+    if "E" in (g.fixed or {}):
+        return None
+    return identify.e_gap(g.params.get("E"), g.conf_int.get("E"))
+
+
+def extrapolation(g: GroupFit, pl: VariantPlan) -> dict[str, dict]:
+    """How far the plan lies outside what its group's runs measured: {"C" | "N" | "D": {"value", "fitted",
+    "factor"}} for the budget more than EXTRAPOLATION_FACTOR past the largest (or below the smallest) fitted
+    run, and an identified N_opt or D_opt more than SIZE_EXTRAPOLATION_FACTOR past the fitted sizes or tokens;
+    factor > 1: above the range, < 1: below it. Empty inside."""
+    out = {}
+    cmin, cmax = g.c_range
+    lim = {"C": EXTRAPOLATION_FACTOR, "N": SIZE_EXTRAPOLATION_FACTOR, "D": SIZE_EXTRAPOLATION_FACTOR}
+    vals = {"C": pl.C, "N": pl.N_opt, "D": pl.D_opt} if pl.identified else {"C": pl.C}
+    rng = {"C": (cmin, cmax), **{k: tuple((g.range or {}).get(k) or (math.nan, math.nan)) for k in ("N", "D")}}
+    for k, v in vals.items():
+        lo, hi = (float(x) for x in rng[k])
+        if not (v is not None and math.isfinite(v) and v > 0):
+            continue
+        if math.isfinite(hi) and v > lim[k] * hi:
+            out[k] = {"value": v, "fitted": [lo, hi], "factor": v / hi}
+        elif math.isfinite(lo) and v < lo / (1.0 if k == "C" else lim[k]):
+            out[k] = {"value": v, "fitted": [lo, hi], "factor": v / lo}
+    return out
+
+
+_EXTRAPOLATION_WORDS = {
+    "N": ("N_opt", "the {} fitted size", "train a size nearer it first"),
+    "D": ("D_opt", "the {} tokens of a fitted run", "train a run on tokens nearer it first"),
+}
+
+
+def extrapolation_lines(variant: str, ext: dict) -> list[str]:
+    """The warnings for `extrapolation`'s dict, one per quantity."""
+    from scalelab.numfmt import si
+
+    out = []
+    for k, e in ext.items():
+        f, (lo, hi) = e["factor"], e["fitted"]
+        if k == "C":
+            where = f"{f:.3g}x the largest fitted run ({hi:.3g} FLOPs)" if f > 1 else f"below the smallest ({lo:.3g})"
+            out.append(
+                f"{variant}: C = {e['value']:.3g} is {where}: extrapolation, trust the interval more than the point"
+            )
+            continue
+        name, ref, fix = _EXTRAPOLATION_WORDS[k]
+        where = (
+            f"{f:.3g}x {ref.format('largest' if k == 'N' else 'most')} ({si(hi)})"
+            if f > 1
+            else (f"{1 / f:.3g}x below {ref.format('smallest' if k == 'N' else 'fewest')} ({si(lo)})")
+        )
+        out.append(f"{variant}: {name} {si(e['value'])} is {where}: an extrapolation; {fix}")
+    return out
+
+
 def _finish(planner: Planner, plans: list[VariantPlan], C: Optional[float], warnings: list[str], **kw) -> PlanResult:
-    plans.sort(key=lambda p: p.L_opt)
+    plans.sort(key=lambda p: (math.isnan(p.L_opt), p.L_opt))  # plans with no loss last
+    for pl in plans:
+        g = planner.fit.groups[pl.group]
+        pl.extrapolation = extrapolation(g, pl)
+        e_why = _e_unidentified(g) if g.form in ("chinchilla", "frontier", "repetition") else None
+        far = pl.extrapolation.get("C", {}).get("factor", 0.0) > 1
+        if e_why and far and pl.loss_identified and math.isfinite(pl.L_opt):
+            # far past the runs the loss is E plus little: an E the runs do not pin down is no prediction
+            pl.loss_identified = False
+            warnings.append(
+                f"{pl.variant}: the loss at {pl.C:.3g} FLOPs ({pl.extrapolation['C']['factor']:.3g}x the largest "
+                f"fitted run) rests on E, and {e_why}: that loss and its interval are not identified; hold E with "
+                "--fix E=VALUE from a larger study"
+            )
     ranked = len(plans) > 1 and all(q.L_samples is not None for q in plans[:2])  # allocation fits: no loss
+    if ranked and not (plans[0].loss_identified and plans[1].loss_identified):
+        ranked = False
+        warnings.append(
+            f"P({plans[0].variant} beats {plans[1].variant}) not shown: the loss of "
+            + " and ".join(q.variant for q in plans[:2] if not q.loss_identified)
+            + " at this budget is not identified"
+        )
     p = _p_beats(plans[0], plans[1], planner.fit.paired) if ranked else None
     for pl in plans:
-        cmax = planner.fit.groups[pl.group].c_range[1]
-        if pl.extrapolated:
-            warnings.append(
-                f"{pl.variant}: C = {pl.C:.3g} is {pl.C / cmax:.0f}x the largest fitted run "
-                f"({cmax:.3g} FLOPs): extrapolation, trust the interval more than the point"
-            )
+        warnings += extrapolation_lines(pl.variant, pl.extrapolation)
         if pl.shape is not None and abs(pl.shape.n_rel) > 0.1:
             pl.notes.append(f"nearest good shape has {pl.shape.n_rel:+.0%} params vs N_opt")
     warnings += planner.skipped
@@ -671,6 +814,7 @@ def plan_budget(
             raise ScalelabError(
                 f"--target-loss {target_loss:g} is at or below {g.variant}'s fitted irreducible loss E = "
                 f"{g.params['E']:.3g}: no compute reaches it; choose a target above E (or leave {g.variant} out)"
+                + (f" (but the fit warns that {e}: hold E with --fix E=VALUE)" if (e := _e_unidentified(g)) else "")
             )
     warnings: list[str] = []
     plans: list[VariantPlan] = []
@@ -689,6 +833,7 @@ def plan_budget(
         if C is None:  # target loss only
             assert target_loss is not None  # a budget was required above
             info = planner.compute_for_loss(g, target_loss)
+            _check_target_within(planner, g, target_loss, info["C"])
             C = info["C"] if math.isfinite(info["C"]) else g.c_range[1]
             pl = planner.allocate(g, C, inference_tokens, shape=shape, check_low=False, unique_tokens=U)
         else:
@@ -748,6 +893,20 @@ def plan_budget(
     )
 
 
+def _check_target_within(planner: Planner, g: GroupFit, target: float, C: float) -> None:
+    """A target loss that the compute-optimal plan reaches below the group's smallest fitted run is above every
+    loss the fit covers (any model there reaches it): a one-line ScalelabError saying so."""
+    cmin = g.c_range[0]
+    if not (math.isfinite(cmin) and math.isfinite(C) and C < cmin):
+        return
+    L = planner.allocate(g, cmin, shape=False, check_low=False).L_opt if g.form == "chinchilla" else math.nan
+    at = f"; the compute-optimal loss there is {L:.3g}" if math.isfinite(L) else ""
+    raise ScalelabError(
+        f"--target-loss {target:g} is above every loss {g.variant}'s fit covers: it is reached below its smallest "
+        f"fitted run ({cmin:.3g} FLOPs{at}), so any model the fit covers reaches it; choose a lower target"
+    )
+
+
 def _check_repetition(planner: Planner, U: Optional[float], inference_tokens: float, target_loss) -> None:
     """--unique-tokens is a positive finite count, and a repetition law is planned at a budget, for training
     only (its optimum is a search per draw, not a closed form): a one-line ScalelabError otherwise."""
@@ -797,7 +956,8 @@ def sweep(
                 rows.append(dict(variant=g.variant, C=float(C), extrapolated=True, identified=False))
                 continue
             row = p.row()
-            row.update(C=float(C), extrapolated=bool(p.extrapolated or (math.isfinite(cmin) and C < cmin)))
+            far = p.extrapolated or bool(extrapolation(g, p)) or (math.isfinite(cmin) and C < cmin)
+            row.update(C=float(C), extrapolated=bool(far))
             rows.append(row)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 

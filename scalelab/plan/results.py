@@ -52,13 +52,18 @@ class VariantPlan:
     L_int: tuple[float, float]  # interval of the mean law
     L_pred_int: tuple[float, float]  # prediction interval for one new run (adds residual noise)
     identified: bool = True  # False for frontier fits: N, D come from the runs' tokens per param
+    # False where the loss at this budget rests on an E the fit does not identify (planner._finish says why)
+    loss_identified: bool = True
     shape: Optional[Shape] = None
     gpu_hours: Optional[float] = None
     throughput: Optional[float] = None  # FLOP/s used for the wall-clock plan
     throughput_source: str = ""
     inference: Optional[dict] = None
     target: Optional[dict] = None
-    extrapolated: bool = False
+    extrapolated: bool = False  # C more than EXTRAPOLATION_FACTOR past the largest fitted run
+    # what lies outside the fitted runs: {"C" | "N" | "D": {"value", "fitted": [lo, hi], "factor"}}
+    # (planner.extrapolation; its warnings are the plan's)
+    extrapolation: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # peak learning rate from the fit's lr law at the planned N (fit/hyper.py): {"lr", "lo", "hi", "N",
     # "extrapolated"}; None when the fit has no lr law (no [sweep] in its runs)

@@ -86,10 +86,18 @@ def _plan_cells(p, inference_tokens: float) -> list[str]:
         si(params) + ("\n" + _bracket(p.N_int, si) if p.identified else "\n(not identified)"),
         si(tokens) + ("\n" + _bracket(p.D_int, si) if p.identified else ""),
         _g(tpp) + ("\n" + _bracket(p.tpp_int, _g) if p.identified else ""),
-        f"{loss:.3f} " + _bracket(lint, lambda x: f"{x:.3f}") if math.isfinite(loss) else "- (no loss law)",
+        _loss_cell(p, loss, lint),
         f"[{p.L_pred_int[0]:.3f}, {p.L_pred_int[1]:.3f}]" if math.isfinite(p.L_pred_int[0]) else "-",
         f"{flops:.3g}",
     ]
+
+
+def _loss_cell(p, loss: float, lint) -> str:
+    """The loss and its interval; flagged where it rests on an E the fit does not identify (the warnings say
+    why); '-' with the reason where there is none."""
+    if not math.isfinite(loss):
+        return "- (not identified)" if p.form == "chinchilla" else "- (no loss law)"
+    return f"{loss:.3f} " + _bracket(lint, lambda x: f"{x:.3f}") + ("" if p.loss_identified else "\n(E not identified)")
 
 
 def _plan_notes(r, hours: bool) -> list[Note]:
@@ -166,7 +174,7 @@ def budgets_summary(df, fit_path) -> Summary:
                 f"{si(row.N_opt)} [{si(row.N_lo)}, {si(row.N_hi)}]" if ok else "(not identified)",
                 f"{si(row.D_opt)} [{si(row.D_lo)}, {si(row.D_hi)}]" if ok else "-",
                 _g(row.D_opt / row.N_opt) if ok else "-",
-                f"{row.L_opt:.3f} [{row.L_lo:.3f}, {row.L_hi:.3f}]",
+                f"{row.L_opt:.3f} [{row.L_lo:.3f}, {row.L_hi:.3f}]" if math.isfinite(row.L_opt) else "-",
                 "yes" if row.extrapolated else "",
             ]
         )

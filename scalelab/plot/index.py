@@ -1,4 +1,5 @@
-"""Draw every figure the inputs support, write them atomically, and list them in figures/index.md."""
+"""Draw every figure the inputs support, write them atomically, and list them in figures/index.md; the folder's
+files of scalelab's figure names that this run did not write (an earlier run's) go once the index is written."""
 
 from __future__ import annotations
 
@@ -102,8 +103,44 @@ def make_figures(
                 else:
                     plt.close(fig)
             drawn.append(d)
+    stale = _stale_files(out_dir, drawn)
+    # The index says first which files went; they go only once it is written (a failed index write removes
+    # nothing), so index.md never links a file that is missing and never calls skipped a figure still shown.
     write_index(os.path.join(out_dir, "index.md"), inputs, drawn, width, style_name)
+    _remove(stale)
     return drawn
+
+
+def _stale_files(out_dir: str, drawn: list[Drawn]) -> list[str]:
+    """This folder's files of scalelab's own figure names (registry name . a format scalelab writes) that this
+    run did not write: figures skipped this time, or formats not asked this time, left by an earlier plot run.
+    Each one's figure gets a note naming them; nothing else in the folder is touched."""
+    stale = []
+    for d in drawn:
+        gone = [
+            f"{d.name}.{ext}"
+            for ext in style.FORMATS
+            if os.path.join(out_dir, f"{d.name}.{ext}") not in d.files
+            and os.path.isfile(os.path.join(out_dir, f"{d.name}.{ext}"))
+        ]
+        if gone:
+            why = "skipped this time" if d.skipped else "not in this run's formats"
+            d.notes.append(f"removed {', '.join(gone)} (from an earlier plot run; {why})")
+            stale += [os.path.join(out_dir, f) for f in gone]
+    return stale
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise ScalelabError(
+                f"{path}: cannot remove this figure of an earlier plot run ({e.strerror}), which index.md lists "
+                "as skipped: remove it by hand or choose another --out"
+            )
 
 
 def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style_name: str) -> None:

@@ -127,16 +127,17 @@ def _points_rows(p, csv: bool) -> list[list[str]]:
 
 
 def _isoflop_rows(iso) -> list[list[str]]:
+    # a set that does not bracket its optimum has no observed N_opt: no ratio and no verdict (the note says why)
     return [
         [
             r["variant"],
             numfmt.sig(r["C"], 3),
             str(r["sizes"]),
-            numfmt.sig(r["N_obs"], 3) + ("" if r["inside_set"] else " (outside the sizes trained)"),
+            numfmt.sig(r["N_obs"], 3) if r["bracketed"] else "not bracketed",
             r["how"],
             f"{numfmt.sig(r['N_pred'], 3)} [{numfmt.sig(r['N_pred_lo'], 3)}, {numfmt.sig(r['N_pred_hi'], 3)}]",
-            f"{r['ratio']:.2f}x",
-            "yes" if r["covered"] else "NO",
+            f"{r['ratio']:.2f}x" if r["bracketed"] else "-",
+            ("yes" if r["covered"] else "NO") if r["bracketed"] else "-",
         ]
         for _, r in iso.iterrows()
     ]
@@ -215,6 +216,16 @@ def check_section(checked: Checked | None, svg: str = "") -> str:
                 caption="Check: observed vs planned compute-optimal N per IsoFLOP set",
             )
         )
+        if not iso["bracketed"].all():
+            from scalelab.loop.check import bracket_advice
+
+            unbracketed = iso[~iso["bracketed"].astype(bool)]
+            parts.append(
+                paragraphs(
+                    f"{r['variant']} at {numfmt.sig(r['C'], 3)} FLOPs: {bracket_advice(r)}."
+                    for _, r in unbracketed.iterrows()
+                )
+            )
     if svg:
         parts.append(
             f'<figure id="fig_check">\n{svg}\n<figcaption><strong>check</strong>. {esc(CAPTION)}'

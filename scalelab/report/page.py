@@ -57,6 +57,21 @@ strong.warning{color:#8a5a00}.meta{color:#555;font-size:.9em}
 """
 
 
+# Marks a page as a scalelab report, so that `report --out` overwrites an earlier report and nothing else.
+GENERATOR = '<meta name="generator" content="scalelab report">'
+
+
+def is_report(path: str) -> bool:
+    """Whether an existing file is one `scalelab report` wrote (its head carries GENERATOR, or, for reports written
+    before it, the page shell and CSS below), or is empty: those `report --out` may overwrite."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return not head or GENERATOR in head or (head.startswith("<!DOCTYPE html>") and f"<style>{CSS[:60]}" in head)
+
+
 def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str:
     """The whole document: (anchor, title, body) sections with a table of contents."""
     toc = "".join(f'<li><a href="#{a}">{esc(t)}</a></li>' for a, t, _ in sections)
@@ -64,6 +79,7 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]]) -> str
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"{GENERATOR}\n"
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f'<header><h1>{esc(title)}</h1><p class="meta">{esc(subtitle)}</p></header>\n'
         f"<nav><ul>{toc}</ul></nav>\n<main>\n{body}\n</main>\n</body>\n</html>\n"

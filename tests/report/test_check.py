@@ -80,7 +80,11 @@ def test_check_tables_hold_the_numbers_scalelab_check_computes(checked):
     (iso,) = want["isoflop"]  # the three runs at ISO_C
     t = next(t for t in page.tables if t["section"] == "check" and t["rows"][0][1] == "budget C")
     assert t["rows"][1][1] == numfmt.sig(iso["C"], 3) and t["rows"][1][2] == "3"
-    assert t["rows"][1][3].startswith(numfmt.sig(iso["N_obs"], 3)) and t["rows"][1][6] == f"{iso['ratio']:.2f}x"
+    # the true optimum at ISO_C lies beyond d_model 96: the set does not bracket it, so no observed N_opt, no ratio
+    # and no verdict, and the report names the run one size step larger
+    assert not iso["bracketed"] and iso["side"] == "above" and iso["N_obs"] is None
+    assert t["rows"][1][3] == "not bracketed" and t["rows"][1][6] == t["rows"][1][7] == "-"
+    assert f"(N ~ {iso['next_N']:.3g}," in " ".join(page.text.split())
 
 
 def test_check_figure_inline_with_alt_text(checked):

@@ -1,0 +1,18 @@
+"""What the runs identify (scalelab/fit/identify.py): the rule for E, shared by the fit's warning and the planner."""
+
+from fit.conftest import synthetic
+from scalelab.fit import FitSpec, fit_laws
+from scalelab.fit.identify import e_gap
+
+
+def test_e_is_not_identified_at_the_floor_of_the_search_or_with_an_interval_reaching_far_below_it():
+    assert "floor of the search" in e_gap(1e-4, [1e-4, 3.9])
+    assert "interval [0.0001, 1.03] around 0.731" in e_gap(0.731, [1e-4, 1.03])
+    assert e_gap(1.8, [1.5, 2.0]) is None and e_gap(1.8) is None
+
+
+def test_a_fit_whose_e_sits_at_the_floor_warns_even_when_its_interval_starts_there():
+    # no floor in the data: the point estimate is the search box's bound, and so is the interval's lower end
+    g = fit_laws(synthetic(E=0.0), FitSpec(n_col="N", d_col="D", loss_col="loss"), bootstrap=30)["all"]
+    assert g.params["E"] <= 1.0001e-4
+    assert any(w.startswith("E is not identified") and "floor of the search" in w for w in g.warnings), g.warnings
