@@ -201,6 +201,13 @@ def choose(N, D, C, requested: str = "auto", fixed=(), group: str = "all") -> tu
         raise ScalelabError(f"group {group!r}: --form data needs {MIN_LEVELS} token counts, got {d.n_tokens}")
     elif form == "size" and d.n_sizes < MIN_LEVELS:
         raise ScalelabError(f"group {group!r}: --form size needs {MIN_LEVELS} sizes, got {d.n_sizes}")
+    elif form in ("data", "size") and (d.n_sizes if form == "data" else d.n_tokens) > 1:
+        # L(D) holds N fixed (its N term is inside E), L(N) holds D fixed: pooling them mixes several laws
+        held, n, col = ("N", d.n_sizes, "model size") if form == "data" else ("D", d.n_tokens, "token count")
+        raise ScalelabError(
+            f"group {group!r}: --form {form} fits {_LAW[form]} at one {col}, and these points have {n}: fit each "
+            f"{col} apart (--by on the {held} column), or leave out --form"
+        )
     elif form in ("frontier", "power") and d.n_budgets < (MIN_LEVELS if form == "frontier" else 2):
         raise ScalelabError(f"group {group!r}: --form {form} needs {MIN_LEVELS} compute budgets, got {d.n_budgets}")
     _points_check(d, form, fixed, group)

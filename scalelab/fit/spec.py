@@ -102,6 +102,8 @@ class FitSpec:
             raise ScalelabError(f"level {self.level} must be in (0, 1), e.g. 0.95")
         if self.bootstrap < 0:
             raise ScalelabError("--bootstrap must be >= 0")
+        if not 0 <= self.seed < 2**63:  # numpy's seeds are non-negative integers
+            raise ScalelabError(f"--seed {self.seed}: give a non-negative integer, e.g. --seed 0")
         if self.weights not in (None, "none", "compute"):
             raise ScalelabError(f"unknown weights {self.weights!r}: use none or compute")
         if self.overestimate_penalty < 1:
@@ -190,8 +192,12 @@ def _fixed(fix) -> tuple[tuple[str, float], ...]:
                     if not eq:
                         raise ScalelabError(f"--fix {part!r}: write NAME=VALUE, e.g. --fix E=1.69")
                     items.append((name.strip(), val.strip()))
+            elif isinstance(x, (tuple, list)) and len(x) == 2:
+                items.append((str(x[0]), x[1]))
             else:
-                items.append(tuple(x))
+                raise ScalelabError(
+                    f"fix {x!r}: give NAME=VALUE strings or a table, e.g. fix = [\"E=1.69\"] or fix = {{ E = 1.69 }}"
+                )
     out: dict[str, float] = {}
     for name, val in items:
         if name not in _FIXABLE:

@@ -16,3 +16,12 @@ def test_a_fit_whose_e_sits_at_the_floor_warns_even_when_its_interval_starts_the
     g = fit_laws(synthetic(E=0.0), FitSpec(n_col="N", d_col="D", loss_col="loss"), bootstrap=30)["all"]
     assert g.params["E"] <= 1.0001e-4
     assert any(w.startswith("E is not identified") and "floor of the search" in w for w in g.warnings), g.warnings
+
+
+def test_a_one_size_or_one_token_count_law_is_refused_on_points_that_vary_in_it():
+    df = synthetic()  # 6 sizes x 5 tokens/param: both vary
+    for form, needle in (("data", "at one model size, and these points have 6"), ("size", "at one token count")):
+        with pytest.raises(ScalelabError, match=needle):
+            fit_laws(df, FitSpec(n_col="N", d_col="D", loss_col="loss", form=form), bootstrap=0)
+    one = df[df["N"] == df["N"].iloc[0]]  # one size: L(D) is what it identifies
+    assert fit_laws(one, FitSpec(n_col="N", d_col="D", loss_col="loss", form="data"), bootstrap=0)["all"].form == "data"

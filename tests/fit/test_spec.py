@@ -54,3 +54,17 @@ def test_missing_file_and_bad_toml_are_one_line_errors(tmp_path):
         read_toml(tmp_path / "nope.toml")
     with pytest.raises(ScalelabError, match="not valid TOML"):
         read_toml(write(tmp_path, "bootstrap = = 3"))
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [({"seed": -1}, "--seed -1: give a non-negative integer"), ({"fix": [1, 2]}, "fix 1: give NAME=VALUE")],
+)
+def test_a_negative_seed_or_a_fix_list_of_numbers_is_refused(kw, needle):
+    # both reached numpy or a tuple() as a traceback
+    with pytest.raises(ScalelabError, match=needle):
+        FitSpec(**kw)
+
+
+def test_fix_as_pairs_or_strings_reads_the_same():
+    assert FitSpec(fix=[("E", 1.69)]).fix == FitSpec(fix=["E=1.69"]).fix == FitSpec(fix={"E": 1.69}).fix
