@@ -1,6 +1,9 @@
 """What the runs identify (scalelab/fit/identify.py): the rule for E, shared by the fit's warning and the planner."""
 
+import pytest
+
 from fit.conftest import synthetic
+from scalelab.errors import ScalelabError
 from scalelab.fit import FitSpec, fit_laws
 from scalelab.fit.identify import e_gap
 
