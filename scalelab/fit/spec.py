@@ -196,7 +196,7 @@ def _fixed(fix) -> tuple[tuple[str, float], ...]:
                 items.append((str(x[0]), x[1]))
             else:
                 raise ScalelabError(
-                    f"fix {x!r}: give NAME=VALUE strings or a table, e.g. fix = [\"E=1.69\"] or fix = {{ E = 1.69 }}"
+                    f'fix {x!r}: give NAME=VALUE strings or a table, e.g. fix = ["E=1.69"] or fix = {{ E = 1.69 }}'
                 )
     out: dict[str, float] = {}
     for name, val in items:
