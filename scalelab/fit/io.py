@@ -161,14 +161,22 @@ def comment_lines(p: Path) -> int:
     return n
 
 
-def read_table(path, nrows: int | None = None) -> pd.DataFrame:
+def read_table(path, nrows: int | None = None, labels=()) -> pd.DataFrame:
     """One CSV (or .tsv) file as pandas reads it: a byte-order mark dropped, a leading block of '#' comment lines
     skipped (the header follows it). Unreadable files are refused in one line with pandas' reason. The one reader
-    of users' CSV tables: fit, check and plot all come here."""
+    of users' CSV tables: fit, check and plot all come here. `labels`: columns of names (groups, runs), read as
+    written: pandas would read a group named NA or None as missing."""
     p = Path(path)
     skip = comment_lines(p)
+    kw = dict(sep=_sep(p), encoding="utf-8-sig", skiprows=skip, nrows=nrows)
     try:
-        return pd.read_csv(p, sep=_sep(p), encoding="utf-8-sig", skiprows=skip, nrows=nrows)
+        df = pd.read_csv(p, **kw)
+        names = [c for c in labels if c in df.columns]
+        if names:
+            raw = pd.read_csv(p, usecols=names, dtype=str, keep_default_na=False, **kw)
+            for c in names:  # what pandas took for missing but holds text (NA, None, null) is that text
+                df[c] = df[c].where(df[c].notna() | (raw[c] == ""), raw[c])
+        return df
     except FileNotFoundError:
         raise ScalelabError(f"{p}: no such file") from None
     except IsADirectoryError:
@@ -189,7 +197,7 @@ def read_csv(paths, numeric_cols, other_cols=(), hint: str = CHOOSE_COLUMNS) -> 
     frames = []
     for p in map(Path, paths):
         _check_header(p)
-        df = read_table(p)
+        df = read_table(p, labels=[c for c in other_cols if c not in numeric_cols])
         missing = [c for c in [*numeric_cols, *other_cols] if c not in df.columns]
         if missing:
             raise ScalelabError(

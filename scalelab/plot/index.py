@@ -97,7 +97,15 @@ def make_figures(
         for name, desc, fig, skip, notes in build(inputs, width, style_name):
             d = Drawn(name=name, description=desc, skipped=skip, notes=notes)
             if fig is not None:
-                d.files = style.save(fig, os.path.join(out_dir, name), formats)
+                try:
+                    d.files = style.save(fig, os.path.join(out_dir, name), formats)
+                except ValueError as e:  # matplotlib refused to lay out what was drawn (e.g. no finite value)
+                    plt.close(fig)
+                    fig = None
+                    d.skipped = (
+                        f"could not be drawn from these inputs ({str(e).splitlines()[0][:300]}); please report it"
+                    )
+            if fig is not None:
                 if keep:
                     d.figure = fig
                 else:

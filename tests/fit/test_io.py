@@ -96,3 +96,14 @@ def test_a_table_given_twice_or_a_run_in_two_files_is_refused(tmp_path):
         with pytest.raises(ScalelabError, match=needle):
             io.load_inputs(paths)
     assert len(io.load_inputs([a])[0]) == 3
+
+
+def test_groups_named_na_or_none_are_names_and_an_empty_one_is_blank(tmp_path):
+    p = tmp_path / "runs.csv"
+    rows = "N,D,loss,run,group\n1e7,2e8,3.1,a,NA\n2e7,4e8,2.9,b,None\n4e7,8e8,2.7,c,null\n"
+    p.write_text(rows)
+    df = io.read_csv([p], ["N", "D", "loss"], ["run", "group"])
+    assert list(df["group"]) == ["NA", "None", "null"] and df["N"].dtype.kind == "f"
+    p.write_text(rows.replace(",null\n", ",\n"))
+    with pytest.raises(ScalelabError, match="column 'group' is blank in 1 row"):
+        io.read_csv([p], ["N", "D", "loss"], ["run", "group"])

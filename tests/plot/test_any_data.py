@@ -269,3 +269,30 @@ def test_fig4_draws_compute_multipliers_or_notes_their_absence(tmp_path):
     assert ests == pytest.approx([0.6, 0.8])
     assert any("never reaches" in n and "1.0e+14" in n for n in notes), notes
     plt.close(fig)
+
+
+def test_a_fit_without_a_finite_optimum_skips_fig3_and_a_layout_failure_skips_its_figure(tmp_path, monkeypatch):
+    # the loss does not depend on N: alpha sits at 0, N_opt is 0 and D_opt infinite; fig3 drew NaN on log axes and
+    # `plot` (and `report`) ended in matplotlib's "Data cannot be log-scaled"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fit.conftest import synthetic
+
+    from scalelab import plot as plots
+    from scalelab.fit import FitSpec, fit_laws
+    from scalelab.plot import style
+
+    p, f = tmp_path / "t.csv", tmp_path / "t.json"
+    synthetic(A=0.0).to_csv(p, index=False)
+    fit_laws(pd.read_csv(p), FitSpec(n_col="N", d_col="D", loss_col="loss", run_col="run"), bootstrap=20).to_json(f)
+    drawn = {d.name: d for d in plots.make_figures(plots.load_inputs([str(p), str(f)]), str(tmp_path / "figs"))}
+    assert "identifies N_opt" in drawn["fig3_compute_optimal"].skipped
+    assert any("left out" in n and "not identified" in n for n in drawn["fig3_compute_optimal"].notes)
+
+    def refuse(*a, **k):
+        raise ValueError("Data cannot be log-scaled because all values are <= 0.")
+
+    monkeypatch.setattr(style, "save", refuse)
+    drawn = plots.make_figures(plots.load_inputs([str(p), str(f)]), str(tmp_path / "figs2"))
+    assert all(d.skipped for d in drawn) and any("cannot be log-scaled" in d.skipped for d in drawn)

@@ -15,13 +15,24 @@ def optimal_groups(ctx: Context) -> list[str]:
     """The groups with an allocation to draw (L(N, D) or approach-1/2 allocation fits); Skip when none."""
     if ctx.fit is None:
         raise Skip("needs a fit (--fit fits/NAME.json)")
+    from scalelab.fit.identify import compute_optimal_gap
+
     groups = ctx.groups(("chinchilla", "allocation"))
     if not groups:
         raise Skip(
             "no L(N, D) (chinchilla-form) or approach-1/2 allocation group in the fit: "
             + (elsewhere(ctx) or "N_opt and D_opt are not identified (e.g. one tokens-per-parameter ratio per group)")
         )
-    return groups
+    kept = []
+    for g in groups:  # a group whose fit refused its optimum has no curve to draw (it may have no finite one)
+        gap = compute_optimal_gap(ctx.known_fit[g])
+        if gap:
+            ctx.note(f"group {g} left out: {gap}")
+        else:
+            kept.append(g)
+    if not kept:
+        raise Skip("no group of the fit identifies N_opt and D_opt (see its warnings)")
+    return kept
 
 
 # laws whose optima another figure draws
