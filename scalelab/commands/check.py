@@ -33,10 +33,11 @@ def check(
     (>= 3 sizes of a variant at one budget, as `scalelab plan --emit-grid` writes), also the observed
     optimum N against the planned N_opt and its interval.
     """
+    from scalelab.fit.curves import is_curves_file
     from scalelab.fit.results import load_fit
     from scalelab.loop.check import check_fit
 
-    if fit_path.name.endswith(".curves.json"):  # a curve law: each new run's whole curve from its schedule
+    if is_curves_file(fit_path):  # a curve law: each new run's whole curve from its schedule
         return _check_curves(fit_path, runs, out, as_json)
     from scalelab.plot.check import save_check_figure
 

@@ -550,6 +550,11 @@ def _from_dict(d, path: Path | None, base: Path) -> FitResults:
     from scalelab.fit.upgrade import upgrade
 
     where = path or "fit"
+    if isinstance(d, dict) and str(d.get("format", "")).startswith("scalelab-curves/"):
+        raise ScalelabError(
+            f"{where}: a curve law (`fit --curves`), not a law of final losses: `plot` and `check` read it; for "
+            "`plan` fit L(N, D) from it with `scalelab fit RUNS --curves --derive`"
+        )
     if not isinstance(d, dict) or not str(d.get("format", "")).startswith("scalelab-fit/"):
         raise ScalelabError(f"{where}: not a {FORMAT} fit file (key 'format'): give a file written by `scalelab fit`")
     if not isinstance(d.get("groups"), dict) or not d["groups"]:

@@ -103,7 +103,9 @@ def load_inputs(paths: list[str], fit_path: Optional[str] = None, columns: Optio
 
     inputs = Inputs()
     run_files, table_files, bench_files, fit_doc = [], [], [], None
-    if fit_path and fit_path.endswith(".curves.json"):  # a curve law given as the fit: fig9 draws it
+    from scalelab.fit.curves import is_curves_file
+
+    if fit_path and is_curves_file(fit_path):  # a curve law given as the fit: fig9 draws it
         _read_curves(inputs, fit_path)
         fit_path = None
     for p in expand_paths(paths):

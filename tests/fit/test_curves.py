@@ -318,3 +318,17 @@ def test_batched_refits_reach_scipys_optimum(form):
         ]
     )
     assert np.mean(rel < 1e-6) >= 0.9 and rel.max() < 1e-2, rel
+
+
+def test_a_curve_law_is_known_by_its_format_whatever_its_name(tmp_path):
+    from scalelab.errors import ScalelabError
+    from scalelab.fit.results import load_fit
+
+    law = tmp_path / "law.json"  # `fit --curves --out law.json`: no .curves.json suffix
+    law.write_text(json.dumps({"format": "scalelab-curves/1", "inputs": [], "settings": {}, "groups": {}}, indent=2))
+    other = tmp_path / "fit.json"
+    other.write_text(json.dumps({"format": "scalelab-fit/2", "groups": {}}, indent=2))
+    assert curves.is_curves_file(law) and curves.is_curves_file(tmp_path / "x.curves.json")
+    assert not curves.is_curves_file(other)
+    with pytest.raises(ScalelabError, match=r"a curve law .* --curves --derive"):
+        load_fit(law)
