@@ -55,7 +55,7 @@ def _check_positive(df: pd.DataFrame, path, cols) -> None:
                 )
             raise ScalelabError(
                 f"{path}: column {c!r} has {int(bad.sum())} missing, non-numeric or non-positive "
-                f"value(s) (first: {_show(df[c].iloc[i])}); "
+                f"value(s) (first: {show_value(df[c].iloc[i])}); "
                 "N, D, FLOPs and loss must be positive numbers"
             )
 
@@ -284,7 +284,8 @@ def provenance(paths) -> list[dict]:
     return [{"path": str(p), "sha256": sha256(Path(p))} for p in files]
 
 
-def _show(v) -> str:
+def show_value(v) -> str:
+    """A value read from a table as a reader would write it (5173248, not np.int64(5173248))."""
     v = v.item() if hasattr(v, "item") else v
     return repr(v)
 

@@ -24,6 +24,7 @@ from scalelab.fit import identify, laws
 from scalelab.fit.bootstrap import intervals, percentile_interval, unit_counts, withheld_warning
 from scalelab.fit.groups import GroupData, distinct, point_weights, split_groups
 from scalelab.fit.info import fit_info
+from scalelab.fit.io import show_value
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.records import Estimate, ShareLaw, ShareRow
 from scalelab.fit.results import FitResults, GroupFit
@@ -54,8 +55,8 @@ def read_shares(df: pd.DataFrame, spec, source: str) -> tuple[np.ndarray, np.nda
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ScalelabError(
-            f"{source}: column {col!r} has {int(bad.sum())} share(s) outside (0, 1] (first at row {i}: "
-            f"{df[col].iloc[i]!r}); a kept FFN share is structured FFN params / dense FFN params, dense = 1"
+            f"{source}: column {col!r} has {int(bad.sum())} share(s) outside (0, 1] (first at row {i + 1}: "
+            f"{show_value(df[col].iloc[i])}); a kept FFN share is structured FFN params / dense FFN params, dense = 1"
         )
     return np.minimum(f, 1.0), None
 

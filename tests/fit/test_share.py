@@ -134,6 +134,7 @@ def test_separate_fits_reject_shared_exponents_when_they_differ():
         (lambda d: d[d["share"] == 1.0], "every row has share 1"),  # one share only: dense
         (lambda d: d[d["share"] == 0.32], "no dense rows"),  # one share only: structured
         (lambda d: d.assign(share=d["share"].replace(0.63, -0.5)), "outside \\(0, 1\\]"),
+        (lambda d: d.assign(share=d["share"].replace(0.63, 5)), r"\(first at row \d+: 5\.0\)"),  # as written
         (lambda d: pd.concat([d, d.assign(kind="blockdense", share=np.nan)]), "outside \\(0, 1\\]"),  # no shares
         (lambda d: pd.concat([d, d[d["share"] == 0.32].assign(kind="blockdense")]), "'blockdense' has 2 distinct"),
         (lambda d: d[d["D"] == 20 * d["N"]], "share 0.32 has its runs at nearly one tokens-per-param ratio"),
