@@ -113,9 +113,15 @@ def intervals(samples: dict, estimates: dict, level: float = 0.95) -> tuple[dict
     for k, v in samples.items():
         if k not in estimates:
             continue
-        ci, why = bootstrap_interval(v, float(estimates[k]), level)
-        if ci is not None and (flat := no_spread(ci[0], ci[1], int((~np.isnan(np.asarray(v, float))).sum()))):
-            ci, why = None, {"why": flat, "n_valid": int((~np.isnan(np.asarray(v, float))).sum()), "n": len(v)}
+        s = np.asarray(v, float)
+        n_ok = int((~np.isnan(s)).sum())
+        flat = None
+        if n_ok >= max(2, s.size / 2):
+            lo, hi = percentile_interval(s, level)
+            flat = no_spread(float(lo), float(hi), n_ok)
+        ci, why = (
+            (None, {"why": flat, "n_valid": n_ok, "n": s.size}) if flat else bootstrap_interval(s, estimates[k], level)
+        )
         if ci is None:
             withheld[k] = why
         else:
