@@ -71,6 +71,7 @@ def fit(
 
     if out is not None:
         check_out_file(out, "--out")
+        _check_fit_out(out)
     s = settings(ctx, locals(), spec)
     if throughput:  # an input file, not a choice: recorded in the spec (throughput_tables), read here
         s["throughput_tables"] = [str(p) for p in throughput]
@@ -206,6 +207,25 @@ def _fit_derived(
                if holdout_branches else " (every trunk and branch once)")
         )  # fmt: skip
     typer.echo(f"wrote {path} (points derived from the curve law; plan with `scalelab plan budget --fit {path}`)")
+
+
+def _check_fit_out(out: Path) -> None:
+    """A fit file is JSON named *.json, and it replaces only an earlier scalelab fit (or curve law): `--out
+    runs.csv` wrote JSON over the table being fitted."""
+    from scalelab.errors import ScalelabError
+
+    if out.suffix.lower() != ".json":
+        raise ScalelabError(f"--out {out}: a fit file is JSON: give a path ending in .json (e.g. fits/NAME.json)")
+    if out.is_file() and out.stat().st_size:
+        try:
+            head = out.open("rb").read(200).decode("utf-8", "replace")
+        except OSError:
+            return  # the writer names the problem
+        if '"scalelab-fit/' not in head and '"scalelab-curves/' not in head:
+            raise ScalelabError(
+                f"--out {out} exists and is not a fit scalelab wrote: choose another --out (a fit replaces only an "
+                "earlier fit)"
+            )
 
 
 class _Spinner:

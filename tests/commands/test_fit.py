@@ -251,9 +251,11 @@ def test_seed_paper_design_fits_frontier_and_no_compute_optimal_row(tmp_path):
         assert pl["identified"] is False and pl["N_int"] == [None, None]
     # asked for L(N, D) on that design: refused in one line, nothing written
     line = _err(
-        runner.invoke(app, ["fit", str(p), "--group-col", "structure", "--form", "chinchilla", "--out", str(out) + "x"])
+        runner.invoke(
+            app, ["fit", str(p), "--group-col", "structure", "--form", "chinchilla", "--out", str(tmp_path / "x.json")]
+        )
     )
-    assert "confounded" in line and "add runs" in line and not (tmp_path / "s.jsonx").exists()
+    assert "confounded" in line and "add runs" in line and not (tmp_path / "x.json").exists()
 
 
 def test_fewer_points_than_parameters_refused(tmp_path):
@@ -414,3 +416,21 @@ def test_commands_never_read_fit_file_keys():
         if re.search(r"\.(extra|meta)\b|\.extra\[|\.meta\[", line)
     ]
     assert not hits, hits
+
+
+def test_out_is_a_json_file_and_replaces_only_an_earlier_fit(tmp_path):
+    p = tmp_path / "t.csv"
+    pd.DataFrame(
+        [{"N": N, "D": N * t, "loss": law(N, N * t)} for N in (1e7, 3e7, 1e8, 3e8, 1e9) for t in (5, 20, 80)]
+    ).to_csv(p, index=False)
+    table = p.read_text()
+    # `--out t.csv` wrote the fit's JSON over the table it fitted
+    assert "ending in .json" in _err(runner.invoke(app, ["fit", str(p), "--bootstrap", "0", "--out", str(p)]))
+    assert p.read_text() == table
+    other = tmp_path / "config.json"
+    other.write_text('{"lr": 0.1}')
+    assert "not a fit scalelab wrote" in _err(runner.invoke(app, ["fit", str(p), "--out", str(other)]))
+    assert other.read_text() == '{"lr": 0.1}'
+    out = tmp_path / "f.json"
+    for _ in range(2):  # an earlier fit is replaced
+        assert runner.invoke(app, ["fit", str(p), "--bootstrap", "0", "--out", str(out)]).exit_code == 0

@@ -18,7 +18,9 @@ def _csv(tmp_path, rows):
 def test_too_few_points_without_groups_names_the_data_not_a_column(tmp_path):
     p = _csv(tmp_path, [(1e7, 1e9, 3.0, "a", "x"), (2e7, 1e9, 2.9, "b", "x")])
     out = tmp_path / "fit"
-    line = refused(runner.invoke(app, ["fit", str(p), "--out", str(out)]), "has 2 point(s)", "add runs", out=out)
+    line = refused(
+        runner.invoke(app, ["fit", str(p), "--out", str(out / "f.json")]), "has 2 point(s)", "add runs", out=out
+    )
     assert "column" not in line
 
 
@@ -27,7 +29,7 @@ def test_too_few_points_in_one_group_names_the_group_and_its_column(tmp_path):
     p = _csv(tmp_path, rows + [(1e7, 1e9, 3.0, "s1", "small")])
     out = tmp_path / "fit"
     refused(
-        runner.invoke(app, ["fit", str(p), "--by", "group", "--out", str(out)]),
+        runner.invoke(app, ["fit", str(p), "--by", "group", "--out", str(out / "f.json")]),
         "group 'small' (column(s) 'group') has 1 point(s)",
         "leave it out",
         out=out,
