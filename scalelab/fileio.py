@@ -112,6 +112,20 @@ def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def json_format(path: PathLike) -> Optional[str]:
+    """The "format" a JSON file scalelab wrote declares ("scalelab-fit/2", "scalelab-curves/1"), read from its first
+    bytes (every such file starts with that key); None for anything else or an unreadable file."""
+    import re
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(200).decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = re.match(r'\s*\{\s*"format"\s*:\s*"([^"]+)"', head)
+    return m.group(1) if m else None
+
+
 def remove_stale_temps(path: PathLike, older_than_s: float = 60.0) -> int:
     """Remove temp files that killed `atomic_write`s of `path` left beside it (a SIGKILL or power loss skips
     the cleanup above). Only those older than `older_than_s`, so that a concurrent writer's temp file is left

@@ -296,10 +296,16 @@ def _check_values(path: str, df) -> None:
         raise ScalelabError(f"run file {path}: column 'status' has unknown value(s) {', '.join(map(str, bad))}")
 
 
+def runs_in_several_files(df, run_col: str = "run_id"):
+    """The runs of `df` (a `_file` column naming each row's file) found in more than one file: a Series of their
+    files by run, empty when each run is in one. A copied run would count twice: the callers refuse these."""
+    where = df.groupby(df[run_col].astype(str) if run_col != "run_id" else df[run_col], sort=False)["_file"].unique()
+    return where[where.map(len) > 1]
+
+
 def _check_one_file_per_run(df) -> None:
     """A run in two files (a copied runs folder, an archive passed with it) would count twice."""
-    where = df.groupby("run_id")["_file"].unique()
-    twice = where[where.map(len) > 1]
+    twice = runs_in_several_files(df)
     if len(twice):
         rid, files = twice.index[0], twice.iloc[0]
         times = "twice" if len(files) == 2 else f"{len(files)} times"

@@ -212,16 +212,15 @@ def _fit_derived(
 def _check_fit_out(out: Path) -> None:
     """A fit file is JSON named *.json, and it replaces only an earlier scalelab fit (or curve law): `--out
     runs.csv` wrote JSON over the table being fitted."""
+    import os
+
     from scalelab.errors import ScalelabError
+    from scalelab.fileio import json_format
 
     if out.suffix.lower() != ".json":
         raise ScalelabError(f"--out {out}: a fit file is JSON: give a path ending in .json (e.g. fits/NAME.json)")
-    if out.is_file() and out.stat().st_size:
-        try:
-            head = out.open("rb").read(200).decode("utf-8", "replace")
-        except OSError:
-            return  # the writer names the problem
-        if '"scalelab-fit/' not in head and '"scalelab-curves/' not in head:
+    if out.is_file() and out.stat().st_size and os.access(out, os.R_OK):  # unreadable: the writer names it
+        if not (json_format(out) or "").startswith(("scalelab-fit/", "scalelab-curves/")):
             raise ScalelabError(
                 f"--out {out} exists and is not a fit scalelab wrote: choose another --out (a fit replaces only an "
                 "earlier fit)"

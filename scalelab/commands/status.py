@@ -88,7 +88,7 @@ def _fit_outputs(out: str) -> set[str]:
         names = os.listdir(out)
     except OSError:
         return set()  # collect() names the problem
-    fits = {n for n in names if n.endswith(".parquet") and is_fit_output(n)}
+    fits = {n for n in names if is_fit_output(n)}
     marks = {layout.CKPT_DIR, layout.LOCK_DIR, layout.STATUS_DIR, layout.LOG_DIR, layout.SUBMITIT_DIR}
     runs = [n for n in names if n.endswith(".parquet") and n not in fits]
     if fits and not runs and not marks & set(names):

@@ -59,17 +59,21 @@ def percentile_interval(samples, level: float = 0.95, axis: int | None = None, m
 _INF_EDGE = 1e300  # no finite sample of a law's quantity comes near this; an interpolated clipped inf does
 
 
-def not_an_interval(lo: float, hi: float, estimate: float, n_valid: int, n: int, level: float = 0.95) -> str | None:
+def not_an_interval(
+    lo: float, hi: float, estimate: float, n_valid: int, n: int, level: float = 0.95, spread: bool = False
+) -> str | None:
     """Why [lo, hi] is not an interval of `estimate`, else None (the policy, in one place): it rests on fewer
     than half of the n resamples (the valid ones are those that kept what the estimate needed: a conditional,
     not a sampling, distribution) or it does not contain its own estimate (the resamples do not describe the
-    estimate's error)."""
+    estimate's error). With `spread` (a fitted quantity, not a prediction): also when it has no width."""
     if n_valid < max(2, n / 2):
         return (
             f"only {n_valid} of {n} bootstrap resamples could be fitted"
             + (" (fewer than half)" if n >= 2 * max(n_valid, 1) else "")
             + ": too few to be a sample of the estimate's error"
         )
+    if spread and (flat := no_spread(lo, hi, n_valid)):  # a fitted quantity must move with the data (no_spread)
+        return flat
     # rounding slack at each end, on the scale of that end and the estimate (an end may be inf: never reached)
     slack = 1e-9 * abs(estimate) + 1e-300
     if not lo - 1e-9 * abs(lo) - slack <= estimate <= hi + 1e-9 * abs(hi) + slack:
@@ -93,14 +97,16 @@ def no_spread(lo: float, hi: float, n_valid: int) -> str | None:
     return None
 
 
-def bootstrap_interval(samples: np.ndarray, estimate: float, level: float = 0.95) -> tuple[list | None, dict | None]:
+def bootstrap_interval(
+    samples: np.ndarray, estimate: float, level: float = 0.95, spread: bool = False
+) -> tuple[list | None, dict | None]:
     """The percentile interval of an estimate's bootstrap samples, or why there is none (not_an_interval):
     ([lo, hi], None) or (None, {"why", "n_valid", "n"}). samples: one per resample, NaN where the resample
     could not be fitted (inf: an outcome, see percentile_interval)."""
     s = np.asarray(samples, float)
     n, ok = s.size, int((~np.isnan(s)).sum())  # inf (never reached) is an outcome: a valid resample
     lo, hi = percentile_interval(s, level) if ok else (float("nan"), float("nan"))
-    why = not_an_interval(lo, hi, estimate, ok, n, level)
+    why = not_an_interval(lo, hi, estimate, ok, n, level, spread)
     if why:
         return None, {"why": why, "n_valid": ok, "n": n}
     return [lo, hi], None
@@ -113,15 +119,7 @@ def intervals(samples: dict, estimates: dict, level: float = 0.95) -> tuple[dict
     for k, v in samples.items():
         if k not in estimates:
             continue
-        s = np.asarray(v, float)
-        n_ok = int((~np.isnan(s)).sum())
-        flat = None
-        if n_ok >= max(2, s.size / 2):
-            lo, hi = percentile_interval(s, level)
-            flat = no_spread(float(lo), float(hi), n_ok)
-        ci, why = (
-            (None, {"why": flat, "n_valid": n_ok, "n": s.size}) if flat else bootstrap_interval(s, estimates[k], level)
-        )
+        ci, why = bootstrap_interval(v, float(estimates[k]), level, spread=True)
         if ci is None:
             withheld[k] = why
         else:
@@ -175,8 +173,7 @@ def compare(
         est = float(point_b[p] - point_a[p])
         lo, hi = percentile_interval(d, level)
         sym = {"alpha": "d_alpha", "beta": "d_beta", "a": "d_a", "gamma": "d_gamma"}[p]
-        n_ok = int((~np.isnan(d)).sum())
-        why = not_an_interval(lo, hi, est, n_ok, d.size, level) or no_spread(lo, hi, n_ok)
+        why = not_an_interval(lo, hi, est, int((~np.isnan(d)).sum()), d.size, level, spread=True)
         if why:  # not an interval: no verdict rests on it
             withheld.append(f"no {level:.0%} interval for {sym}: {why}")
             continue

@@ -862,17 +862,12 @@ def is_curves_doc(doc) -> bool:
 def is_curves_file(path) -> bool:
     """Whether `path` is a curve law `fit --curves` wrote: named NAME.curves.json, or holding that format
     whatever its name (`fit --curves --out law.json`). Unreadable files are not (their reader says why)."""
+    from scalelab.fileio import json_format
+
     p = str(path)
     if p.endswith(".curves.json"):
         return True
-    if not p.endswith(".json"):
-        return False
-    try:
-        with open(p, "rb") as fh:  # the format key comes first in every file scalelab writes
-            head = fh.read(200).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return '"scalelab-curves/' in head
+    return p.endswith(".json") and (json_format(p) or "").startswith("scalelab-curves/")
 
 
 def load_curves(path) -> CurvesFile:

@@ -265,8 +265,9 @@ def _once_each(paths: list[Path]) -> None:
 def _runs_in_one_file(df: pd.DataFrame, run_col: str) -> None:
     """Refuse a run named in two input files (the run store's rule for run ids): a copy of a run, whose points
     would count twice, as far as the tables can tell."""
-    files = df.groupby(df[run_col].astype(str), sort=False)["_file"].unique()
-    twice = files[files.map(len) > 1]
+    from scalelab.store import runs_in_several_files
+
+    twice = runs_in_several_files(df, run_col)
     if len(twice):
         run, where = twice.index[0], twice.iloc[0]
         raise ScalelabError(
