@@ -32,6 +32,7 @@ from scalelab.fit.solver import (
     fit_resamples,
     fix_parameters,
     polish,
+    reseeding,
 )
 from scalelab.fit.spec import FitSpec, no_time_verdict
 
@@ -77,7 +78,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
     cols = g.cols()
     pw = point_weights(g, spec.weights)
     prob = make_problem(form, cols, g.L, pw, spec.loss, spec.delta, spec.overestimate_penalty)
-    prob.linear_e = spec.search == "cross"
+    prob.linear_e = spec.search != "starts"
     fix_parameters(prob, form, fixed)
     pt = fit_point(prob, form, cols, g.L)
     theta = pt.theta[0]
@@ -144,7 +145,7 @@ def fit_group(g: GroupData, spec: FitSpec, counts: np.ndarray | None):
             warm=theta,
             # starts asked for by number are each polished to convergence (the interval reference of bench fit)
             iters=FIRST_ITERS if spec.n_starts is None else MORE_ITERS,
-            cross=spec.n_starts is None and spec.search == "cross",
+            reseed=reseeding(spec.search) if spec.n_starts is None else None,
         )
         nat = laws.to_natural(form, bf.theta)
         samples = pd.DataFrame({k: np.asarray(v, float) for k, v in nat.items()})
@@ -376,6 +377,26 @@ def default_pairs(fits: Sequence[GroupFit]) -> list[tuple[str, str]]:
 
 
 # ---- the public entry point ---------------------------------------------------------------------------------
+def shares_runs(groups: list[GroupData]) -> bool:
+    """Do some groups hold points of the same run (then they are resampled together, and compared paired)?"""
+    n_units = sum(np.unique(g.unit).size for g in groups)
+    return len(groups) > 1 and len(set().union(*[set(g.unit) for g in groups])) < n_units
+
+
+def resample_counts(groups: list[GroupData], spec: FitSpec) -> list:
+    """Each group's bootstrap counts [spec.bootstrap, n] (None without a bootstrap): per group independently, or
+    jointly (paired) when groups share runs."""
+    if spec.bootstrap <= 0:
+        return [None] * len(groups)
+    if shares_runs(groups):
+        allu = np.concatenate([g.unit for g in groups])
+        c_all = unit_counts(allu, spec.bootstrap, np.random.default_rng(spec.seed))
+        off = np.cumsum([0] + [g.L.size for g in groups])
+        return [c_all[:, off[i] : off[i + 1]] for i in range(len(groups))]
+    seqs = np.random.SeedSequence(spec.seed).spawn(len(groups))
+    return [unit_counts(g.unit, spec.bootstrap, np.random.default_rng(s)) for g, s in zip(groups, seqs)]
+
+
 def fit_laws(
     df: pd.DataFrame,
     spec: FitSpec | None = None,
@@ -429,19 +450,8 @@ def fit_laws(
     # a group whose loss law the design refuses but whose sweep gives a law keeps that law (_split_sweeps)
     groups, refused = _split_sweeps(df, spec, source, lr_laws) if lr_laws else (split_groups(df, spec, source), {})
 
-    # bootstrap counts: per group independently; jointly (paired) when groups share runs
-    n_units = sum(np.unique(g.unit).size for g in groups)
-    shared_runs = len(groups) > 1 and len(set().union(*[set(g.unit) for g in groups])) < n_units
-    counts: list = [None] * len(groups)
-    if spec.bootstrap > 0:
-        if shared_runs:
-            allu = np.concatenate([g.unit for g in groups])
-            c_all = unit_counts(allu, spec.bootstrap, np.random.default_rng(spec.seed))
-            off = np.cumsum([0] + [g.L.size for g in groups])
-            counts = [c_all[:, off[i] : off[i + 1]] for i in range(len(groups))]
-        else:
-            seqs = np.random.SeedSequence(spec.seed).spawn(len(groups))
-            counts = [unit_counts(g.unit, spec.bootstrap, np.random.default_rng(s)) for g, s in zip(groups, seqs)]
+    counts = resample_counts(groups, spec)
+    shared_runs = shares_runs(groups)
 
     from scalelab.fit import parallel  # independent groups with resamples: side by side on the cores
 

@@ -214,7 +214,7 @@ def _base(g, single, spec, fixed, counts):
     from scalelab.fit import laws
     from scalelab.fit.groups import point_weights
     from scalelab.fit.objective import make_problem
-    from scalelab.fit.solver import FIRST_ITERS, auto_starts, fit_point, fit_resamples, fix_parameters
+    from scalelab.fit.solver import FIRST_ITERS, auto_starts, fit_point, fit_resamples, fix_parameters, reseeding
 
     s = g.subset(single)
     form = laws.FORMS["chinchilla"]
@@ -222,7 +222,7 @@ def _base(g, single, spec, fixed, counts):
     prob = make_problem(
         form, cols, s.L, point_weights(s, spec.weights), spec.loss, spec.delta, spec.overestimate_penalty
     )
-    prob.linear_e = spec.search == "cross"
+    prob.linear_e = spec.search != "starts"
     fix_parameters(prob, form, fixed)
     pt = fit_point(prob, form, cols, s.L)
     theta = pt.theta[0]
@@ -232,7 +232,7 @@ def _base(g, single, spec, fixed, counts):
         n = auto_starts(s.L.size, spec.search)
         bf = fit_resamples(
             prob, form, cols, s.L, counts[:, single], n_starts=n, n_screen=2 * n, warm=theta, iters=FIRST_ITERS,
-            cross=spec.search == "cross",
+            reseed=reseeding(spec.search),
         )  # fmt: skip
         boot = laws.to_natural(form, bf.theta)
     diag = pt.point_diagnostics()

@@ -31,7 +31,7 @@ def predict_held_out(g: GroupData, train: np.ndarray, test: np.ndarray, form_nam
     prob = make_problem(
         form, cols, sub.L, point_weights(sub, spec.weights), spec.loss, spec.delta, spec.overestimate_penalty
     )
-    prob.linear_e = spec.search == "cross"
+    prob.linear_e = spec.search != "starts"
     fix_parameters(prob, form, {k: v for k, v in spec.fixed.items() if k in form.params})
     pt = fit_point(prob, form, cols, sub.L)
     p = {k: float(v) for k, v in laws.to_natural(form, pt.theta[0]).items()}

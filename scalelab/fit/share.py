@@ -28,7 +28,7 @@ from scalelab.fit.io import show_value
 from scalelab.fit.objective import Problem, bounds, make_problem
 from scalelab.fit.records import Estimate, ShareLaw, ShareRow
 from scalelab.fit.results import FitResults, GroupFit
-from scalelab.fit.solver import fit_point, fit_resamples
+from scalelab.fit.solver import fit_point, fit_resamples, reseeding
 
 FORM = laws.FORMS["share"]
 MIN_SHARES = 3  # distinct shares, dense included: two would make rho a two-point line through each arm
@@ -320,13 +320,13 @@ def _separate(row: ShareRow, g: GroupData, spec, counts) -> dict:
         return {}
     ch = laws.FORMS[form]
     prob = make_problem(ch, g.cols(), g.L, point_weights(g, spec.weights), spec.loss, spec.delta)
-    prob.linear_e = spec.search == "cross"
+    prob.linear_e = spec.search != "starts"
     pt = fit_point(prob, ch, g.cols(), g.L)
     est = laws.to_natural(ch, pt.theta[0])
     draws = {}
     if counts is not None and counts.shape[0]:
         used = counts.sum(1) > 0  # a resample that drew none of this share's runs says nothing about it
-        bf = fit_resamples(prob, ch, g.cols(), g.L, counts[used], warm=pt.theta[0], cross=spec.search == "cross")
+        bf = fit_resamples(prob, ch, g.cols(), g.L, counts[used], warm=pt.theta[0], reseed=reseeding(spec.search))
         nat = laws.to_natural(ch, bf.theta)
         for k in ("alpha", "beta"):
             d = np.full(counts.shape[0], np.nan)

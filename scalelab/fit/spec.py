@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from scalelab.errors import ScalelabError
 from scalelab.fit.laws import FORMS
 
-SEARCHES = ("cross", "starts")  # FitSpec.search
+SEARCHES = ("tails", "cross", "starts")  # FitSpec.search
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,10 @@ class FitSpec:
     weights: str | None = None  # None | "compute" (sqrt(C), normalised)
     overestimate_penalty: float = 1.0  # factor on residuals the law over-predicts (1: symmetric)
     n_starts: int | None = None  # polished starts per resample (None: solver.auto_starts)
-    # how resamples search for their optimum: "cross" re-seeds the tails from other resamples' optima and steps E
-    # linearly (solver.cross_seed); "starts" is the 0.3 search (more starts only), kept to reproduce its fits
-    search: str = "cross"
+    # how resamples search for their optimum: "tails" re-seeds every resample from the optima in the tails and steps
+    # E linearly (solver.tail_seed); "cross" (0.4) re-seeds only the tails, from every other optimum (cross_seed);
+    # "starts" is the 0.3 search (more starts only). The older two are kept to reproduce their fits
+    search: str = "tails"
     share_e: bool = False  # one E across groups (joint L(N, D) fit)
     holdout: str | None = None  # None | "largest"
     c_ref: float | None = None  # FLOPs of the reported compute-optimal N, D (None: largest C)

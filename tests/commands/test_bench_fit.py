@@ -33,30 +33,48 @@ def test_non_positive_resamples_are_refused(tmp_path):
     assert r.exit_code == 2 and "--bootstrap" in r.output, r.output
 
 
-def test_reference_check_compares_the_three_searches_on_the_same_resamples():
+def _two_groups():
     from fit.conftest import synthetic
 
-    from scalelab.bench import fit as BF
-    from scalelab.fit import FitSpec, fit_laws
+    from scalelab.fit import FitSpec
 
     df = pd.concat([synthetic(seed=1, group="a"), synthetic(seed=2, alpha=0.3, group="b")])
     df["C"] = 6 * df["N"] * df["D"]
-    spec = FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by=("group",))
+    return df, FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", by=("group",))
+
+
+def test_reference_check_compares_the_searches_on_the_same_resamples():
+    from scalelab.bench import fit as BF
+
+    df, spec = _two_groups()
     same = BF.reference_check(df, spec, n_boot=40, ref_starts=3, check_starts=3, n_seeds=2)
-    # one row per seed and group; a search compared with itself on the same resamples differs by nothing
+    # one row per seed and group; two searches that are the same search on the same resamples differ by nothing
     assert [(r["seed"], r["group"]) for r in same["rows"]] == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
-    assert same["max_ref_vs_check"] == 0.0
-    assert all(r["ours_vs_ref"] == r["ours_vs_check"] for r in same["rows"])
-    # the seed-1 differences are those of separate fits at that seed
+    for r in same["rows"]:
+        assert (r["ref_vs_best"], r["ref_worse"]) == (r["check_vs_best"], r["check_worse"])
+    assert same["max_ref_vs_best"] == max(r["ref_vs_best"] for r in same["rows"])
+
+
+def test_best_of_scores_each_search_on_its_own_resamples():
+    """best_of evaluates every search's parameters on the fit's own resample counts: each resample's optimum scores
+    best on its own counts, the same optima handed to the wrong resamples (rows shuffled) score worse on most, and
+    a search compared with itself has the intervals the fit printed."""
+    import copy
+
+    from scalelab.bench import fit as BF
+    from scalelab.fit import fit_laws
+
+    df, spec = _two_groups()
     ours = fit_laws(df, spec, bootstrap=40, seed=1)
-    ref = fit_laws(df, spec, bootstrap=40, seed=1, n_starts=3)
-    want = max(
-        abs(ours[g].conf_int[p][i] - ref[g].conf_int[p][i])
-        for g in "ab"
-        for p in ("E", "alpha", "beta")
-        for i in (0, 1)
-    )
-    assert max(r["ours_vs_ref"] for r in same["rows"] if r["seed"] == 1) == want
+    shuffled = copy.deepcopy(ours)
+    for g in shuffled.groups.values():
+        g.samples = g.samples.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    got = BF.best_of(df, spec.replace(bootstrap=40, seed=1), {"ours": ours, "shuffled": shuffled})
+    for g in "ab":
+        assert got[g]["ours"][1] <= 1 and got[g]["shuffled"][1] >= 30
+        assert got[g]["ours"][0] < 1e-3
+    same = BF.best_of(df, spec.replace(bootstrap=40, seed=1), {"ours": ours})
+    assert all(v["ours"] == (0.0, 0) for v in same.values())
 
 
 @pytest.mark.parametrize("n", ["0", "-3"])
