@@ -316,7 +316,7 @@ def run_multi(
     log(
         f"reference check (seeds 0-{check_seeds - 1}), largest |endpoint diff| from each resample's best optimum: "
         f"ours {check['max_ours_vs_best']:.2e}, {ref_starts} starts {check['max_ref_vs_best']:.2e}, "
-        f"{check_starts} starts {check['max_check_vs_best']:.2e}, 0.4's search {check['max_cross_vs_best']:.2e}"
+        f"{check_starts} starts {check['max_check_vs_best']:.2e}, the cross search {check['max_cross_vs_best']:.2e}"
     )
     boot = {k: g.diagnostics.get("bootstrap", {}) for k, g in first.groups.items()}
     wall = float(np.median([w for w, _ in times]))
@@ -371,9 +371,9 @@ def reference_check(
     """Is the interval reference itself resolved to the precision it is asked for? The objective is near-L1 and has
     many local optima a few 1e-5 apart in value, and an interval end follows one or two resamples' choice among
     them. At seeds 0..n_seeds-1, four searches on the same resamples: ours, the `ref_starts`-start reference,
-    a `check_starts`-start search and 0.4's (search "cross"). Each resample's optimum is the lowest objective any
-    of them reached (best_of); per group, each search's largest |endpoint diff| of the E, alpha, beta intervals
-    from those optima's, and how many resamples it left at a worse optimum. `known[seed]` = (ours, reference)
+    a `check_starts`-start search and the earlier default's (search "cross"). Each resample's optimum is the lowest
+    objective any of them reached (best_of); per group, each search's largest |endpoint diff| of the E, alpha, beta
+    intervals from those optima's, and how many resamples it left at a worse optimum. `known[seed]` = (ours, reference)
     already fitted at that seed."""
     from scalelab.fit import fit_laws
 
@@ -506,15 +506,15 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
         if "reference_check" in m:
             c = m["reference_check"]
             a, b = c["ref_starts"], c["check_starts"]
-            names = {"ours": "ours", "ref": f"{a} starts", "check": f"{b} starts", "cross": "0.4 search"}
+            names = {"ours": "ours", "ref": f"{a} starts", "check": f"{b} starts", "cross": "cross search"}
             md += [
                 "",
                 f"How well each search, the reference included, is resolved: at seeds 0-{c['seeds'] - 1}, four "
-                f"searches on the same resamples (ours, the {a}-start reference, a {b}-start search, and 0.4's "
-                'search, `search = "cross"`). A resample\'s best optimum is the lowest objective any of them reached. '
-                "Per group: each search's largest |endpoint diff| of the E, alpha, beta intervals from those of the "
-                "best optima, and in brackets how many of the resamples it left at a worse optimum (groups where "
-                "every search is within 1e-4 left out):",
+                f"searches on the same resamples (ours, the {a}-start reference, a {b}-start search, and the earlier "
+                "default's search, `search = \"cross\"`). A resample's best optimum is the lowest objective any of "
+                "them reached. Per group: each search's largest |endpoint diff| of the E, alpha, beta intervals from "
+                "those of the best optima, and in brackets how many of the resamples it left at a worse optimum "
+                "(groups where every search is within 1e-4 left out):",
                 "",
                 "| seed | group | " + " | ".join(names[s] for s in SEARCHES) + " |",
                 "| --- | --- |" + " --- |" * len(SEARCHES),

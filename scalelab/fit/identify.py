@@ -250,10 +250,11 @@ def e_gap(E: float | None, interval=None, level: float = 0.95) -> str | None:
     if E is None or not E > 0:
         return None
     if E <= E_FLOOR * (1 + 1e-6):
-        return f"E is not identified by these runs (its estimate {E:.3g} is the floor of the search)"
+        return f"E is not identified by these runs (the fit puts it at the floor of the search, {E_FLOOR:g})"
     if interval is not None and interval[0] is not None and interval[0] < 0.1 * E:
+        # the point estimate is not a reading of the data, so it is not printed; the interval is
         lo, hi = interval
-        return f"E is not identified by these runs ({level:.0%} interval [{lo:.3g}, {hi:.3g}] around {E:.3g})"
+        return f"E is not identified by these runs ({level:.0%} interval [{lo:.3g}, {hi:.3g}])"
     return None
 
 

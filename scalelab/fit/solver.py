@@ -554,8 +554,8 @@ def fit_resamples(
     optimum. `frac_agreed_first` is the share that agreed after the first `iters` iterations, `frac_agreed`
     the share whose best value was reached twice in the end. With n_starts 1 nothing is redone. Last, where the
     first starts of some resample disagreed (the objective has more than one basin there), `reseed` "tails"
-    polishes every resample again from the optima of the resamples in the tails (tail_seed); "cross" (0.4)
-    polishes only the resamples in the tails, from other resamples' optima (cross_seed); None: neither."""
+    polishes every resample again from the optima of the resamples in the tails (tail_seed); "cross" (the earlier
+    default) polishes only the resamples in the tails, from other resamples' optima (cross_seed); None: neither."""
     if reseed not in RESEEDS:
         raise ValueError(f"reseed must be one of {RESEEDS}")
     bf = _starts_per_resample(prob, form, cols, L, W, n_starts, n_screen, max_starts, warm, iters, more_iters)
@@ -654,12 +654,12 @@ def tail_seed(
 
     A few starts can agree on a worse local optimum of the (near-L1) objective, most often the central basin the
     point fit's optimum leads to, while the resample's best lies in a far basin: beyond an interval's end, which
-    it would move (on Porian et al.'s groups, 15-19 of 10,000 resamples with 2 starts; none of them in the tails
-    cross_seed re-polishes). The optima already in the tails are starts in those far basins. Each resample is
-    polished from the `m` best on its own data (one matrix product scores them all) among those whose exponents
-    differ from its own by 0.05 or more, and keeps the better result. On those groups this took 1.5x the time of
-    the first starts, and the intervals came within 2e-4 of those from each resample's best optimum over four
-    searches, 16 starts each included (bench/fit.md)."""
+    it would move (on Porian et al.'s groups, 15-19 of 10,000 resamples with 2 starts, most of them inside the
+    tails cross_seed re-polishes). The optima already in the tails are starts in those far basins. Each resample
+    is polished from the `m` best on its own data (one matrix product scores them all) among those whose exponents
+    differ from its own by 0.05 or more, and keeps the better result. On those groups the fit took about 1.25x the
+    wall time of cross_seed's, and the intervals came within 2e-4 of those from each resample's best optimum over
+    four searches, 16 starts each included (bench/fit.md)."""
     ok = np.isfinite(bf.f)
     if ok.sum() < 20 or m < 1:
         return 0

@@ -36,8 +36,8 @@ class FitSpec:
     overestimate_penalty: float = 1.0  # factor on residuals the law over-predicts (1: symmetric)
     n_starts: int | None = None  # polished starts per resample (None: solver.auto_starts)
     # how resamples search for their optimum: "tails" re-seeds every resample from the optima in the tails and steps
-    # E linearly (solver.tail_seed); "cross" (0.4) re-seeds only the tails, from every other optimum (cross_seed);
-    # "starts" is the 0.3 search (more starts only). The older two are kept to reproduce their fits
+    # E linearly (solver.tail_seed); "cross" (the earlier default) re-seeds only the tails, from every other optimum
+    # (cross_seed); "starts" is the 0.3 search (more starts only). The older two are kept to reproduce their fits
     search: str = "tails"
     share_e: bool = False  # one E across groups (joint L(N, D) fit)
     holdout: str | None = None  # None | "largest"

@@ -10,7 +10,8 @@ from scalelab.fit.identify import e_gap
 
 def test_e_is_not_identified_at_the_floor_of_the_search_or_with_an_interval_reaching_far_below_it():
     assert "floor of the search" in e_gap(1e-4, [1e-4, 3.9])
-    assert "interval [0.0001, 1.03] around 0.731" in e_gap(0.731, [1e-4, 1.03])
+    why = e_gap(0.731, [1e-4, 1.03])
+    assert "interval [0.0001, 1.03]" in why and "0.731" not in why  # the estimate is not a reading of the data
     assert e_gap(1.8, [1.5, 2.0]) is None and e_gap(1.8) is None
 
 

@@ -44,7 +44,7 @@ def rw_tuned(shared_data):
 @pytest.fixture(scope="module")
 def owt2_tuned(shared_data):
     """Porian et al.'s owt2_tuned configuration (101 points) at bootstrap seed 2: three resamples whose best optima
-    lie beyond interval ends, where 0.4's search left them at worse optima inside."""
+    lie beyond interval ends, where the earlier search ("cross") left them at worse optima inside."""
     df = pd.read_csv(shared_data("external/porian.csv"))
     df = df[df["group"] == "owt2_tuned"]
     spec = FitSpec(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", bootstrap=1000, seed=2)
@@ -63,7 +63,7 @@ def _ends(form, theta):
 def test_re_seeding_finds_the_better_optima_that_set_the_interval_ends(owt2_tuned):
     """Without re-seeding, some resamples keep a worse optimum than other searches find. Re-seeding moves resamples
     only to lower objectives. Re-seeding every resample from the optima in the tails (the default) brings every end
-    to that of each resample's best optimum found by any of the searches here, 8 converged starts included; 0.4's
+    to that of each resample's best optimum found by any of the searches here, 8 converged starts included; the earlier
     re-seeding of the tail resamples alone leaves one 1e-3 or more away: there the resample whose best optimum lies
     beyond an end sits at a worse one inside the interval."""
     _, (prob, form, cols, L, W), kw, ref = owt2_tuned
@@ -142,9 +142,9 @@ def test_the_0_3_search_is_reachable(rw_tuned):
     assert solver.reseeding("starts") is None and solver.reseeding("cross") == "cross"
 
 
-def test_the_0_4_search_is_reachable_and_differs_where_the_tails_re_seeding_moves_an_end(owt2_tuned):
-    """search = "cross" re-seeds only the tail resamples (0.4's bootstrap): on owt2_tuned its intervals are 0.4's,
-    where the default's moved by more than 1e-3 (the resamples whose better optima lie beyond the ends)."""
+def test_the_cross_search_is_reachable_and_differs_where_the_tails_re_seeding_moves_an_end(owt2_tuned):
+    """search = "cross" re-seeds only the tail resamples (the earlier default): on owt2_tuned its intervals are that
+    search's, where the default's moved by more than 1e-3 (the resamples whose better optima lie beyond the ends)."""
     df = owt2_tuned[0]
     kw = dict(n_col="N", d_col="D", c_col="C", loss_col="loss", run_col="run", bootstrap=1000, seed=2)
     old, new = (fit_laws(df, **kw, search=s)["all"] for s in ("cross", "tails"))

@@ -34,6 +34,17 @@ def test_summary_table_has_one_row_per_group_with_estimates_and_intervals(fit):
     assert f"{fit.bootstrap.n} resamples of runs" in table.title
 
 
+def test_an_e_the_runs_do_not_identify_is_printed_as_such_with_its_interval_never_as_a_number():
+    """No floor in the data (E = 0): the estimate sits at the search's floor, which is not a reading of the data;
+    the table says so over the interval, the warning says why, and the fit keeps the estimate for predictions."""
+    res = fit_laws(synthetic(E=0.0), n_col="N", d_col="D", loss_col="loss", bootstrap=30)
+    g = res["all"]
+    table = next(sec for sec in res.summary().sections if sec.columns)
+    lo, hi = g.conf_int["E"]
+    assert table.rows[0][2] == f"not identified\n[{lo:.3g}, {hi:.3g}]"
+    assert any(w.startswith("E is not identified") for w in g.warnings) and g.params["E"] > 0
+
+
 def test_summary_notes_carry_warnings_labelled_and_the_compute_optimal_allocation(fit):
     s = fit.summary()
     notes = [n for sec in s.sections for n in sec.notes]

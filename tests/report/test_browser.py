@@ -22,7 +22,7 @@ import pytest
 from scalelab.fit.results import load_fit
 
 from .page_parser import Page
-from .test_report import FIGURES, _ci, study  # noqa: F401  (study: the fixture, reused here)
+from .test_report import FIGURES, _ci, _e_cell, study  # noqa: F401  (study: the fixture, reused here)
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 WINDOW = (1000, 1400)  # a small laptop window: the screenshot is this wide
@@ -146,7 +146,7 @@ def test_fit_table_as_rendered_holds_the_fits_numbers(seen):
     assert set(body) == {g.name for g in seen["fit"]}
     for g in seen["fit"]:
         row = body[g.name]
-        assert row["E"] == _ci(g, "E")
+        assert row["E"] == _e_cell(g)
         assert row["alpha|gamma"] == _ci(g, "alpha")
         assert row["beta"] == _ci(g, "beta")
         assert row["a"] == _ci(g, "a", derived=True)

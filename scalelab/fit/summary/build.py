@@ -5,6 +5,7 @@ batch laws, the comparisons' verdicts and the compute-multiplier table. Read fro
 from __future__ import annotations
 
 from scalelab import numfmt
+from scalelab.fit import identify
 from scalelab.fit.summary.document import Note, Section, Summary
 
 COLUMNS = ["group", "form", "E", "A|K", "alpha|gamma", "B", "beta", "a", "pts", "runs"]
@@ -40,12 +41,21 @@ def _ci(g, p: str, derived: bool = False) -> str:
     return f"{_g(v)}\n[{_g(c[0])}, {_g(c[1])}]" if c else _g(v)
 
 
+def _e_cell(g) -> str:
+    """E with its interval, or "not identified" over the interval where the runs do not identify it (the fit's
+    warning says why; the fit file keeps the estimate, which the law's predictions use)."""
+    c = g.conf_int.get("E")
+    if "E" in g.params and identify.e_gap(g.params["E"], c):
+        return "not identified" + (f"\n[{_g(c[0])}, {_g(c[1])}]" if c else "")
+    return _ci(g, "E")
+
+
 def _row(g) -> list[str]:
     p = g.params
     return [
         g.name,
         g.form,
-        _ci(g, "E"),
+        _e_cell(g),
         _g(p.get("A", p.get("K"))) if ("A" in p or "K" in p) else "-",
         _ci(g, "alpha") if "alpha" in p else _ci(g, "gamma"),
         _g(p["B"]) if "B" in p else "-",
