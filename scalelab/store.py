@@ -136,20 +136,34 @@ def is_fit_output(path: str) -> bool:
     return os.path.basename(str(path)).endswith(FIT_OUTPUT_SUFFIXES)
 
 
-def expand_paths(paths: Union[str, Iterable[str]]) -> list[str]:
+def fit_outputs_note(n: int, where: str) -> str:
+    """The one note for the fit side files a folder (or glob) held and that were left out as not runs."""
+    return (
+        f"skipped {n} fit output file(s) in {where.rstrip('/')}/ (*.samples.parquet, *.points.parquet of "
+        "`scalelab fit`): not runs"
+    )
+
+
+def expand_paths(paths: Union[str, Iterable[str]], left_out: Optional[list[str]] = None) -> list[str]:
     """Files, folders (their *.parquet) and globs, in sorted order, deduplicated. A name that exists
-    is taken as it is, even with glob characters in it."""
+    is taken as it is, even with glob characters in it. A folder or glob leaves out the fit side files it
+    holds (is_fit_output: `fit --out` beside the runs writes them there), adding them to `left_out` when given,
+    for a note; a side file named on its own is the caller's choice and kept."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[str] = []
     for p in paths:
         p = str(p)
         if os.path.isdir(p):
-            out += sorted(globlib.glob(os.path.join(p, "*.parquet")))
+            found = sorted(globlib.glob(os.path.join(p, "*.parquet")))
         elif globlib.has_magic(p) and not os.path.exists(p):
-            out += sorted(globlib.glob(p))
+            found = sorted(globlib.glob(p))
         else:
             out.append(p)
+            continue
+        out += [f for f in found if not is_fit_output(f)]
+        if left_out is not None:
+            left_out += [f for f in found if is_fit_output(f) and f not in left_out]
     return list(dict.fromkeys(out))
 
 

@@ -54,11 +54,12 @@ def plot(
     Figures: loss vs FLOPs with fitted frontier; loss vs params per budget with the law; compute-optimal
     N and D vs budget; exponent forest plot; fit diagnostics; throughput vs width.
     """
-    from scalelab.plot.index import make_figures
+    from scalelab.plot.index import check_index_owner, make_figures
     from scalelab.plot.inputs import load_inputs
 
     paths = _paths(inputs, fit)
     check_out_dir(out, "--out")
+    check_index_owner(out)  # before the inputs are read: a user's own index.md is never overwritten
     formats = _formats(format)
     columns = dict(n=n_col, d=d_col, loss=loss_col, flops=flops_col, group=group_col, run=run_col)
     data = load_inputs(paths, fit_path=fit, columns=columns)

@@ -43,10 +43,9 @@ def status(
         return
     console = stdout_console(markup=False)  # names from files print as given
     if fit_files:
-        console.print(
-            f"note: skipped {len(fit_files)} fit output file(s) in {out}/ (*.samples.parquet, *.points.parquet "
-            "of `scalelab fit`): not runs"
-        )
+        from scalelab.store import fit_outputs_note
+
+        console.print(f"note: {fit_outputs_note(len(fit_files), out)}")
     if not entries:
         console.print(f"no runs in {out}/ yet (give --grid G to list a grid's pending runs)")
         return

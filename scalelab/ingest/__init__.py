@@ -107,12 +107,15 @@ def _one(raw: RawRun, m: Mapping, given: Optional[ModelConfig], grid: str) -> In
         logged_config=raw.config,
     )
 
+    notes: list[str] = []  # the trunk's and its branches' curve notes, as warnings
+
     def rows_of(r: RawRun, rc) -> list[dict]:
+        notes.extend(rc.notes)
         return make_rows(r, rc, cfg, run_id=run_id, grid=grid, tokenizer=tokenizer, provenance=provenance)
 
     rows = with_branches(raw, rows_of(raw, c), m, cfg.seq_len, rows_of)  # a WSD run's cooldown branches' too
     warn = flops_warning(run_id, c.logged_flops, rows[-1]["flops"])
-    return Ingested(run_id, f"{grid}__{cfg.variant}__d{cfg.d_model}__{run_id}", rows, [warn] if warn else [])
+    return Ingested(run_id, f"{grid}__{cfg.variant}__d{cfg.d_model}__{run_id}", rows, notes + ([warn] if warn else []))
 
 
 def _logged_tokenizer(config: dict) -> Optional[str]:

@@ -4,7 +4,7 @@ logged loss, with its step and tokens. Defaults are the names common trainers lo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -48,6 +48,7 @@ class Curve:
     lr: np.ndarray  # float64 (NaN where not logged)
     keys: dict  # loss, step, tokens, train_loss, lr: the keys read ("step x batch" for computed tokens)
     logged_flops: Optional[float]  # the run's own FLOP count at its last point, when it logged one
+    notes: list = field(default_factory=list)  # for the user: history rows left out for want of a loss
 
 
 def pick(keys, asked: Optional[str], defaults: tuple, what: str, run: RawRun, option: str) -> Optional[str]:
@@ -74,7 +75,21 @@ def curve(run: RawRun, m: Mapping, seq_len: int) -> Curve:
         )
     step_key = pick(cols, m.step_key, STEP_KEYS, "step", run, "--step-key")
     tokens_key = pick(cols, m.tokens_key, TOKENS_KEYS, "tokens", run, "--tokens-key")
-    rows = h[pd.to_numeric(h[loss_key], errors="coerce").notna()]
+    has_loss = pd.to_numeric(h[loss_key], errors="coerce").notna()
+    if not has_loss.any():  # a key with no value at all is the wrong key, not a curve
+        raise ScalelabError(
+            f"run {run.name} ({run.source}): none of its {len(h)} history rows has a value for the loss key "
+            f"{loss_key!r}: pass --loss-key naming a logged key that has values"
+        )
+    # W&B logs other metrics at other steps (NaN loss there): right to leave out, but said, once per run
+    left_out = int((~has_loss).sum())
+    notes = []
+    if left_out:
+        notes.append(
+            f"run {run.name} ({run.source}): {left_out} of {len(h)} history rows have no loss value "
+            f"(key {loss_key!r}): left out"
+        )
+    rows = h[has_loss]
     rows = rows.sort_values(step_key, kind="stable") if step_key else rows
     if step_key:
         rows = rows.drop_duplicates(step_key, keep="last")  # a restarted run logs a step again: the last wins
@@ -95,6 +110,7 @@ def curve(run: RawRun, m: Mapping, seq_len: int) -> Curve:
         lr=_floats(rows, keys["lr"]),
         keys=keys,
         logged_flops=_logged_flops(run, h, m.flops_key),
+        notes=notes,
     )
 
 

@@ -88,6 +88,7 @@ def make_figures(
         raise ScalelabError(f"unknown width {width!r}: use single (3.5 in) or double (7 in)")
     if style_name not in style.STYLES:
         raise ScalelabError(f"unknown style {style_name!r}: use paper or slides")
+    check_index_owner(out_dir)
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
@@ -151,14 +152,40 @@ def _remove(paths: list[str]) -> None:
             )
 
 
+# The first two lines of every index.md plot writes: how plot knows an index.md as its own, the one it replaces.
+INDEX_TITLE = "# scalelab figures"
+INDEX_MARK = "Written by `scalelab plot`"
+
+
+def is_plot_index(path: str) -> bool:
+    """Whether an existing index.md is one `scalelab plot` wrote (INDEX_TITLE, then INDEX_MARK), or is empty:
+    those a plot run may replace; anything else (a user's notes) is not overwritten."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return not head or (head.startswith(INDEX_TITLE + "\n") and INDEX_MARK in head)
+
+
+def check_index_owner(out_dir: str) -> None:
+    """Refuse, before anything is drawn or written, an output folder whose index.md plot did not write."""
+    path = os.path.join(out_dir, "index.md")
+    if os.path.lexists(path) and not is_plot_index(path):
+        raise ScalelabError(
+            f"{path} exists and was not written by scalelab plot: choose another --out, or move that file away "
+            "(plot replaces only an index.md it wrote)"
+        )
+
+
 def write_index(path: str, inputs: Inputs, drawn: list[Drawn], width: str, style_name: str) -> None:
     import scalelab
 
     out_dir = os.path.dirname(path)
     lines = [
-        "# scalelab figures",
+        INDEX_TITLE,
         "",
-        f"Written by `scalelab plot` (scalelab {getattr(scalelab, '__version__', '?')}), "
+        f"{INDEX_MARK} (scalelab {getattr(scalelab, '__version__', '?')}), "
         f"style {style_name}, {width} column ({style.WIDTHS_IN[width]} in wide), PNG at {style.PNG_DPI} dpi, "
         "PDF with TrueType (Type 42) fonts.",
         "",

@@ -71,7 +71,10 @@ class Inputs:
 
 
 def expand_paths(paths: list[str]) -> list[str]:
-    """Files as given; a folder means its *.parquet, *.csv and *.json files; globs are expanded."""
+    """Files as given; a folder means its *.parquet, *.csv and *.json files; globs are expanded. A folder or glob
+    leaves out a fit's side files (store.is_fit_output: the fit JSON reads its own)."""
+    from scalelab.store import is_fit_output
+
     out = []
     for p in paths:
         if os.path.isdir(p):
@@ -80,12 +83,12 @@ def expand_paths(paths: list[str]) -> list[str]:
                 raise ScalelabError(
                     f"{p}: folder holds no .parquet, .csv or .json files: give run files (runs/*.parquet) or a CSV"
                 )
-            out += found
+            out += [f for f in found if not is_fit_output(f)]
         elif any(c in p for c in "*?[") and not os.path.exists(p):
             found = sorted(glob.glob(p))
             if not found:
                 raise ScalelabError(f"{p}: no file matches: check the path")
-            out += found
+            out += [f for f in found if not is_fit_output(f)]
         else:
             out.append(p)
     return out
