@@ -155,7 +155,7 @@ def expand_paths(paths: Union[str, Iterable[str]], left_out: Optional[list[str]]
     for p in paths:
         p = str(p)
         if os.path.isdir(p):
-            found = sorted(globlib.glob(os.path.join(p, "*.parquet")))
+            found = sorted(globlib.glob(os.path.join(globlib.escape(p), "*.parquet")))
         elif globlib.has_magic(p) and not os.path.exists(p):
             found = sorted(globlib.glob(p))
         else:

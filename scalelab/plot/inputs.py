@@ -78,7 +78,9 @@ def expand_paths(paths: list[str]) -> list[str]:
     out = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(sum((glob.glob(os.path.join(p, f"*.{e}")) for e in ("parquet", "csv", "json")), []))
+            found = sorted(
+                sum((glob.glob(os.path.join(glob.escape(p), f"*.{e}")) for e in ("parquet", "csv", "json")), [])
+            )
             if not found:
                 raise ScalelabError(
                     f"{p}: folder holds no .parquet, .csv or .json files: give run files (runs/*.parquet) or a CSV"

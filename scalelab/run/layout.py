@@ -108,7 +108,7 @@ def read_notes(out_dir: str) -> dict[str, dict]:
     """Every readable worker note, by run_id (its file's name). A note that is not a JSON object is skipped, and
     a field of the wrong type (a hand-edited or foreign note) is dropped, so `status` never trips on one."""
     notes = {}
-    for p in glob.glob(os.path.join(out_dir, STATUS_DIR, "*.json")):
+    for p in glob.glob(os.path.join(glob.escape(out_dir), STATUS_DIR, "*.json")):
         try:
             with open(p) as f:
                 n = json.load(f)
@@ -252,7 +252,7 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
             if n.get(k) is not None:
                 e[k] = n[k]
     cols = ("run_id", "grid", "variant", "d_model", "final", "val_loss", "tokens")
-    for p in sorted(glob.glob(os.path.join(out_dir, "*.parquet"))):  # finished runs
+    for p in sorted(glob.glob(os.path.join(glob.escape(out_dir), "*.parquet"))):  # finished runs
         try:
             state, d = finished_state(p, cols)
         except Exception as ex:  # a foreign or broken file: say so, do not stop
@@ -272,8 +272,8 @@ def collect(out_dir: str, grids: Optional[list[str]] = None) -> list[dict]:
     # locks, checkpoints and notes for the rest
     held = _held_lock_inodes()
     here = socket.gethostname()
-    ckpts = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(out_dir, CKPT_DIR, "*.pt"))}
-    locks = {os.path.basename(p)[:-5]: p for p in glob.glob(os.path.join(out_dir, LOCK_DIR, "*.lock"))}
+    ckpts = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(glob.escape(out_dir), CKPT_DIR, "*.pt"))}
+    locks = {os.path.basename(p)[:-5]: p for p in glob.glob(os.path.join(glob.escape(out_dir), LOCK_DIR, "*.lock"))}
     for rid in set(locks) | ckpts | set(notes):
         e = entry(rid)
         if e["state"] in ("done", "diverged"):
