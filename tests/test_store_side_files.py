@@ -70,3 +70,12 @@ def test_plot_and_report_of_the_folder_read_the_runs_and_the_fit_not_its_side_fi
     r = CliRunner().invoke(app, [command, str(root / "runs"), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.exists()
+
+
+def test_check_paths_of_a_folder_leave_side_files_out(folder):
+    """report --check FOLDER: the runs in it, not a fit's side files (before: refused as not a run file)."""
+    from scalelab.report.check import check_paths
+
+    root, runs, side = folder
+    assert check_paths([str(root / "runs")]) == runs
+    assert check_paths([str(root / "runs" / "*.parquet")]) == runs

@@ -527,8 +527,8 @@ def write(out: str | Path, name: str, rows: list, meta: dict) -> tuple[Path, Pat
                         + " |"
                     )
             md += [
-                "| all | largest |"
-                + " | ".join(f" {c[f'max_{s}_vs_best']:.2e} ({c[f'sum_{s}_worse']})" for s in SEARCHES)
+                "| all | largest | "
+                + " | ".join(f"{c[f'max_{s}_vs_best']:.2e} ({c[f'sum_{s}_worse']})" for s in SEARCHES)
                 + " |",
             ]
     if "synthetic_coverage" in meta:

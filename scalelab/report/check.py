@@ -34,10 +34,12 @@ class Checked:
 def check_paths(given: list[str]) -> list[str]:
     """--check's paths as files: a folder means its *.parquet (else its *.csv and *.tsv), a quoted glob its
     matches; ScalelabError naming the path when one is missing or not a run file or CSV."""
+    from scalelab.store import is_fit_output
+
     out: list[str] = []
     for p in given:
-        if os.path.isdir(p):
-            found = sorted(glob.glob(os.path.join(glob.escape(p), "*.parquet")))
+        if os.path.isdir(p):  # a fit's side files beside the runs are not runs (read through the fit's JSON)
+            found = sorted(f for f in glob.glob(os.path.join(glob.escape(p), "*.parquet")) if not is_fit_output(f))
             found = found or sorted(
                 f for e in ("csv", "tsv") for f in glob.glob(os.path.join(glob.escape(p), f"*.{e}"))
             )
@@ -45,7 +47,7 @@ def check_paths(given: list[str]) -> list[str]:
                 raise ScalelabError(f"--check {p}: the folder holds no run files (*.parquet) or CSV: give the new runs")
             out += found
         elif any(c in p for c in "*?[") and not os.path.exists(p):
-            found = sorted(glob.glob(p))
+            found = sorted(f for f in glob.glob(p) if not is_fit_output(f))
             if not found:
                 raise ScalelabError(f"--check {p}: no file matches: check the path")
             out += found
