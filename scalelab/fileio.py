@@ -112,17 +112,23 @@ def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def head_text(path: PathLike, n: int) -> Optional[str]:
+    """A file's first `n` bytes as text (undecodable bytes replaced): how scalelab recognises a file it wrote
+    before replacing or reading it. None for a file that cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
 def json_format(path: PathLike) -> Optional[str]:
     """The "format" a JSON file scalelab wrote declares ("scalelab-fit/2", "scalelab-curves/1"), read from its first
     bytes (every such file starts with that key); None for anything else or an unreadable file."""
     import re
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(200).decode("utf-8", "replace")
-    except OSError:
-        return None
-    m = re.match(r'\s*\{\s*"format"\s*:\s*"([^"]+)"', head)
+    head = head_text(path, 200)
+    m = re.match(r'\s*\{\s*"format"\s*:\s*"([^"]+)"', head) if head is not None else None
     return m.group(1) if m else None
 
 

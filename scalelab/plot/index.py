@@ -160,10 +160,10 @@ INDEX_MARK = "Written by `scalelab plot`"
 def is_plot_index(path: str) -> bool:
     """Whether an existing index.md is one `scalelab plot` wrote (INDEX_TITLE, then INDEX_MARK), or is empty:
     those a plot run may replace; anything else (a user's notes) is not overwritten."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError:
+    from scalelab.fileio import head_text
+
+    head = head_text(path, 4096)
+    if head is None:
         return False
     return not head or (head.startswith(INDEX_TITLE + "\n") and INDEX_MARK in head)
 

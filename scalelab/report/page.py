@@ -64,10 +64,10 @@ GENERATOR = '<meta name="generator" content="scalelab report">'
 def is_report(path: str) -> bool:
     """Whether an existing file is one `scalelab report` wrote (its head carries GENERATOR, or, for reports written
     before it, the page shell and CSS below), or is empty: those `report --out` may overwrite."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096).decode("utf-8", "replace")
-    except OSError:
+    from scalelab.fileio import head_text
+
+    head = head_text(path, 4096)
+    if head is None:
         return False
     return not head or GENERATOR in head or (head.startswith("<!DOCTYPE html>") and f"<style>{CSS[:60]}" in head)
 
